@@ -1,0 +1,38 @@
+"""The ``a3d`` application: ``a3d prepare | pretrain | finetune | evaluate | predict | export-mesh``."""
+
+from __future__ import annotations
+
+import typer
+
+from a3d_cli import evaluate, export_mesh, finetune, predict, pretrain
+from a3d_cli.prepare import app as prepare_app
+from a3d_core import __version__
+
+app = typer.Typer(
+    name="a3d",
+    help="Amodal instance segmentation guided by a 3D shape prior (A3D, Li et al., ECCV 2022).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"a3d {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Show the version and exit."),
+) -> None:
+    """Amodal instance segmentation guided by a 3D shape prior."""
+
+
+app.add_typer(prepare_app, name="prepare")
+app.command("pretrain")(pretrain.pretrain)
+app.command("finetune")(finetune.finetune)
+app.command("evaluate")(evaluate.evaluate)
+app.command("predict")(predict.predict)
+app.command("export-mesh")(export_mesh.export_mesh)
