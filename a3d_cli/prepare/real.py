@@ -84,9 +84,10 @@ def _run(
 def print_result(result: RealPrepareResult, title: str) -> None:
     """The summary, per-category, occlusion and problem tables of a prepared split."""
     report = result.report
-    summary = Table(title=f"{title} -> {result.dataset.root} (split {result.split!r})", show_header=False)
+    summary = Table(title=f"{title}, split {result.split!r}", show_header=False)
     summary.add_column(style="bold")
-    summary.add_column(justify="right")
+    summary.add_column(justify="right", overflow="fold")
+    summary.add_row("dataset", str(result.dataset.root))
     summary.add_row("images", str(report.images))
     summary.add_row("instances", str(report.instances))
     summary.add_row("images skipped", str(report.skipped_images))

@@ -214,3 +214,32 @@ def cocoa_files(root: Path) -> tuple[Path, Path]:
         "annotations": [{"image_id": 42, "size": 3, "regions": regions, "depth_constraint": "1-2"}],
     }
     return write_json(root / "COCO_amodal_val2014.json", data), images
+
+
+# ------------------------------------------------------------------------------- shared checks
+CANONICAL_KEYS = {
+    "id", "image_id", "category_id", "segmentation", "bbox", "area", "visible_mask", "visible_bbox",
+    "visible_area", "occlusion_rate", "iscrowd",
+}
+
+
+def decoded(rle: dict[str, Any]) -> np.ndarray:
+    """A canonical RLE (string counts) decoded with stock pycocotools."""
+    return mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode("ascii")})
+
+
+def stock_cocoeval_ap(split_json: Path) -> float:
+    """Segm AP of the split's own amodal masks as predictions, with stock pycocotools."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    ground_truth = COCO(str(split_json))
+    predictions = [
+        {"image_id": a["image_id"], "category_id": a["category_id"], "segmentation": a["segmentation"], "score": 1.0}
+        for a in ground_truth.dataset["annotations"]
+    ]
+    evaluator = COCOeval(ground_truth, ground_truth.loadRes(predictions), "segm")
+    evaluator.evaluate()
+    evaluator.accumulate()
+    evaluator.summarize()
+    return float(evaluator.stats[0])
