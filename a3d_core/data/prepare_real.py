@@ -293,7 +293,7 @@ def _write_split(
         source=request.layout,
         splits=splits,
         image_root=image_root,
-        overwrite=existing is not None,
+        overwrite=target.exists(),  # checked before: an a3d dataset of this layout, or an empty folder
     )
     return dataset, existing is not None and request.split in existing.splits
 

@@ -255,6 +255,12 @@ def test_a_folder_that_is_not_a_dataset_is_refused(tmp_path, images_dir):
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
+def test_an_empty_folder_is_filled(tmp_path, images_dir):
+    (tmp_path / "empty").mkdir()
+    result = prepare_real(RealPrepareRequest("kins", (_kins_file(tmp_path, []),), images_dir, out_dir=tmp_path / "empty"))
+    assert result.dataset.splits == ["train"] and (tmp_path / "empty" / "train.json").is_file()
+
+
 def test_default_out_dir_is_under_the_data_root(tmp_path, images_dir, monkeypatch):
     annotation_file = _kins_file(tmp_path, [])
     monkeypatch.setenv("A3D_DATA_ROOT", str(tmp_path / "env_root"))

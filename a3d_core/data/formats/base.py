@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from a3d_core.data.formats import detect_layouts, get_layout
 from a3d_core.data.validate import Problem, ProblemKind
 from a3d_core.errors import InputError
 
@@ -101,8 +102,6 @@ class Layout(ABC):
 
     def check(self, data: Any, path: Path) -> None:
         """Raise :class:`InputError` naming ``path`` unless ``data`` is a file of this layout."""
-        from a3d_core.data.formats import detect_layouts, get_layout
-
         if not isinstance(data, dict):
             raise InputError(
                 f"{path}: not a {self.title} annotation file: the JSON is a {type(data).__name__}, "
