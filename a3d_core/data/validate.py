@@ -275,13 +275,13 @@ def check_instance(
         except _Malformed as error:
             problem(error.kind, f"amodal box: {error.detail}")
     if checked.amodal is not None and checked.visible is not None:
-        visible = checked.visible.astype(bool)
-        outside = int((visible & ~checked.amodal.astype(bool)).sum())
-        fraction = outside / int(visible.sum())
+        visible_pixels = int(np.count_nonzero(checked.visible))
+        outside = int(np.count_nonzero(checked.visible > checked.amodal))  # both 0/1 uint8
+        fraction = outside / visible_pixels
         if fraction > settings.visible_outside_tolerance:
             problem(
                 ProblemKind.VISIBLE_OUTSIDE_AMODAL,
-                f"{outside} of {int(visible.sum())} visible pixels ({fraction:.0%}) lie outside the amodal mask "
+                f"{outside} of {visible_pixels} visible pixels ({fraction:.0%}) lie outside the amodal mask "
                 f"(tolerance {settings.visible_outside_tolerance:.0%})",
             )
         checked.visible_clipped = outside > 0
