@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from a3d_cli.common import console, user_errors
 from a3d_cli.prepare import app
@@ -84,18 +85,18 @@ def _run(
 def print_result(result: RealPrepareResult, title: str) -> None:
     """The summary, per-category, occlusion and problem tables of a prepared split."""
     report = result.report
-    summary = Table(title=f"{title}, split {result.split!r}", show_header=False)
+    summary = Table(title=Text(f"{title}, split {result.split!r}"), show_header=False)
     summary.add_column(style="bold")
     summary.add_column(justify="right", overflow="fold")
-    summary.add_row("dataset", str(result.dataset.root))
+    summary.add_row("dataset", Text(str(result.dataset.root)))
     summary.add_row("images", str(report.images))
     summary.add_row("instances", str(report.instances))
     summary.add_row("images skipped", str(report.skipped_images))
     summary.add_row("annotations skipped", str(report.skipped_instances))
     summary.add_row("problems", str(len(report.problems)))
     for reason, count in {**report.excluded, **report.notes}.items():
-        summary.add_row(reason, str(count))
-    summary.add_row("splits in dataset", ", ".join(result.dataset.splits))
+        summary.add_row(Text(reason), str(count))
+    summary.add_row("splits in dataset", Text(", ".join(result.dataset.splits)))
     if result.replaced_split:
         summary.add_row("replaced split", result.split)
     console.print(summary)
@@ -104,7 +105,7 @@ def print_result(result: RealPrepareResult, title: str) -> None:
     for column in ("id", "name", "instances", "mean occlusion"):
         categories.add_column(column, justify="left" if column == "name" else "right")
     for category in report.categories:
-        categories.add_row(str(category.id), category.name, str(category.instances), f"{category.mean_occlusion:.3f}")
+        categories.add_row(str(category.id), Text(category.name), str(category.instances), f"{category.mean_occlusion:.3f}")
     console.print(categories)
 
     histogram = Table(title="occlusion rate (1 - visible / amodal area)")
@@ -138,9 +139,9 @@ def print_problems(report: ValidationReport) -> None:
         listing.add_row(
             "-" if problem.annotation_id is None else str(problem.annotation_id),
             "-" if problem.image_id is None else str(problem.image_id),
-            problem.file.name,
+            Text(problem.file.name),
             problem.kind.value,
-            problem.detail,
+            Text(problem.detail),
         )
     console.print(listing)
     if len(report.problems) > PROBLEMS_SHOWN:

@@ -198,7 +198,7 @@ def _check_polygons(segmentation: list, height: int, width: int, slack: float) -
 def _check_rle(segmentation: Mapping[str, Any], height: int, width: int) -> None:
     size, counts = segmentation.get("size"), segmentation.get("counts")
     if not (isinstance(size, list) and len(size) == 2 and all(_is_number(s) for s in size)) or counts is None:
-        raise _Malformed(ProblemKind.MALFORMED, "RLE needs 'size' [h, w] and 'counts'")
+        raise _Malformed(ProblemKind.MALFORMED, "RLE needs 'size' (height, width) and 'counts'")
     if [int(size[0]), int(size[1])] != [height, width]:
         raise _Malformed(
             ProblemKind.OUTSIDE_IMAGE, f"RLE size {list(size)} (h, w) disagrees with the image [{height}, {width}]"
@@ -235,7 +235,7 @@ def _decode_checked(segmentation: Any, height: int, width: int, slack: float) ->
 
 def _check_bbox(bbox: Any, height: int, width: int, slack: float) -> None:
     if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
-        raise _Malformed(ProblemKind.MALFORMED, f"bbox must be [x, y, w, h] numbers, got {bbox!r}")
+        raise _Malformed(ProblemKind.MALFORMED, f"bbox must be 4 numbers (x, y, w, h), got {bbox!r}")
     x, y, w, h = bbox
     if w < 0 or h < 0:
         raise _Malformed(ProblemKind.MALFORMED, f"bbox {bbox} has a negative size")

@@ -74,3 +74,13 @@ def test_help_explains_the_options():
     for option in ("--annotations", "--images", "--split", "--out", "--data-root", "--strict", "--overwrite", "--keep-stuff"):
         assert option in result.output
     assert "--keep-stuff" not in runner.invoke(app, ["prepare", "kins", "--help"]).output
+
+
+def test_names_from_the_files_are_printed_literally(tmp_path):
+    annotation_file, images = kins_files(tmp_path / "src")
+    data = json.loads(annotation_file.read_text())
+    data["categories"][2]["name"] = "[red]car[/red]"  # would be rich markup if not escaped
+    annotation_file.write_text(json.dumps(data))
+    result = runner.invoke(app, ["prepare", "kins", "-a", str(annotation_file), "-i", str(images), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert "[red]car[/red]" in result.output
