@@ -38,7 +38,7 @@ class RenderSettings:
     """
 
     image_size: int = 64
-    supersample: int = 2
+    supersample: int = 1
     fov_degrees: float = KATO_FOV_DEG
     ambient: float = 0.4
     diffuse: float = 0.6

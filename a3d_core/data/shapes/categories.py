@@ -228,7 +228,7 @@ def display(rng: np.random.Generator) -> TriangleMesh:
     width = rng.uniform(0.8, 1.1)
     height = width * rng.uniform(0.5, 0.68)
     depth = rng.uniform(0.025, 0.06)
-    frame = _color(rng, ((0.12, 0.12, 0.13), (0.75, 0.75, 0.77), (0.9, 0.9, 0.9)))
+    frame = _color(rng, ((0.32, 0.32, 0.35), (0.75, 0.75, 0.77), (0.9, 0.9, 0.9)))
     stand = rng.uniform(0.15, 0.3)
     screen_y = stand + height / 2
     parts = [box((0, screen_y, 0), (width, height, depth), frame),
@@ -370,7 +370,7 @@ def telephone(rng: np.random.Generator) -> TriangleMesh:
     height = rng.uniform(0.9, 1.2)
     width = height * rng.uniform(0.42, 0.55)
     depth = rng.uniform(0.05, 0.1)
-    shell = _color(rng, ((0.1, 0.1, 0.11), (0.85, 0.85, 0.87), (0.7, 0.6, 0.5), (0.2, 0.3, 0.5)))
+    shell = _color(rng, ((0.3, 0.3, 0.32), (0.85, 0.85, 0.87), (0.7, 0.6, 0.5), (0.2, 0.3, 0.5)))
     parts = [tapered_box((0, height / 2, 0), (width, height, depth), (0.98, 0.98), shell)]
     front = -depth / 2 - 0.004
     if rng.random() < 0.65:
