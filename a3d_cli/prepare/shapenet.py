@@ -108,5 +108,7 @@ def shapenet(
     console.print(f"source {result.source}; {len(result.categories)} categories; {result.image_size}x{result.image_size}; "
                   f"views {result.view_ids}")
     console.print(f"rendering {render_rate:.1f} views/s, occlusion {occlusion_rate:.1f} views/s")
+    if result.views_skipped:
+        console.print(f"skipped {result.views_skipped} views whose silhouette was under {config.min_amodal_pixels} pixels")
     if result.preview is not None:
         console.print(f"preview: {result.preview}")

@@ -54,6 +54,8 @@ class PrepareShapeNetConfig:
     holdout_views: (first, last) Kato view ids (inclusive) kept out of training; see module doc.
     categories: a subset of the built-in categories (None = all 13).
     shard_objects: objects per shard file.
+    min_amodal_pixels: views whose silhouette covers fewer pixels are skipped (e.g. a rifle seen
+        end-on in a tiny image): they cannot be occluded at a meaningful rate.
     """
 
     out: Path
@@ -69,6 +71,7 @@ class PrepareShapeNetConfig:
     seed: int = 0
     workers: int = 1
     shard_objects: int = 64
+    min_amodal_pixels: int = 10
     export_coco: bool = False
     preview: Path | None = None
     overwrite: bool = False
@@ -94,8 +97,8 @@ class PrepareShapeNetConfig:
             unknown = set(self.categories) - set(CATEGORIES)
             if unknown or not self.categories:
                 raise ValueError(f"unknown built-in categories {sorted(unknown)} (known: {', '.join(CATEGORIES)})")
-        if self.workers < 1 or self.shard_objects < 1:
-            raise ValueError("workers and shard_objects must be at least 1")
+        if self.workers < 1 or self.shard_objects < 1 or self.min_amodal_pixels < 1:
+            raise ValueError("workers, shard_objects and min_amodal_pixels must be at least 1")
         if self.render is None:
             self.render = RenderSettings(image_size=self.image_size)
         elif self.render.image_size != self.image_size:
@@ -150,6 +153,7 @@ class PrepareShapeNetResult:
     render_seconds: float
     views_occluded: int
     occlusion_seconds: float
+    views_skipped: int
     preview: Path | None
 
 
@@ -275,12 +279,13 @@ def render_objects(objects: Sequence[ObjectSpec], view_lists: Sequence[list[int]
 
 # --------------------------------------------------------------------------------- occluding
 def occlude_split(renders: Sequence[tuple[np.ndarray, np.ndarray]], view_lists: Sequence[list[int]],
-                  object_indices: Sequence[int], settings: OcclusionSettings, seed: int,
+                  object_indices: Sequence[int], settings: OcclusionSettings, seed: int, min_amodal_pixels: int = 1,
                   progress: Progress | None = None, done_before: int = 0, total: int = 0) -> list[list]:
     """Occlude every view of a split's objects; occluders come from the split's other objects.
 
     The bank holds one random view of each object. Each view's occlusion is drawn from
     ``(seed, object index, view id)``, so the result does not depend on order or workers.
+    Views whose silhouette has fewer than ``min_amodal_pixels`` pixels get ``None``.
     """
     bank_rng = np.random.default_rng((seed, 11, len(renders)))
     bank, owners = [], []
@@ -295,8 +300,10 @@ def occlude_split(renders: Sequence[tuple[np.ndarray, np.ndarray]], view_lists: 
         exclude = [k for k, owner in enumerate(owners) if owner == index]
         per_object = []
         for k, view in enumerate(views):
-            if not amodal[k].any():
-                raise InputError(f"object {index} is not visible at view {view} (empty silhouette)")
+            if int(amodal[k].sum()) < min_amodal_pixels:
+                per_object.append(None)
+                done += 1
+                continue
             rng = np.random.default_rng((seed, 13, int(index), int(view)))
             per_object.append(generator(rgb[k].astype(np.float32) / 255.0, amodal[k].astype(bool), rng, exclude))
             done += 1
@@ -396,21 +403,26 @@ def prepare_shapenet(config: PrepareShapeNetConfig, progress: Progress | None = 
 
     split_rows: dict[str, list] = {}
     started = time.perf_counter()
-    done = 0
+    done = skipped = 0
     for split in SPLITS:
         members = [i for i, spec in enumerate(objects) if spec.split == split]
         if not members:
             continue
         occluded = occlude_split([renders[i] for i in members], [view_lists[i] for i in members], members,
-                                 config.occlusion, config.seed, progress, done, views_rendered)
+                                 config.occlusion, config.seed, config.min_amodal_pixels, progress, done, views_rendered)
         done += sum(len(view_lists[i]) for i in members)
         for i, samples in zip(members, occluded):
             for k, (view, sample) in enumerate(zip(view_lists[i], samples)):
+                if sample is None:
+                    skipped += 1
+                    continue
                 target = NEW_VIEW_SPLIT if view in config.new_view_ids else split
                 split_rows.setdefault(target, []).append((i, objects[i], view, renders[i][0][k], renders[i][1][k], sample))
     occlusion_seconds = time.perf_counter() - started
 
     order = [s for s in (*SPLITS, NEW_VIEW_SPLIT) if s in split_rows]
+    if not order:
+        raise InputError(f"no view shows an object with at least {config.min_amodal_pixels} pixels; use a larger --image-size")
     arrays = {s: _split_arrays(split_rows[s], categories, config.image_size) for s in order}
     manifest = {
         "format": FORMAT_NAME, "version": FORMAT_VERSION, "name": "shapenet", "source": source, "splits": order,
@@ -444,4 +456,4 @@ def prepare_shapenet(config: PrepareShapeNetConfig, progress: Progress | None = 
     summaries = {s: SplitSummary(len(np.unique(arrays[s]["object_index"])), len(arrays[s]["category"]),
                                  float(arrays[s]["occlusion_rate"].mean())) for s in order}
     return PrepareShapeNetResult(config.out, source, categories, config.image_size, config.view_ids, summaries,
-                                 views_rendered, render_seconds, views_rendered, occlusion_seconds, config.preview)
+                                 views_rendered, render_seconds, views_rendered - skipped, occlusion_seconds, skipped, config.preview)
