@@ -32,7 +32,13 @@ from a3d_core.data.render import MeshRenderer, RenderSettings
 from a3d_core.data.shapenet import STORAGE, canonical_split, find_kato_files, read_kato_npz, write_shard
 from a3d_core.data.shapes import CATEGORIES, generate_shape, to_pytorch3d
 from a3d_core.errors import InputError
-from a3d_core.geometry import KATO_NUM_VIEWS, kato_viewpoints
+from a3d_core.geometry import (
+    KATO_AZIMUTH_STEP_DEG,
+    KATO_DISTANCE,
+    KATO_ELEVATION_DEG,
+    KATO_NUM_VIEWS,
+    kato_viewpoints,
+)
 from a3d_core.io.atomic import atomic_directory, atomic_write_bytes, atomic_write_json
 
 SPLITS = ("train", "val", "test")
@@ -174,9 +180,8 @@ def collect_objects(config: PrepareShapeNetConfig) -> tuple[str, list[str], list
         objects = []
         for category in sorted(kato):
             for split, path in sorted(kato[category].items()):
-                count = len(read_kato_npz(path))
-                count = count if limit is None else min(count, limit)
-                objects += [ObjectSpec(category, f"{path.name}/{i}", "kato", (str(path), i), split) for i in range(count)]
+                images = read_kato_npz(path)[:limit]  # (objects, 24, 4, S, S), read once per file
+                objects += [ObjectSpec(category, f"{path.name}/{i}", "kato", images[i], split) for i in range(len(images))]
         return f"kato:{config.source}", sorted(kato), objects
     records = find_meshes(config.source)
     categories = sorted({r.category for r in records})
@@ -226,8 +231,7 @@ def _render_object(task: tuple[str, object, list[int], RenderSettings]) -> tuple
     """One object's views: ``(rgb uint8 (V, 3, S, S), amodal uint8 (V, S, S))``."""
     kind, payload, view_ids, settings = task
     if kind == "kato":
-        path, index = payload
-        images = torch.from_numpy(read_kato_npz(path)[index][view_ids])  # (V, 4, S0, S0)
+        images = torch.from_numpy(np.ascontiguousarray(payload[view_ids]))  # (V, 4, S0, S0) RGBA
         rgb, alpha = images[:, :3].float() / 255.0, images[:, 3:].float() / 255.0
         if rgb.shape[-1] != settings.image_size:
             rgb = torch.nn.functional.interpolate(rgb, size=settings.image_size, mode="bilinear", antialias=True,
@@ -317,8 +321,6 @@ def occlude_split(renders: Sequence[tuple[np.ndarray, np.ndarray]], view_lists: 
 def _split_arrays(entries: Sequence[tuple[int, ObjectSpec, int, np.ndarray, np.ndarray, object]],
                   categories: Sequence[str], image_size: int) -> dict[str, np.ndarray]:
     """Stack ``(object index, spec, view id, clean rgb, amodal, OccludedSample)`` rows into shard arrays."""
-    from a3d_core.geometry import KATO_DISTANCE, KATO_ELEVATION_DEG, KATO_AZIMUTH_STEP_DEG
-
     count = len(entries)
     size = image_size
     arrays = {

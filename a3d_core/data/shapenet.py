@@ -38,7 +38,6 @@ import torch
 from torch.utils.data import Dataset
 
 from a3d_core.data.canonical import (
-    FORMAT_NAME,
     MANIFEST_NAME,
     AmodalSplit,
     amodal_annotation,
@@ -276,5 +275,5 @@ def export_canonical(root: str | os.PathLike, out_dir: str | os.PathLike, overwr
                          extra_manifest={"categories": manifest["categories"], "image_size": manifest.get("image_size")})
 
 
-__all__ = ["FORMAT_NAME", "STORAGE", "ShapeNetAmodalDataset", "canonical_split", "export_canonical", "find_kato_files",
+__all__ = ["STORAGE", "ShapeNetAmodalDataset", "canonical_split", "export_canonical", "find_kato_files",
            "load_split_arrays", "read_kato_npz", "read_shard_manifest", "read_shard", "write_kato_npz", "write_shard"]

@@ -9,7 +9,7 @@ import torch
 from a3d_core.data.canonical import decode_segmentation, read_dataset
 from a3d_core.data.occlusion import OcclusionGenerator
 from a3d_core.data.prepare_shapenet import ObjectSpec, PrepareShapeNetConfig, assign_splits, prepare_shapenet
-from a3d_core.data.shapenet import ShapeNetAmodalDataset, load_split_arrays, read_shard, write_shard
+from a3d_core.data.shapenet import ShapeNetAmodalDataset, export_canonical, load_split_arrays, read_shard, write_shard
 from a3d_core.errors import InputError
 
 CATEGORIES = ("chair", "lamp", "table")
@@ -83,6 +83,18 @@ def test_canonical_manifest_and_exported_json_agree_with_the_shards(prepared):
         assert annotation["category_id"] == arrays["category"][k] + 1
         assert annotation["view_id"] == arrays["view_id"][k] and annotation["object_id"] == arrays["object_index"][k]
         np.testing.assert_array_equal(iio.imread(dataset.image_path(image)).transpose(2, 0, 1), arrays["rgb"][k])
+
+
+def test_export_canonical_writes_a_separate_coco_dataset(prepared, tmp_path):
+    root, result = prepared
+    exported = export_canonical(root, tmp_path / "coco")
+    assert exported.splits == ["train", "val", "test", "test_newview"]
+    train = exported.load_split("train")
+    assert len(train.images) == len(train.annotations) == result.splits["train"].samples
+    assert all(exported.image_path(image).is_file() for image in train.images)
+    rates = [a["occlusion_rate"] for a in train.annotations]
+    _, arrays = load_split_arrays(root, "train")
+    np.testing.assert_allclose(rates, arrays["occlusion_rate"], atol=1e-6)
 
 
 def test_preview_has_one_row_per_category(prepared):
