@@ -181,6 +181,8 @@ def collect_objects(config: PrepareShapeNetConfig) -> tuple[str, list[str], list
         for category in sorted(kato):
             for split, path in sorted(kato[category].items()):
                 images = read_kato_npz(path)[:limit]  # (objects, 24, 4, S, S), read once per file
+                if images.shape[1] != KATO_NUM_VIEWS:
+                    raise InputError(f"{path}: expected Kato's {KATO_NUM_VIEWS} views, got {images.shape[1]}")
                 objects += [ObjectSpec(category, f"{path.name}/{i}", "kato", images[i], split) for i in range(len(images))]
         return f"kato:{config.source}", sorted(kato), objects
     records = find_meshes(config.source)
@@ -214,8 +216,9 @@ def assign_splits(objects: Sequence[ObjectSpec], fractions: Sequence[float], see
                 ordered.append(queue.pop(0))
     total = len(ordered)
     counts = [int(math.floor(f * total)) for f in fractions]
+    enough = total >= sum(1 for f in fractions if f > 0)
     for i, fraction in enumerate(fractions):
-        if fraction > 0 and counts[i] == 0 and total > sum(1 for f in fractions if f > 0) - 1:
+        if fraction > 0 and counts[i] == 0 and enough:
             counts[i] = 1
     counts[0] = total - sum(counts[1:])
     if counts[0] < 1:
@@ -273,6 +276,7 @@ def render_objects(objects: Sequence[ObjectSpec], view_lists: Sequence[list[int]
         finally:
             torch.set_num_threads(threads)
         return results
+    # spawn, not fork: forking a process whose torch thread pools already started can deadlock
     with multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init) as pool:
         for i, result in enumerate(pool.imap(_render_object, tasks, chunksize=1)):
             results.append(result)

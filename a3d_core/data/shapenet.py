@@ -115,29 +115,37 @@ def write_shard(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> Pa
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def read_shard(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """All arrays of one shard, checked against the format; :class:`InputError` names the file."""
+def read_shard(path: str | os.PathLike, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """The arrays ``names`` (default: all) of one shard, checked against the format.
+
+    Only the named arrays are decompressed. Raises :class:`InputError` naming the file.
+    """
     path = Path(path)
+    names = list(SHARD_ARRAYS) if names is None else list(names)
+    unknown = set(names) - set(SHARD_ARRAYS)
+    if unknown:
+        raise ValueError(f"unknown shard arrays {sorted(unknown)}")
     if not path.is_file():
         raise InputError(f"{path}: shard file not found")
     try:
         with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
+            missing = set(names) - set(archive.files)
+            if missing:
+                raise InputError(f"{path}: shard lacks arrays {sorted(missing)}")
+            arrays = {name: archive[name] for name in names}
+            count = len(archive["category"]) if "category" not in arrays else len(arrays["category"])
     except (OSError, ValueError, KeyError) as error:
+        if isinstance(error, InputError):
+            raise
         raise InputError(f"{path}: not a readable npz shard ({error})") from None
-    missing = set(SHARD_ARRAYS) - set(arrays)
-    if missing:
-        raise InputError(f"{path}: shard lacks arrays {sorted(missing)}")
-    count = len(arrays["category"])
-    size = arrays["amodal"].shape[-1] if arrays["amodal"].ndim == 3 else -1
+    size = next((arrays[n].shape[-1] for n in IMAGE_ARRAYS if n in arrays and arrays[n].ndim >= 3), -1)
     expected = {"rgb": (count, 3, size, size), "clean_rgb": (count, 3, size, size), "visible": (count, size, size),
                 "amodal": (count, size, size)}
-    for name, shape in expected.items():
-        if arrays[name].shape != shape or arrays[name].dtype != np.uint8:
-            raise InputError(f"{path}: array {name!r} should be uint8 {shape}, got {arrays[name].dtype} {arrays[name].shape}")
-    for name in set(SHARD_ARRAYS) - set(IMAGE_ARRAYS):
-        if arrays[name].shape != (count,):
-            raise InputError(f"{path}: array {name!r} should have shape ({count},), got {arrays[name].shape}")
+    for name in names:
+        shape = expected.get(name, (count,))
+        dtype = np.dtype(SHARD_ARRAYS[name])
+        if arrays[name].shape != shape or arrays[name].dtype != dtype:
+            raise InputError(f"{path}: array {name!r} should be {dtype} {shape}, got {arrays[name].dtype} {arrays[name].shape}")
     return arrays
 
 
@@ -152,17 +160,20 @@ def read_shard_manifest(root: str | os.PathLike) -> dict[str, Any]:
     return manifest
 
 
-def load_split_arrays(root: str | os.PathLike, split: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """``(manifest, arrays)``: a shard dataset's manifest and one split's shards concatenated."""
+def load_split_arrays(root: str | os.PathLike, split: str,
+                      names: Sequence[str] | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``(manifest, arrays)``: a shard dataset's manifest and one split's shards concatenated
+    (only the arrays ``names``, default all)."""
     root = Path(root)
     manifest = read_shard_manifest(root)
     shards = manifest["shards"]
     if split not in shards:
         raise InputError(f"{root}: no split {split!r} (has {', '.join(shards) or 'none'})")
-    parts = [read_shard(root / relative) for relative in shards[split]]
+    names = list(SHARD_ARRAYS) if names is None else list(names)
+    parts = [read_shard(root / relative, names) for relative in shards[split]]
     if not parts:
-        return manifest, {name: np.zeros((0,), dtype) for name, dtype in SHARD_ARRAYS.items()}
-    return manifest, {name: np.concatenate([p[name] for p in parts]) for name in SHARD_ARRAYS}
+        raise InputError(f"{root}: split {split!r} has no shards")
+    return manifest, {name: np.concatenate([p[name] for p in parts]) for name in names}
 
 
 # ----------------------------------------------------------------------------------- dataset
@@ -179,17 +190,20 @@ class ShapeNetAmodalDataset(Dataset):
         view_id         int64 scalar (metadata only)
         occlusion_rate  float32 scalar
 
-    All shards of the split are loaded once at construction (uint8 in memory: about 32 KiB a
-    sample at 64 x 64). ``occlusion``, if given, re-occludes the clean render on the fly instead
-    of serving the stored occlusion, drawing from ``(seed, epoch, i)`` (set ``ds.epoch``).
+    All shards of the split are loaded once at construction (uint8 in memory: 20 KiB a sample at
+    64 x 64). ``occlusion`` (an :class:`a3d_core.data.occlusion.OcclusionGenerator`), if given,
+    re-occludes the clean render on the fly instead of serving the stored occlusion, drawing
+    from ``(seed, epoch, i)`` (set ``ds.epoch``).
     """
 
     def __init__(self, root: str | os.PathLike, split: str, occlusion=None, seed: int = 0) -> None:
         self.root = Path(root)
         self.split = split
-        manifest, arrays = load_split_arrays(self.root, split)
+        needed = ["amodal", "category", "object_index", "view_id"]
+        needed += ["clean_rgb"] if occlusion is not None else ["rgb", "visible", "occlusion_rate"]
+        manifest, arrays = load_split_arrays(self.root, split, needed)
         self.categories: list[str] = [str(name) for name in manifest.get("categories", [])]
-        self.image_size = int(manifest.get("image_size", arrays["amodal"].shape[-1] if len(arrays["amodal"]) else 0))
+        self.image_size = int(manifest.get("image_size", arrays["amodal"].shape[-1]))
         self._arrays = arrays
         self.object_index: np.ndarray = arrays["object_index"].astype(np.int64)
         self.view_id: np.ndarray = arrays["view_id"].astype(np.int64)
