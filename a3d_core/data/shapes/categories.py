@@ -147,7 +147,8 @@ def cabinet(rng: np.random.Generator) -> TriangleMesh:
         for d in range(doors):
             x = -width / 2 + gap / 2 + door_width * (d + 0.5)
             parts.append(box((x, base + height / 2, front_z), (door_width - gap, height - 2 * gap, 0.024), front_color))
-            handle_x = x + (door_width * 0.35 if d == 0 and doors == 2 else -door_width * 0.35) * (1 if doors == 2 else -1)
+            side = 1 if d == 0 else -1  # handles sit by the middle of a pair of doors
+            handle_x = x + side * door_width * 0.35
             parts.append(box((handle_x, base + height * 0.55, front_z - 0.02), (0.02, height * 0.2, 0.02), handle_color))
     return merge_meshes(parts)
 
