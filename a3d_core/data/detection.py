@@ -200,7 +200,7 @@ class AmodalDetectionDataset(Dataset):
         except InputError as error:
             raise InputError(f"{self.dataset.split_path(self.split_name)}: image {record['id']}: {error}") from None
         target["image_id"] = int(record["id"])
-        image = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).float().div_(255.0)
+        image = torch.from_numpy(pixels).permute(2, 0, 1).float().div_(255.0)
         return image, target
 
 

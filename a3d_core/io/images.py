@@ -71,7 +71,7 @@ def _to_rgb_array(image: Image.Image) -> np.ndarray:
     if image.mode in _TRANSPARENT_MODES:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+        return np.array(Image.alpha_composite(white, rgba).convert("RGB"))
     if image.mode in _SIXTEEN_BIT_MODES:
         values = np.asarray(image).astype(np.float64)
         gray = np.clip(np.rint(values * (255.0 / 65535.0)), 0, 255).astype(np.uint8)
@@ -81,7 +81,7 @@ def _to_rgb_array(image: Image.Image) -> np.ndarray:
         scale = 255.0 if values.size and values.max() <= 1.0 else 1.0
         gray = np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
-    return np.asarray(image.convert("RGB"))
+    return np.array(image.convert("RGB"))
 
 
 # ---------------------------------------------------------------------------------- writing
