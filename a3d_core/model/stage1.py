@@ -22,6 +22,7 @@ downloads.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -44,6 +45,16 @@ _BACKBONE_LAYERS = {"resnet50-fpn": 5, "resnet18-fpn": 5, "mobilenet_v3-fpn": 6}
 _CLASSIFIER_PREFIXES = {"resnet50-fpn": "fc.", "resnet18-fpn": "fc.", "mobilenet_v3-fpn": "classifier."}
 _TORCHVISION_NAMES = {"resnet50-fpn": "resnet50", "resnet18-fpn": "resnet18", "mobilenet_v3-fpn": "mobilenet_v3_large"}
 _PREDICTOR_PREFIXES = ("roi_heads.box_predictor.", "roi_heads.mask_predictor.mask_fcn_logits.")
+_LEGACY_KEY_RENAMES = (
+    # torchvision < 0.13 named these convolutions without their Conv2dNormActivation wrapper;
+    # torchvision renames them the same way when it loads such a checkpoint.
+    (re.compile(r"^(backbone\.fpn\.(?:inner|layer)_blocks\.\d+)\.(weight|bias)$"), r"\1.0.\2"),
+    (re.compile(r"^(rpn\.head\.conv)\.(weight|bias)$"), r"\1.0.0.\2"),
+    (
+        re.compile(r"^(roi_heads\.mask_head)\.mask_fcn(\d+)\.(weight|bias)$"),
+        lambda match: f"{match[1]}.{int(match[2]) - 1}.0.{match[3]}",
+    ),
+)
 _PRETRAINED_TRAINABLE_LAYERS = 3
 _LISTED = 5
 
@@ -267,7 +278,8 @@ def load_detector_weights(model: Stage1MaskRCNN, file: str | os.PathLike) -> Wei
 
     ``file`` is the ``state_dict`` of a torchvision ``MaskRCNN`` of the same backbone (e.g.
     ``maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth`` for ``resnet50-fpn``, or a stage-1 model saved
-    by a3d), or a dict holding one under ``"model"`` or ``"state_dict"``. The class-specific
+    by a3d), or a dict holding one under ``"model"`` or ``"state_dict"``; the key names of
+    checkpoints saved before torchvision 0.13 are renamed as torchvision does. The class-specific
     predictor layers (``roi_heads.box_predictor.*``, ``roi_heads.mask_predictor.mask_fcn_logits.*``)
     are skipped when the file was trained for another number of classes (the report says so);
     everything else must fit.
@@ -276,8 +288,8 @@ def load_detector_weights(model: Stage1MaskRCNN, file: str | os.PathLike) -> Wei
         InputError: the file is missing, not a checkpoint, or does not fit.
     """
     file = Path(file)
-    state = _read_state_dict(file)
     expected = model.state_dict()
+    state = _rename_legacy_keys(_read_state_dict(file), expected)
     skipped = [
         key
         for key, value in state.items()
@@ -293,6 +305,20 @@ def load_detector_weights(model: Stage1MaskRCNN, file: str | os.PathLike) -> Wei
         )
     model.load_state_dict(state, strict=False)
     return WeightsReport(file, loaded=len(state), skipped=skipped)
+
+
+def _rename_legacy_keys(state: dict[str, torch.Tensor], expected: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """Old torchvision key names -> current ones, where the model has the new name only."""
+    renamed = {}
+    for key, value in state.items():
+        if key not in expected:
+            for pattern, replacement in _LEGACY_KEY_RENAMES:
+                new_key = pattern.sub(replacement, key)
+                if new_key != key and new_key in expected:
+                    key = new_key
+                    break
+        renamed[key] = value
+    return renamed
 
 
 def _read_state_dict(file: Path) -> dict[str, torch.Tensor]:

@@ -146,6 +146,20 @@ def test_detector_weights_round_trip_gives_the_same_outputs(scene, tmp_path):
         assert torch.equal(expected[key], loaded[key]), key
 
 
+def test_detector_checkpoints_with_pre_0_13_key_names_load(tmp_path):
+    source = tiny_model(seed=0, backbone="resnet18-fpn")
+    legacy = {}
+    for key, value in source.state_dict().items():
+        key = key.replace("fpn.inner_blocks.2.0.", "fpn.inner_blocks.2.").replace("rpn.head.conv.0.0.", "rpn.head.conv.")
+        legacy[key.replace("roi_heads.mask_head.3.0.", "roi_heads.mask_head.mask_fcn4.")] = value
+    assert "roi_heads.mask_head.mask_fcn4.weight" in legacy and "rpn.head.conv.bias" in legacy
+    torch.save(legacy, tmp_path / "legacy.pth")
+    target = tiny_model(seed=1, backbone="resnet18-fpn")
+    load_detector_weights(target, tmp_path / "legacy.pth")
+    loaded = target.state_dict()
+    assert all(torch.equal(loaded[key], value) for key, value in source.state_dict().items())
+
+
 def test_detector_weights_for_another_class_count_skip_only_the_predictors(tmp_path):
     source = tiny_model(seed=0, num_classes=5)
     torch.save({"model": source.state_dict(), "epoch": torch.tensor(3)}, tmp_path / "coco.pth")
