@@ -33,7 +33,9 @@ import torch.nn.functional as F
 from torchvision.ops import roi_align
 
 
-def crop_images(images: torch.Tensor | Sequence[torch.Tensor], boxes: Sequence[torch.Tensor], size: int) -> torch.Tensor:
+def crop_images(
+    images: torch.Tensor | Sequence[torch.Tensor], boxes: Sequence[torch.Tensor], size: int
+) -> torch.Tensor:
     """Crop every image at each of its boxes and resample to ``size x size``.
 
     Args:
@@ -70,7 +72,9 @@ def crop_masks(masks: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Ten
     """
     _check_size(size)
     if masks.ndim != 3 or boxes.shape != (masks.shape[0], 4):
-        raise ValueError(f"crop_masks expects (N, H, W) masks and (N, 4) boxes, got {tuple(masks.shape)} and {tuple(boxes.shape)}")
+        raise ValueError(
+            f"crop_masks expects (N, H, W) masks and (N, 4) boxes, got {tuple(masks.shape)} and {tuple(boxes.shape)}"
+        )
     dtype = boxes.dtype if boxes.is_floating_point() else torch.float32
     masks = masks.to(dtype)
     index = torch.arange(len(boxes), dtype=dtype, device=boxes.device)[:, None]
@@ -101,7 +105,9 @@ def paste_masks(crops: torch.Tensor, boxes: torch.Tensor, image_size: tuple[int,
         ``(N, H, W)`` of the crops' dtype; 0 wherever a pixel centre is outside the box.
     """
     if crops.ndim != 3 or boxes.shape != (crops.shape[0], 4):
-        raise ValueError(f"paste_masks expects (N, S, S) crops and (N, 4) boxes, got {tuple(crops.shape)} and {tuple(boxes.shape)}")
+        raise ValueError(
+            f"paste_masks expects (N, S, S) crops and (N, 4) boxes, got {tuple(crops.shape)} and {tuple(boxes.shape)}"
+        )
     height, width = int(image_size[0]), int(image_size[1])
     dtype = crops.dtype if crops.is_floating_point() else torch.float32
     pasted = torch.zeros((len(crops), height, width), dtype=dtype, device=crops.device)

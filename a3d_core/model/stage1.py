@@ -226,7 +226,10 @@ class WeightsReport:
         """One line for the user."""
         text = f"{self.file}: loaded {self.loaded} tensors"
         if self.skipped:
-            text += f"; the class-specific predictor layers were trained for another number of classes and start fresh ({', '.join(self.skipped)})"
+            text += (
+                "; the class-specific predictor layers were trained for another number of classes"
+                f" and start fresh ({', '.join(self.skipped)})"
+            )
         if self.ignored:
             text += f"; ignored {len(self.ignored)} classifier tensors ({', '.join(self.ignored[:_LISTED])})"
         return text
