@@ -105,7 +105,8 @@ def instance_targets(
 
     Args:
         annotations: canonical annotations (``bbox`` amodal ``[x, y, w, h]``, ``segmentation``
-            amodal mask, ``visible_mask``, ``category_id``, ``iscrowd``, ``occlusion_rate``).
+            amodal mask, ``visible_mask``, ``category_id``, ``iscrowd``, ``occlusion_rate``;
+            a missing ``occlusion_rate`` is computed from the masks).
         height, width: the image size the masks are decoded at.
         label_of: maps a COCO category id to a model label ``1..C``.
         skip_crowd: leave out ``iscrowd`` regions (training never learns from them).
@@ -134,7 +135,8 @@ def instance_targets(
         labels.append(label_of(int(annotation["category_id"])))
         visible.append(visible_mask)
         amodal.append(amodal_mask)
-        occlusion.append(float(annotation.get("occlusion_rate", _occlusion_rate(visible_mask, amodal_mask))))
+        stored_rate = annotation.get("occlusion_rate")
+        occlusion.append(float(stored_rate) if stored_rate is not None else _occlusion_rate(visible_mask, amodal_mask))
         crowd.append(is_crowd)
     return {
         "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),

@@ -52,19 +52,22 @@ def test_category_mapping_follows_ids_not_json_order(dataset):
         CategoryMapping.from_categories([{"id": 1, "name": "a"}, {"id": 1, "name": "b"}])
 
 
-def test_thin_amodal_boxes_are_dropped_and_empty_images_give_empty_targets():
+def test_thin_amodal_boxes_are_dropped_and_a_missing_occlusion_rate_is_computed():
     line = np.zeros((8, 8), np.uint8)
     line[2:6, 3] = 1  # one pixel wide is still a box
+    top = line.copy()
+    top[4:] = 0  # 2 of the 4 pixels visible
     annotation = {
         "id": 1,
         "category_id": 1,
         "bbox": [3, 2, 1, 4],
         "segmentation": encode_mask(line),
-        "visible_mask": encode_mask(line),
+        "visible_mask": encode_mask(top),
     }
     thin = dict(annotation, bbox=[3, 2, 0.5, 4])
     target = instance_targets([annotation, thin], 8, 8, lambda category_id: category_id)
     assert target["boxes"].tolist() == [[3.0, 2.0, 4.0, 6.0]]
+    assert target["occlusion_rate"].tolist() == [0.5]
     empty = instance_targets([], 8, 8, lambda category_id: category_id)
     assert empty["boxes"].shape == (0, 4) and empty["masks"].shape == (0, 8, 8) and empty["labels"].shape == (0,)
 
