@@ -209,6 +209,11 @@ def test_backbone_weights_from_a_torchvision_classifier(tmp_path):
     with pytest.raises(InputError, match=r"does not fit the mobilenet_v3-fpn backbone .*torchvision\.models\.mobilenet_v3_large"):
         load_backbone_weights(tiny_model(), tmp_path / "resnet18-imagenet.pth")
 
+    bottleneck = dict(classifier.state_dict(), **{"layer1.0.conv1.weight": torch.zeros(64, 64, 1, 1)})
+    torch.save(bottleneck, tmp_path / "reshaped.pth")
+    with pytest.raises(InputError, match=r"1 shape mismatches: layer1\.0\.conv1\.weight: file \(64, 64, 1, 1\) vs model \(64, 64, 3, 3\)"):
+        load_backbone_weights(model, tmp_path / "reshaped.pth")
+
 
 def test_mobilenet_backbone_weights_map_features_onto_the_body(tmp_path):
     torch.manual_seed(0)
