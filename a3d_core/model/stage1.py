@@ -29,10 +29,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import nn
-from torchvision.models import mobilenet_v3_large
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.backbone_utils import _mobilenet_extractor, resnet_fpn_backbone
+from torchvision.models.detection.backbone_utils import mobilenet_backbone, resnet_fpn_backbone
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from a3d_core.data.detection import instance_targets
@@ -145,7 +144,9 @@ def build_backbone(settings: Stage1Settings) -> nn.Module:
     norm_layer = FrozenBatchNorm2d if settings.pretrained_backbone else nn.BatchNorm2d
     trainable = settings.resolved_trainable_layers
     if settings.backbone == "mobilenet_v3-fpn":
-        return _mobilenet_extractor(mobilenet_v3_large(weights=None, norm_layer=norm_layer), True, trainable)
+        return mobilenet_backbone(
+            backbone_name="mobilenet_v3_large", weights=None, fpn=True, norm_layer=norm_layer, trainable_layers=trainable
+        )
     name = settings.backbone.removesuffix("-fpn")
     return resnet_fpn_backbone(backbone_name=name, weights=None, norm_layer=norm_layer, trainable_layers=trainable)
 
