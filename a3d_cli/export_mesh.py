@@ -29,9 +29,7 @@ def export_mesh(
 ) -> None:
     """Export the reconstructed mesh of an instance (OBJ, PLY, masks, turntable GIF).
 
-    Give either --image and --visible-mask, or --data and --index. The network reconstructs the
-    instance's 3D shape, renders it at the predicted viewpoint (coarse mask) and refines it
-    (final amodal mask); the turntable GIF shows the mesh all around.
+    Give either --image and --visible-mask, or --data and --index. The network reconstructs the instance's 3D shape, renders it at the predicted viewpoint (coarse mask) and refines it (final amodal mask); the turntable GIF shows the mesh all around.
     """
     with console.status("reconstructing and rendering the turntable..."):
         result = export_instance_mesh(

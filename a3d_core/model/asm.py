@@ -302,6 +302,27 @@ def _categories(value: Any, batch_size: int, num_categories: int, key: str) -> t
     return value.long()
 
 
+def transfer_pretrained(target: AmodalShapeModel, source: AmodalShapeModel) -> list[str]:
+    """Initialise ``target`` from a pretrained ``source`` the paper's way (3.7); returns the transferred categories.
+
+    Everything not specific to a category (encoders, viewpoint estimator, edge refine, ...) is
+    copied where names and shapes agree; the classifier rows and shape decoders of categories
+    whose NAMES both models share are copied; the other categories of ``target`` keep their
+    fresh initialisation.
+    """
+    if target.kind != source.kind:
+        raise InputError(f"cannot initialise a {target.kind!r} model from a {source.kind!r} one")
+    category_prefixes = ("classifier.", "mask_branch.shape_decoder.decoders.")
+    source_state = source.state_dict()
+    shared = {key: value for key, value in target.state_dict().items()
+              if not key.startswith(category_prefixes) and key in source_state and source_state[key].shape == value.shape}
+    target.load_state_dict({**target.state_dict(), **{key: source_state[key] for key in shared}})
+    overlap = [name for name in target.category_names if name in source.category_names]
+    for name in overlap:
+        target.load_category_state(name, source.category_state(name))
+    return overlap
+
+
 # ------------------------------------------------------------------------------------ factories
 def build_stage2(kind: str, category_names: list[str], settings: ASMSettings | None = None) -> AmodalShapeModel:
     """Build a stage-2 network of ``kind`` (see ``KINDS``) for ``category_names``."""

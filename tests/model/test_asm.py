@@ -16,6 +16,7 @@ from a3d_core.model.asm import (
     build_stage2,
     build_stage2_from_config,
     load_stage2_from_checkpoint,
+    transfer_pretrained,
 )
 from tests.model.conftest import CATEGORIES, SIZE, disc, make_batch, tiny_settings
 
@@ -256,3 +257,19 @@ def test_category_parameters_transfer_by_name_between_models(batch):
         assert torch.equal(finetuned.category_state("car")["shape"][key], value)
     assert torch.equal(finetuned.classifier.linear.weight[1], pretrained.classifier.linear.weight[0])
     assert not torch.equal(finetuned.classifier.linear.weight[0], pretrained.classifier.linear.weight[1])
+
+
+def test_transfer_pretrained_copies_shared_parts_and_overlapping_categories_only():
+    pretrained = seeded_model(names=["car", "chair"], seed=1)
+    finetuned = seeded_model(names=["boat", "car"], seed=2)
+    fresh_boat = finetuned.category_state("boat")
+    assert transfer_pretrained(finetuned, pretrained) == ["car"]
+    assert torch.equal(finetuned.encoder.convs[0][0].weight, pretrained.encoder.convs[0][0].weight)
+    viewpoint_head = lambda m: m.mask_branch.viewpoint_estimator.head.weight  # noqa: E731
+    assert torch.equal(viewpoint_head(finetuned), viewpoint_head(pretrained))
+    car = finetuned.category_state("car")["shape"]
+    assert all(torch.equal(car[k], v) for k, v in pretrained.category_state("car")["shape"].items())
+    boat = finetuned.category_state("boat")["shape"]
+    assert all(torch.equal(boat[k], v) for k, v in fresh_boat["shape"].items())
+    with pytest.raises(InputError, match="'2d' one"):
+        transfer_pretrained(finetuned, seeded_model("2d"))
