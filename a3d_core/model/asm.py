@@ -211,9 +211,10 @@ class AmodalShapeModel(nn.Module):
 
     # --------------------------------------------------------------------------------- forward
     def forward(self, batch: Mapping[str, Any]) -> dict[str, Any]:
-        rgb, visible = _image_inputs(batch, self.settings.image_size, ("rgb", "visible"))
         if self.training:
-            return self._losses(batch, rgb, visible)
+            rgb, visible, amodal = _image_inputs(batch, self.settings.image_size, ("rgb", "visible", "amodal"))
+            return self._losses(batch, rgb, visible, amodal)
+        rgb, visible = _image_inputs(batch, self.settings.image_size, ("rgb", "visible"))
         return self._predict(batch, rgb, visible)
 
     def _predict(self, batch: Mapping[str, Any], rgb: torch.Tensor, visible: torch.Tensor) -> dict[str, Any]:
@@ -230,8 +231,8 @@ class AmodalShapeModel(nn.Module):
             outputs.update(vertices=branch["vertices"], faces=self.mask_branch.faces, viewpoint=branch["viewpoint"])
         return outputs
 
-    def _losses(self, batch: Mapping[str, Any], rgb: torch.Tensor, visible: torch.Tensor) -> dict[str, torch.Tensor]:
-        (amodal,) = _image_inputs(batch, self.settings.image_size, ("amodal",))
+    def _losses(self, batch: Mapping[str, Any], rgb: torch.Tensor, visible: torch.Tensor,
+                amodal: torch.Tensor) -> dict[str, torch.Tensor]:
         if "category" not in batch:
             raise InputError("a training batch needs 'category' (B,) int64")
         category = _categories(batch["category"], rgb.shape[0], len(self.category_names), "category")
@@ -251,13 +252,13 @@ class AmodalShapeModel(nn.Module):
         inputs = torch.cat([rgb, visible], dim=1)
         features = self.encoder(inputs)
         branch = self.mask_branch(features, inputs, category)
-        coarse, amodal, visible_2d = branch["coarse_mask"], amodal.squeeze(1), visible.squeeze(1)
+        coarse, amodal_2d, visible_2d = branch["coarse_mask"], amodal.squeeze(1), visible.squeeze(1)
         losses: dict[str, torch.Tensor] = {}
         if weights.reconstruction:
-            losses["reconstruction"] = weights.reconstruction * reconstruction_loss(coarse, amodal)
+            losses["reconstruction"] = weights.reconstruction * reconstruction_loss(coarse, amodal_2d)
         if self.refine is not None and weights.edge_refine:
             refined = self.refine(coarse, rgb, visible)
-            losses["edge_refine"] = weights.edge_refine * edge_refine_loss(refined, amodal, visible_2d, weights.edge_outside_visible)
+            losses["edge_refine"] = weights.edge_refine * edge_refine_loss(refined, amodal_2d, visible_2d, weights.edge_outside_visible)
         if weights.classification:
             losses["classification"] = weights.classification * classification_loss(self.classifier(features), category)
         if self.is_3d:
@@ -269,7 +270,7 @@ class AmodalShapeModel(nn.Module):
             if cross_view:
                 swapped = vertices.roll(rgb.shape[0] // 2, dims=0)  # [A; B] -> [B; A]: each shape at the other view
                 crossed = self.mask_branch.render(swapped, branch["viewpoint"])
-                losses["cross_view"] = self.settings.cross_view_weight * reconstruction_loss(crossed, amodal)
+                losses["cross_view"] = self.settings.cross_view_weight * reconstruction_loss(crossed, amodal_2d)
         return losses
 
 
