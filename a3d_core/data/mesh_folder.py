@@ -20,7 +20,6 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from a3d_core.data.shapes.mesh import normalization_transform
@@ -136,8 +135,3 @@ def load_mesh(path: str | os.PathLike, device: str = "cpu"):
         textures = TexturesVertex(verts_features=[torch.full_like(vertices, UNTEXTURED_GREY)])
     return Meshes(verts=[vertices.float()], faces=[face_indices], textures=textures).to(device)
 
-
-def mesh_statistics(vertices: np.ndarray) -> dict[str, float]:
-    """Bounding-box diagonal and centre offset of ``vertices (V, 3)`` (for checking normalisation)."""
-    low, high = vertices.min(axis=0), vertices.max(axis=0)
-    return {"diagonal": float(np.linalg.norm(high - low)), "centre_offset": float(np.linalg.norm((low + high) / 2))}

@@ -13,6 +13,7 @@ averaged coverage thresholded at 0.5.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -38,7 +39,7 @@ class RenderSettings:
     """
 
     image_size: int = 64
-    supersample: int = 2
+    supersample: int = 1
     fov_degrees: float = KATO_FOV_DEG
     ambient: float = 0.4
     diffuse: float = 0.6
@@ -110,10 +111,9 @@ class MeshRenderer:
         covered = face_index >= 0
 
         towards_eye, side, up = _camera_frame(viewpoint)
-        elevation = torch.deg2rad(torch.tensor(settings.light_elevation_deg))
-        azimuth = torch.deg2rad(torch.tensor(settings.light_azimuth_deg))
-        light = F.normalize(torch.cos(elevation) * (torch.cos(azimuth) * towards_eye + torch.sin(azimuth) * side)
-                            + torch.sin(elevation) * up, dim=-1)  # (V, 3)
+        elevation, azimuth = math.radians(settings.light_elevation_deg), math.radians(settings.light_azimuth_deg)
+        light = F.normalize(math.cos(elevation) * (math.cos(azimuth) * towards_eye + math.sin(azimuth) * side)
+                            + math.sin(elevation) * up, dim=-1)  # (V, 3)
         half = F.normalize(light + towards_eye, dim=-1)
 
         vertices, faces = meshes.verts_packed(), meshes.faces_packed()

@@ -147,7 +147,8 @@ def cabinet(rng: np.random.Generator) -> TriangleMesh:
         for d in range(doors):
             x = -width / 2 + gap / 2 + door_width * (d + 0.5)
             parts.append(box((x, base + height / 2, front_z), (door_width - gap, height - 2 * gap, 0.024), front_color))
-            handle_x = x + (door_width * 0.35 if d == 0 and doors == 2 else -door_width * 0.35) * (1 if doors == 2 else -1)
+            side = 1 if d == 0 else -1  # handles sit by the middle of a pair of doors
+            handle_x = x + side * door_width * 0.35
             parts.append(box((handle_x, base + height * 0.55, front_z - 0.02), (0.02, height * 0.2, 0.02), handle_color))
     return merge_meshes(parts)
 
@@ -228,7 +229,7 @@ def display(rng: np.random.Generator) -> TriangleMesh:
     width = rng.uniform(0.8, 1.1)
     height = width * rng.uniform(0.5, 0.68)
     depth = rng.uniform(0.025, 0.06)
-    frame = _color(rng, ((0.12, 0.12, 0.13), (0.75, 0.75, 0.77), (0.9, 0.9, 0.9)))
+    frame = _color(rng, ((0.32, 0.32, 0.35), (0.75, 0.75, 0.77), (0.9, 0.9, 0.9)))
     stand = rng.uniform(0.15, 0.3)
     screen_y = stand + height / 2
     parts = [box((0, screen_y, 0), (width, height, depth), frame),
@@ -370,7 +371,7 @@ def telephone(rng: np.random.Generator) -> TriangleMesh:
     height = rng.uniform(0.9, 1.2)
     width = height * rng.uniform(0.42, 0.55)
     depth = rng.uniform(0.05, 0.1)
-    shell = _color(rng, ((0.1, 0.1, 0.11), (0.85, 0.85, 0.87), (0.7, 0.6, 0.5), (0.2, 0.3, 0.5)))
+    shell = _color(rng, ((0.3, 0.3, 0.32), (0.85, 0.85, 0.87), (0.7, 0.6, 0.5), (0.2, 0.3, 0.5)))
     parts = [tapered_box((0, height / 2, 0), (width, height, depth), (0.98, 0.98), shell)]
     front = -depth / 2 - 0.004
     if rng.random() < 0.65:

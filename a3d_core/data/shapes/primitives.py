@@ -72,7 +72,7 @@ def loft(bottom: np.ndarray, top: np.ndarray, height: float, color: Color, rotat
         raise ValueError(f"loft rings must both be (N >= 3, 2), got {bottom.shape} and {top.shape}")
     n = len(bottom)
     ring = lambda xz, y: np.column_stack([xz[:, 0], np.full(n, y, np.float32), xz[:, 1]])  # noqa: E731
-    centres = np.array([[*[bottom[:, 0].mean()], -height / 2, bottom[:, 1].mean()],
+    centres = np.array([[bottom[:, 0].mean(), -height / 2, bottom[:, 1].mean()],
                         [top[:, 0].mean(), height / 2, top[:, 1].mean()]], dtype=np.float32)
     vertices = np.concatenate([ring(bottom, -height / 2), ring(top, height / 2), centres])
     i = np.arange(n)
