@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from a3d_cli.main import app
 from a3d_core.data.backgrounds import BACKGROUND_KINDS, random_background
 from a3d_core.data.canonical import decode_segmentation
+from a3d_core.data.detection import AmodalDetectionDataset
 from a3d_core.data.masks import component_areas, erode
 from a3d_core.data.prepare_scenes import ObjectPoolSettings, ScenesRequest, prepare_scenes, render_size_for
 from a3d_core.data.scenes import ObjectView, PoseSettings, SceneSettings, compose_scene
@@ -136,6 +137,19 @@ def test_stock_pycocotools_loads_it_and_gt_as_predictions_gives_ap_1(built):
     evaluation.accumulate()
     evaluation.summarize()
     assert evaluation.stats[0] == pytest.approx(1.0)
+
+
+def test_the_detection_dataset_serves_it_with_visible_and_amodal_targets(built):
+    _, by_image = decoded_instances(built.dataset.root, "val")
+    detection = AmodalDetectionDataset(built.dataset.root, "val")
+    assert detection.categories.names == ("car", "chair", "table")
+    image, target = detection[0]
+    assert image.shape == (3, 48, 64)
+    instances = by_image[target["image_id"]]
+    np.testing.assert_array_equal(target["masks"].numpy().astype(bool), np.stack([v for _, _, v in instances]))
+    np.testing.assert_array_equal(target["amodal_masks"].numpy().astype(bool), np.stack([a for _, a, _ in instances]))
+    labels = {4: 1, 5: 2, 11: 3}
+    assert target["labels"].tolist() == [labels[a["category_id"]] for a, _, _ in instances]
 
 
 # ----------------------------------------------------------------------------------- determinism
