@@ -393,6 +393,7 @@ def prepare_scenes(request: ScenesRequest, progress: ProgressCallback | None = N
         extra_manifest={"generator": settings},
     )
     if request.preview_path is not None:
+        # recomposed here rather than shipped back from the workers: cheap, and identical by construction
         shown = range(min(request.preview_scenes, request.train_images))
         grid = preview_grid([_compose(request, pools["train"], "train", index) for index in shown])
         atomic_write_bytes(request.preview_path, _png(grid))

@@ -28,7 +28,7 @@ its generator state and its pool of views.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -116,7 +116,8 @@ def render_object_views(
     """Render ``mesh`` (a :class:`a3d_core.data.shapes.TriangleMesh`) at ``cameras``, cropped views.
 
     Rendered without supersampling at ``render_size`` x ``render_size``: the composer resizes
-    each view with a filtering resampler anyway, which anti-aliases it.
+    each view with a filtering resampler anyway, which anti-aliases it. torch and pytorch3d are
+    imported here, not at module level, so that processes that only compose scenes never load them.
     """
     from a3d_core.data.render import MeshRenderer, RenderSettings
     from a3d_core.data.shapes import to_pytorch3d
@@ -260,8 +261,8 @@ def _resize(view: ObjectView, scale: float) -> _Sprite:
     """Resample a view by ``scale`` with bilinear filtering (antialiased when shrinking)."""
     height, width = view.silhouette.shape
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    channels = [view.rgb[..., c] for c in range(3)] + [view.silhouette.astype(np.float32)]
-    resized = [np.asarray(Image.fromarray(c, mode="F").resize(size, Image.Resampling.BILINEAR)) for c in channels]
+    channels = [np.ascontiguousarray(view.rgb[..., c]) for c in range(3)] + [view.silhouette.astype(np.float32)]
+    resized = [np.asarray(Image.fromarray(c).resize(size, Image.Resampling.BILINEAR)) for c in channels]  # float32 "F" images
     alpha = np.clip(resized[3], 0.0, 1.0)
     rgb = np.clip(np.stack(resized[:3], axis=-1), 0.0, alpha[..., None])
     return _Sprite(rgb, alpha)
