@@ -1,0 +1,171 @@
+"""Masks as foreground runs, and exact mask intersections from runs, in torch.
+
+A COCO RLE lists alternating background/foreground run lengths over the column-major flattened
+mask (pixel ``p = x * H + y``). Intersecting two masks from their runs costs time in the number of
+runs (about the mask's width) rather than its area, which is what makes pycocotools' ``rleIou``
+fast; this module does the same in vectorised torch, for millions of pairs at once:
+
+``|a ∩ b| = Σ_i F_b(end_i) - F_b(start_i)`` over the runs ``[start_i, end_i)`` of ``a``, where
+``F_b(p)`` is the number of foreground pixels of ``b`` before ``p`` (a ``searchsorted`` over
+``b``'s run starts plus a prefix sum of its run lengths). All arithmetic is on int64.
+
+The compressed ``counts`` strings are parsed with NumPy, vectorised over all masks: each count is
+a little-endian sequence of 5-bit groups (``char - 48``, bit 0x20 = more follows, bit 0x10 of
+the last group = negative), and counts from the third on are stored as differences to the count
+two places before (pycocotools ``rleFrString``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+_PARSE_BATCH = 8192
+
+
+@dataclass
+class RunTable:
+    """Foreground runs of ``M`` masks, ``R`` runs in all, ordered by mask then position.
+
+    Attributes:
+        start: ``(R,)`` int64 first pixel of each run (column-major flat index).
+        length: ``(R,)`` int64 run length (> 0).
+        mask: ``(R,)`` int64 mask of each run.
+        first: ``(M,)`` int64 index of each mask's first run; count: ``(M,)`` its number of runs.
+        area: ``(M,)`` int64 foreground pixels per mask.
+        before: ``(R + 1,)`` int64 foreground pixels of all runs before run ``r`` (global prefix).
+    """
+
+    start: torch.Tensor
+    length: torch.Tensor
+    mask: torch.Tensor
+    first: torch.Tensor
+    count: torch.Tensor
+    area: torch.Tensor
+    before: torch.Tensor
+
+    def to(self, device: torch.device | str) -> "RunTable":
+        return RunTable(**{name: value.to(device) for name, value in vars(self).items()})
+
+
+def _decode_counts(strings: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Compressed counts strings -> (all counts concatenated, number of counts per string)."""
+    lengths = np.fromiter((len(s) for s in strings), dtype=np.int64, count=len(strings))
+    chars = np.frombuffer(b"".join(strings), dtype=np.uint8).astype(np.int64) - 48
+    if chars.size and (chars.min() < 0 or chars.max() > 63):
+        raise ValueError("RLE counts hold characters outside the compressed alphabet")
+    ends = (chars & 0x20) == 0
+    string_end = np.cumsum(lengths) - 1
+    nonempty = lengths > 0
+    if not ends[string_end[nonempty]].all():
+        raise ValueError("RLE counts string ends inside a number")
+    token_of_char = np.cumsum(ends) - ends
+    token_first_char = np.flatnonzero(np.concatenate(([True], ends[:-1]))) if chars.size else np.zeros(0, np.int64)
+    shift = 5 * (np.arange(chars.size) - token_first_char[token_of_char])
+    values = np.add.reduceat((chars & 0x1F) << shift, token_first_char) if chars.size else np.zeros(0, np.int64)
+    last = chars[ends]
+    negative = (last & 0x10) != 0
+    values = values - np.where(negative, np.left_shift(1, shift[ends] + 5), 0)
+
+    cum_ends = np.concatenate(([0], np.cumsum(ends)))
+    tokens_per_string = cum_ends[np.cumsum(lengths)] - cum_ends[np.cumsum(lengths) - lengths]
+    string_of_token = np.repeat(np.arange(len(strings)), tokens_per_string)
+    first_token = np.cumsum(tokens_per_string) - tokens_per_string
+    position = np.arange(values.size) - first_token[string_of_token]
+    # counts[m] = values[m] + counts[m - 2] for m > 2: a running sum per (string, parity) chain
+    # that starts at m = 1 (odd) and m = 2 (even); counts[0] stands alone.
+    chained = position >= 1
+    chain = string_of_token * 2 + (position % 2)
+    order = np.argsort(np.where(chained, chain, -1), kind="stable")
+    sorted_values = np.where(chained, values, 0)[order]
+    running = np.cumsum(sorted_values)
+    chain_sorted = np.where(chained, chain, -1)[order]
+    chain_start = np.concatenate(([True], chain_sorted[1:] != chain_sorted[:-1]))
+    offset = np.maximum.accumulate(np.where(chain_start, np.arange(order.size), 0))
+    chain_before = np.where(offset > 0, running[offset - 1], 0) if order.size else running
+    counts = np.empty_like(values)
+    counts[order] = running - chain_before
+    counts = np.where(chained, counts, values)
+    if (counts < 0).any():
+        raise ValueError("RLE counts decode to a negative run length")
+    return counts, tokens_per_string
+
+
+def parse_runs(rles: Sequence[Mapping[str, Any]]) -> RunTable:
+    """Compressed RLEs (``counts`` as bytes) -> their foreground :class:`RunTable` (CPU)."""
+    starts, lengths, masks, areas = [], [], [], []
+    for batch_start in range(0, len(rles), _PARSE_BATCH):
+        batch = rles[batch_start : batch_start + _PARSE_BATCH]
+        strings = [r["counts"] if isinstance(r["counts"], bytes) else str(r["counts"]).encode("ascii") for r in batch]
+        counts, per_string = _decode_counts(strings)
+        string_of_count = np.repeat(np.arange(len(batch)), per_string)
+        first = np.cumsum(per_string) - per_string
+        position = np.arange(counts.size) - first[string_of_count]
+        exclusive = np.cumsum(counts) - counts
+        run_start = exclusive - exclusive[np.minimum(first, max(counts.size - 1, 0))][string_of_count]
+        foreground = (position % 2 == 1) & (counts > 0)
+        starts.append(run_start[foreground])
+        lengths.append(counts[foreground])
+        masks.append(string_of_count[foreground] + batch_start)
+        areas.append(np.bincount(string_of_count[foreground], weights=counts[foreground], minlength=len(batch)).astype(np.int64))
+    start = torch.from_numpy(np.concatenate(starts) if starts else np.zeros(0, np.int64))
+    length = torch.from_numpy(np.concatenate(lengths) if lengths else np.zeros(0, np.int64))
+    mask = torch.from_numpy(np.concatenate(masks) if masks else np.zeros(0, np.int64))
+    count = torch.bincount(mask, minlength=len(rles))
+    first = torch.cumsum(count, 0) - count
+    before = torch.cat([torch.zeros(1, dtype=torch.int64), torch.cumsum(length, 0)])
+    area = torch.from_numpy(np.concatenate(areas) if areas else np.zeros(0, np.int64))
+    return RunTable(start=start, length=length, mask=mask, first=first, count=count, area=area, before=before)
+
+
+def run_intersections(
+    a: RunTable, b: RunTable, a_index: torch.Tensor, b_index: torch.Tensor, pixels: int, chunk: int = 2**22
+) -> torch.Tensor:
+    """Exact ``|a_i ∩ b_j|`` for pairs of masks given by their runs.
+
+    Args:
+        a, b: run tables (on the same device as the indices).
+        a_index, b_index: ``(P,)`` int64, pair ``p`` intersects mask ``a_index[p]`` of ``a`` with
+            mask ``b_index[p]`` of ``b`` (same image size).
+        pixels: an upper bound on any mask's pixel count (``H * W``), to key runs by mask.
+        chunk: at most this many runs of ``a`` are expanded at once (bounds memory).
+
+    Returns:
+        ``(P,)`` int64 intersection pixel counts.
+    """
+    device = a.start.device
+    out = torch.zeros(len(a_index), dtype=torch.int64, device=device)
+    if len(a_index) == 0:
+        return out
+    stride = int(pixels) + 1
+    b_keys = b.mask * stride + b.start
+    runs_per_pair = a.count[a_index]
+    pair_end = torch.cumsum(runs_per_pair, 0)
+    targets = torch.arange(chunk, max(int(pair_end[-1]), chunk), chunk, device=device)
+    cuts = torch.searchsorted(pair_end, targets, right=True)
+    edges = sorted({0, len(a_index), *cuts.tolist()})
+    for first_pair, last_pair in zip(edges[:-1], edges[1:]):
+        pairs = torch.arange(first_pair, last_pair, device=device)
+        sizes = runs_per_pair[pairs]
+        owner = torch.repeat_interleave(pairs, sizes)
+        local = torch.arange(len(owner), device=device) - torch.repeat_interleave(torch.cumsum(sizes, 0) - sizes, sizes)
+        run = a.first[a_index[owner]] + local
+        other = b_index[owner]
+        covered = _foreground_before(b, b_keys, other, a.start[run] + a.length[run], stride) - _foreground_before(
+            b, b_keys, other, a.start[run], stride
+        )
+        out.index_add_(0, owner, covered)
+    return out
+
+
+def _foreground_before(b: RunTable, b_keys: torch.Tensor, masks: torch.Tensor, position: torch.Tensor, stride: int) -> torch.Tensor:
+    """``F_b(p)``: foreground pixels of mask ``masks[i]`` of ``b`` before pixel ``position[i]``."""
+    run = torch.searchsorted(b_keys, masks * stride + position, right=True) - 1
+    inside = run >= b.first[masks]
+    safe = run.clamp(min=0)
+    partial = (position - b.start[safe]).clamp(min=0).minimum(b.length[safe]) if len(b.start) else torch.zeros_like(position)
+    full = b.before[safe] - b.before[b.first[masks]]
+    return torch.where(inside, full + partial, torch.zeros_like(position))
