@@ -23,7 +23,8 @@ _MARGIN = 48
 _COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40))
 
 
-def _axes(title: str, x_label: str, y_label: str) -> tuple[Image.Image, ImageDraw.ImageDraw, tuple[int, int, int, int]]:
+def _axes(title: str, x_label: str, y_label: str, unit_y: bool = True) -> tuple[Image.Image, ImageDraw.ImageDraw, tuple[int, int, int, int]]:
+    """A white canvas with a framed plot area; ticks 0..1 on x (and on y with ``unit_y``)."""
     image = Image.new("RGB", _SIZE, "white")
     draw = ImageDraw.Draw(image)
     left, top, right, bottom = _MARGIN, _MARGIN // 2 + 8, _SIZE[0] - 16, _SIZE[1] - _MARGIN
@@ -32,6 +33,10 @@ def _axes(title: str, x_label: str, y_label: str) -> tuple[Image.Image, ImageDra
         x = left + tick * (right - left)
         draw.line((x, bottom, x, bottom + 4), fill="black")
         draw.text((x - 8, bottom + 6), f"{tick:.1f}", fill="black")
+        if unit_y:
+            y = bottom - tick * (bottom - top)
+            draw.line((left - 4, y, left, y), fill="black")
+            draw.text((left - 26, y - 5), f"{tick:.1f}", fill="black")
     draw.text((left, 4), title, fill="black")
     draw.text(((left + right) // 2 - 20, _SIZE[1] - 16), x_label, fill="black")
     draw.text((4, top - 14), y_label, fill="black")
@@ -71,7 +76,7 @@ def precision_recall_png(kind: str, result: KindResult, path: str | os.PathLike,
 def iou_histogram_png(instance_iou: torch.Tensor, path: str | os.PathLike, bins: int = 20) -> Path:
     """Histogram of the per-instance IoUs behind mIoU, ``bins`` equal bins over [0, 1]."""
     counts, _ = np.histogram(instance_iou.numpy(), bins=bins, range=(0.0, 1.0))
-    image, draw, (left, top, right, bottom) = _axes(f"instance IoU histogram (n = {int(counts.sum())})", "IoU", "count")
+    image, draw, (left, top, right, bottom) = _axes(f"instance IoU histogram (n = {int(counts.sum())})", "IoU", "count", unit_y=False)
     peak = max(int(counts.max()) if counts.size else 0, 1)
     width = (right - left) / bins
     for b, count in enumerate(counts):
