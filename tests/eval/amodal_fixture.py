@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from a3d_core.data.canonical import AmodalSplit, amodal_annotation, encode_mask, mask_bbox, write_dataset
+from a3d_core.data.canonical import AmodalSplit, amodal_annotation, encode_mask, write_dataset
 
 HEIGHT, WIDTH = 12, 16
 
@@ -48,5 +48,3 @@ def write_tiny_dataset(root: Path) -> Path:
     write_dataset(root / "tiny", "tiny", "tests", {"val": tiny_split()})
     return root / "tiny"
 
-
-__all__ = ["HEIGHT", "WIDTH", "mask_bbox", "prediction", "rectangle", "tiny_split", "write_tiny_dataset"]
