@@ -126,17 +126,29 @@ def run_intersections(
 ) -> torch.Tensor:
     """Exact ``|a_i ∩ b_j|`` for pairs of masks given by their runs.
 
+    Each pair walks the runs of whichever of its two masks has fewer and looks them up in the
+    other, so a clean mask against a ragged one costs the clean mask's runs.
+
     Args:
         a, b: run tables (on the same device as the indices).
         a_index, b_index: ``(P,)`` int64, pair ``p`` intersects mask ``a_index[p]`` of ``a`` with
             mask ``b_index[p]`` of ``b`` (same image size).
         pixels: an upper bound on any mask's pixel count (``H * W``), to key runs by mask.
-        chunk: at most this many runs of ``a`` are expanded at once (bounds memory).
+        chunk: at most about this many runs are expanded at once (bounds memory).
 
     Returns:
         ``(P,)`` int64 intersection pixel counts.
     """
-    device = a.start.device
+    out = torch.zeros(len(a_index), dtype=torch.int64, device=a_index.device)
+    walk_a = a.count[a_index] <= b.count[b_index]
+    out[walk_a] = _walk(a, b, a_index[walk_a], b_index[walk_a], pixels, chunk)
+    out[~walk_a] = _walk(b, a, b_index[~walk_a], a_index[~walk_a], pixels, chunk)
+    return out
+
+
+def _walk(a: RunTable, b: RunTable, a_index: torch.Tensor, b_index: torch.Tensor, pixels: int, chunk: int) -> torch.Tensor:
+    """:func:`run_intersections` walking the runs of ``a`` and looking them up in ``b``."""
+    device = a_index.device
     out = torch.zeros(len(a_index), dtype=torch.int64, device=device)
     if len(a_index) == 0:
         return out

@@ -78,10 +78,13 @@ def _random_mask(rng: np.random.Generator, height: int, width: int) -> np.ndarra
 
 
 def _jitter(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
-    """The mask shifted by a few pixels, with some pixels flipped."""
+    """The mask shifted by a few pixels, with a few pixels flipped inside its box (a ragged edge)."""
     shifted = np.roll(mask, (int(rng.integers(-3, 4)), int(rng.integers(-3, 4))), axis=(0, 1))
-    noise = rng.random(mask.shape) < 0.03
-    return (shifted ^ noise).astype(np.uint8)
+    ys, xs = np.nonzero(shifted)
+    if len(ys):
+        box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+        shifted[box] ^= (rng.random(shifted[box].shape) < 0.02).astype(np.uint8)
+    return shifted.astype(np.uint8)
 
 
 def synthetic_coco(settings: SyntheticCocoSettings, seed: int = 0) -> tuple[dict[str, Any], list[dict[str, Any]]]:
