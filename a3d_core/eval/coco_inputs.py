@@ -241,9 +241,10 @@ class BoxPairIoU:
 class MaskPairIoU:
     """Mask IoU of every pair of a grouping, equal to ``pycocotools.mask.iou`` on the RLEs.
 
-    Masks are parsed into foreground runs once (:mod:`a3d_core.eval.runs`) and intersected on
-    ``device`` from their runs, only for pairs whose boxes overlap (others have IoU 0), in chunks
-    of at most ``run_chunk`` runs; areas come from the runs.
+    Only pairs whose boxes overlap are computed (the others have IoU 0). Their masks are parsed
+    into foreground runs (:mod:`a3d_core.eval.runs`) and intersected on ``device``. Work goes in
+    batches of consecutive images holding at most ``pairs_per_batch`` overlapping pairs, so memory stays
+    bounded whatever the number of images: a batch's run tables are freed before the next.
     """
 
     def __init__(
@@ -252,27 +253,45 @@ class MaskPairIoU:
         gt_rles: Sequence[Mapping[str, Any]],
         gt_crowd: torch.Tensor,
         device: torch.device | str = "cpu",
-        run_chunk: int = 2**22,
+        pairs_per_batch: int = 20_000,
     ) -> None:
-        if run_chunk < 1:
-            raise ValueError(f"run_chunk must be positive, got {run_chunk}")
+        if pairs_per_batch < 1:
+            raise ValueError(f"pairs_per_batch must be positive, got {pairs_per_batch}")
         self.detection_rles, self.gt_rles = list(detection_rles), list(gt_rles)
         self.device = torch.device(device)
         self.gt_crowd = gt_crowd.to(self.device)
-        self.run_chunk = run_chunk
+        self.pairs_per_batch = pairs_per_batch
+
+    def _batches(self, pair_image: torch.Tensor) -> list[tuple[int, int]]:
+        """Contiguous pair ranges (pairs are image-major) of about ``pairs_per_batch`` pairs."""
+        total = len(pair_image)
+        if total == 0:
+            return []
+        cuts = torch.arange(self.pairs_per_batch, max(total, self.pairs_per_batch), self.pairs_per_batch, device=pair_image.device)
+        # move each cut to the start of its image so that no image is split
+        cut_images = pair_image[cuts]
+        starts = torch.searchsorted(pair_image, cut_images).tolist()
+        edges = sorted({0, total, *starts})
+        return list(zip(edges[:-1], edges[1:]))
 
     def __call__(self, grouping: Grouping) -> torch.Tensor:
-        det_runs = parse_runs(self.detection_rles).to(self.device)
-        gt_runs = parse_runs(self.gt_rles).to(self.device)
         det_box = torch.from_numpy(rle_boxes(self.detection_rles)).to(self.device)
         gt_box = torch.from_numpy(rle_boxes(self.gt_rles)).to(self.device)
         det, gt = grouping.pairs()
-        overlap = box_iou(det_box[det].unsqueeze(1), gt_box[gt].unsqueeze(1), torch.zeros_like(gt, dtype=torch.bool).unsqueeze(1)).reshape(-1) > 0
-        det, gt = det[overlap], gt[overlap]
-        pixels = max((int(r["size"][0]) * int(r["size"][1]) for r in self.gt_rles), default=0)
-        intersection = run_intersections(det_runs, gt_runs, det, gt, pixels, self.run_chunk)
+        no_crowd = torch.zeros((len(gt), 1), dtype=torch.bool, device=self.device)
+        overlap = torch.nonzero(box_iou(det_box[det].unsqueeze(1), gt_box[gt].unsqueeze(1), no_crowd).reshape(-1) > 0).flatten()
+        pair_group = torch.repeat_interleave(torch.arange(len(grouping.image), device=self.device), grouping.det_count * grouping.gt_count)
+        pair_image = grouping.image[pair_group][overlap]
         out = torch.zeros(grouping.num_pairs, dtype=torch.float64, device=self.device)
-        out[overlap] = iou_from_counts(intersection, det_runs.area[det], gt_runs.area[gt], self.gt_crowd[gt])
+        pixels = max((int(r["size"][0]) * int(r["size"][1]) for r in self.gt_rles), default=0)
+        for first, last in self._batches(pair_image):
+            chosen = overlap[first:last]
+            det_rows, det_local = torch.unique(det[chosen], return_inverse=True)
+            gt_rows, gt_local = torch.unique(gt[chosen], return_inverse=True)
+            det_runs = parse_runs([self.detection_rles[r] for r in det_rows.tolist()]).to(self.device)
+            gt_runs = parse_runs([self.gt_rles[r] for r in gt_rows.tolist()]).to(self.device)
+            intersection = run_intersections(det_runs, gt_runs, det_local, gt_local, pixels)
+            out[chosen] = iou_from_counts(intersection, det_runs.area[det_local], gt_runs.area[gt_local], self.gt_crowd[gt[chosen]])
         return out
 
 

@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-_PARSE_BATCH = 8192
+_PARSE_BATCH = 512  # masks parsed per NumPy pass: large passes fall out of cache
 
 
 @dataclass
@@ -51,47 +51,50 @@ class RunTable:
         return RunTable(**{name: value.to(device) for name, value in vars(self).items()})
 
 
-def _decode_counts(strings: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    """Compressed counts strings -> (all counts concatenated, number of counts per string)."""
+def _chain_sums(values: np.ndarray, chain: np.ndarray) -> np.ndarray:
+    """Running sums of ``values`` restarting wherever ``chain`` (sorted) changes."""
+    running = np.cumsum(values)
+    starts = np.flatnonzero(np.concatenate(([True], chain[1:] != chain[:-1]))) if chain.size else np.zeros(0, np.int64)
+    before = (running - values)[starts]
+    return running - np.repeat(before, np.diff(np.append(starts, chain.size)))
+
+
+def _decode_counts(strings: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Compressed counts strings -> all counts concatenated, the string of each count and its
+    position within its string."""
     lengths = np.fromiter((len(s) for s in strings), dtype=np.int64, count=len(strings))
-    chars = np.frombuffer(b"".join(strings), dtype=np.uint8).astype(np.int64) - 48
-    if chars.size and (chars.min() < 0 or chars.max() > 63):
+    chars = np.frombuffer(b"".join(strings), dtype=np.uint8) - np.uint8(48)  # uint8: one byte per pass
+    if chars.size and chars.max() > 63:
         raise ValueError("RLE counts hold characters outside the compressed alphabet")
     ends = (chars & 0x20) == 0
     string_end = np.cumsum(lengths) - 1
-    nonempty = lengths > 0
-    if not ends[string_end[nonempty]].all():
+    if not ends[string_end[lengths > 0]].all():
         raise ValueError("RLE counts string ends inside a number")
-    token_of_char = np.cumsum(ends) - ends
-    token_first_char = np.flatnonzero(np.concatenate(([True], ends[:-1]))) if chars.size else np.zeros(0, np.int64)
-    shift = 5 * (np.arange(chars.size) - token_first_char[token_of_char])
-    values = np.add.reduceat((chars & 0x1F) << shift, token_first_char) if chars.size else np.zeros(0, np.int64)
-    last = chars[ends]
-    negative = (last & 0x10) != 0
-    values = values - np.where(negative, np.left_shift(1, shift[ends] + 5), 0)
+    last_char = np.flatnonzero(ends)
+    first_char = np.concatenate(([0], last_char[:-1] + 1))
+    token_chars = last_char - first_char + 1
+    values = np.zeros(last_char.size, np.int64)
+    for k in range(int(token_chars.max()) if token_chars.size else 0):
+        longer = np.flatnonzero(token_chars > k)
+        values[longer] |= (chars[first_char[longer] + k] & 0x1F).astype(np.int64) << (5 * k)
+    negative = (chars[last_char] & 0x10) != 0
+    values[negative] -= np.left_shift(1, 5 * token_chars[negative])
 
     cum_ends = np.concatenate(([0], np.cumsum(ends)))
     tokens_per_string = cum_ends[np.cumsum(lengths)] - cum_ends[np.cumsum(lengths) - lengths]
+    if (tokens_per_string == 0).any():
+        raise ValueError("empty RLE counts string")
     string_of_token = np.repeat(np.arange(len(strings)), tokens_per_string)
-    first_token = np.cumsum(tokens_per_string) - tokens_per_string
-    position = np.arange(values.size) - first_token[string_of_token]
-    # counts[m] = values[m] + counts[m - 2] for m > 2: a running sum per (string, parity) chain
-    # that starts at m = 1 (odd) and m = 2 (even); counts[0] stands alone.
-    chained = position >= 1
-    chain = string_of_token * 2 + (position % 2)
-    order = np.argsort(np.where(chained, chain, -1), kind="stable")
-    sorted_values = np.where(chained, values, 0)[order]
-    running = np.cumsum(sorted_values)
-    chain_sorted = np.where(chained, chain, -1)[order]
-    chain_start = np.concatenate(([True], chain_sorted[1:] != chain_sorted[:-1]))
-    offset = np.maximum.accumulate(np.where(chain_start, np.arange(order.size), 0))
-    chain_before = np.where(offset > 0, running[offset - 1], 0) if order.size else running
-    counts = np.empty_like(values)
-    counts[order] = running - chain_before
-    counts = np.where(chained, counts, values)
+    position = np.arange(values.size) - (np.cumsum(tokens_per_string) - tokens_per_string)[string_of_token]
+    # counts[m] = values[m] + counts[m - 2] for m > 2: running sums along the odd positions from
+    # m = 1 and the even positions from m = 2, per string; counts[0] stands alone.
+    counts = values.copy()
+    for parity, first in ((1, 1), (0, 2)):
+        chained = np.flatnonzero((position >= first) & (position % 2 == parity))
+        counts[chained] = _chain_sums(values[chained], string_of_token[chained])
     if (counts < 0).any():
         raise ValueError("RLE counts decode to a negative run length")
-    return counts, tokens_per_string
+    return counts, string_of_token, position
 
 
 def parse_runs(rles: Sequence[Mapping[str, Any]]) -> RunTable:
@@ -100,17 +103,15 @@ def parse_runs(rles: Sequence[Mapping[str, Any]]) -> RunTable:
     for batch_start in range(0, len(rles), _PARSE_BATCH):
         batch = rles[batch_start : batch_start + _PARSE_BATCH]
         strings = [r["counts"] if isinstance(r["counts"], bytes) else str(r["counts"]).encode("ascii") for r in batch]
-        counts, per_string = _decode_counts(strings)
-        string_of_count = np.repeat(np.arange(len(batch)), per_string)
-        first = np.cumsum(per_string) - per_string
-        position = np.arange(counts.size) - first[string_of_count]
+        counts, string_of_count, position = _decode_counts(strings)
         exclusive = np.cumsum(counts) - counts
-        run_start = exclusive - exclusive[np.minimum(first, max(counts.size - 1, 0))][string_of_count]
-        foreground = (position % 2 == 1) & (counts > 0)
+        run_start = exclusive - exclusive[np.flatnonzero(position == 0)][string_of_count] if counts.size else exclusive
+        foreground = np.flatnonzero((position & 1).astype(bool) & (counts > 0))
+        owner = string_of_count[foreground]
         starts.append(run_start[foreground])
         lengths.append(counts[foreground])
-        masks.append(string_of_count[foreground] + batch_start)
-        areas.append(np.bincount(string_of_count[foreground], weights=counts[foreground], minlength=len(batch)).astype(np.int64))
+        masks.append(owner + batch_start)
+        areas.append(np.bincount(owner, weights=counts[foreground], minlength=len(batch)).astype(np.int64))
     start = torch.from_numpy(np.concatenate(starts) if starts else np.zeros(0, np.int64))
     length = torch.from_numpy(np.concatenate(lengths) if lengths else np.zeros(0, np.int64))
     mask = torch.from_numpy(np.concatenate(masks) if masks else np.zeros(0, np.int64))

@@ -30,6 +30,7 @@ class SyntheticCocoSettings:
         score_levels: scores are rounded to this many levels (creates ties); 0 keeps them.
         polygon_rate: fraction of ground truth given as rectangle polygons instead of RLE.
         with_boxes: add a ``bbox`` to every detection (then COCO takes detection areas from boxes).
+        ragged: detections near a ground truth get 2% of their box's pixels flipped.
     """
 
     images: int = 20
@@ -44,6 +45,7 @@ class SyntheticCocoSettings:
     score_levels: int = 5
     polygon_rate: float = 0.2
     with_boxes: bool = False
+    ragged: bool = False
 
     def __post_init__(self) -> None:
         if self.images < 1 or self.categories < 1:
@@ -77,11 +79,15 @@ def _random_mask(rng: np.random.Generator, height: int, width: int) -> np.ndarra
     return mask
 
 
-def _jitter(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
-    """The mask shifted by a few pixels, with a few pixels flipped inside its box (a ragged edge)."""
+def _jitter(rng: np.random.Generator, mask: np.ndarray, ragged: bool) -> np.ndarray:
+    """The mask shifted by a few pixels and grown or shrunk by one pixel along one axis, like a
+    network's thresholded output; ``ragged`` also flips 2% of the pixels inside its box (many
+    short runs: the worst case for run-length IoU)."""
     shifted = np.roll(mask, (int(rng.integers(-3, 4)), int(rng.integers(-3, 4))), axis=(0, 1))
+    neighbour = np.roll(shifted, 1, axis=int(rng.integers(2)))
+    shifted = shifted | neighbour if rng.random() < 0.5 else shifted & neighbour
     ys, xs = np.nonzero(shifted)
-    if len(ys):
+    if ragged and len(ys):
         box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
         shifted[box] ^= (rng.random(shifted[box].shape) < 0.02).astype(np.uint8)
     return shifted.astype(np.uint8)
@@ -129,7 +135,7 @@ def synthetic_coco(settings: SyntheticCocoSettings, seed: int = 0) -> tuple[dict
         for _ in range(count):
             if gt_masks and rng.random() < 0.6:
                 base, category = gt_masks[int(rng.integers(len(gt_masks)))]
-                mask = _jitter(rng, base)
+                mask = _jitter(rng, base, settings.ragged)
                 if rng.random() < 0.15:
                     category = categories[int(rng.integers(settings.categories))]["id"]
             else:
