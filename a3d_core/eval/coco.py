@@ -271,11 +271,11 @@ class MatchResult:
     matched_gt: torch.Tensor
 
 
-def _chunks(grouping: Grouping, per_pair: int, budget: int) -> list[torch.Tensor]:
+def _chunks(det_count: torch.Tensor, gt_count: torch.Tensor, per_pair: int, budget: int) -> list[torch.Tensor]:
     """Groups with both detections and ground truth, sorted by size and cut into chunks whose
     padded ``groups x D x G x per_pair`` stays under ``budget`` (a single group may exceed it)."""
-    active = torch.nonzero((grouping.det_count > 0) & (grouping.gt_count > 0)).flatten()
-    dets, gts = grouping.det_count[active], grouping.gt_count[active]
+    active = torch.nonzero((det_count > 0) & (gt_count > 0)).flatten()
+    dets, gts = det_count[active], gt_count[active]
     order = torch.argsort(dets * (int(gts.max()) + 1 if len(gts) else 1) + gts)
     active, dets, gts = active[order], dets[order].tolist(), gts[order].tolist()
     chunks, start, widest_d, widest_g = [], 0, 0, 0
@@ -310,18 +310,38 @@ def match_all(
     num_areas, num_thr, kept = len(params.area_ranges), len(thresholds), len(grouping.det_rows)
     matched_gt = torch.full((num_areas, num_thr, kept), -1, dtype=torch.int64, device=device)
 
-    for groups in _chunks(grouping, num_areas * num_thr, budget):
-        num_det = int(grouping.det_count[groups].max())
+    # Only detections with some IoU >= the lowest threshold can match; the others change no state,
+    # so each group's matching loop runs over its matchable detections alone (order kept).
+    det_group = torch.repeat_interleave(torch.arange(len(grouping.det_count), device=device), grouping.det_count)
+    pair_det, _ = grouping.pairs()
+    slot_of_row = torch.empty(len(dt), dtype=torch.int64, device=device)
+    slot_of_row[grouping.det_rows] = torch.arange(kept, device=device)
+    best = torch.full((kept,), -1.0, dtype=torch.float64, device=device).scatter_reduce(
+        0, slot_of_row[pair_det], pair_iou, reduce="amax", include_self=True
+    )
+    matchable = torch.nonzero(best >= thresholds.min().clamp(max=1 - 1e-10)).flatten()  # det slots, group order
+    match_group = det_group[matchable]
+    match_start, match_count = _segments(match_group, len(grouping.det_count))
+    match_rank = torch.arange(len(matchable), device=device) - match_start[match_group]
+    position = torch.full((len(grouping.det_count),), -1, dtype=torch.int64, device=device)
+
+    for groups in _chunks(match_count, grouping.gt_count, num_areas * num_thr, budget):
+        num_det = int(match_count[groups].max())
         num_gt = int(grouping.gt_count[groups].max())
-        d_local = torch.arange(num_det, device=device)
+        position[groups] = torch.arange(len(groups), device=device)
+        in_chunk = position[match_group] >= 0
+        slots = torch.full((len(groups), num_det), -1, dtype=torch.int64, device=device)  # (n, D) det slots
+        slots[position[match_group[in_chunk]], match_rank[in_chunk]] = matchable[in_chunk]
+        position[groups] = -1
+        det_valid = slots >= 0
+        d_local = grouping.det_rank[slots.clamp(min=0)]  # position within the group's kept detections
         g_local = torch.arange(num_gt, device=device)
-        det_valid = d_local.unsqueeze(0) < grouping.det_count[groups].unsqueeze(1)  # (n, D)
         gt_valid = g_local.unsqueeze(0) < grouping.gt_count[groups].unsqueeze(1)  # (n, G)
         gt_slot = (grouping.gt_start[groups].unsqueeze(1) + g_local).clamp(max=max(len(grouping.gt_rows) - 1, 0))
         gt_row = grouping.gt_rows[gt_slot]
         pair = (
             grouping.pair_start[groups].view(-1, 1, 1)
-            + d_local.view(1, -1, 1) * grouping.gt_count[groups].view(-1, 1, 1)
+            + d_local.unsqueeze(2) * grouping.gt_count[groups].view(-1, 1, 1)
             + g_local.view(1, 1, -1)
         )
         valid = det_valid.unsqueeze(2) & gt_valid.unsqueeze(1)
@@ -329,9 +349,7 @@ def match_all(
         ignored = gt_ignored[:, gt_row].permute(1, 0, 2)  # (n, A, G)
         local = greedy_match(iou, gt.crowd[gt_row] & gt_valid, ignored, thresholds)
         rows = torch.where(local >= 0, gt_row.unsqueeze(1).unsqueeze(1).expand(-1, num_areas, num_thr, -1).gather(3, local.clamp(min=0)), -1)
-        slots = grouping.det_start[groups].unsqueeze(1) + d_local  # (n, D)
-        target = slots[det_valid]
-        matched_gt[:, :, target] = rows.permute(1, 2, 0, 3)[:, :, det_valid]
+        matched_gt[:, :, slots[det_valid]] = rows.permute(1, 2, 0, 3)[:, :, det_valid]
 
     has_match = matched_gt >= 0
     if len(gt):

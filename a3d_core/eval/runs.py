@@ -148,14 +148,25 @@ def run_intersections(
 
 
 def _walk(a: RunTable, b: RunTable, a_index: torch.Tensor, b_index: torch.Tensor, pixels: int, chunk: int) -> torch.Tensor:
-    """:func:`run_intersections` walking the runs of ``a`` and looking them up in ``b``."""
+    """:func:`run_intersections` walking the runs of ``a`` and looking them up in ``b``.
+
+    Only the runs of ``a`` between the first and last foreground pixel of ``b`` are walked.
+    """
     device = a_index.device
     out = torch.zeros(len(a_index), dtype=torch.int64, device=device)
     if len(a_index) == 0:
         return out
     stride = int(pixels) + 1
     b_keys = b.mask * stride + b.start
-    runs_per_pair = a.count[a_index]
+    b_has = b.count[b_index] > 0
+    b_first = b.first[b_index].clamp(max=max(len(b.start) - 1, 0))
+    b_last = (b.first[b_index] + b.count[b_index] - 1).clamp(min=0)
+    b_low = torch.where(b_has, b.start[b_first] if len(b.start) else b_first, torch.zeros_like(b_first))
+    b_high = torch.where(b_has, (b.start[b_last] + b.length[b_last]) if len(b.start) else b_last, torch.zeros_like(b_last))
+    a_base = a_index * stride
+    low = torch.searchsorted(a.mask * stride + a.start + a.length, a_base + b_low, right=True)
+    high = torch.searchsorted(a.mask * stride + a.start, a_base + b_high, right=False)
+    runs_per_pair = torch.where(b_has, (high - low).clamp(min=0), torch.zeros_like(low))
     pair_end = torch.cumsum(runs_per_pair, 0)
     targets = torch.arange(chunk, max(int(pair_end[-1]), chunk), chunk, device=device)
     cuts = torch.searchsorted(pair_end, targets, right=True)
@@ -165,12 +176,11 @@ def _walk(a: RunTable, b: RunTable, a_index: torch.Tensor, b_index: torch.Tensor
         sizes = runs_per_pair[pairs]
         owner = torch.repeat_interleave(pairs, sizes)
         local = torch.arange(len(owner), device=device) - torch.repeat_interleave(torch.cumsum(sizes, 0) - sizes, sizes)
-        run = a.first[a_index[owner]] + local
+        run = low[owner] + local
         other = b_index[owner]
-        covered = _foreground_before(b, b_keys, other, a.start[run] + a.length[run], stride) - _foreground_before(
-            b, b_keys, other, a.start[run], stride
-        )
-        out.index_add_(0, owner, covered)
+        bounds = torch.cat([a.start[run] + a.length[run], a.start[run]])
+        before = _foreground_before(b, b_keys, torch.cat([other, other]), bounds, stride)
+        out.index_add_(0, owner, before[: len(run)] - before[len(run) :])
     return out
 
 
