@@ -177,18 +177,19 @@ def _walk(a: RunTable, b: RunTable, a_index: torch.Tensor, b_index: torch.Tensor
         owner = torch.repeat_interleave(pairs, sizes)
         local = torch.arange(len(owner), device=device) - torch.repeat_interleave(torch.cumsum(sizes, 0) - sizes, sizes)
         run = low[owner] + local
-        other = b_index[owner]
-        bounds = torch.cat([a.start[run] + a.length[run], a.start[run]])
-        before = _foreground_before(b, b_keys, torch.cat([other, other]), bounds, stride)
-        out.index_add_(0, owner, before[: len(run)] - before[len(run) :])
+        run_start = b_index[owner] * stride + a.start[run]
+        covered = _cumulative(b, b_keys, torch.cat([run_start + a.length[run], run_start]))
+        out.index_add_(0, owner, covered[: len(run)] - covered[len(run) :])
     return out
 
 
-def _foreground_before(b: RunTable, b_keys: torch.Tensor, masks: torch.Tensor, position: torch.Tensor, stride: int) -> torch.Tensor:
-    """``F_b(p)``: foreground pixels of mask ``masks[i]`` of ``b`` before pixel ``position[i]``."""
-    run = torch.searchsorted(b_keys, masks * stride + position, right=True) - 1
-    inside = run >= b.first[masks]
+def _cumulative(b: RunTable, b_keys: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+    """Foreground pixels of all of ``b``'s runs before key ``query = mask * stride + pixel``.
+
+    Differences of two queries on the same mask give that mask's foreground between them: runs
+    of earlier masks lie entirely before any query on a later mask, so they cancel.
+    """
+    run = torch.searchsorted(b_keys, query, right=True) - 1
     safe = run.clamp(min=0)
-    partial = (position - b.start[safe]).clamp(min=0).minimum(b.length[safe]) if len(b.start) else torch.zeros_like(position)
-    full = b.before[safe] - b.before[b.first[masks]]
-    return torch.where(inside, full + partial, torch.zeros_like(position))
+    partial = (query - b_keys[safe]).clamp(min=0).minimum(b.length[safe])
+    return torch.where(run >= 0, b.before[safe] + partial, torch.zeros_like(query))
