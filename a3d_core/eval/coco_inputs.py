@@ -20,7 +20,6 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 import torch
 
 from a3d_core.errors import InputError
@@ -176,7 +175,7 @@ def load_detections(
     images, categories, scores, boxes, rles = [], [], [], [], []
     for position, result in enumerate(results):
         what = f"{source} entry {position}"
-        if not isinstance(result, Mapping):
+        if not isinstance(result, dict) and not isinstance(result, Mapping):  # dict first: fast path
             raise InputError(f"{what}: expected an object, got {type(result).__name__}")
         try:
             image = image_index.get(int(result["image_id"]))

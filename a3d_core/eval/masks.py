@@ -1,4 +1,4 @@
-"""COCO segmentations as pycocotools RLEs, and RLEs as dense torch masks.
+"""COCO segmentations as pycocotools RLEs, their areas and boxes.
 
 pycocotools' ``COCO.annToRLE`` turns every annotation into a compressed RLE before ``COCOeval``
 compares masks: polygons are rasterised with ``frPyObjects`` and their parts merged, RLE with
@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-import torch
 from pycocotools import mask as mask_utils
 
 
@@ -30,7 +29,7 @@ def to_rle(segmentation: Any, height: int, width: int) -> dict[str, Any]:
             if len(polygon) < 6 or len(polygon) % 2:
                 raise ValueError(f"polygon with {len(polygon)} coordinates (needs an even number, at least 6)")
         return mask_utils.merge(mask_utils.frPyObjects([list(map(float, p)) for p in polygons], height, width))
-    if not isinstance(segmentation, Mapping):
+    if not isinstance(segmentation, dict) and not isinstance(segmentation, Mapping):
         raise ValueError(f"segmentation of type {type(segmentation).__name__} (expected RLE dict or polygons)")
     size, counts = segmentation.get("size"), segmentation.get("counts")
     if size is None or counts is None:
@@ -63,15 +62,3 @@ def rle_boxes(rles: Sequence[Mapping[str, Any]]) -> np.ndarray:
     if not rles:
         return np.zeros((0, 4), np.float64)
     return np.asarray(mask_utils.toBbox(list(rles)), np.float64).reshape(-1, 4)
-
-
-def decode_rles(rles: Sequence[Mapping[str, Any]], height: int, width: int) -> torch.Tensor:
-    """Compressed RLEs of one image -> masks ``(N, W, H)`` uint8.
-
-    The layout is transposed (column-major, as RLE runs are stored) so that decoding needs no copy;
-    IoUs do not depend on the pixel order, and crops index ``[:, x0:x1, y0:y1]``.
-    """
-    if not rles:
-        return torch.zeros((0, width, height), dtype=torch.uint8)
-    decoded = mask_utils.decode(list(rles))  # (H, W, N), Fortran order
-    return torch.from_numpy(np.ascontiguousarray(decoded.transpose(2, 1, 0)))
