@@ -107,10 +107,12 @@ def load_ground_truth(
     heights = [int(image["height"]) for image in images]
     widths = [int(image["width"]) for image in images]
 
-    annotations = [a for a in dataset["annotations"] if int(a["category_id"]) in category_index]
     if extra_ignore is not None and len(extra_ignore) != len(dataset["annotations"]):
         raise ValueError("extra_ignore needs one flag per annotation")
-    ignore_flags = [bool(f) for a, f in zip(dataset["annotations"], extra_ignore or [False] * len(dataset["annotations"])) if int(a["category_id"]) in category_index]
+    flags = [False] * len(dataset["annotations"]) if extra_ignore is None else [bool(f) for f in extra_ignore]
+    evaluated = [i for i, a in enumerate(dataset["annotations"]) if int(a["category_id"]) in category_index]
+    annotations = [dataset["annotations"][i] for i in evaluated]
+    ignore_flags = [flags[i] for i in evaluated]
 
     rows_image, rows_category, areas, crowds, ids, boxes, rles = [], [], [], [], [], [], []
     for position, annotation in enumerate(annotations):
@@ -252,7 +254,7 @@ class MaskPairIoU:
         gt_rles: Sequence[Mapping[str, Any]],
         gt_crowd: torch.Tensor,
         device: torch.device | str = "cpu",
-        pairs_per_batch: int = 20_000,
+        pairs_per_batch: int = 4_000,
     ) -> None:
         if pairs_per_batch < 1:
             raise ValueError(f"pairs_per_batch must be positive, got {pairs_per_batch}")

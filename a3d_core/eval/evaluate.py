@@ -128,7 +128,8 @@ def _segments(
     best_iou, best_det = best_matches(evaluation.grouping, evaluation.pair_iou, len(table))
     keep = ~table.crowd.to(device)
     gt_rows = torch.nonzero(keep).flatten()
-    annotations = [a for a in split.annotations if int(a["category_id"]) in set(ground_truth.category_ids)]
+    known = set(ground_truth.category_ids)
+    annotations = [a for a in split.annotations if int(a["category_id"]) in known]
     visible_rles = []
     for row, annotation in enumerate(annotations):
         image = int(table.image[row])
