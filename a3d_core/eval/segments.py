@@ -77,7 +77,8 @@ def occluded_region_iou(
     p_and_v = torch.zeros_like(gt_index)
     p_and_a[has] = run_intersections(predictions, amodal, safe[has], gt_index[has], pixels)
     p_and_v[has] = run_intersections(predictions, visible, safe[has], gt_index[has], pixels)
-    p_area = torch.where(has, predictions.area[safe], torch.zeros_like(safe))
+    p_area = torch.zeros_like(gt_index)
+    p_area[has] = predictions.area[safe[has]]
     intersection = (p_and_a - p_and_v).to(torch.float64)
     union = (p_area + amodal.area[gt_index] - visible.area[gt_index] - p_and_a).to(torch.float64)
     positive = intersection > 0

@@ -127,3 +127,18 @@ def test_evaluate_dataset_reads_a_prepared_folder_by_path(tmp_path):
     with pytest.raises(InputError, match="no split 'test'"):
         evaluate_dataset(dataset, predictions_file, "test")
     assert result.kinds["amodal"].stats == evaluate_predictions(tiny_split(), predictions()).kinds["amodal"].stats
+
+
+def test_no_predictions_scores_zero_and_mIoU_zero():
+    result = evaluate_predictions(tiny_split(), [])
+    assert result.kinds["amodal"].stats["AP"] == 0.0 and result.kinds["amodal"].stats["AR100"] == 0.0
+    assert result.segments.miou == 0.0 and result.segments.miou_occ == 0.0
+    assert "visible" not in result.skipped  # an empty list lacks no visible mask
+
+
+def test_split_without_annotations_has_undefined_stats():
+    split = tiny_split()
+    split.annotations = []
+    result = evaluate_predictions(split, predictions())
+    assert set(result.kinds["amodal"].stats.values()) == {-1.0}
+    assert result.segments.miou == -1.0 and result.segments.num_instances == 0
