@@ -127,8 +127,8 @@ def run_intersections(
 ) -> torch.Tensor:
     """Exact ``|a_i ∩ b_j|`` for pairs of masks given by their runs.
 
-    Each pair walks the runs of whichever of its two masks has fewer and looks them up in the
-    other, so a clean mask against a ragged one costs the clean mask's runs.
+    Only runs of one mask between the first and last foreground pixel of the other can meet it;
+    each pair walks whichever of its two masks has fewer such runs and looks them up in the other.
 
     Args:
         a, b: run tables (on the same device as the indices).
@@ -141,39 +141,49 @@ def run_intersections(
         ``(P,)`` int64 intersection pixel counts.
     """
     out = torch.zeros(len(a_index), dtype=torch.int64, device=a_index.device)
-    walk_a = a.count[a_index] <= b.count[b_index]
-    out[walk_a] = _walk(a, b, a_index[walk_a], b_index[walk_a], pixels, chunk)
-    out[~walk_a] = _walk(b, a, b_index[~walk_a], a_index[~walk_a], pixels, chunk)
-    return out
-
-
-def _walk(a: RunTable, b: RunTable, a_index: torch.Tensor, b_index: torch.Tensor, pixels: int, chunk: int) -> torch.Tensor:
-    """:func:`run_intersections` walking the runs of ``a`` and looking them up in ``b``.
-
-    Only the runs of ``a`` between the first and last foreground pixel of ``b`` are walked.
-    """
-    device = a_index.device
-    out = torch.zeros(len(a_index), dtype=torch.int64, device=device)
     if len(a_index) == 0:
         return out
     stride = int(pixels) + 1
-    b_keys = b.mask * stride + b.start
+    a_keys, b_keys = a.mask * stride + a.start, b.mask * stride + b.start
+    a_low, a_count = _runs_within(a, a_keys, a_index, b, b_index, stride)
+    b_low, b_count = _runs_within(b, b_keys, b_index, a, a_index, stride)
+    walk_a = a_count <= b_count
+    out[walk_a] = _walk(a, b, b_keys, a_low[walk_a], a_count[walk_a], b_index[walk_a], stride, chunk)
+    out[~walk_a] = _walk(b, a, a_keys, b_low[~walk_a], b_count[~walk_a], a_index[~walk_a], stride, chunk)
+    return out
+
+
+def _runs_within(
+    a: RunTable, a_keys: torch.Tensor, a_index: torch.Tensor, b: RunTable, b_index: torch.Tensor, stride: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """First run and number of runs of mask ``a_index[p]`` inside the extent of ``b_index[p]``."""
+    if len(b.start) == 0 or len(a.start) == 0:
+        return torch.zeros_like(a_index), torch.zeros_like(a_index)
     b_has = b.count[b_index] > 0
-    b_first = b.first[b_index].clamp(max=max(len(b.start) - 1, 0))
+    b_first = b.first[b_index].clamp(max=len(b.start) - 1)
     b_last = (b.first[b_index] + b.count[b_index] - 1).clamp(min=0)
-    b_low = torch.where(b_has, b.start[b_first] if len(b.start) else b_first, torch.zeros_like(b_first))
-    b_high = torch.where(b_has, (b.start[b_last] + b.length[b_last]) if len(b.start) else b_last, torch.zeros_like(b_last))
     a_base = a_index * stride
-    low = torch.searchsorted(a.mask * stride + a.start + a.length, a_base + b_low, right=True)
-    high = torch.searchsorted(a.mask * stride + a.start, a_base + b_high, right=False)
-    runs_per_pair = torch.where(b_has, (high - low).clamp(min=0), torch.zeros_like(low))
-    pair_end = torch.cumsum(runs_per_pair, 0)
+    low = torch.searchsorted(a_keys + a.length, a_base + b.start[b_first], right=True)
+    high = torch.searchsorted(a_keys, a_base + b.start[b_last] + b.length[b_last], right=False)
+    return low, torch.where(b_has, (high - low).clamp(min=0), torch.zeros_like(low))
+
+
+def _walk(
+    a: RunTable, b: RunTable, b_keys: torch.Tensor, low: torch.Tensor, count: torch.Tensor, b_index: torch.Tensor, stride: int, chunk: int
+) -> torch.Tensor:
+    """Intersections walking runs ``low[p] .. low[p] + count[p]`` of ``a`` and looking them up in
+    mask ``b_index[p]`` of ``b``."""
+    device = low.device
+    out = torch.zeros(len(low), dtype=torch.int64, device=device)
+    if len(low) == 0:
+        return out
+    pair_end = torch.cumsum(count, 0)
     targets = torch.arange(chunk, max(int(pair_end[-1]), chunk), chunk, device=device)
     cuts = torch.searchsorted(pair_end, targets, right=True)
-    edges = sorted({0, len(a_index), *cuts.tolist()})
+    edges = sorted({0, len(low), *cuts.tolist()})
     for first_pair, last_pair in zip(edges[:-1], edges[1:]):
         pairs = torch.arange(first_pair, last_pair, device=device)
-        sizes = runs_per_pair[pairs]
+        sizes = count[pairs]
         owner = torch.repeat_interleave(pairs, sizes)
         local = torch.arange(len(owner), device=device) - torch.repeat_interleave(torch.cumsum(sizes, 0) - sizes, sizes)
         run = low[owner] + local
