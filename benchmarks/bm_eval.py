@@ -20,6 +20,7 @@ import contextlib
 import copy
 import io
 import json
+import os
 import resource
 import time
 from pathlib import Path
@@ -33,7 +34,7 @@ from pycocotools.cocoeval import COCOeval
 from a3d_core.eval.coco_inputs import evaluate_coco, load_detections, load_ground_truth
 from a3d_core.eval.synthetic import SyntheticCocoSettings, synthetic_coco
 
-COCOAPI = Path("/work/shared/data/cocoapi")
+COCOAPI = Path(os.environ.get("A3D_COCOAPI_DIR", "/work/shared/data/cocoapi"))
 
 
 def run_pycocotools(ground_truth: dict, results: list, iou_type: str) -> np.ndarray:
