@@ -214,8 +214,10 @@ def load_detections(
         box_tensor = torch.tensor(boxes, dtype=torch.float64).reshape(-1, 4)
         area = box_tensor[:, 2] * box_tensor[:, 3]
     else:
-        mask_boxes = rle_boxes(rles)
-        box_tensor = torch.tensor([b if b is not None else list(mask_boxes[i]) for i, b in enumerate(boxes)], dtype=torch.float64).reshape(-1, 4)
+        box_tensor = torch.from_numpy(rle_boxes(rles))
+        given = [i for i, b in enumerate(boxes) if b is not None]
+        if given:
+            box_tensor[given] = torch.tensor([boxes[i] for i in given], dtype=torch.float64)
         area = torch.from_numpy(rle_areas(rles))
     table = DetectionTable(
         image=torch.tensor(images, dtype=torch.int64),
