@@ -167,7 +167,11 @@ def load_detections(
     mask_key: str = "segmentation",
     source: str = "predictions",
 ) -> CocoDetections:
-    """Index a COCO results list against ``ground_truth`` (see the module notes on areas)."""
+    """Index a COCO results list against ``ground_truth`` (see the module notes on areas).
+
+    ``with_masks`` keeps the detections' RLEs (needed for mask IoU); ``mask_key`` names the mask
+    field; ``source`` names the list in error messages.
+    """
     if not isinstance(results, (list, tuple)):
         raise InputError(f"{source}: expected a list of results, got {type(results).__name__}")
     image_index = {image_id: i for i, image_id in enumerate(ground_truth.image_ids)}
@@ -194,7 +198,7 @@ def load_detections(
         scores.append(_number(score, f"{what} score"))
         images.append(image)
         categories.append(category)
-        box = _box(result["bbox"], what) if box_areas or "bbox" in result else None
+        box = _box(result["bbox"], what) if "bbox" in result else None
         if box_areas and box is None:
             raise InputError(f"{what}: no 'bbox' (the first entry has one, so all must)")
         if with_masks or not box_areas:

@@ -68,6 +68,8 @@ def test_best_match_takes_highest_iou_then_higher_score():
         (lambda p: p[2].update(category_id=9), "entry 2: category_id 9 is not in the dataset"),
         (lambda p: p[0].update(score=float("nan")), "entry 0 score: nan is not finite"),
         (lambda p: p[1]["segmentation"].update(size=[5, 5]), "entry 1: bad 'segmentation' (mask size [5, 5] differs"),
+        (lambda p: p[0].update(bbox=[2, 2, 4, 4]), "entry 1: no 'bbox' (the first entry has one, so all must)"),
+        (lambda p: p[2].pop("score"), "entry 2: missing 'score'"),
     ],
 )
 def test_bad_predictions_name_the_entry(change, message):
