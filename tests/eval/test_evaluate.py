@@ -1,6 +1,7 @@
 """`a3d evaluate` and its pure function on a tiny canonical dataset with hand-computed results."""
 
 import json
+import re
 
 import imageio.v3 as iio
 import pytest
@@ -75,7 +76,7 @@ def test_best_match_takes_highest_iou_then_higher_score():
 def test_bad_predictions_name_the_entry(change, message):
     bad = predictions()
     change(bad)
-    with pytest.raises(InputError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")):
+    with pytest.raises(InputError, match=re.escape(message)):
         evaluate_predictions(tiny_split(), bad)
 
 
