@@ -27,8 +27,11 @@ SILHOUETTE_TOLERANCE = 1e-3
 
 def renderers(image_size: int, faces_per_pixel: int = 50, **extra) -> tuple[SoftSilhouetteRenderer, SoftSilhouetteRenderer]:
     """The ``fast`` renderer and the ``pytorch3d`` reference with the same settings."""
-    make = lambda backend: SoftSilhouetteRenderer(  # noqa: E731
-        SilhouetteRendererSettings(image_size=image_size, faces_per_pixel=faces_per_pixel, backend=backend, **extra))
+
+    def make(backend: str) -> SoftSilhouetteRenderer:
+        return SoftSilhouetteRenderer(SilhouetteRendererSettings(
+            image_size=image_size, faces_per_pixel=faces_per_pixel, backend=backend, **extra))
+
     return make("fast"), make("pytorch3d")
 
 
@@ -63,7 +66,8 @@ def silhouettes_and_vertex_gradients(renderer, vertices, faces, viewpoint, upstr
     return silhouettes.detach(), vertices.grad
 
 
-def assert_backends_agree(vertices, faces, viewpoint, image_size, faces_per_pixel=50, seed=0):
+def assert_backends_agree(vertices, faces, viewpoint, image_size, faces_per_pixel=50, seed=0) -> torch.Tensor:
+    """Assert the agreement of silhouettes and vertex gradients; return the reference silhouettes."""
     fast, reference = renderers(image_size, faces_per_pixel)
     upstream = torch.randn(vertices.shape[0], image_size, image_size, generator=torch.Generator().manual_seed(seed))
     fast_silhouettes, fast_gradient = silhouettes_and_vertex_gradients(fast, vertices, faces, viewpoint, upstream)
@@ -75,6 +79,7 @@ def assert_backends_agree(vertices, faces, viewpoint, image_size, faces_per_pixe
     cosine = F.cosine_similarity(fast_gradient.flatten(), reference_gradient.flatten(), dim=0)
     assert cosine > 0.99
     assert fast_gradient.norm() / reference_gradient.norm() == pytest.approx(1.0, abs=0.05)
+    return reference_silhouettes
 
 
 # --------------------------------------------------------------------------- settings
@@ -166,7 +171,9 @@ def test_fast_matches_reference_with_the_mesh_partly_outside_the_image():
     generator = torch.Generator().manual_seed(4)
     vertices, faces = deformed_spheres(2, level=2, generator=generator)
     shifted = vertices + torch.tensor([[[0.7, 0.0, 0.0]], [[0.0, -0.8, 0.3]]])
-    assert_backends_agree(shifted, faces, random_viewpoints(2, generator), image_size=32, seed=4)
+    silhouettes = assert_backends_agree(shifted, faces, random_viewpoints(2, generator), image_size=32, seed=4)
+    border = torch.cat([silhouettes[:, 0], silhouettes[:, -1], silhouettes[:, :, 0], silhouettes[:, :, -1]], dim=1)
+    assert (border.amax(dim=1) > 0.5).all(), "each mesh must be cut by the image border"
 
 
 @pytest.mark.parametrize("distance", [0.75, 0.4])
