@@ -8,6 +8,7 @@ target case: 64x64, level 3 (642 vertices), K = 50, batch 8.
 
     python benchmarks/bm_render.py            # the full sweep (minutes on 2 CPU cores)
     python benchmarks/bm_render.py --quick    # a small sweep (seconds)
+    python benchmarks/bm_render.py --target   # only the base case
     python benchmarks/bm_render.py --device cuda
 """
 
@@ -106,7 +107,9 @@ def warm_up(device: torch.device) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a small grid that runs in seconds")
+    grid = parser.add_mutually_exclusive_group()
+    grid.add_argument("--quick", action="store_true", help="a small grid that runs in seconds")
+    grid.add_argument("--target", action="store_true", help="only the target case (64x64, level 3, K 50, batch 8)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per measurement (the best counts)")
@@ -114,7 +117,10 @@ def main() -> None:
     device = torch.device(args.device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    cases = sweep(QUICK_BASE, QUICK_AXES) if args.quick else sweep(FULL_BASE, FULL_AXES)
+    if args.target:
+        cases = [FULL_BASE]
+    else:
+        cases = sweep(QUICK_BASE, QUICK_AXES) if args.quick else sweep(FULL_BASE, FULL_AXES)
 
     console = Console(width=120)
     table = Table(title=f"Soft silhouette renderer, meshes/s on {device.type} ({torch.get_num_threads()} threads)",

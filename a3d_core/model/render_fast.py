@@ -66,14 +66,22 @@ def pixel_centres_ndc(height: int, width: int, device: torch.device | str) -> to
     return torch.stack([xs, ys], dim=-1)
 
 
+# Corner indices of a triangle's three edges, in pytorch3d's order: the distance uses the segments
+# v0-v1, v0-v2, v1-v2 (a degenerate one measures to its second corner), the inside test the
+# barycentric numerators edge(p, v1, v2), edge(p, v2, v0), edge(p, v0, v1).
+_SEGMENT_STARTS, _SEGMENT_ENDS = [0, 0, 1], [1, 2, 2]
+_BARYCENTRIC_STARTS, _BARYCENTRIC_ENDS = [1, 2, 0], [2, 0, 1]
+
+
 def _edge_function(point: torch.Tensor, start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
     """pytorch3d's ``EdgeFunctionForward``: the 2D cross product ``(end - start) x (point - start)``,
-    written in the kernel's operand order so that its sign at zero is the kernel's. Shapes ``(N, 2)``."""
-    return (point[:, 0] - start[:, 0]) * (end[:, 1] - start[:, 1]) - (point[:, 1] - start[:, 1]) * (end[:, 0] - start[:, 0])
+    in the kernel's operand order so that rounding matches. Shapes ``(..., 2)`` -> ``(...)``."""
+    return ((point[..., 0] - start[..., 0]) * (end[..., 1] - start[..., 1])
+            - (point[..., 1] - start[..., 1]) * (end[..., 0] - start[..., 0]))
 
 
 def _point_segment_squared_distance(point: torch.Tensor, start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
-    """Squared distance ``(N,)`` from points ``(N, 2)`` to segments ``start -> end`` ``(N, 2)``.
+    """Squared distance from points to segments ``start -> end``; shapes ``(..., 2)`` -> ``(...)``.
 
     A segment shorter than sqrt(1e-8) counts as its end point (pytorch3d's ``PointLineDistanceForward``).
     """
@@ -81,7 +89,7 @@ def _point_segment_squared_distance(point: torch.Tensor, start: torch.Tensor, en
     squared_length = (direction * direction).sum(-1)
     degenerate = squared_length <= PYTORCH3D_EPSILON
     along = ((direction * (point - start)).sum(-1) / torch.where(degenerate, 1.0, squared_length)).clamp(0.0, 1.0)
-    offset = point - (start + along[:, None] * direction)
+    offset = point - (start + along[..., None] * direction)
     to_end = point - end
     return torch.where(degenerate, (to_end * to_end).sum(-1), (offset * offset).sum(-1))
 
@@ -91,19 +99,16 @@ def signed_squared_distances(points: torch.Tensor, triangles: torch.Tensor) -> t
 
     The squared distance to the nearest edge, negated when the point is strictly inside (all
     barycentric coordinates > 0, computed as pytorch3d does, with its +1e-8 on the doubled
-    area): pytorch3d's ``dists`` and SoftRas' ``d(p, f)`` (paper 3.4).
+    area): pytorch3d's ``dists`` and SoftRas' ``d(p, f)`` (paper 3.4). The three edges are
+    evaluated together, as ``(N, 3)`` tensors.
     """
-    v0, v1, v2 = triangles.unbind(1)
-    doubled_area = _edge_function(v2, v0, v1) + PYTORCH3D_EPSILON
-    inside = (
-        (_edge_function(points, v1, v2) / doubled_area > 0)
-        & (_edge_function(points, v2, v0) / doubled_area > 0)
-        & (_edge_function(points, v0, v1) / doubled_area > 0)
-    )
-    nearest_edge = torch.minimum(
-        torch.minimum(_point_segment_squared_distance(points, v0, v1), _point_segment_squared_distance(points, v0, v2)),
-        _point_segment_squared_distance(points, v1, v2),
-    )
+    doubled_area = _edge_function(triangles[:, 2], triangles[:, 0], triangles[:, 1]) + PYTORCH3D_EPSILON
+    barycentric_numerators = _edge_function(
+        points[:, None], triangles[:, _BARYCENTRIC_STARTS], triangles[:, _BARYCENTRIC_ENDS])
+    inside = (barycentric_numerators / doubled_area[:, None] > 0).all(dim=1)
+    edge_distances = _point_segment_squared_distance(
+        points[:, None], triangles[:, _SEGMENT_STARTS], triangles[:, _SEGMENT_ENDS])
+    nearest_edge = edge_distances.amin(dim=1)
     return torch.where(inside, -nearest_edge, nearest_edge)
 
 
