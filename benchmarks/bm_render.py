@@ -80,10 +80,12 @@ def workloads(case: Case, backend: str, device: torch.device) -> dict[str, Calla
     return {"fwd": forward, "f+b": forward_backward}
 
 
-def measure(case: Case, device: torch.device, repeats: int) -> dict[tuple[str, str], float]:
-    """Meshes per second for each (backend, workload), from the best of ``repeats`` timings.
+def measure(case: Case, device: torch.device, repeats: int, seconds_per_round: float) -> dict[tuple[str, str], float]:
+    """Meshes per second for each (backend, workload), from the best of its timings.
 
-    The backends take turns within each repeat, so that load from other processes on a shared
+    ``repeats`` rounds; in each, every workload is timed once, and again while it has used less
+    than ``seconds_per_round`` (at most 10 times), so that cheap workloads get many tries. The
+    backends take turns within each round, so that load from other processes on a shared
     machine hits both alike.
     """
     synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -91,11 +93,14 @@ def measure(case: Case, device: torch.device, repeats: int) -> dict[tuple[str, s
     best = {key: float("inf") for key in runs}
     for _ in range(repeats):
         for key, run in runs.items():
-            synchronize()
-            start = time.perf_counter()
-            run()
-            synchronize()
-            best[key] = min(best[key], time.perf_counter() - start)
+            spent, calls = 0.0, 0
+            while calls == 0 or (spent < seconds_per_round and calls < 10):
+                synchronize()
+                start = time.perf_counter()
+                run()
+                synchronize()
+                elapsed = time.perf_counter() - start
+                best[key], spent, calls = min(best[key], elapsed), spent + elapsed, calls + 1
     return {key: case.batch / seconds for key, seconds in best.items()}
 
 
@@ -112,7 +117,9 @@ def main() -> None:
     grid.add_argument("--target", action="store_true", help="only the target case (64x64, level 3, K 50, batch 8)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed repeats per measurement (the best counts)")
+    parser.add_argument("--repeats", type=int, default=3, help="timing rounds per case (the best time counts)")
+    parser.add_argument("--seconds-per-round", type=float, default=0.5,
+                        help="re-time a workload within a round while it has used less than this")
     args = parser.parse_args()
     device = torch.device(args.device)
     if args.threads is not None:
@@ -135,7 +142,7 @@ def main() -> None:
     warm_up(device)
     for case in cases:
         console.log(f"measuring {case}")
-        rates = measure(case, device, args.repeats)
+        rates = measure(case, device, args.repeats, args.seconds_per_round)
         vertices = ico_sphere_template(case.level)[0].shape[0]
         table.add_row(
             f"{case.image_size}", f"{case.level} ({vertices})", f"{case.faces_per_pixel}", f"{case.batch}",

@@ -39,8 +39,8 @@ def project_to_ndc(vertices: torch.Tensor, cameras: CamerasBase) -> torch.Tensor
     """World vertices ``(B, V, 3)`` -> ``(B, V, 3)``: NDC ``x, y`` and view-space depth ``z``.
 
     The same sequence of transforms as ``MeshRasterizer.transform`` (world -> view, then the
-    camera's projection composed with its to-NDC transform), so the coordinates are bitwise
-    the reference's. Differentiable with respect to the vertices and the camera parameters.
+    camera's projection composed with its to-NDC transform), so the coordinates are the
+    reference's. Differentiable with respect to the vertices and the camera parameters.
     """
     vertices_view = cameras.get_world_to_view_transform().transform_points(vertices)
     to_ndc = cameras.get_projection_transform().compose(cameras.get_ndc_camera_transform())
@@ -157,6 +157,7 @@ def soft_silhouettes_of_selected_faces(vertices_ndc: torch.Tensor, faces: torch.
     triangles = vertices_ndc[..., :2].reshape(-1, 2)[triangle_vertices]
     centres = pixel_centres_ndc(height, width, device).reshape(-1, 2)[pixel_index % (height * width)]
     distances = signed_squared_distances(centres, triangles)
+    # log prod_f (1 - sigmoid(-d / sigma)) = sum_f logsigmoid(d / sigma), summed per pixel.
     log_transmittance = torch.zeros(batch * height * width, dtype=vertices_ndc.dtype, device=device)
     log_transmittance = log_transmittance.index_add(0, pixel_index, F.logsigmoid(distances / sigma))
     return (-torch.expm1(log_transmittance)).reshape(batch, height, width)
