@@ -238,10 +238,11 @@ def test_sphere_silhouette_is_its_projected_disc():
     assert (silhouette * columns).sum() / silhouette.sum() == pytest.approx(centre, abs=0.05)
 
 
-def test_world_plus_x_appears_on_the_image_left_seen_from_azimuth_zero():
-    # Kato's azimuth 0 puts the eye at (0, 0, -d): world +X is the camera's +X, which pytorch3d
-    # draws on the image's left. A small sphere at x = +0.2 lands at NDC x = 0.2 / (d tan 15 deg),
-    # i.e. at column (W (1 - x_ndc) - 1) / 2 (the pixel centre convention).
+def test_world_plus_x_appears_on_the_image_right_seen_from_azimuth_zero():
+    # Kato's azimuth 0 puts the eye at (0, 0, -d) and, as in SoftRas/NMR, world +X is drawn on the
+    # image's right (a3d_core.geometry mirrors pytorch3d's +X-left camera frame). A small sphere at
+    # x = +0.2 has NDC x = -0.2 / (d tan 15 deg) in pytorch3d's +X-left NDC, i.e. it lands at
+    # column (W (1 + 0.2 / (d tan 15 deg)) - 1) / 2 (pytorch3d's pixel centre convention).
     image_size, distance = 64, 2.732
     template, faces = ico_sphere_template(level=3, radius=0.1)
     renderer = SoftSilhouetteRenderer(SilhouetteRendererSettings(image_size=image_size, backend="fast"))
@@ -249,4 +250,4 @@ def test_world_plus_x_appears_on_the_image_left_seen_from_azimuth_zero():
     columns = torch.arange(image_size, dtype=torch.float32)
     column = (silhouette.sum(0) * columns).sum() / silhouette.sum()
     ndc_x = 0.2 / (distance * math.tan(math.radians(15.0)))
-    assert column.item() == pytest.approx((image_size * (1 - ndc_x) - 1) / 2, abs=0.1)
+    assert column.item() == pytest.approx((image_size * (1 + ndc_x) - 1) / 2, abs=0.1)
