@@ -55,6 +55,7 @@ from a3d_core.train.distributed import (
     ShardedBatches,
     all_gather_objects,
     all_reduce_mean,
+    barrier,
     unwrap_model,
     wrap_model,
 )
@@ -407,6 +408,7 @@ def train(
         for sink in sinks:
             if hasattr(sink, "close"):
                 sink.close()
+    barrier(context)  # every process returns after rank 0 has written the last checkpoint
 
     return TrainResult(
         start_step=start_step,

@@ -67,7 +67,7 @@ class ToyAmodalDataset(torch.utils.data.Dataset):
         self.category = torch.as_tensor(self.object_index % len(self.categories), dtype=torch.int64)
 
     def __len__(self) -> int:
-        return len(self.object_index)
+        return len(self.rgb)
 
     def __getitem__(self, index: int) -> dict:
         visible_area = float(self.visible[index].sum())
