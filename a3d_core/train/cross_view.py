@@ -20,6 +20,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from a3d_core.errors import InputError
+from a3d_core.train.distributed import set_dataset_epoch
 
 PAIRED_KEYS = ("rgb", "visible", "amodal", "category")
 
@@ -66,9 +67,7 @@ class CrossViewPairs(Dataset):
     def set_epoch(self, epoch: int) -> None:
         """Draw new partners for ``epoch`` (and pass the epoch on to the wrapped dataset)."""
         self.epoch = epoch
-        inner_set_epoch = getattr(self.dataset, "set_epoch", None)
-        if callable(inner_set_epoch):
-            inner_set_epoch(epoch)
+        set_dataset_epoch(self.dataset, epoch)
 
     def partner(self, index: int) -> int:
         """The item paired with ``index`` in the current epoch: another view of the same object."""

@@ -126,6 +126,19 @@ def barrier(context: DistributedContext) -> None:
         dist.barrier()
 
 
+def set_dataset_epoch(dataset: Any, epoch: int) -> None:
+    """Tell a dataset which epoch it serves, for per-epoch randomness drawn from ``(seed, epoch, index)``.
+
+    Calls ``dataset.set_epoch(epoch)`` when it exists (``DistributedSampler``'s convention), else
+    sets an ``epoch`` attribute the dataset already has.
+    """
+    set_epoch = getattr(dataset, "set_epoch", None)
+    if callable(set_epoch):
+        set_epoch(epoch)
+    elif hasattr(dataset, "epoch"):
+        dataset.epoch = epoch
+
+
 class ShardedBatches:
     """This process's batches of one epoch, in a seeded order, resumable mid-epoch.
 

@@ -12,8 +12,8 @@ What the loop guarantees:
 * Resumable: ``resume=True`` restores model, optimizer, scheduler, gradient scaler, generators
   and the partial logging window from ``<out>/last.pt`` and skips the batches already seen, so
   the result equals an uninterrupted run. This holds when each dataset item is a function of
-  its index and of the epoch (per-epoch randomness goes through ``dataset.set_epoch(epoch)``,
-  which the loop calls) and, in a distributed run, when the number of processes is unchanged.
+  its index and of the epoch (per-epoch randomness goes through ``dataset.set_epoch(epoch)`` or
+  ``dataset.epoch``, which the loop sets) and, in a distributed run, when the number of processes is unchanged.
 * Stops with :class:`~a3d_core.errors.TrainingError` naming the step and the loss term as soon
   as a loss is not finite.
 * Mixed precision (bf16 or fp16 autocast, a GradScaler for fp16) on CUDA only.
@@ -56,6 +56,7 @@ from a3d_core.train.distributed import (
     all_gather_objects,
     all_reduce_mean,
     barrier,
+    set_dataset_epoch,
     unwrap_model,
     wrap_model,
 )
@@ -461,9 +462,7 @@ def _epoch_loader(
     context: DistributedContext,
 ) -> DataLoader:
     """The loader of ``epoch`` from batch ``skip`` on; worker seeds depend on (seed, epoch) only."""
-    set_epoch = getattr(dataset, "set_epoch", None)
-    if callable(set_epoch):
-        set_epoch(epoch)
+    set_dataset_epoch(dataset, epoch)
     return DataLoader(
         dataset,
         batch_sampler=list(batches.epoch(epoch, skip)),
