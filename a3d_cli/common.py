@@ -7,6 +7,7 @@ from typing import Any, Callable, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from a3d_core.errors import A3DError
 
@@ -24,7 +25,7 @@ EXIT_NOT_BUILT = 2
 
 def fail(message: str, code: int = EXIT_FAILURE) -> None:
     """Print ``message`` on one line to stderr and exit with ``code``."""
-    error_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    error_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -85,11 +85,12 @@ def decode_segmentation(segmentation: Any, height: int, width: int) -> np.ndarra
 
 def mask_bbox(mask: np.ndarray) -> list[float]:
     """Tight box ``[x, y, w, h]`` of a binary mask, in pixels (COCO's convention); zeros if empty."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
+    mask = np.asarray(mask)
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if len(cols) == 0:
         return [0.0, 0.0, 0.0, 0.0]
-    x0, y0 = int(xs.min()), int(ys.min())
-    return [float(x0), float(y0), float(xs.max() - x0 + 1), float(ys.max() - y0 + 1)]
+    return [float(cols[0]), float(rows[0]), float(cols[-1] - cols[0] + 1), float(rows[-1] - rows[0] + 1)]
 
 
 def amodal_annotation(
