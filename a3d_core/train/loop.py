@@ -57,7 +57,6 @@ from a3d_core.train.distributed import (
     all_reduce_mean,
     barrier,
     set_dataset_epoch,
-    unwrap_model,
     wrap_model,
 )
 from a3d_core.train.metrics_log import METRICS_FILE, TENSORBOARD_DIR, JsonlMetrics, open_tensorboard
@@ -211,6 +210,14 @@ class _LoopState:
     best_step: int | None = None
     latest_metrics: dict[str, float] = field(default_factory=dict)
 
+    def record_validation(self, step: int, metrics: Mapping[str, float], best_metric: str) -> bool:
+        """Keep ``metrics`` as the latest; returns whether ``best_metric`` improved (higher is better)."""
+        self.latest_metrics = dict(metrics)
+        if self.best_metric is not None and metrics[best_metric] <= self.best_metric:
+            return False
+        self.best_metric, self.best_step = metrics[best_metric], step
+        return True
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "window": dataclasses.asdict(self.window),
@@ -303,63 +310,19 @@ def train(
     context = context or DistributedContext(device=resolve_device("auto"))
     out_dir = Path(out_dir)
     last_path, best_path = out_dir / LAST_CHECKPOINT, out_dir / BEST_CHECKPOINT
-    metadata = dict(checkpoint_metadata or {})
-    config = {"train": dataclasses.asdict(settings), **dict(run_config or {})}
-
     batches = ShardedBatches(len(dataset), settings.batch_size, context, settings.seed)
     total_steps = settings.total_steps(batches.steps_per_epoch)
-    module = model.to(context.device)
-    optimizer = torch.optim.Adam(module.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    scheduler = build_scheduler(optimizer, settings, total_steps)
-    precision = _Precision(settings.amp, context.device)
-
+    run = _Run(model, settings, total_steps, context)
     if resume:
-        checkpoint = load_checkpoint(last_path)
-        _check_resumable(checkpoint, settings, metadata, total_steps, last_path)
-        load_model_state(module, checkpoint, last_path)
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        precision.scaler.load_state_dict(checkpoint["grad_scaler"])
-        rng_by_rank = checkpoint.get("rng_by_rank")
-        use_own_rank = rng_by_rank is not None and len(rng_by_rank) == context.world_size
-        restore_rng_state(rng_by_rank[context.rank] if use_own_rank else checkpoint["rng"])
-        state = _LoopState.from_dict(checkpoint["loop_state"])
-        start_step = int(checkpoint["step"])
+        start_step = run.restore(last_path, dict(checkpoint_metadata or {}))
     else:
         if last_path.exists():
             raise InputError(f"{out_dir}: holds a run already ({last_path.name}); pass --resume to continue it or choose another output folder")
         seed_everything(settings.seed + context.rank)
-        state = _LoopState()
         start_step = 0
-
-    trained = wrap_model(module, context)
-    sinks: list[Any] = []
-    if context.is_main:
-        jsonl = JsonlMetrics(out_dir / METRICS_FILE)
-        jsonl.rewind(start_step)
-        sinks.append(jsonl)
-        tensorboard = open_tensorboard(out_dir / TENSORBOARD_DIR, purge_step=start_step + 1) if settings.tensorboard else None
-        if tensorboard is not None:
-            sinks.append(tensorboard)
-
-    def checkpoint_dict(step: int, epoch: int, rng_by_rank: list[dict[str, Any]]) -> dict[str, Any]:
-        checkpoint = {
-            **metadata,
-            "model": unwrap_model(trained).state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "grad_scaler": precision.scaler.state_dict(),
-            "rng": rng_by_rank[0],
-            "step": step,
-            "epoch": epoch,
-            "total_steps": total_steps,
-            "config": config,
-            "metrics": dict(state.latest_metrics),
-            "loop_state": state.as_dict(),
-        }
-        if context.is_distributed:
-            checkpoint["rng_by_rank"] = rng_by_rank
-        return checkpoint
+    trained = wrap_model(run.module, context)
+    sinks = _open_sinks(out_dir, start_step, settings.tensorboard) if context.is_main else []
+    config = {"train": dataclasses.asdict(settings), **dict(run_config or {})}
 
     validations: list[dict[str, float]] = []
     last_losses: dict[str, float] = {}
@@ -373,42 +336,36 @@ def train(
                 if iterator is None or batch_in_epoch == 0:
                     iterator = iter(_epoch_loader(dataset, batches, epoch, batch_in_epoch, collate_fn, settings, context))
                 step_started = time.perf_counter()
-                batch = move_to_device(next(iterator), context.device)
-                losses = _optimizer_step(trained, module, batch, optimizer, scheduler, precision, settings, context, step)
-                state.window.add(losses, settings.batch_size, time.perf_counter() - step_started)
+                losses = run.optimizer_step(trained, move_to_device(next(iterator), context.device), step)
+                seconds = time.perf_counter() - step_started
+                run.state.window.add(losses, settings.batch_size, seconds)
+                progress.advance(step, losses["loss"], instances_per_second=settings.batch_size / max(seconds, 1e-9))
 
                 if step % settings.log_every == 0 or step == total_steps:
-                    last_losses = state.window.means()
-                    record = {"step": step, "split": "train", "epoch": epoch, **last_losses, "lr": scheduler.get_last_lr()[0]}
-                    record["instances_per_s"] = state.window.instances_per_second()
-                    for sink in sinks:
-                        sink.append(record)
-                    state.window = _LossWindow()
-                progress.advance(step, losses["loss"], instances_per_second=settings.batch_size / max(time.perf_counter() - step_started, 1e-9))
+                    last_losses = run.state.window.means()
+                    record = {"step": step, "split": "train", "epoch": epoch, **last_losses, "lr": run.scheduler.get_last_lr()[0]}
+                    _append(sinks, {**record, "instances_per_s": run.state.window.instances_per_second()})
+                    run.state.window = _LossWindow()
 
                 validates = validate is not None and (step == total_steps or (settings.val_every is not None and step % settings.val_every == 0))
                 improved = False
                 if validates and context.is_main:
-                    metrics = _validate(validate, unwrap_model(trained), settings.best_metric)
-                    state.latest_metrics = metrics
+                    metrics = _validate(validate, run.module, settings.best_metric)
                     validations.append({"step": step, **metrics})
-                    for sink in sinks:
-                        sink.append({"step": step, "split": "val", **metrics})
+                    _append(sinks, {"step": step, "split": "val", **metrics})
                     progress.show_iou(metrics[settings.best_metric])
-                    if state.best_metric is None or metrics[settings.best_metric] > state.best_metric:
-                        state.best_metric, state.best_step, improved = metrics[settings.best_metric], step, True
+                    improved = run.state.record_validation(step, metrics, settings.best_metric)
 
                 if validates or step % settings.checkpoint_every == 0 or step == total_steps:
                     rng_by_rank = all_gather_objects(capture_rng_state(), context)
                     if context.is_main:
-                        checkpoint = checkpoint_dict(step, epoch, rng_by_rank)
+                        checkpoint = run.checkpoint(step, epoch, rng_by_rank, dict(checkpoint_metadata or {}), config)
                         save_checkpoint(checkpoint, last_path)
                         if improved:
                             save_checkpoint(checkpoint, best_path)
     finally:
         for sink in sinks:
-            if hasattr(sink, "close"):
-                sink.close()
+            sink.close()
     barrier(context)  # every process returns after rank 0 has written the last checkpoint
 
     return TrainResult(
@@ -416,12 +373,108 @@ def train(
         steps=max(step, start_step),
         train_losses=last_losses,
         validation=validations,
-        best_metric=state.best_metric,
-        best_step=state.best_step,
+        best_metric=run.state.best_metric,
+        best_step=run.state.best_step,
         last_checkpoint=last_path,
-        best_checkpoint=best_path if state.best_step is not None else None,
+        best_checkpoint=best_path if run.state.best_step is not None else None,
         seconds=time.perf_counter() - started,
     )
+
+
+class _Run:
+    """The mutable parts of a training run: model, optimizer, scheduler, scaler and loop state."""
+
+    def __init__(self, model: nn.Module, settings: TrainSettings, total_steps: int, context: DistributedContext) -> None:
+        self.settings = settings
+        self.total_steps = total_steps
+        self.context = context
+        self.module = model.to(context.device)
+        self.optimizer = torch.optim.Adam(self.module.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+        self.scheduler = build_scheduler(self.optimizer, settings, total_steps)
+        self.precision = _Precision(settings.amp, context.device)
+        self.state = _LoopState()
+
+    def restore(self, path: Path, metadata: Mapping[str, Any]) -> int:
+        """Continue from the checkpoint at ``path``; returns its step."""
+        checkpoint = load_checkpoint(path)
+        _check_resumable(checkpoint, self.settings, metadata, self.total_steps, path)
+        load_model_state(self.module, checkpoint, path)
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        self.precision.scaler.load_state_dict(checkpoint["grad_scaler"])
+        rng_by_rank = checkpoint.get("rng_by_rank")
+        same_world = rng_by_rank is not None and len(rng_by_rank) == self.context.world_size
+        restore_rng_state(rng_by_rank[self.context.rank] if same_world else checkpoint["rng"])
+        self.state = _LoopState.from_dict(checkpoint["loop_state"])
+        return int(checkpoint["step"])
+
+    def checkpoint(
+        self, step: int, epoch: int, rng_by_rank: list[dict[str, Any]], metadata: Mapping[str, Any], config: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The checkpoint dict after ``step`` (layout in :mod:`a3d_core.train.checkpoint`)."""
+        checkpoint = {
+            **metadata,
+            "model": self.module.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "grad_scaler": self.precision.scaler.state_dict(),
+            "rng": rng_by_rank[0],
+            "step": step,
+            "epoch": epoch,
+            "total_steps": self.total_steps,
+            "config": dict(config),
+            "metrics": dict(self.state.latest_metrics),
+            "loop_state": self.state.as_dict(),
+        }
+        if self.context.is_distributed:
+            checkpoint["rng_by_rank"] = rng_by_rank
+        return checkpoint
+
+    def optimizer_step(self, trained: nn.Module, batch: Any, step: int) -> dict[str, float]:
+        """One step on ``batch``; returns ``{"loss": total, "loss/<term>": ...}`` averaged over processes.
+
+        Raises:
+            TrainingError: naming the step and the term, when a loss is not finite (before any update).
+        """
+        trained.train()
+        with self.precision.autocast():
+            losses = trained(batch)
+        names, terms = _loss_terms(losses, step)
+        total = torch.stack([term.float() for term in terms]).sum()
+        reported = all_reduce_mean(torch.stack([total.detach()] + [term.detach().float() for term in terms]), self.context)
+        values = reported.tolist()
+        for name, value in sorted(zip(["total"] + names, values), key=lambda named: named[0] == "total"):
+            if not math.isfinite(value):
+                raise TrainingError(
+                    f"step {step}: loss term {name!r} is {value} (not finite); training stopped before the update. "
+                    "Lower --lr, keep gradient clipping on, or check the data"
+                )
+        scaler = self.precision.scaler
+        self.optimizer.zero_grad(set_to_none=True)
+        scaler.scale(total).backward()
+        if self.settings.grad_clip_norm is not None:
+            scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.settings.grad_clip_norm)
+        scaler.step(self.optimizer)
+        scaler.update()
+        self.scheduler.step()
+        return dict(zip(["loss"] + [f"loss/{name}" for name in names], values))
+
+
+def _open_sinks(out_dir: Path, start_step: int, tensorboard: bool) -> list[Any]:
+    """The JSONL file, cut back to ``start_step``, and TensorBoard when asked for and installed."""
+    jsonl = JsonlMetrics(out_dir / METRICS_FILE)
+    jsonl.rewind(start_step)
+    sinks: list[Any] = [jsonl]
+    writer = open_tensorboard(out_dir / TENSORBOARD_DIR, purge_step=start_step + 1) if tensorboard else None
+    if writer is not None:
+        sinks.append(writer)
+    return sinks
+
+
+def _append(sinks: list[Any], record: Mapping[str, Any]) -> None:
+    for sink in sinks:
+        sink.append(record)
 
 
 def _check_resumable(
@@ -471,43 +524,6 @@ def _epoch_loader(
         generator=torch.Generator().manual_seed(settings.seed * 1_000_003 + epoch),
         pin_memory=context.device.type == "cuda",
     )
-
-
-def _optimizer_step(
-    trained: nn.Module,
-    module: nn.Module,
-    batch: Any,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    precision: _Precision,
-    settings: TrainSettings,
-    context: DistributedContext,
-    step: int,
-) -> dict[str, float]:
-    """One optimizer step; returns ``{"loss": total, "loss/<term>": ...}`` averaged over processes."""
-    trained.train()
-    with precision.autocast():
-        losses = trained(batch)
-    names, terms = _loss_terms(losses, step)
-    total = torch.stack([term.float() for term in terms]).sum()
-    reported = all_reduce_mean(torch.stack([total.detach()] + [term.detach().float() for term in terms]), context)
-    labels = ["loss"] + [f"loss/{name}" for name in names]
-    values = reported.tolist()
-    for name, value in sorted(zip(["total"] + names, values), key=lambda named: named[0] == "total"):
-        if not math.isfinite(value):
-            raise TrainingError(
-                f"step {step}: loss term {name!r} is {value} (not finite); training stopped before the update. "
-                "Lower --lr, keep gradient clipping on, or check the data"
-            )
-    optimizer.zero_grad(set_to_none=True)
-    precision.scaler.scale(total).backward()
-    if settings.grad_clip_norm is not None:
-        precision.scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(module.parameters(), settings.grad_clip_norm)
-    precision.scaler.step(optimizer)
-    precision.scaler.update()
-    scheduler.step()
-    return dict(zip(labels, values))
 
 
 def _loss_terms(losses: Any, step: int) -> tuple[list[str], list[torch.Tensor]]:

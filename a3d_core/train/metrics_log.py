@@ -44,6 +44,9 @@ class JsonlMetrics:
             handle.write(line + "\n")
             handle.flush()
 
+    def close(self) -> None:
+        """Nothing to release: every record is flushed when written."""
+
     def read(self) -> list[dict[str, Any]]:
         """All complete records, in order."""
         if not self.path.exists():
