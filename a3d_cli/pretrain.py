@@ -78,12 +78,15 @@ def pretrain(
 
 
 def result_table(result: PretrainResult) -> Table:
-    """Per-category IoU of the model and of the visible-mask baseline, one column pair per test split."""
-    table = Table(title=f"Amodal mask IoU: {result.model} vs. the visible mask ({result.evaluated_checkpoint.name})")
+    """Per-category IoU (%) of the model and of the visible-mask baseline, one column pair per test split.
+
+    The last row is the mIoU: the mean of the category IoUs, as in the paper's Table 1.
+    """
+    table = Table(title=f"Amodal mask IoU (%): {result.model} ({result.evaluated_checkpoint.name}) vs. the visible mask")
     table.add_column("category")
     for split in result.evaluations:
-        table.add_column(f"{result.model} · {split}", justify="right")
-        table.add_column(f"visible mask · {split}", justify="right")
+        table.add_column(f"{split}\n{result.model}", justify="right")
+        table.add_column(f"{split}\nvisible mask", justify="right")
     for name in result.category_names:
         cells = []
         for evaluation in result.evaluations.values():
@@ -93,7 +96,7 @@ def result_table(result: PretrainResult) -> Table:
     means = []
     for evaluation in result.evaluations.values():
         means += [_percent(evaluation.model.miou), _percent(evaluation.visible_baseline.miou)]
-    table.add_row("mIoU (mean of categories)", *means, style="bold")
+    table.add_row("mIoU", *means, style="bold")
     return table
 
 

@@ -120,8 +120,9 @@ def test_the_command_prints_the_comparison_table(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["pretrain", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--steps", "4",
                                       "--batch-size", "4", "--lr", "0.05", "--device", "cpu"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "visible mask · test_newview" in result.output
-    assert "mIoU (mean of categories)" in result.output
+    header = result.output.split("┏")[1].split("┡")[0]
+    assert header.count("test_newview") == 2 and header.count("visible mask") == 2
+    assert "mIoU" in result.output and "cube" in result.output and "ball" in result.output
     assert (tmp_path / "run" / "results.json").is_file()
 
 
