@@ -1,9 +1,114 @@
 """``a3d prepare shapenet``: ShapeNet renders, mesh folders, or the built-in shape library."""
 
-from a3d_cli.common import not_built
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from a3d_cli.common import SeedOption, console, user_errors
 from a3d_cli.prepare import app
+from a3d_core.errors import InputError
 
 
-@app.command("shapenet", help="Build the ShapeNet-style single-object set (not built yet).")
-def shapenet() -> None:
-    not_built("prepare shapenet", 3)
+def _parse_range(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    pieces = text.split("-")
+    try:
+        if len(pieces) == 1:
+            return int(pieces[0]), int(pieces[0])
+        if len(pieces) == 2:
+            return int(pieces[0]), int(pieces[1])
+    except ValueError:
+        pass
+    raise InputError(f"--holdout-views: expected FIRST-LAST view ids such as 18-23, got {text!r}")
+
+
+def _parse_fractions(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise InputError(f"--split: expected TRAIN,VAL,TEST fractions such as 0.7,0.1,0.2, got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+@app.command("shapenet")
+@user_errors
+def shapenet(
+    source: Optional[Path] = typer.Option(
+        None, "--source", help="Kato/SoftRas npz renders ({synset}_{split}_images.npz) or a mesh folder "
+        "(ShapeNetCore v1/v2, or any .obj/.ply tree: category = first folder). Default: the built-in shape library."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Dataset folder to write (default: <data root>/shapenet)."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Data root (default: $A3D_DATA_ROOT or ./data)."),
+    objects_per_category: Optional[int] = typer.Option(
+        None, "--objects-per-category", min=1, help="Objects per category (built-in default 12; for --source: at most this many, default all)."),
+    views: int = typer.Option(24, "--views", min=1, max=24, help="How many of Kato's 24 views (elevation 30, azimuth -15 v), evenly spaced."),
+    image_size: int = typer.Option(64, "--image-size", min=8, help="Image side in pixels (Kato: 64)."),
+    supersample: int = typer.Option(1, "--supersample", min=1, max=4, help="Render at this multiple of the size and average (anti-aliasing; costs its square)."),
+    split: str = typer.Option("0.7,0.1,0.2", "--split", help="TRAIN,VAL,TEST fractions of the objects (Kato npz files keep their own split)."),
+    holdout_views: Optional[str] = typer.Option(
+        None, "--holdout-views", help="FIRST-LAST Kato view ids kept out of training; the test objects at these views form the test_newview split."),
+    min_occlusion: float = typer.Option(0.1, "--min-occlusion", help="Lowest synthetic occlusion rate."),
+    max_occlusion: float = typer.Option(0.7, "--max-occlusion", help="Highest synthetic occlusion rate."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Render in this many processes."),
+    export_coco: bool = typer.Option(False, "--export-coco", help="Also write the canonical COCO JSON of each split and PNG images."),
+    preview: Optional[Path] = typer.Option(None, "--preview", help="Write a PNG grid of samples (RGB | visible | amodal, one row per category)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset folder."),
+    seed: int = SeedOption,
+) -> None:
+    """Build the ShapeNet-style single-object amodal set: renders at Kato's views plus synthetic occlusion.
+
+    With no --source, 13 procedural categories (airplane ... watercraft) are generated, so the
+    whole pipeline works without any download. Splits are by object.
+    """
+    from a3d_core.data.catalog import data_root as resolve_root
+    from a3d_core.data.occlusion import OcclusionSettings
+    from a3d_core.data.prepare_shapenet import PrepareShapeNetConfig, prepare_shapenet
+    from a3d_core.data.render import RenderSettings
+
+    try:
+        config = PrepareShapeNetConfig(
+            out=out or resolve_root(data_root) / "shapenet", source=source, objects_per_category=objects_per_category,
+            views=views, image_size=image_size, split_fractions=_parse_fractions(split),
+            holdout_views=_parse_range(holdout_views),
+            occlusion=OcclusionSettings(min_rate=min_occlusion, max_rate=max_occlusion),
+            render=RenderSettings(image_size=image_size, supersample=supersample), seed=seed, workers=workers,
+            export_coco=export_coco, preview=preview, overwrite=overwrite)
+    except ValueError as error:
+        raise InputError(str(error)) from None
+    if config.out.exists() and not overwrite:
+        raise InputError(f"{config.out}: already exists (pass --overwrite to replace it)")
+
+    labels = {"render": "rendering views", "occlude": "occluding views"}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(labels.get(stage, stage), total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        result = prepare_shapenet(config, progress=report)
+
+    table = Table(title=f"ShapeNet-style dataset -> {result.out}")
+    for column in ("split", "objects", "samples", "mean occlusion"):
+        table.add_column(column, justify="left" if column == "split" else "right")
+    for name, summary in result.splits.items():
+        table.add_row(name, str(summary.objects), str(summary.samples), f"{summary.mean_occlusion_rate:.2f}")
+    console.print(table)
+    render_rate = result.views_rendered / max(result.render_seconds, 1e-9)
+    occlusion_rate = result.views_occluded / max(result.occlusion_seconds, 1e-9)
+    console.print(f"source {result.source}; {len(result.categories)} categories; {result.image_size}x{result.image_size}; "
+                  f"views {result.view_ids}")
+    console.print(f"rendering {render_rate:.1f} views/s, occlusion {occlusion_rate:.1f} views/s")
+    if result.views_skipped:
+        console.print(f"skipped {result.views_skipped} views whose silhouette was under {config.min_amodal_pixels} pixels")
+    if result.preview is not None:
+        console.print(f"preview: {result.preview}")

@@ -1,0 +1,465 @@
+"""``a3d prepare shapenet`` as a pure function: objects -> 24-view renders -> synthetic occlusion -> shards.
+
+Sources (paper 4.1 uses Kato's ShapeNet renders with random synthetic occlusion):
+
+* nothing: the built-in shape library (``a3d_core.data.shapes``), 13 categories;
+* a folder of Kato npz renders (``{synset}_{split}_images.npz``): their own object splits;
+* a mesh folder (ShapeNetCore v1/v2 or any .obj/.ply tree): rendered here.
+
+Splits are by object: an object's views all go to one split. With ``holdout_views`` the views in
+that range of Kato view ids are kept out of train/val/test and the test objects' held-out views
+form the ``test_newview`` split (generalisation to unseen viewpoints, the paper's central claim).
+Camera and object ids are stored as metadata only.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from a3d_core import __version__
+from a3d_core.data.canonical import FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME
+from a3d_core.data.mesh_folder import find_meshes, load_mesh
+from a3d_core.data.occlusion import OcclusionGenerator, OcclusionSettings
+from a3d_core.data.render import MeshRenderer, RenderSettings
+from a3d_core.data.shapenet import STORAGE, canonical_split, find_kato_files, read_kato_npz, write_shard
+from a3d_core.data.shapes import CATEGORIES, generate_shape, to_pytorch3d
+from a3d_core.errors import InputError
+from a3d_core.geometry import (
+    KATO_AZIMUTH_STEP_DEG,
+    KATO_DISTANCE,
+    KATO_ELEVATION_DEG,
+    KATO_NUM_VIEWS,
+    kato_viewpoints,
+)
+from a3d_core.io.atomic import atomic_directory, atomic_write_bytes, atomic_write_json
+
+SPLITS = ("train", "val", "test")
+NEW_VIEW_SPLIT = "test_newview"
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class PrepareShapeNetConfig:
+    """What to prepare and how.
+
+    out: the dataset folder to write.
+    source: None (built-in shapes), a folder of Kato npz renders, or a mesh folder.
+    objects_per_category: objects per category (built-in default 12; for a source, at most this
+        many per category, None = all).
+    views: how many of Kato's 24 views, evenly spaced in azimuth.
+    image_size: images are S x S (Kato: 64).
+    split_fractions: (train, val, test) fractions of the objects (Kato files keep their own split).
+    holdout_views: (first, last) Kato view ids (inclusive) kept out of training; see module doc.
+    categories: a subset of the built-in categories (None = all 13).
+    shard_objects: objects per shard file.
+    min_amodal_pixels: views whose silhouette covers fewer pixels are skipped (e.g. a rifle seen
+        end-on in a tiny image): they cannot be occluded at a meaningful rate.
+    """
+
+    out: Path
+    source: Path | None = None
+    objects_per_category: int | None = None
+    views: int = 24
+    image_size: int = 64
+    split_fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
+    holdout_views: tuple[int, int] | None = None
+    categories: tuple[str, ...] | None = None
+    occlusion: OcclusionSettings = field(default_factory=OcclusionSettings)
+    render: RenderSettings | None = None
+    seed: int = 0
+    workers: int = 1
+    shard_objects: int = 64
+    min_amodal_pixels: int = 10
+    export_coco: bool = False
+    preview: Path | None = None
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        self.source = Path(self.source) if self.source is not None else None
+        if self.objects_per_category is not None and self.objects_per_category < 1:
+            raise ValueError(f"objects_per_category must be at least 1, got {self.objects_per_category}")
+        if not 1 <= self.views <= KATO_NUM_VIEWS:
+            raise ValueError(f"views must be in 1..{KATO_NUM_VIEWS}, got {self.views}")
+        if len(self.split_fractions) != 3 or min(self.split_fractions) < 0 or not math.isclose(sum(self.split_fractions), 1.0, abs_tol=1e-6):
+            raise ValueError(f"split_fractions must be three non-negative numbers summing to 1, got {self.split_fractions}")
+        if self.split_fractions[0] <= 0:
+            raise ValueError("the train fraction must be positive")
+        if self.holdout_views is not None:
+            first, last = self.holdout_views
+            if not 0 <= first <= last < KATO_NUM_VIEWS:
+                raise ValueError(f"holdout_views must be FIRST-LAST within 0..{KATO_NUM_VIEWS - 1}, got {first}-{last}")
+            if self.split_fractions[2] <= 0:
+                raise ValueError("holdout_views needs test objects (a positive test fraction)")
+        if self.categories is not None:
+            unknown = set(self.categories) - set(CATEGORIES)
+            if unknown or not self.categories:
+                raise ValueError(f"unknown built-in categories {sorted(unknown)} (known: {', '.join(CATEGORIES)})")
+        if self.workers < 1 or self.shard_objects < 1 or self.min_amodal_pixels < 1:
+            raise ValueError("workers, shard_objects and min_amodal_pixels must be at least 1")
+        if self.render is None:
+            self.render = RenderSettings(image_size=self.image_size)
+        elif self.render.image_size != self.image_size:
+            raise ValueError(f"render.image_size {self.render.image_size} differs from image_size {self.image_size}")
+
+    @property
+    def view_ids(self) -> list[int]:
+        """The Kato view ids used: ``views`` of the 24, evenly spaced."""
+        return sorted({int(v) for v in np.linspace(0, KATO_NUM_VIEWS, self.views, endpoint=False)})
+
+    @property
+    def seen_view_ids(self) -> list[int]:
+        if self.holdout_views is None:
+            return self.view_ids
+        first, last = self.holdout_views
+        return [v for v in self.view_ids if not first <= v <= last]
+
+    @property
+    def new_view_ids(self) -> list[int]:
+        return [v for v in self.view_ids if v not in self.seen_view_ids]
+
+
+@dataclass
+class ObjectSpec:
+    """One object to prepare: where its views come from and (once decided) its split."""
+
+    category: str
+    source_id: str
+    kind: str  # "builtin", "mesh" or "kato"
+    payload: object
+    split: str | None = None
+
+
+@dataclass
+class SplitSummary:
+    objects: int
+    samples: int
+    mean_occlusion_rate: float
+
+
+@dataclass
+class PrepareShapeNetResult:
+    """What was written, with the time spent rendering and occluding (views per second)."""
+
+    out: Path
+    source: str
+    categories: list[str]
+    image_size: int
+    view_ids: list[int]
+    splits: dict[str, SplitSummary]
+    views_rendered: int
+    render_seconds: float
+    views_occluded: int
+    occlusion_seconds: float
+    views_skipped: int
+    preview: Path | None
+
+
+# -------------------------------------------------------------------------------- collecting
+def collect_objects(config: PrepareShapeNetConfig) -> tuple[str, list[str], list[ObjectSpec]]:
+    """``(source description, category names, objects)`` for the configured source."""
+    if config.source is None:
+        categories = list(config.categories or CATEGORIES)
+        count = config.objects_per_category or 12
+        objects = [ObjectSpec(name, f"builtin/{name}/{i:04d}", "builtin", (config.seed, CATEGORIES.index(name), i))
+                   for name in categories for i in range(count)]
+        return "builtin", categories, objects
+    if not config.source.is_dir():
+        raise InputError(f"{config.source}: source folder not found")
+    limit = config.objects_per_category
+    kato = find_kato_files(config.source)
+    if kato:
+        objects = []
+        for category in sorted(kato):
+            for split, path in sorted(kato[category].items()):
+                images = read_kato_npz(path)[:limit]  # (objects, 24, 4, S, S), read once per file
+                if images.shape[1] != KATO_NUM_VIEWS:
+                    raise InputError(f"{path}: expected Kato's {KATO_NUM_VIEWS} views, got {images.shape[1]}")
+                objects += [ObjectSpec(category, f"{path.name}/{i}", "kato", images[i], split) for i in range(len(images))]
+        return f"kato:{config.source}", sorted(kato), objects
+    records = find_meshes(config.source)
+    categories = sorted({r.category for r in records})
+    objects = []
+    for category in categories:
+        mine = [r for r in records if r.category == category]
+        objects += [ObjectSpec(category, r.object_id, "mesh", str(r.path)) for r in mine[:limit]]
+    return f"meshes:{config.source}", categories, objects
+
+
+def assign_splits(objects: Sequence[ObjectSpec], fractions: Sequence[float], seed: int) -> None:
+    """Give every object without a split one, by object and stratified by category.
+
+    Objects are shuffled within each category and interleaved round-robin across categories,
+    then the sequence is cut by ``fractions``; each split with a positive fraction gets at least
+    one object when there are enough.
+    """
+    pending = [o for o in objects if o.split is None]
+    if not pending:
+        return
+    rng = np.random.default_rng((seed, 7))
+    by_category: dict[str, list[ObjectSpec]] = {}
+    for spec in pending:
+        by_category.setdefault(spec.category, []).append(spec)
+    queues = [list(np.asarray(group, dtype=object)[rng.permutation(len(group))]) for _, group in sorted(by_category.items())]
+    ordered = []
+    while any(queues):
+        for queue in queues:
+            if queue:
+                ordered.append(queue.pop(0))
+    total = len(ordered)
+    counts = [int(math.floor(f * total)) for f in fractions]
+    enough = total >= sum(1 for f in fractions if f > 0)
+    for i, fraction in enumerate(fractions):
+        if fraction > 0 and counts[i] == 0 and enough:
+            counts[i] = 1
+    counts[0] = total - sum(counts[1:])
+    if counts[0] < 1:
+        raise InputError(f"{total} objects are too few for the split fractions {tuple(fractions)}")
+    # val and test take from the front of the interleaved order so that every category is represented
+    boundaries = {"val": counts[1], "test": counts[1] + counts[2]}
+    for position, spec in enumerate(ordered):
+        spec.split = "val" if position < boundaries["val"] else "test" if position < boundaries["test"] else "train"
+
+
+# --------------------------------------------------------------------------------- rendering
+def _render_object(task: tuple[str, object, list[int], RenderSettings]) -> tuple[np.ndarray, np.ndarray]:
+    """One object's views: ``(rgb uint8 (V, 3, S, S), amodal uint8 (V, S, S))``."""
+    kind, payload, view_ids, settings = task
+    if kind == "kato":
+        images = torch.from_numpy(np.ascontiguousarray(payload[view_ids]))  # (V, 4, S0, S0) RGBA
+        rgb, alpha = images[:, :3].float() / 255.0, images[:, 3:].float() / 255.0
+        if rgb.shape[-1] != settings.image_size:
+            rgb = torch.nn.functional.interpolate(rgb, size=settings.image_size, mode="bilinear", antialias=True,
+                                                  align_corners=False)
+            alpha = torch.nn.functional.interpolate(alpha, size=settings.image_size, mode="bilinear", antialias=True,
+                                                    align_corners=False)
+        return (rgb.clamp(0, 1) * 255).round().to(torch.uint8).numpy(), (alpha[:, 0] >= 0.5).to(torch.uint8).numpy()
+    if kind == "builtin":
+        category, seed = payload
+        mesh = to_pytorch3d(generate_shape(category, seed))
+    else:
+        mesh = load_mesh(payload)
+    rendered = MeshRenderer(settings)(mesh, kato_viewpoints(view_ids))
+    rgb = (rendered.rgb * 255).round().to(torch.uint8).numpy()
+    return rgb, rendered.silhouette.to(torch.uint8).numpy()
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+def render_objects(objects: Sequence[ObjectSpec], view_lists: Sequence[list[int]], settings: RenderSettings,
+                   workers: int, progress: Progress | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Render (or read) every object's views, in ``workers`` processes when more than one."""
+    tasks = []
+    for spec, views in zip(objects, view_lists):
+        payload = (spec.category, spec.payload) if spec.kind == "builtin" else spec.payload
+        tasks.append((spec.kind, payload, views, settings))
+    results = []
+    if workers == 1:
+        # one small batch at a time renders fastest single-threaded (thread start-up dominates)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            for i, task in enumerate(tasks):
+                results.append(_render_object(task))
+                if progress:
+                    progress("render", i + 1, len(tasks))
+        finally:
+            torch.set_num_threads(threads)
+        return results
+    # spawn, not fork: forking a process whose torch thread pools already started can deadlock
+    with multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init) as pool:
+        for i, result in enumerate(pool.imap(_render_object, tasks, chunksize=1)):
+            results.append(result)
+            if progress:
+                progress("render", i + 1, len(tasks))
+    return results
+
+
+# --------------------------------------------------------------------------------- occluding
+def occlude_split(renders: Sequence[tuple[np.ndarray, np.ndarray]], view_lists: Sequence[list[int]],
+                  object_indices: Sequence[int], settings: OcclusionSettings, seed: int, min_amodal_pixels: int = 1,
+                  progress: Progress | None = None, done_before: int = 0, total: int = 0) -> list[list]:
+    """Occlude every view of a split's objects; occluders come from the split's other objects.
+
+    The bank holds one random view of each object. Each view's occlusion is drawn from
+    ``(seed, object index, view id)``, so the result does not depend on order or workers.
+    Views whose silhouette has fewer than ``min_amodal_pixels`` pixels get ``None``.
+    """
+    bank_rng = np.random.default_rng((seed, 11, len(renders)))
+    bank, owners = [], []
+    for (rgb, amodal), index in zip(renders, object_indices):
+        pick = int(bank_rng.integers(len(rgb)))
+        if amodal[pick].any():
+            bank.append((rgb[pick].astype(np.float32) / 255.0, amodal[pick].astype(bool)))
+            owners.append(index)
+    generator = OcclusionGenerator(settings, bank)
+    samples, done = [], done_before
+    for (rgb, amodal), views, index in zip(renders, view_lists, object_indices):
+        exclude = [k for k, owner in enumerate(owners) if owner == index]
+        per_object = []
+        for k, view in enumerate(views):
+            if int(amodal[k].sum()) < min_amodal_pixels:
+                per_object.append(None)
+                done += 1
+                continue
+            rng = np.random.default_rng((seed, 13, int(index), int(view)))
+            per_object.append(generator(rgb[k].astype(np.float32) / 255.0, amodal[k].astype(bool), rng, exclude))
+            done += 1
+        samples.append(per_object)
+        if progress:
+            progress("occlude", done, total)
+    return samples
+
+
+# ----------------------------------------------------------------------------------- writing
+def _split_arrays(entries: Sequence[tuple[int, ObjectSpec, int, np.ndarray, np.ndarray, object]],
+                  categories: Sequence[str], image_size: int) -> dict[str, np.ndarray]:
+    """Stack ``(object index, spec, view id, clean rgb, amodal, OccludedSample)`` rows into shard arrays."""
+    count = len(entries)
+    size = image_size
+    arrays = {
+        "rgb": np.zeros((count, 3, size, size), np.uint8), "clean_rgb": np.zeros((count, 3, size, size), np.uint8),
+        "visible": np.zeros((count, size, size), np.uint8), "amodal": np.zeros((count, size, size), np.uint8),
+        "category": np.zeros(count, np.int64), "object_index": np.zeros(count, np.int64),
+        "view_id": np.zeros(count, np.int64), "occlusion_rate": np.zeros(count, np.float32),
+        "elevation": np.full(count, KATO_ELEVATION_DEG, np.float32), "azimuth": np.zeros(count, np.float32),
+        "distance": np.full(count, KATO_DISTANCE, np.float32),
+    }
+    for row, (index, spec, view, clean, amodal, sample) in enumerate(entries):
+        arrays["rgb"][row] = (sample.rgb * 255).round().astype(np.uint8)
+        arrays["clean_rgb"][row] = clean
+        arrays["visible"][row] = sample.visible
+        arrays["amodal"][row] = amodal
+        arrays["category"][row] = categories.index(spec.category)
+        arrays["object_index"][row] = index
+        arrays["view_id"][row] = view
+        arrays["occlusion_rate"][row] = sample.occlusion_rate
+        arrays["azimuth"][row] = KATO_AZIMUTH_STEP_DEG * view
+    return arrays
+
+
+PREVIEW_VIEWS = (3, 21, 9, 15)  # three-quarter views show a shape best
+
+
+def _preview_picks(arrays: dict[str, np.ndarray], category: int, count: int) -> list[int]:
+    """Up to ``count`` samples of ``category`` from different objects, at three-quarter views when possible."""
+    picks, objects = [], set()
+    candidates = np.flatnonzero(arrays["category"] == category)
+    for preferred in PREVIEW_VIEWS:
+        distance = np.abs(arrays["view_id"][candidates] - preferred)
+        for i in candidates[np.argsort(distance, kind="stable")]:
+            if int(arrays["object_index"][i]) not in objects:
+                picks.append(int(i))
+                objects.add(int(arrays["object_index"][i]))
+                break
+        if len(picks) == count:
+            break
+    return picks
+
+
+def preview_image(split_arrays: dict[str, dict[str, np.ndarray]], categories: Sequence[str], per_category: int = 2) -> np.ndarray:
+    """A grid ``(H, W, 3)`` uint8: one row per category (in order), ``per_category`` samples of
+    (clean render | occluded RGB | visible | amodal)."""
+    source = next((split_arrays[s] for s in ("train", "test", "val") if s in split_arrays and len(split_arrays[s]["category"])), None)
+    if source is None:
+        raise ValueError("no samples to preview")
+    size = source["amodal"].shape[-1]
+    scale = max(1, 96 // size)
+    tile, gap, columns = size * scale, 3, 4
+    canvas = np.full(((tile + gap) * len(categories) + gap, per_category * (columns * tile + gap) + gap, 3), 64, np.uint8)
+    for row in range(len(categories)):
+        for column, i in enumerate(_preview_picks(source, row, per_category)):
+            tiles = [source["clean_rgb"][i].transpose(1, 2, 0), source["rgb"][i].transpose(1, 2, 0),
+                     np.repeat(source["visible"][i][..., None] * 255, 3, 2), np.repeat(source["amodal"][i][..., None] * 255, 3, 2)]
+            strip = np.concatenate([np.kron(t, np.ones((scale, scale, 1), np.uint8)) for t in tiles], axis=1)
+            y, x = gap + row * (tile + gap), gap + column * (columns * tile + gap)
+            canvas[y:y + tile, x:x + columns * tile] = strip
+    return canvas
+
+
+def prepare_shapenet(config: PrepareShapeNetConfig, progress: Progress | None = None) -> PrepareShapeNetResult:
+    """Prepare the dataset described by ``config``; see the module docstring."""
+    import imageio.v3 as iio
+
+    source, categories, objects = collect_objects(config)
+    if not objects:
+        raise InputError(f"{config.source}: no objects to prepare")
+    assign_splits(objects, config.split_fractions, config.seed)
+    if config.holdout_views is not None and not config.new_view_ids:
+        raise InputError(f"--holdout-views {config.holdout_views[0]}-{config.holdout_views[1]} selects none of the "
+                         f"views used ({config.view_ids})")
+    if config.holdout_views is not None and not config.seen_view_ids:
+        raise InputError("--holdout-views holds out every view; nothing is left to train on")
+    view_lists = [config.view_ids if spec.split == "test" else config.seen_view_ids for spec in objects]
+
+    started = time.perf_counter()
+    renders = render_objects(objects, view_lists, config.render, config.workers, progress)
+    render_seconds = time.perf_counter() - started
+    views_rendered = sum(len(v) for v in view_lists)
+
+    split_rows: dict[str, list] = {}
+    started = time.perf_counter()
+    done = skipped = 0
+    for split in SPLITS:
+        members = [i for i, spec in enumerate(objects) if spec.split == split]
+        if not members:
+            continue
+        occluded = occlude_split([renders[i] for i in members], [view_lists[i] for i in members], members,
+                                 config.occlusion, config.seed, config.min_amodal_pixels, progress, done, views_rendered)
+        done += sum(len(view_lists[i]) for i in members)
+        for i, samples in zip(members, occluded):
+            for k, (view, sample) in enumerate(zip(view_lists[i], samples)):
+                if sample is None:
+                    skipped += 1
+                    continue
+                target = NEW_VIEW_SPLIT if view in config.new_view_ids else split
+                split_rows.setdefault(target, []).append((i, objects[i], view, renders[i][0][k], renders[i][1][k], sample))
+    occlusion_seconds = time.perf_counter() - started
+
+    order = [s for s in (*SPLITS, NEW_VIEW_SPLIT) if s in split_rows]
+    if not order:
+        raise InputError(f"no view shows an object with at least {config.min_amodal_pixels} pixels; use a larger --image-size")
+    arrays = {s: _split_arrays(split_rows[s], categories, config.image_size) for s in order}
+    manifest = {
+        "format": FORMAT_NAME, "version": FORMAT_VERSION, "name": "shapenet", "source": source, "splits": order,
+        "image_root": "images", "a3d_version": __version__, "storage": STORAGE, "shards": {},
+        "categories": categories, "image_size": config.image_size, "view_ids": config.view_ids,
+        "holdout_views": list(config.holdout_views) if config.holdout_views else None,
+        "seed": config.seed, "occlusion": asdict(config.occlusion), "canonical_json": config.export_coco,
+        "objects": [{"index": i, "category": s.category, "source_id": s.source_id, "split": s.split} for i, s in enumerate(objects)],
+    }
+    with atomic_directory(config.out, overwrite=config.overwrite) as staging:
+        for split in order:
+            rows = arrays[split]
+            object_ids = np.unique(rows["object_index"])
+            manifest["shards"][split] = []
+            for shard, start in enumerate(range(0, len(object_ids), config.shard_objects)):
+                chosen = np.isin(rows["object_index"], object_ids[start:start + config.shard_objects])
+                relative = f"shards/{split}-{shard:05d}.npz"
+                write_shard(staging / relative, {name: value[chosen] for name, value in rows.items()})
+                manifest["shards"][split].append(relative)
+            if config.export_coco:
+                coco, images = canonical_split(rows, categories, split)
+                for relative, data in images:
+                    target = staging / "images" / relative
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(data)
+                coco.write(staging / f"{split}.json")
+        atomic_write_json(staging / MANIFEST_NAME, manifest, indent=2)
+    if config.preview is not None:
+        atomic_write_bytes(config.preview, iio.imwrite("<bytes>", preview_image(arrays, categories), extension=".png"))
+
+    summaries = {s: SplitSummary(len(np.unique(arrays[s]["object_index"])), len(arrays[s]["category"]),
+                                 float(arrays[s]["occlusion_rate"].mean())) for s in order}
+    return PrepareShapeNetResult(config.out, source, categories, config.image_size, config.view_ids, summaries,
+                                 views_rendered, render_seconds, views_rendered - skipped, occlusion_seconds, skipped, config.preview)

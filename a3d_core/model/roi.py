@@ -1,0 +1,174 @@
+"""Between the stages: crops at amodal boxes, and pasting crop masks back into the image.
+
+Stage 2 sees each instance as ``A_i = [I_i^a, M_i^v]`` (paper 3.2-3.3): the image and the
+visible mask cropped at the amodal box ``B_i^a`` and resampled to ``S x S``. Its amodal mask,
+predicted in that crop, is pasted back into the full image at the same box.
+
+Coordinates are continuous pixel corners: pixel ``(row y, column x)`` covers
+``[x, x + 1) x [y, y + 1)`` and has its centre at ``(x + 0.5, y + 0.5)``; a box
+``(x0, y0, x1, y1)`` that covers pixel columns 2..5 has ``x0 = 2, x1 = 6`` (the canonical
+format's amodal ``[x, y, w, h]`` becomes ``(x, y, x + w, y + h)``).
+
+- :func:`crop_images` / :func:`crop_masks` use ``torchvision.ops.roi_align`` with
+  ``aligned=True`` (that convention): crop pixel ``j`` of ``S`` averages samples around
+  ``x0 + (j + 0.5) * (x1 - x0) / S``; with ``sampling_ratio=-1`` it takes
+  ``ceil((x1 - x0) / S)`` samples per crop pixel and side, so shrinking a large box averages
+  rather than aliases. A crop of an integer box whose side is ``S`` is exactly the pixels.
+- :func:`paste_masks` is the inverse: every image pixel whose centre lies inside the box takes
+  the crop's value at that point by bilinear interpolation (as torchvision's
+  ``paste_masks_in_image`` does), with the crop's border values extended to the box edges;
+  pixels whose centre is outside the box are 0. Unlike torchvision's paste, the box is not
+  rounded to integers and the crop is not padded with a zero border, so an all-ones crop pasted
+  at an integer box fills exactly that box, and pasting a crop of an integer box of side ``S``
+  gives back the pixels that were cropped.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torchvision.ops import roi_align
+
+
+def crop_images(
+    images: torch.Tensor | Sequence[torch.Tensor], boxes: Sequence[torch.Tensor], size: int
+) -> torch.Tensor:
+    """Crop every image at each of its boxes and resample to ``size x size``.
+
+    Args:
+        images: float ``(B, C, H, W)``, or a list of ``B`` float ``(C, H_b, W_b)`` of any sizes.
+        boxes: ``B`` float tensors ``(N_b, 4)``, xyxy in the image's pixels.
+        size: ``S``.
+
+    Returns:
+        ``(N_1 + ... + N_B, C, S, S)``, instances in the order of the images, then the boxes.
+    """
+    _check_size(size)
+    if len(images) != len(boxes):
+        raise ValueError(f"crop_images got {len(images)} images but {len(boxes)} box tensors")
+    if isinstance(images, torch.Tensor):
+        if images.ndim != 4:
+            raise ValueError(f"crop_images expects (B, C, H, W) images, got {tuple(images.shape)}")
+        return _roi_align(images, [b.to(images) for b in boxes], size)
+    crops = [_roi_align(image[None], [box.to(image)], size) for image, box in zip(images, boxes)]
+    if not crops:
+        raise ValueError("crop_images got no images")
+    return torch.cat(crops)
+
+
+def crop_masks(masks: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """Crop mask ``i`` at box ``i`` and resample to ``size x size`` (soft values in ``[0, 1]``).
+
+    Args:
+        masks: ``(N, H, W)`` binary or probabilities (any dtype), one full-image mask per box.
+        boxes: float ``(N, 4)`` xyxy.
+        size: ``S``.
+
+    Returns:
+        float ``(N, S, S)``.
+    """
+    _check_size(size)
+    if masks.ndim != 3 or boxes.shape != (masks.shape[0], 4):
+        raise ValueError(
+            f"crop_masks expects (N, H, W) masks and (N, 4) boxes, got {tuple(masks.shape)} and {tuple(boxes.shape)}"
+        )
+    dtype = boxes.dtype if boxes.is_floating_point() else torch.float32
+    masks = masks.to(dtype)
+    index = torch.arange(len(boxes), dtype=dtype, device=boxes.device)[:, None]
+    rois = torch.cat([index, boxes.to(dtype)], dim=1)
+    return roi_align(masks[:, None], rois, output_size=size, spatial_scale=1.0, sampling_ratio=-1, aligned=True)[:, 0]
+
+
+def _roi_align(images: torch.Tensor, boxes: list[torch.Tensor], size: int) -> torch.Tensor:
+    return roi_align(images, boxes, output_size=size, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+
+
+def _check_size(size: int) -> None:
+    if size < 1:
+        raise ValueError(f"crop size must be at least 1, got {size}")
+
+
+def paste_masks(crops: torch.Tensor, boxes: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+    """Paste ``S x S`` crop masks into full-image masks at their boxes (see the module docstring).
+
+    Differentiable in ``crops``.
+
+    Args:
+        crops: float ``(N, S, S)`` (probabilities or logits: values are interpolated as they are).
+        boxes: float ``(N, 4)`` xyxy in the full image's pixels.
+        image_size: ``(H, W)``.
+
+    Returns:
+        ``(N, H, W)`` of the crops' dtype; 0 wherever a pixel centre is outside the box.
+    """
+    if crops.ndim != 3 or boxes.shape != (crops.shape[0], 4):
+        raise ValueError(
+            f"paste_masks expects (N, S, S) crops and (N, 4) boxes, got {tuple(crops.shape)} and {tuple(boxes.shape)}"
+        )
+    height, width = int(image_size[0]), int(image_size[1])
+    dtype = crops.dtype if crops.is_floating_point() else torch.float32
+    pasted = torch.zeros((len(crops), height, width), dtype=dtype, device=crops.device)
+    for index, (crop, box) in enumerate(zip(crops.to(dtype), boxes.tolist())):
+        x0, y0, x1, y1 = box
+        if not (x1 > x0 and y1 > y0):
+            continue
+        columns = _pixels_inside(x0, x1, width)
+        rows = _pixels_inside(y0, y1, height)
+        if columns is None or rows is None:
+            continue
+        # Pixel centres -> grid_sample's normalised crop coordinates (-1 and 1 are the crop's
+        # outer edges, align_corners=False), i.e. the box edges.
+        grid_x = (torch.arange(*columns, dtype=dtype, device=crops.device) + 0.5 - x0) * (2.0 / (x1 - x0)) - 1.0
+        grid_y = (torch.arange(*rows, dtype=dtype, device=crops.device) + 0.5 - y0) * (2.0 / (y1 - y0)) - 1.0
+        grid = torch.stack(torch.meshgrid(grid_x, grid_y, indexing="xy"), dim=-1)[None]
+        region = F.grid_sample(crop[None, None], grid, mode="bilinear", padding_mode="border", align_corners=False)
+        pasted[index, rows[0] : rows[1], columns[0] : columns[1]] = region[0, 0]
+    return pasted
+
+
+def _pixels_inside(start: float, stop: float, limit: int) -> tuple[int, int] | None:
+    """The pixel indices ``[first, last)`` whose centres ``i + 0.5`` lie in ``[start, stop)``,
+    clipped to ``[0, limit)``; ``None`` when there are none."""
+    first = max(math.ceil(start - 0.5), 0)
+    last = min(math.ceil(stop - 0.5), limit)
+    return (first, last) if last > first else None
+
+
+def jitter_boxes(
+    boxes: torch.Tensor,
+    image_size: tuple[int, int],
+    max_shift: float = 0.1,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Randomly move each box side, to train stage 2 on ground-truth boxes that look like
+    stage-1 predictions (issue: "stage 2 trains on ground-truth boxes ... with jitter").
+
+    Each of ``x0, x1`` moves by ``u * max_shift * width`` and each of ``y0, y1`` by
+    ``u * max_shift * height``, ``u ~ Uniform(-1, 1)`` independently, and the box is clipped to
+    the image. A box that would end up narrower or lower than one pixel is left unchanged.
+
+    Args:
+        boxes: float ``(N, 4)`` xyxy.
+        image_size: ``(H, W)``.
+        max_shift: the largest move, as a fraction of the box side (``>= 0``).
+        generator: a CPU ``torch.Generator`` for reproducible jitter (the offsets are drawn on
+            the CPU and moved to the boxes' device, so a seed gives the same boxes everywhere).
+
+    Returns:
+        float ``(N, 4)`` on the boxes' device.
+    """
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"jitter_boxes expects (N, 4) boxes, got {tuple(boxes.shape)}")
+    if max_shift < 0:
+        raise ValueError(f"max_shift must be >= 0, got {max_shift}")
+    height, width = image_size
+    unit = torch.rand((len(boxes), 4), generator=generator, dtype=torch.float64).to(boxes.device, boxes.dtype) * 2 - 1
+    sides = torch.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], dim=1).repeat(1, 2)
+    moved = boxes + unit * max_shift * sides
+    moved[:, 0::2] = moved[:, 0::2].clamp(0, width)
+    moved[:, 1::2] = moved[:, 1::2].clamp(0, height)
+    usable = ((moved[:, 2] - moved[:, 0]) >= 1) & ((moved[:, 3] - moved[:, 1]) >= 1)
+    return torch.where(usable[:, None], moved, boxes)
