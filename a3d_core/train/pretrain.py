@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 from torch import nn
 from torch.utils.data import Dataset
 
+from a3d_core.data.shapenet import ShapeNetAmodalDataset, read_shard_manifest
 from a3d_core.errors import InputError
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.runtime import seed_everything
@@ -55,19 +56,21 @@ class PretrainComponents:
     build_model: BuildModel
 
 
-def shapenet_components() -> PretrainComponents:
-    """The ShapeNet shard dataset of ``a3d prepare shapenet`` and the 3D-ASM network."""
-    from a3d_core.data.shapenet import ShapeNetAmodalDataset, read_shard_manifest
+def shapenet_splits(root: Path) -> list[str]:
+    """The split names of a dataset written by ``a3d prepare shapenet``."""
+    return list(read_shard_manifest(root)["shards"])
+
+
+def build_asm(kind: str, category_names: list[str], image_size: int, cross_view_weight: float) -> nn.Module:
+    """The 3D-ASM network (or its 2D baseline) of ``kind`` at ``image_size`` (a :data:`BuildModel`)."""
     from a3d_core.model.asm import ASMSettings, build_stage2
 
-    def build_model(kind: str, category_names: list[str], image_size: int, cross_view_weight: float) -> nn.Module:
-        return build_stage2(kind, category_names, ASMSettings(image_size=image_size, cross_view_weight=cross_view_weight))
+    return build_stage2(kind, category_names, ASMSettings(image_size=image_size, cross_view_weight=cross_view_weight))
 
-    return PretrainComponents(
-        open_split=ShapeNetAmodalDataset,
-        list_splits=lambda root: list(read_shard_manifest(root)["shards"]),
-        build_model=build_model,
-    )
+
+def shapenet_components() -> PretrainComponents:
+    """The ShapeNet shard dataset of ``a3d prepare shapenet`` and the 3D-ASM network."""
+    return PretrainComponents(open_split=ShapeNetAmodalDataset, list_splits=shapenet_splits, build_model=build_asm)
 
 
 @dataclass

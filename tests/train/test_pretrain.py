@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from a3d_cli.main import app
+from a3d_core.data.prepare_shapenet import PrepareShapeNetConfig, prepare_shapenet
+from a3d_core.data.shapenet import ShapeNetAmodalDataset
 from a3d_core.errors import InputError
 from a3d_core.train import pretrain as pretrain_module
 from a3d_core.train.checkpoint import load_checkpoint
 from a3d_core.train.loop import TrainSettings
-from a3d_core.train.pretrain import PretrainComponents, PretrainSettings, pretrain
+from a3d_core.train.pretrain import PretrainComponents, PretrainSettings, pretrain, shapenet_components
 from tests.train.toys import ToyAmodalDataset, ToyAmodalModel
 
 SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2, "test_newview": 3}
@@ -141,3 +145,36 @@ def test_the_command_reports_bad_input_on_one_line(tmp_path, monkeypatch, argume
     result = CliRunner().invoke(app, base + arguments)
     assert result.exit_code == 1
     assert message in result.output and "Traceback" not in result.output
+
+
+@pytest.fixture(scope="module")
+def prepared_shapes(tmp_path_factory):
+    """A tiny dataset from the real `a3d prepare shapenet` pipeline (built-in shapes, 16 x 16)."""
+    out = tmp_path_factory.mktemp("shapenet") / "data"
+    prepare_shapenet(PrepareShapeNetConfig(out=out, categories=("chair", "table"), objects_per_category=4, views=4, image_size=16,
+                                           split_fractions=(0.5, 0.25, 0.25), holdout_views=(18, 23), seed=1, min_amodal_pixels=4))
+    return out
+
+
+def test_pretrain_on_a_prepared_shapenet_dataset(prepared_shapes, tmp_path):
+    components = dataclasses.replace(
+        shapenet_components(),
+        build_model=lambda kind, names, size, weight: PairRecordingToy(names, weight, size),
+    )
+    settings = run_settings(prepared_shapes, out=tmp_path / "run",
+                            train=TrainSettings(batch_size=4, epochs=None, steps=3, progress=False, tensorboard=False))
+    result = pretrain(settings, components)
+
+    assert result.category_names == ["chair", "table"]
+    assert set(result.evaluations) == {"test", "test_newview"}
+    for split, evaluation in result.evaluations.items():
+        dataset = ShapeNetAmodalDataset(prepared_shapes, split)
+        ious = []
+        for index in range(len(dataset)):
+            item = dataset[index]
+            visible, amodal = item["visible"].bool(), item["amodal"].bool()
+            ious.append(float((visible & amodal).sum() / (visible | amodal).sum()))
+        by_category = {name: np.mean([iou for iou, category in zip(ious, dataset.category_index) if category == index])
+                       for index, name in enumerate(dataset.categories) if (dataset.category_index == index).any()}
+        assert evaluation.instances == len(dataset)
+        assert evaluation.visible_baseline.per_category == pytest.approx(by_category)
