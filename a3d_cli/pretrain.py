@@ -33,6 +33,7 @@ def pretrain(
     val_every: Optional[int] = typer.Option(None, "--val-every", min=1, help="Validate (and checkpoint) every N steps. Default: once per epoch."),
     val_instances: int = typer.Option(512, "--val-instances", min=1, help="Validate on at most this many val instances, evenly spread."),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1, help="Write last.pt every N steps (also after each validation)."),
+    amp: str = typer.Option("bf16", "--amp", help="Mixed precision on CUDA: bf16, fp16 (with loss scaling) or off. CPU runs in float32."),
     device: str = DeviceOption,
     seed: int = SeedOption,
     workers: int = typer.Option(0, "--workers", min=0, help="DataLoader worker processes."),
@@ -51,6 +52,7 @@ def pretrain(
             workers=workers,
             val_every=val_every,
             checkpoint_every=checkpoint_every,
+            amp=amp,
         )
         settings = PretrainSettings(
             data=resolve_dataset(data),

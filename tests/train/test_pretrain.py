@@ -136,6 +136,7 @@ def test_the_command_prints_the_comparison_table(tmp_path, monkeypatch):
         (["--data", "no-such-dataset"], "dataset 'no-such-dataset'"),
         (["--lr", "-1"], "lr must be a positive"),
         (["--model", "2d", "--cross-view"], "cross-view consistency needs a 3D model"),
+        (["--amp", "fp8"], "amp must be one of"),
     ],
 )
 def test_the_command_reports_bad_input_on_one_line(tmp_path, monkeypatch, arguments, message):
