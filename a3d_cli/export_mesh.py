@@ -1,8 +1,50 @@
 """`a3d export-mesh`: Export the reconstructed mesh of an instance (OBJ, PLY, masks, turntable GIF)."""
 
-from a3d_cli.common import not_built
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from a3d_cli.common import DeviceOption, console, user_errors
+from a3d_core.model.export import export_instance_mesh
 
 
-def export_mesh() -> None:
-    """Export the reconstructed mesh of an instance (OBJ, PLY, masks, turntable GIF)."""
-    not_built("export-mesh", 4)
+@user_errors
+def export_mesh(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="Stage-2 checkpoint (from `a3d pretrain` or `a3d finetune`)."),
+    out: Path = typer.Option(..., "--out", help="Folder to write mesh.obj, mesh.ply, the mask PNGs, turntable.gif and summary.json into."),
+    image: Optional[Path] = typer.Option(None, "--image", help="The instance's image: its crop, or a single-object image (used whole)."),
+    visible_mask: Optional[Path] = typer.Option(None, "--visible-mask", help="The instance's visible mask, same size as --image (non-zero = visible)."),
+    category: Optional[str] = typer.Option(None, "--category", help="Use this category's shape decoder instead of the predicted one."),
+    data: Optional[str] = typer.Option(None, "--data", help="A prepared dataset (folder or name under the data root) instead of --image."),
+    index: Optional[int] = typer.Option(None, "--index", help="With --data: the annotation's 0-based position in the split."),
+    split: str = typer.Option("test", "--split", help="With --data: the split to read."),
+    crop: str = typer.Option("amodal-box", "--crop", help="With --data: amodal-box (square around the amodal box) or full-image."),
+    frames: int = typer.Option(24, "--frames", help="Number of turntable frames (evenly spaced azimuths)."),
+    turntable_size: int = typer.Option(128, "--turntable-size", help="Side of the turntable frames in pixels."),
+    device: str = DeviceOption,
+) -> None:
+    """Export the reconstructed mesh of an instance (OBJ, PLY, masks, turntable GIF).
+
+    Give either --image and --visible-mask, or --data and --index. The network reconstructs the instance's 3D shape, renders it at the predicted viewpoint (coarse mask) and refines it (final amodal mask); the turntable GIF shows the mesh all around.
+    """
+    with console.status("reconstructing and rendering the turntable..."):
+        result = export_instance_mesh(
+            checkpoint, out, image=image, visible_mask=visible_mask, data=data, index=index, split=split,
+            category=category, crop=crop, device=device, turntable_frames=frames, turntable_size=turntable_size,
+        )
+    table = Table(title=f"export-mesh: {result.source}", show_header=False)
+    table.add_row("category", f"{result.category} ({result.category_source}, p = {result.category_probability:.2f})")
+    if result.ground_truth_category is not None:
+        table.add_row("ground-truth category", result.ground_truth_category)
+    table.add_row("mesh", f"{result.num_vertices} vertices, {result.num_faces} faces")
+    table.add_row("viewpoint", f"elevation {result.elevation_deg:.1f} deg, azimuth {result.azimuth_deg:.1f} deg, distance {result.distance:.3f}")
+    table.add_row("mask pixels", f"visible {result.visible_pixels}, coarse {result.coarse_pixels}, refined {result.amodal_pixels}")
+    if result.amodal_iou is not None:
+        table.add_row("IoU with the GT amodal mask", f"{result.amodal_iou:.3f}")
+    for name, path in result.files.items():
+        table.add_row(name, str(path))
+    console.print(table)

@@ -1,0 +1,407 @@
+"""3D Amodal Shape Modeling (3D-ASM): the stage-2 network of A3D (paper 3.3 to 3.7).
+
+For each instance the input ``A_i = [I_i^a, M_i^v]`` (RGB crop of the amodal box, visible mask)
+goes through
+
+1. the encoder (5 conv-bn-relu + 3 fc) and its classification branch (3.3);
+2. a coarse-mask branch: for A3D, :class:`MeshMaskBranch` = the category-specific shape decoder
+   (a deformed ico-sphere, 3.3), the viewpoint estimator and the soft silhouette renderer (3.4);
+   for the 2D baseline, :class:`~a3d_core.model.baseline2d.MaskDecoder2D`;
+3. the region-specific edge refine (3.5), unless switched off (ablation).
+
+Contract (torchvision style)::
+
+    model = build_stage2("a3d", category_names, ASMSettings(image_size=64))
+    batch = {"rgb": (B, 3, S, S) float in [0, 1], "visible": (B, 1, S, S) {0, 1},
+             "amodal": (B, 1, S, S) {0, 1} (training), "category": (B,) int64 (training),
+             optional cross-view: "rgb_pair", "visible_pair", "amodal_pair", "category_pair"}
+    model.train(); losses = model(batch)   # dict of already-weighted scalar terms; total = sum
+    model.eval();  out = model(batch)      # "amodal_mask", "coarse_mask" (B, S, S), "class_logits"
+                                           # (B, C), "category" (B,), and for 3D kinds "vertices"
+                                           # (B, V, 3), "faces" (F, 3), "viewpoint" (Viewpoint)
+
+Which category's shape decoder runs: the ground-truth ``category`` in training (the decoder
+learns its own category's shapes), the classification branch's prediction in evaluation (the
+class is unknown at test time). An evaluation batch may force the decoder with an optional
+``"shape_category"`` (B,) int64 entry (``a3d export-mesh --category``).
+
+Cross-view consistency (3.7, optional, pretraining): with ``cross_view_weight > 0`` and the
+``*_pair`` entries (the same objects from another view), both views are encoded as one batch;
+besides the usual losses on both, the shape from view A is rendered with the viewpoint
+predicted from view B and must match B's amodal mask (and B's shape at A's viewpoint, A's mask).
+
+Kinds (``KINDS``): ``a3d`` (full), ``a3d-no-refine`` (ablation: the coarse rendered mask is the
+final mask), ``2d`` (the 2D baseline: no 3D branch) and ``2d-no-refine``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from a3d_core.errors import InputError
+from a3d_core.geometry import Viewpoint, ico_sphere_template
+from a3d_core.model.baseline2d import MaskDecoder2D, MaskDecoder2DSettings
+from a3d_core.model.encoder import ClassificationBranch, Encoder, EncoderSettings
+from a3d_core.model.losses import (
+    LossSettings,
+    MeshRegularizer,
+    classification_loss,
+    edge_refine_loss,
+    reconstruction_loss,
+)
+from a3d_core.model.refine import EdgeRefine, RefineSettings
+from a3d_core.model.render import SilhouetteRendererSettings, SoftSilhouetteRenderer
+from a3d_core.model.shape import ShapeDecoder, ShapeDecoderSettings
+from a3d_core.model.viewpoint import ViewpointEstimator, ViewpointSettings
+
+KINDS = ("a3d", "a3d-no-refine", "2d", "2d-no-refine")
+PAIR_KEYS = ("rgb_pair", "visible_pair", "amodal_pair", "category_pair")
+CHECKPOINT_KEYS = ("model", "model_config", "category_names")
+
+_NESTED_SETTINGS = {
+    "encoder": EncoderSettings,
+    "shape": ShapeDecoderSettings,
+    "viewpoint": ViewpointSettings,
+    "renderer": SilhouetteRendererSettings,
+    "refine": RefineSettings,
+    "mask_decoder": MaskDecoder2DSettings,
+    "losses": LossSettings,
+}
+
+
+@dataclass
+class ASMSettings:
+    """Everything that defines a stage-2 network (and its losses).
+
+    image_size: S, the side of the input crops and of every mask.
+    template_level: ico-sphere subdivision level of the mesh template (3 -> 642 vertices).
+    template_radius: radius of the template sphere.
+    encoder, shape, viewpoint, refine, mask_decoder: settings of the parts.
+    renderer: soft silhouette renderer settings; ``None`` means the defaults at ``image_size``.
+    losses: the weight of every loss term (paper 3.6).
+    cross_view_weight: weight of the cross-view consistency term (paper 3.7); 0 switches it off.
+    """
+
+    image_size: int = 64
+    template_level: int = 3
+    template_radius: float = 0.5
+    encoder: EncoderSettings = field(default_factory=EncoderSettings)
+    shape: ShapeDecoderSettings = field(default_factory=ShapeDecoderSettings)
+    viewpoint: ViewpointSettings = field(default_factory=ViewpointSettings)
+    renderer: SilhouetteRendererSettings | None = None
+    refine: RefineSettings = field(default_factory=RefineSettings)
+    mask_decoder: MaskDecoder2DSettings = field(default_factory=MaskDecoder2DSettings)
+    losses: LossSettings = field(default_factory=LossSettings)
+    cross_view_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name, settings_class in _NESTED_SETTINGS.items():
+            value = getattr(self, name)
+            if isinstance(value, Mapping):
+                setattr(self, name, settings_class(**value))
+        if self.image_size < 8:
+            raise ValueError(f"image_size must be at least 8, got {self.image_size}")
+        if not 0 <= self.template_level <= 6:
+            raise ValueError(f"template_level must be in 0..6, got {self.template_level}")
+        if not self.template_radius > 0:
+            raise ValueError(f"template_radius must be positive, got {self.template_radius}")
+        if not 0.0 <= self.cross_view_weight < float("inf"):
+            raise ValueError(f"cross_view_weight must be finite and non-negative, got {self.cross_view_weight}")
+        if self.renderer is None:
+            self.renderer = SilhouetteRendererSettings(image_size=self.image_size)
+        elif self.renderer.image_size != self.image_size:
+            raise ValueError(f"renderer.image_size {self.renderer.image_size} differs from image_size {self.image_size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (tuples become lists); :meth:`from_dict` inverts it."""
+        return json.loads(json.dumps(asdict(self)))
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "ASMSettings":
+        known = {item.name for item in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown stage-2 settings {sorted(unknown)}")
+        return cls(**values)
+
+
+class MeshMaskBranch(nn.Module):
+    """A3D's coarse-mask branch: shape decoder + viewpoint estimator + soft silhouette renderer.
+
+    forward(features ``(B, D)``, inputs ``(B, 4, S, S)``, categories ``(B,)``) -> dict with
+    ``"coarse_mask"`` ``(B, S, S)``, ``"vertices"`` ``(B, V, 3)`` and ``"viewpoint"`` (Viewpoint of B).
+    """
+
+    def __init__(self, shape_decoder: ShapeDecoder, viewpoint_estimator: ViewpointEstimator,
+                 renderer: SoftSilhouetteRenderer) -> None:
+        super().__init__()
+        self.shape_decoder = shape_decoder
+        self.viewpoint_estimator = viewpoint_estimator
+        self.renderer = renderer
+        self.regularizer = MeshRegularizer(shape_decoder.faces, shape_decoder.num_vertices)
+
+    @property
+    def faces(self) -> torch.Tensor:
+        return self.shape_decoder.faces
+
+    def render(self, vertices: torch.Tensor, viewpoint: Viewpoint) -> torch.Tensor:
+        """Soft silhouettes ``(B, S, S)`` of meshes ``(B, V, 3)`` (rendered in float32, also under AMP)."""
+        viewpoint = Viewpoint(viewpoint.elevation.float(), viewpoint.azimuth.float(), viewpoint.distance.float())
+        return self.renderer(vertices.float(), self.faces, viewpoint)
+
+    def forward(self, features: torch.Tensor, inputs: torch.Tensor, categories: torch.Tensor) -> dict[str, Any]:
+        vertices = self.shape_decoder(features, categories)
+        viewpoint = self.viewpoint_estimator(inputs)
+        return {"coarse_mask": self.render(vertices, viewpoint), "vertices": vertices, "viewpoint": viewpoint}
+
+
+class AmodalShapeModel(nn.Module):
+    """3D-ASM (or the 2D baseline), composed of the parts passed in; see the module docstring.
+
+    Args:
+        kind: one of ``KINDS`` (kept for :meth:`config`).
+        category_names: categories in class-index order.
+        settings: the settings the parts were built from (kept for :meth:`config` and the losses).
+        encoder: the shared image encoder.
+        classifier: the classification branch.
+        mask_branch: :class:`MeshMaskBranch` or a 2D decoder, ``(features, inputs, categories) -> dict``.
+        refine: the edge refine, or ``None`` to use the coarse mask as the final mask.
+    """
+
+    def __init__(self, kind: str, category_names: list[str], settings: ASMSettings, encoder: Encoder,
+                 classifier: ClassificationBranch, mask_branch: nn.Module, refine: EdgeRefine | None) -> None:
+        super().__init__()
+        self.kind = kind
+        self.category_names = list(category_names)
+        self.settings = settings
+        self.encoder = encoder
+        self.classifier = classifier
+        self.mask_branch = mask_branch
+        self.refine = refine
+
+    @property
+    def is_3d(self) -> bool:
+        return isinstance(self.mask_branch, MeshMaskBranch)
+
+    def config(self) -> dict[str, Any]:
+        """JSON-able description; :func:`build_stage2_from_config` rebuilds the same architecture."""
+        return {"kind": self.kind, "category_names": list(self.category_names), "settings": self.settings.to_dict()}
+
+    # ------------------------------------------------------------------ per-category parameters
+    def category_state(self, name: str) -> dict[str, dict[str, torch.Tensor]]:
+        """Copies of everything specific to category ``name``: its classifier row and, for 3D
+        kinds, its shape decoder. Load it into another model (of the same architecture, any
+        category list containing ``name``) with :meth:`load_category_state` (paper 3.7)."""
+        state = {"classifier": self.classifier.category_state(name)}
+        if self.is_3d:
+            state["shape"] = self.mask_branch.shape_decoder.category_state(name)
+        return state
+
+    def load_category_state(self, name: str, state: Mapping[str, Mapping[str, torch.Tensor]]) -> None:
+        self.classifier.load_category_state(name, dict(state["classifier"]))
+        if self.is_3d:
+            self.mask_branch.shape_decoder.load_category_state(name, dict(state["shape"]))
+
+    # --------------------------------------------------------------------------------- forward
+    def forward(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        if self.training:
+            rgb, visible, amodal = _image_inputs(batch, self.settings.image_size, ("rgb", "visible", "amodal"))
+            return self._losses(batch, rgb, visible, amodal)
+        rgb, visible = _image_inputs(batch, self.settings.image_size, ("rgb", "visible"))
+        return self._predict(batch, rgb, visible)
+
+    def _predict(self, batch: Mapping[str, Any], rgb: torch.Tensor, visible: torch.Tensor) -> dict[str, Any]:
+        inputs = torch.cat([rgb, visible], dim=1)
+        features = self.encoder(inputs)
+        class_logits = self.classifier(features)
+        category = batch.get("shape_category")
+        category = class_logits.argmax(dim=1) if category is None else _categories(category, rgb.shape[0], len(self.category_names), "shape_category")
+        branch = self.mask_branch(features, inputs, category)
+        coarse = branch["coarse_mask"]
+        final = coarse if self.refine is None else torch.sigmoid(self.refine(coarse, rgb, visible))
+        outputs = {"amodal_mask": final, "coarse_mask": coarse, "class_logits": class_logits, "category": category}
+        if self.is_3d:
+            outputs.update(vertices=branch["vertices"], faces=self.mask_branch.faces, viewpoint=branch["viewpoint"])
+        return outputs
+
+    def _losses(self, batch: Mapping[str, Any], rgb: torch.Tensor, visible: torch.Tensor,
+                amodal: torch.Tensor) -> dict[str, torch.Tensor]:
+        if "category" not in batch:
+            raise InputError("a training batch needs 'category' (B,) int64")
+        category = _categories(batch["category"], rgb.shape[0], len(self.category_names), "category")
+        cross_view = self.settings.cross_view_weight > 0
+        if cross_view:
+            missing = [key for key in PAIR_KEYS if key not in batch]
+            if missing:
+                raise InputError(f"cross_view_weight > 0 needs the pair entries {', '.join(missing)} in every training batch")
+            rgb_pair, visible_pair, amodal_pair = _image_inputs(batch, self.settings.image_size, ("rgb_pair", "visible_pair", "amodal_pair"))
+            if rgb_pair.shape[0] != rgb.shape[0]:
+                raise InputError(f"{rgb_pair.shape[0]} pair views for {rgb.shape[0]} views")
+            category_pair = _categories(batch["category_pair"], rgb.shape[0], len(self.category_names), "category_pair")
+            rgb, visible, amodal = torch.cat([rgb, rgb_pair]), torch.cat([visible, visible_pair]), torch.cat([amodal, amodal_pair])
+            category = torch.cat([category, category_pair])
+
+        weights = self.settings.losses
+        inputs = torch.cat([rgb, visible], dim=1)
+        features = self.encoder(inputs)
+        branch = self.mask_branch(features, inputs, category)
+        coarse, amodal_2d, visible_2d = branch["coarse_mask"], amodal.squeeze(1), visible.squeeze(1)
+        losses: dict[str, torch.Tensor] = {}
+        if weights.reconstruction:
+            losses["reconstruction"] = weights.reconstruction * reconstruction_loss(coarse, amodal_2d)
+        if self.refine is not None and weights.edge_refine:
+            refined = self.refine(coarse, rgb, visible)
+            losses["edge_refine"] = weights.edge_refine * edge_refine_loss(refined, amodal_2d, visible_2d, weights.edge_outside_visible)
+        if weights.classification:
+            losses["classification"] = weights.classification * classification_loss(self.classifier(features), category)
+        if self.is_3d:
+            vertices = branch["vertices"]
+            if weights.laplacian:
+                losses["laplacian"] = weights.laplacian * self.mask_branch.regularizer.laplacian(vertices)
+            if weights.flatten:
+                losses["flatten"] = weights.flatten * self.mask_branch.regularizer.flatten(vertices)
+            if cross_view:
+                swapped = vertices.roll(rgb.shape[0] // 2, dims=0)  # [A; B] -> [B; A]: each shape at the other view
+                crossed = self.mask_branch.render(swapped, branch["viewpoint"])
+                losses["cross_view"] = self.settings.cross_view_weight * reconstruction_loss(crossed, amodal_2d)
+        return losses
+
+
+def _image_inputs(batch: Mapping[str, Any], size: int, keys: tuple[str, ...]) -> list[torch.Tensor]:
+    """The image entries ``keys`` of a batch, checked: ``(B, C, S, S)`` floats, finite."""
+    channels = {"rgb": 3, "rgb_pair": 3}
+    tensors = []
+    for key in keys:
+        if key not in batch:
+            raise InputError(f"the batch has no {key!r} entry")
+        value = batch[key]
+        expected = channels.get(key, 1)
+        if not isinstance(value, torch.Tensor) or value.ndim != 4 or tuple(value.shape[1:]) != (expected, size, size):
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise InputError(f"batch[{key!r}] must be (B, {expected}, {size}, {size}), got {shape}")
+        value = value.float()
+        if not bool(torch.isfinite(value).all()):
+            raise InputError(f"batch[{key!r}] contains NaN or infinite values")
+        tensors.append(value)
+    if tensors and any(t.shape[0] != tensors[0].shape[0] for t in tensors):
+        raise InputError(f"batch entries {keys} disagree on the batch size")
+    return tensors
+
+
+def _categories(value: Any, batch_size: int, num_categories: int, key: str) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor) or value.shape != (batch_size,) or value.dtype.is_floating_point:
+        raise InputError(f"batch[{key!r}] must be a ({batch_size},) integer tensor, got {getattr(value, 'shape', value)}")
+    if batch_size and (int(value.min()) < 0 or int(value.max()) >= num_categories):
+        raise InputError(f"batch[{key!r}] has class indices outside [0, {num_categories}): {value.tolist()}")
+    return value.long()
+
+
+def transfer_pretrained(target: AmodalShapeModel, source: AmodalShapeModel) -> list[str]:
+    """Initialise ``target`` from a pretrained ``source`` the paper's way (3.7); returns the transferred categories.
+
+    Everything not specific to a category (encoders, viewpoint estimator, edge refine, ...) is
+    copied where names and shapes agree; the classifier rows and shape decoders of categories
+    whose NAMES both models share are copied; the other categories of ``target`` keep their
+    fresh initialisation.
+    """
+    if target.kind != source.kind:
+        raise InputError(f"cannot initialise a {target.kind!r} model from a {source.kind!r} one")
+    category_prefixes = ("classifier.", "mask_branch.shape_decoder.decoders.")
+    source_state = source.state_dict()
+    shared = {key: value for key, value in target.state_dict().items()
+              if not key.startswith(category_prefixes) and key in source_state and source_state[key].shape == value.shape}
+    target.load_state_dict({**target.state_dict(), **{key: source_state[key] for key in shared}})
+    overlap = [name for name in target.category_names if name in source.category_names]
+    for name in overlap:
+        target.load_category_state(name, source.category_state(name))
+    return overlap
+
+
+# ------------------------------------------------------------------------------------ factories
+def build_stage2(kind: str, category_names: list[str], settings: ASMSettings | None = None) -> AmodalShapeModel:
+    """Build a stage-2 network of ``kind`` (see ``KINDS``) for ``category_names``."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    category_names = [str(name) for name in category_names]
+    if not category_names or len(set(category_names)) != len(category_names):
+        raise ValueError(f"category_names must be a non-empty list of unique names, got {category_names}")
+    settings = settings or ASMSettings()
+    size = settings.image_size
+    encoder = Encoder(size, in_channels=4, settings=settings.encoder)
+    classifier = ClassificationBranch(encoder.feature_dim, category_names)
+    if kind.startswith("a3d"):
+        template_vertices, faces = ico_sphere_template(settings.template_level, settings.template_radius)
+        mask_branch: nn.Module = MeshMaskBranch(
+            ShapeDecoder(category_names, template_vertices, faces, encoder.feature_dim, settings.shape),
+            ViewpointEstimator(size, in_channels=4, settings=settings.viewpoint),
+            SoftSilhouetteRenderer(settings.renderer),
+        )
+    else:
+        if settings.cross_view_weight > 0:
+            raise ValueError("cross-view consistency needs the 3D branch; the 2D baseline takes cross_view_weight=0")
+        mask_branch = MaskDecoder2D(encoder.feature_dim, size, settings.mask_decoder)
+    refine = None if kind.endswith("no-refine") else EdgeRefine(settings.refine)
+    return AmodalShapeModel(kind, category_names, settings, encoder, classifier, mask_branch, refine)
+
+
+def build_stage2_from_config(config: Mapping[str, Any]) -> AmodalShapeModel:
+    """Rebuild a network from :meth:`AmodalShapeModel.config`; a malformed config raises InputError."""
+    try:
+        kind, names, settings = config["kind"], config["category_names"], config["settings"]
+        return build_stage2(kind, list(names), ASMSettings.from_dict(settings))
+    except (KeyError, TypeError, ValueError) as error:
+        raise InputError(f"not a stage-2 model config ({error})") from None
+
+
+def load_stage2_from_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> AmodalShapeModel:
+    """Rebuild the network saved in a checkpoint and load its weights.
+
+    The checkpoint is a dict with ``"model"`` (state dict), ``"model_config"`` (``model.config()``)
+    and ``"category_names"`` (list of str), read with ``torch.load(weights_only=True)``. A missing
+    or corrupt file, another kind of checkpoint, or weights of another architecture (missing,
+    unexpected or differently shaped entries) raise :class:`InputError` naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: checkpoint not found")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises many types for truncated, foreign or unsafe files
+        raise InputError(f"{path}: not a readable checkpoint ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})") from None
+    if not isinstance(checkpoint, dict) or any(key not in checkpoint for key in CHECKPOINT_KEYS):
+        found = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise InputError(f"{path}: not a stage-2 checkpoint (expected keys {list(CHECKPOINT_KEYS)}, found {found})")
+    try:
+        model = build_stage2_from_config(checkpoint["model_config"])
+    except InputError as error:
+        raise InputError(f"{path}: {error}") from None
+    if list(checkpoint["category_names"]) != model.category_names:
+        raise InputError(f"{path}: category_names {checkpoint['category_names']} disagree with the model config's {model.category_names}")
+    state = checkpoint["model"]
+    if not isinstance(state, Mapping):
+        raise InputError(f"{path}: 'model' is not a state dict")
+    problems = _state_dict_problems(model.state_dict(), state)
+    if problems:
+        raise InputError(f"{path}: weights of another architecture than its config ({model.kind}): {problems}")
+    model.load_state_dict(state)
+    return model
+
+
+def _state_dict_problems(expected: Mapping[str, torch.Tensor], found: Mapping[str, Any], shown: int = 3) -> str:
+    missing = [key for key in expected if key not in found]
+    unexpected = [key for key in found if key not in expected]
+    shaped = [f"{key} {tuple(found[key].shape)} != {tuple(value.shape)}" for key, value in expected.items()
+              if key in found and getattr(found[key], "shape", None) != value.shape]
+    parts = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shaped)):
+        if items:
+            more = f" and {len(items) - shown} more" if len(items) > shown else ""
+            parts.append(f"{label}: {', '.join(items[:shown])}{more}")
+    return "; ".join(parts)

@@ -1,0 +1,77 @@
+"""Stage-2 network speed: one training step and one eval forward, per kind, same process.
+
+Run by hand: ``python benchmarks/bm_stage2.py [--batch 8] [--size 64] [--level 3] [--repeats 3]``.
+The 2D baseline (no mesh, no renderer) is the reference beside the full A3D network; the
+difference is the price of the 3D branch (mostly pytorch3d's soft rasteriser).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from a3d_core.model.asm import ASMSettings, build_stage2
+
+
+def synthetic_batch(batch: int, size: int, categories: int) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    radius = size * (0.2 + 0.2 * torch.rand(batch, 1, 1, generator=generator))
+    amodal = (((ys - size / 2) ** 2 + (xs - size / 2) ** 2) <= radius ** 2).float().unsqueeze(1)
+    visible = amodal * (xs >= size // 3).float()
+    return {"rgb": torch.rand(batch, 3, size, size, generator=generator), "visible": visible, "amodal": amodal,
+            "category": torch.arange(batch) % categories}
+
+
+def seconds(function, repeats: int) -> float:
+    function()  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        function()
+    return (time.perf_counter() - start) / repeats
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--level", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    names = ["airplane", "car", "chair"]
+    batch = {k: v.to(args.device) for k, v in synthetic_batch(args.batch, args.size, len(names)).items()}
+    table = Table(title=f"stage 2, batch {args.batch}, S = {args.size}, ico-sphere level {args.level}, {args.device}, "
+                        f"{torch.get_num_threads()} threads")
+    for column in ("kind", "parameters", "train step (s)", "instances / s (train)", "eval forward (s)"):
+        table.add_column(column, justify="right")
+    for kind in ("2d", "a3d-no-refine", "a3d"):
+        torch.manual_seed(0)
+        model = build_stage2(kind, names, ASMSettings(image_size=args.size, template_level=args.level)).to(args.device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+        def train_step() -> None:
+            model.train()
+            loss = sum(model(batch).values())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+        def eval_forward() -> None:
+            model.eval()
+            with torch.no_grad():
+                model(batch)
+
+        step = seconds(train_step, args.repeats)
+        forward = seconds(eval_forward, args.repeats)
+        parameters = sum(p.numel() for p in model.parameters())
+        table.add_row(kind, f"{parameters / 1e6:.1f} M", f"{step:.3f}", f"{args.batch / step:.1f}", f"{forward:.3f}")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
