@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 from a3d_core.data.shapenet import ShapeNetAmodalDataset, read_shard_manifest
 from a3d_core.errors import InputError
 from a3d_core.io.atomic import atomic_write_json
+from a3d_core.model.asm import ASMSettings, build_stage2
 from a3d_core.runtime import seed_everything
 from a3d_core.train.checkpoint import load_checkpoint, load_model_state
 from a3d_core.train.cross_view import CrossViewPairs
@@ -63,8 +64,6 @@ def shapenet_splits(root: Path) -> list[str]:
 
 def build_asm(kind: str, category_names: list[str], image_size: int, cross_view_weight: float) -> nn.Module:
     """The 3D-ASM network (or its 2D baseline) of ``kind`` at ``image_size`` (a :data:`BuildModel`)."""
-    from a3d_core.model.asm import ASMSettings, build_stage2
-
     return build_stage2(kind, category_names, ASMSettings(image_size=image_size, cross_view_weight=cross_view_weight))
 
 
