@@ -37,8 +37,23 @@ RESULTS_FILE = "results.json"
 TEST_SPLITS = ("test", "test_newview")
 VALIDATION_SPLIT = "val"
 
-BuildModel = Callable[[str, list[str], int, float], nn.Module]
-"""``build_model(kind, category_names, image_size, cross_view_weight)``: a stage-2 network."""
+@dataclass(frozen=True)
+class ModelOptions:
+    """What pretraining decides about the network it builds.
+
+    Attributes:
+        image_size: S, the side of the dataset's images (the network's input and mask size).
+        cross_view_weight: weight of the cross-view consistency term; 0 when it is off.
+        template_level: ico-sphere level of the mesh template (3: 642 vertices, the paper's).
+    """
+
+    image_size: int
+    cross_view_weight: float = 0.0
+    template_level: int = 3
+
+
+BuildModel = Callable[[str, list[str], ModelOptions], nn.Module]
+"""``build_model(kind, category_names, options)``: a stage-2 network."""
 
 
 @dataclass(frozen=True)
@@ -62,9 +77,10 @@ def shapenet_splits(root: Path) -> list[str]:
     return list(read_shard_manifest(root)["shards"])
 
 
-def build_asm(kind: str, category_names: list[str], image_size: int, cross_view_weight: float) -> nn.Module:
-    """The 3D-ASM network (or its 2D baseline) of ``kind`` at ``image_size`` (a :data:`BuildModel`)."""
-    return build_stage2(kind, category_names, ASMSettings(image_size=image_size, cross_view_weight=cross_view_weight))
+def build_asm(kind: str, category_names: list[str], options: ModelOptions) -> nn.Module:
+    """The 3D-ASM network (or its 2D baseline) of ``kind`` with default parts (a :data:`BuildModel`)."""
+    settings = ASMSettings(image_size=options.image_size, cross_view_weight=options.cross_view_weight, template_level=options.template_level)
+    return build_stage2(kind, category_names, settings)
 
 
 def shapenet_components() -> PretrainComponents:
@@ -84,6 +100,8 @@ class PretrainSettings:
         train: the training loop's settings; ``val_every=None`` validates once per epoch.
         cross_view: cross-view consistency (paper 3.7); ``None``: on for the 3D kinds, off for 2D.
         cross_view_weight: weight of the cross-view term when it is on.
+        template_level: ico-sphere level of the mesh template (3: 642 vertices; 2: 162 is ~4x
+            cheaper to render on CPU).
         device: ``auto``, ``cpu`` or ``cuda[:N]`` (under ``torchrun``: one device per process).
         resume: continue the run in ``out`` from ``last.pt``.
         val_instances: validate on at most this many ``val`` instances, evenly spread (``None``: all).
@@ -96,6 +114,7 @@ class PretrainSettings:
     train: TrainSettings = field(default_factory=TrainSettings)
     cross_view: bool | None = None
     cross_view_weight: float = 1.0
+    template_level: int = 3
     device: str = "auto"
     resume: bool = False
     val_instances: int | None = 512
@@ -181,7 +200,8 @@ def pretrain(settings: PretrainSettings, components: PretrainComponents | None =
 
         seed_everything(settings.train.seed)
         try:
-            model = components.build_model(settings.model, category_names, image_size, settings.cross_view_weight if cross_view else 0.0)
+            options = ModelOptions(image_size, settings.cross_view_weight if cross_view else 0.0, settings.template_level)
+            model = components.build_model(settings.model, category_names, options)
         except ValueError as error:
             raise InputError(f"--model {settings.model}: {error}") from None
         training_data = CrossViewPairs(train_set, seed=settings.train.seed) if cross_view else train_set
@@ -205,6 +225,7 @@ def pretrain(settings: PretrainSettings, components: PretrainComponents | None =
                 "cross_view": cross_view,
                 "cross_view_weight": settings.cross_view_weight,
                 "image_size": image_size,
+                "template_level": settings.template_level,
             }
         }
         training = train(

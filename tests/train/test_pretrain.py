@@ -39,9 +39,9 @@ class PairRecordingToy(ToyAmodalModel):
 def toy_components(splits=tuple(SPLIT_SEEDS), built=None):
     built = [] if built is None else built
 
-    def build_model(kind, category_names, image_size, cross_view_weight):
-        model = PairRecordingToy(category_names, cross_view_weight, image_size)
-        built.append((kind, category_names, image_size, cross_view_weight, model))
+    def build_model(kind, category_names, options):
+        model = PairRecordingToy(category_names, options.cross_view_weight, options.image_size)
+        built.append((kind, category_names, options.image_size, options.cross_view_weight, model))
         return model
 
     return PretrainComponents(
@@ -160,7 +160,7 @@ def prepared_shapes(tmp_path_factory):
 def test_pretrain_on_a_prepared_shapenet_dataset(prepared_shapes, tmp_path):
     components = dataclasses.replace(
         shapenet_components(),
-        build_model=lambda kind, names, size, weight: PairRecordingToy(names, weight, size),
+        build_model=lambda kind, names, options: PairRecordingToy(names, options.cross_view_weight, options.image_size),
     )
     settings = run_settings(prepared_shapes, out=tmp_path / "run",
                             train=TrainSettings(batch_size=4, epochs=None, steps=3, progress=False, tensorboard=False))

@@ -21,12 +21,13 @@ from a3d_core.train.pretrain import PretrainSettings, pretrain, shapenet_compone
 SIZE = 16
 
 
-def tiny_asm(kind, category_names, image_size, cross_view_weight, hidden=32):
+def tiny_asm(kind, category_names, options, hidden=32):
+    image_size = options.image_size
     encoder = EncoderSettings(channels=(8, 8, 16, 16, 16), fc_dims=(32, 32, 32))
     settings = ASMSettings(
-        image_size=image_size, template_level=1, encoder=encoder, shape=ShapeDecoderSettings(hidden_dim=hidden),
+        image_size=image_size, template_level=options.template_level, encoder=encoder, shape=ShapeDecoderSettings(hidden_dim=hidden),
         viewpoint=ViewpointSettings(encoder=encoder), renderer=SilhouetteRendererSettings(image_size=image_size, faces_per_pixel=4),
-        refine=RefineSettings(hidden_channels=8), cross_view_weight=cross_view_weight,
+        refine=RefineSettings(hidden_channels=8), cross_view_weight=options.cross_view_weight,
     )
     return build_stage2(kind, category_names, settings)
 
@@ -42,7 +43,8 @@ def shapes(tmp_path_factory):
 def run(shapes, out, steps, resume=False, build_model=tiny_asm, model="a3d"):
     components = dataclasses.replace(shapenet_components(), build_model=build_model)
     train = TrainSettings(lr=1e-3, batch_size=4, epochs=None, steps=steps, checkpoint_every=2, log_every=1, progress=False, tensorboard=False)
-    return pretrain(PretrainSettings(data=shapes, out=out, model=model, train=train, resume=resume, device="cpu"), components)
+    settings = PretrainSettings(data=shapes, out=out, model=model, train=train, resume=resume, device="cpu", template_level=1)
+    return pretrain(settings, components)
 
 
 def test_a3d_with_cross_view_resumes_bit_for_bit_and_exports_a_loadable_checkpoint(shapes, tmp_path):
@@ -61,6 +63,7 @@ def test_a3d_with_cross_view_resumes_bit_for_bit_and_exports_a_loadable_checkpoi
 
     model = load_stage2_from_checkpoint(whole.evaluated_checkpoint)
     assert model.kind == "a3d" and model.category_names == ["chair", "table"]
+    assert model.config()["settings"]["template_level"] == 1
 
 
 def test_the_2d_baseline_trains_on_the_same_data(shapes, tmp_path):
@@ -73,8 +76,8 @@ def test_the_2d_baseline_trains_on_the_same_data(shapes, tmp_path):
 def test_resuming_with_another_network_names_the_difference(shapes, tmp_path):
     run(shapes, tmp_path / "run", steps=2)
 
-    def wider(kind, names, size, weight):
-        return tiny_asm(kind, names, size, weight, hidden=48)
+    def wider(kind, names, options):
+        return tiny_asm(kind, names, options, hidden=48)
 
     with pytest.raises(TrainingError, match=r"last\.pt: checkpoint of another model or dataset \(model_config differs"):
         run(shapes, tmp_path / "run", steps=4, resume=True, build_model=wider)
