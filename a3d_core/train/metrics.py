@@ -69,7 +69,7 @@ class IoUSummary:
 
 
 @dataclass
-class CategoryIoU:
+class IoUByCategory:
     """Accumulates instance IoUs by category; :meth:`summary` gives an :class:`IoUSummary`."""
 
     category_names: list[str]
@@ -78,7 +78,7 @@ class CategoryIoU:
 
     def __post_init__(self) -> None:
         if not self.category_names:
-            raise ValueError("CategoryIoU needs at least one category name")
+            raise ValueError("IoUByCategory needs at least one category name")
         self._sums = torch.zeros(len(self.category_names), dtype=torch.float64)
         self._counts = torch.zeros(len(self.category_names), dtype=torch.int64)
 
@@ -87,10 +87,10 @@ class CategoryIoU:
         categories = categories.reshape(-1).to("cpu", torch.int64)
         ious = ious.reshape(-1).to("cpu", torch.float64)
         if categories.numel() != ious.numel():
-            raise InputError(f"CategoryIoU: {ious.numel()} IoUs but {categories.numel()} categories")
+            raise InputError(f"IoUByCategory: {ious.numel()} IoUs but {categories.numel()} categories")
         if categories.numel() and (categories.min() < 0 or categories.max() >= len(self.category_names)):
             raise InputError(
-                f"CategoryIoU: category index out of range 0..{len(self.category_names) - 1}: {categories.tolist()}"
+                f"IoUByCategory: category index out of range 0..{len(self.category_names) - 1}: {categories.tolist()}"
             )
         self._sums.index_add_(0, categories, ious)
         self._counts.index_add_(0, categories, torch.ones_like(categories))
@@ -99,7 +99,7 @@ class CategoryIoU:
         """The per-category and overall means; raises :class:`InputError` if nothing was added."""
         total = int(self._counts.sum())
         if total == 0:
-            raise InputError("CategoryIoU: no instances were evaluated")
+            raise InputError("IoUByCategory: no instances were evaluated")
         present = self._counts > 0
         means = self._sums[present] / self._counts[present]
         names = [name for name, keep in zip(self.category_names, present.tolist()) if keep]

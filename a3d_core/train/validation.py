@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
 from a3d_core.errors import InputError
 from a3d_core.train.loop import move_to_device
-from a3d_core.train.metrics import CategoryIoU, IoUSummary, mask_iou
+from a3d_core.train.metrics import IoUByCategory, IoUSummary, mask_iou
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def evaluate_amodal(
     """
     if len(dataset) == 0:
         raise InputError(f"split {split!r} has no instances to evaluate")
-    model_ious, baseline_ious = CategoryIoU(list(category_names)), CategoryIoU(list(category_names))
+    model_ious, baseline_ious = IoUByCategory(list(category_names)), IoUByCategory(list(category_names))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_fn)
     was_training = model.training
     model.eval()

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from a3d_core.errors import InputError
-from a3d_core.train.metrics import CategoryIoU, mask_iou
+from a3d_core.train.metrics import IoUByCategory, mask_iou
 
 
 def test_mask_iou_on_hand_made_masks():
@@ -28,7 +28,7 @@ def test_mask_iou_of_identical_masks_is_one_and_shapes_are_checked():
 
 
 def test_category_means_and_their_mean():
-    accumulator = CategoryIoU(["cube", "ball", "cone"])
+    accumulator = IoUByCategory(["cube", "ball", "cone"])
     accumulator.update(torch.tensor([1.0, 0.5]), torch.tensor([0, 0]))
     accumulator.update(torch.tensor([0.25]), torch.tensor([1]))
     summary = accumulator.summary()
@@ -41,7 +41,7 @@ def test_category_means_and_their_mean():
 
 
 def test_category_iou_rejects_bad_indices_and_empty_summaries():
-    accumulator = CategoryIoU(["cube"])
+    accumulator = IoUByCategory(["cube"])
     with pytest.raises(InputError, match="no instances"):
         accumulator.summary()
     with pytest.raises(InputError, match="out of range"):
