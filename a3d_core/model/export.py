@@ -24,6 +24,7 @@ import torch
 
 from a3d_core.data.canonical import decode_segmentation, read_dataset
 from a3d_core.data.catalog import resolve_dataset
+from a3d_core.data.shapenet import STORAGE as SHARD_STORAGE, ShapeNetAmodalDataset
 from a3d_core.errors import InputError
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.io.meshes import render_turntable, write_gif, write_mask_png, write_obj, write_ply, write_rgb_png
@@ -88,10 +89,13 @@ def image_instance(image: str | os.PathLike, visible_mask: str | os.PathLike, si
 
 def dataset_instance(data: str | os.PathLike, index: int, split: str, size: int, crop: str = "amodal-box") -> InstanceInput:
     """Annotation ``index`` (0-based, in file order) of a canonical dataset split, cropped by ``crop``:
-    ``amodal-box`` = the square around the ground-truth amodal box, ``full-image`` = the whole image."""
+    ``amodal-box`` = the square around the ground-truth amodal box, ``full-image`` = the whole image.
+    A ShapeNet-style shard dataset serves its sample ``index`` as it is (:func:`shard_instance`)."""
     if crop not in CROP_MODES:
         raise InputError(f"crop must be one of {', '.join(CROP_MODES)}, got {crop!r}")
     dataset = read_dataset(resolve_dataset(data))
+    if dataset.manifest.get("storage") == SHARD_STORAGE:
+        return shard_instance(dataset.root, index, split, size)
     annotations = dataset.load_split(split)
     if not 0 <= index < len(annotations.annotations):
         raise InputError(f"{dataset.split_path(split)}: index {index} is out of range (it has {len(annotations.annotations)} annotations)")
@@ -113,6 +117,19 @@ def dataset_instance(data: str | os.PathLike, index: int, split: str, size: int,
     category = annotations.category_names.get(int(annotation["category_id"]))
     return InstanceInput(rgb=rgb, visible=masks[:1], amodal=masks[1:], category=category,
                          source=f"{dataset.root} {split}[{index}] (annotation {annotation.get('id')}, {image_path.name})")
+
+
+def shard_instance(root: Path, index: int, split: str, size: int) -> InstanceInput:
+    """Sample ``index`` of a split written by ``a3d prepare shapenet`` (array shards): each sample
+    is already a single-object crop, resized to ``size`` when the model was trained at another one."""
+    samples = ShapeNetAmodalDataset(root, split)
+    if not 0 <= index < len(samples):
+        raise InputError(f"{root} {split}: index {index} is out of range (it has {len(samples)} samples)")
+    sample = samples[index]
+    side = float(sample["rgb"].shape[-1])
+    rgb, masks = crop_instance(sample["rgb"], torch.cat([sample["visible"], sample["amodal"]]), (0.0, 0.0, side, side), size)
+    return InstanceInput(rgb=rgb, visible=masks[:1], amodal=masks[1:], category=samples.categories[int(sample["category"])],
+                         source=f"{root} {split}[{index}] (object {int(sample['object_index'])}, view {int(sample['view_id'])})")
 
 
 def predict_instance(model: AmodalShapeModel, instance: InstanceInput, category: str | None = None) -> dict[str, Any]:

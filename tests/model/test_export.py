@@ -120,3 +120,21 @@ def test_turntable_frames_turn_around_the_mesh(tmp_path):
     assert covered.min() > 0 and covered[0] != covered[1]  # the long axis faces the camera differently
     write_gif(tmp_path / "t.gif", frames)
     assert iio.imread(tmp_path / "t.gif", index=None).shape == (4, 32, 32, 3)
+
+
+def test_export_from_a_shapenet_shard_dataset_uses_the_sample_as_it_is(tmp_path):
+    from a3d_core.data.prepare_shapenet import PrepareShapeNetConfig, prepare_shapenet
+    from a3d_core.data.shapenet import ShapeNetAmodalDataset
+
+    data = tmp_path / "shapenet"
+    prepare_shapenet(PrepareShapeNetConfig(out=data, categories=("car", "chair"), objects_per_category=2, views=2,
+                                           image_size=SIZE, split_fractions=(0.5, 0.0, 0.5), seed=3, min_amodal_pixels=4))
+    sample = ShapeNetAmodalDataset(data, "test")[1]
+    result = export_instance_mesh(save_checkpoint(tmp_path), tmp_path / "out", data=data, index=1, split="test",
+                                  device="cpu", turntable_frames=2, turntable_size=16)
+    visible = iio.imread(tmp_path / "out" / "input_visible.png") > 0
+    assert np.array_equal(visible, sample["visible"][0].numpy() > 0.5)  # same size: served unchanged
+    assert result.ground_truth_category == CATEGORIES[int(sample["category"])]
+    assert result.amodal_iou is not None and 0.0 <= result.amodal_iou <= 1.0
+    with pytest.raises(InputError, match="out of range"):
+        export_instance_mesh(save_checkpoint(tmp_path), tmp_path / "out2", data=data, index=99, split="test", device="cpu")
