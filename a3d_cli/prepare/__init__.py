@@ -11,4 +11,4 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-from a3d_cli.prepare import real, shapenet  # noqa: E402,F401  (modules register their commands)
+from a3d_cli.prepare import real, scenes, shapenet  # noqa: E402,F401  (modules register their commands)
