@@ -38,7 +38,7 @@ def evaluate_checkpoint(
     are written to a temporary folder that is removed afterwards. Evaluation should see every
     detection, so ``predict_settings.score_threshold`` is best kept low (COCO AP ranks by score).
     """
-    predict_settings = predict_settings or PredictSettings(score_threshold=0.05)
+    predict_settings = predict_settings or PredictSettings(score_threshold=0.05, masks=False, overlays=False)
     if predictions_dir is not None:
         return _run(dataset, split, Path(predictions_dir), predict_settings, evaluation_settings, data_root)
     with tempfile.TemporaryDirectory(prefix="a3d-evaluate-") as folder:

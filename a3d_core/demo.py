@@ -28,7 +28,6 @@ The output folder::
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import time
@@ -37,9 +36,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from torch import nn
 
 from a3d_core.checkpoint_eval import evaluate_checkpoint
+from a3d_core.data.canonical import read_dataset
 from a3d_core.data.prepare_scenes import ObjectPoolSettings, ScenesRequest, prepare_scenes
 from a3d_core.data.prepare_shapenet import PrepareShapeNetConfig, prepare_shapenet
 from a3d_core.data.scenes import SceneSettings
@@ -47,13 +46,10 @@ from a3d_core.errors import InputError
 from a3d_core.eval.evaluate import EvaluationResult, EvaluationSettings, evaluate_predictions, load_predictions
 from a3d_core.io.atomic import atomic_write_json, atomic_write_text
 from a3d_core.io.meshes import render_turntable, write_gif, write_obj
-from a3d_core.model.asm import ASMSettings, build_stage2
 from a3d_core.predict import PredictSettings, predict_images
-from a3d_core.data.canonical import read_dataset
 from a3d_core.train.finetune import FinetuneSettings, finetune, small_stage1_settings
 from a3d_core.train.loop import TrainSettings
-from a3d_core.train.pretrain import PretrainComponents, PretrainSettings, pretrain, shapenet_splits
-from a3d_core.data.shapenet import ShapeNetAmodalDataset
+from a3d_core.train.pretrain import PretrainSettings, pretrain
 
 StepCallback = Callable[[str], None]
 """``on_step(description)`` when a step starts."""
@@ -140,16 +136,6 @@ class DemoResult:
         return sum(self.seconds.values())
 
 
-def _demo_stage2_builder(plan: DemoPlan) -> Callable[[str, list[str], int, float], nn.Module]:
-    """The pretraining network at the demo's template level (a :data:`~a3d_core.train.pretrain.BuildModel`)."""
-
-    def build(kind: str, category_names: list[str], image_size: int, cross_view_weight: float) -> nn.Module:
-        settings = ASMSettings(image_size=image_size, template_level=plan.template_level, cross_view_weight=cross_view_weight)
-        return build_stage2(kind, category_names, settings)
-
-    return build
-
-
 def run_demo(out: str | Path, plan: DemoPlan = FULL, seed: int = 0, device: str = "auto", overwrite: bool = False,
              on_step: StepCallback | None = None) -> DemoResult:
     """Run every step of the demo into ``out`` (see the module docstring).
@@ -181,12 +167,11 @@ def run_demo(out: str | Path, plan: DemoPlan = FULL, seed: int = 0, device: str 
         out=shapenet_dir, objects_per_category=plan.objects_per_category, views=plan.views, image_size=plan.image_size,
         categories=plan.categories, seed=seed, preview=out / "previews" / "shapenet.png")))
 
-    components = PretrainComponents(open_split=ShapeNetAmodalDataset, list_splits=shapenet_splits, build_model=_demo_stage2_builder(plan))
     pretrain_train = TrainSettings(batch_size=plan.pretrain_batch, epochs=None, steps=plan.pretrain_steps, seed=seed,
                                    val_every=plan.pretrain_steps, progress=progress, tensorboard=False)
     pretrained = timed("pretrain", "2/7 pretrain the 3D shape prior (stage 2) on 2D masks only", lambda: pretrain(PretrainSettings(
-        data=shapenet_dir, out=out / "runs" / "pretrain", train=pretrain_train, cross_view=plan.cross_view, device=device,
-        val_instances=64), components))
+        data=shapenet_dir, out=out / "runs" / "pretrain", train=pretrain_train, cross_view=plan.cross_view,
+        template_level=plan.template_level, device=device, val_instances=64)))
 
     timed("prepare scenes", "3/7 prepare scenes: compose multi-object scenes with exact amodal ground truth", lambda: prepare_scenes(ScenesRequest(
         train_images=plan.train_scenes, val_images=plan.val_scenes, categories=plan.categories,

@@ -58,6 +58,7 @@ class PredictSettings:
         device: ``auto``, ``cpu`` or ``cuda[:N]``.
         meshes: also write each instance's mesh (3D stage-2 kinds).
         masks: write the per-instance mask PNGs.
+        overlays: write the overlay PNG of each image.
         runs_root: where to look for a checkpoint (default ``$A3D_RUNS_ROOT`` or ``./runs``).
     """
 
@@ -67,6 +68,7 @@ class PredictSettings:
     device: str = "auto"
     meshes: bool = False
     masks: bool = True
+    overlays: bool = True
     runs_root: Path | None = None
 
     def __post_init__(self) -> None:
@@ -304,8 +306,11 @@ def _write_image_outputs(folder: Path, image: np.ndarray, detections: Mapping[st
     order = torch.argsort(detections["scores"].detach().cpu(), descending=True, stable=True)[:kept]
     amodal = (detections["amodal_masks"].detach().cpu()[order] > 0.5).numpy()
     visible = (detections["visible_masks"].detach().cpu()[order] > 0.5).numpy()
+    if not (settings.overlays or settings.masks or settings.meshes):
+        return
     folder.mkdir(parents=True, exist_ok=True)
-    write_png(folder / "overlay.png", overlay(image, visible, amodal))
+    if settings.overlays:
+        write_png(folder / "overlay.png", overlay(image, visible, amodal))
     for rank, k in enumerate(order.tolist()):
         if settings.masks:
             write_png(folder / f"instance_{rank:02d}_amodal.png", amodal[rank])

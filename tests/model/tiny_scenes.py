@@ -15,7 +15,9 @@ import torch
 from PIL import Image
 
 from a3d_core.data.canonical import AmodalDataset, AmodalSplit, amodal_annotation, write_dataset
+from a3d_core.model.a3d import A3DSettings, build_a3d
 from a3d_core.model.asm import ASMSettings, build_stage2
+from a3d_core.model.stage1 import Stage1Settings
 
 HEIGHT, WIDTH = 48, 64
 CATEGORIES = [{"id": 9, "name": "chair"}, {"id": 4, "name": "car"}]
@@ -72,4 +74,19 @@ def write_pretrain_checkpoint(path: Path, category_names: list[str], seed: int =
     torch.manual_seed(seed)
     model = build_stage2("a3d", category_names, tiny_stage2_settings())
     torch.save({"model": model.state_dict(), "model_config": model.config(), "category_names": list(category_names)}, path)
+    return path
+
+
+def tiny_stage1_settings() -> Stage1Settings:
+    """Stage 1 at the tiny images' scale: MobileNetV3-FPN, short side 48, few proposals."""
+    return Stage1Settings(num_classes=1, backbone="mobilenet_v3-fpn", min_size=48, max_size=64, rpn_pre_nms_top_n_train=50,
+                          rpn_post_nms_top_n_train=20, rpn_pre_nms_top_n_test=50, rpn_post_nms_top_n_test=10,
+                          rpn_batch_size_per_image=32, box_batch_size_per_image=16, box_detections_per_img=4)
+
+
+def write_two_stage_checkpoint(path: Path, category_names: list[str], seed: int = 0) -> Path:
+    """A (randomly initialised) two-stage checkpoint as ``a3d finetune`` writes one."""
+    torch.manual_seed(seed)
+    network = build_a3d(category_names, A3DSettings(stage1=tiny_stage1_settings(), stage2=tiny_stage2_settings()))
+    torch.save({"model": network.state_dict(), "model_config": network.config(), "category_names": list(category_names)}, path)
     return path
