@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from a3d_cli.common import DeviceOption, SeedOption, console, user_errors
-from a3d_core.demo import FULL, QUICK, DemoResult, run_demo
+
+if TYPE_CHECKING:
+    from a3d_core.demo import DemoResult
 
 
 @user_errors
@@ -23,6 +26,8 @@ def demo(
 
     prepare shapenet -> pretrain the 3D shape prior -> prepare scenes -> fine-tune both stages -> evaluate (amodal AP, mIoU, beside the visible-mask baseline) -> predict (overlays) -> export meshes and turntables. About ten minutes on two CPU cores; open OUT/index.md.
     """
+    from a3d_core.demo import FULL, QUICK, run_demo  # imports every stage: only when the command runs
+
     with console.status("starting") as status:
         result = run_demo(out, QUICK if quick else FULL, seed=seed, device=device, overwrite=overwrite,
                           on_step=lambda description: status.update(description))

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.table import Table
 
 from a3d_cli.common import DeviceOption, SeedOption, console, user_errors
 from a3d_core.errors import InputError
-from a3d_core.model.asm import ASMSettings
 from a3d_core.model.stage1 import BACKBONES
-from a3d_core.train.finetune import BEST_METRIC, FinetuneResult, FinetuneSettings, finetune as run_finetune, small_stage1_settings
-from a3d_core.train.loop import TrainSettings
+
+if TYPE_CHECKING:
+    from a3d_core.train.finetune import FinetuneResult
 
 
 @user_errors
@@ -49,6 +49,10 @@ def finetune(
 
     Stage 1 (Mask R-CNN) learns amodal boxes and visible masks; stage 2 completes each instance through its 3D shape prior. With --init, categories present in both the pretraining and this dataset reuse the pretrained shape decoders; the others start fresh. Validates amodal AP and mIoU on the val split; runs under torchrun for data parallelism.
     """
+    from a3d_core.model.asm import ASMSettings  # the training stack loads only when the command runs
+    from a3d_core.train.finetune import BEST_METRIC, FinetuneSettings, finetune as run_finetune, small_stage1_settings
+    from a3d_core.train.loop import TrainSettings
+
     try:
         settings = FinetuneSettings(
             dataset=dataset,

@@ -54,7 +54,7 @@ def predict(
         console.print(f"using the newest fine-tuned checkpoint: {result.checkpoint}", highlight=False)
     console.print(summary_table(result))
     for path, reason in result.failed:
-        error_console.print(f"[bold red]skipped[/] {escape(str(path))}: {escape(reason)}", highlight=False)
+        error_console.print(f"[bold red]skipped[/] {escape(str(path))}: {escape(reason)}", highlight=False, soft_wrap=True)
     if result.failed:
         raise typer.Exit(1)
 
