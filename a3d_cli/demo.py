@@ -38,11 +38,12 @@ def demo(
 def summary_table(result: DemoResult) -> Table:
     table = Table(title=f"a3d demo: {result.total_seconds:.0f} s")
     table.add_column("step")
-    table.add_column("seconds", justify="right")
+    table.add_column("wall s", justify="right")
+    table.add_column("CPU s", justify="right")
     for name, seconds in result.seconds.items():
-        table.add_row(name, f"{seconds:.0f}")
+        table.add_row(name, f"{seconds:.0f}", f"{result.cpu_seconds[name]:.0f}")
     table.add_section()
     for method, values in result.metrics.items():
         label = "A3D" if method == "model" else "visible mask as amodal"
-        table.add_row(f"{label}: AP / mIoU (%)", f"{100 * values['AP']:.1f} / {100 * values['mIoU']:.1f}")
+        table.add_row(f"{label}: AP / mIoU (%)", f"{100 * values['AP']:.1f} / {100 * values['mIoU']:.1f}", "")
     return table
