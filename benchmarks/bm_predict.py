@@ -69,12 +69,13 @@ def main() -> None:
         stage1 = images_per_second(network.stage1, images, args.batch, args.repeats)
         both = images_per_second(network, images, args.batch, args.repeats)
     stage2 = network.stage2
-    table = Table(title=f"a3d predict throughput, {width}x{height} images, batch {args.batch}, {device}, {torch.get_num_threads()} threads")
-    for column in ("network", "instances / image", "stage 1 alone (images / s)", "both stages (images / s)", "stage-2 share of time"):
+    Console().print(f"stage 1: {network.stage1.settings.backbone}, short side {network.stage1.settings.min_size}; "
+                    f"stage 2: {stage2.kind}, S = {stage2.settings.image_size}, ico-sphere level {stage2.settings.template_level}; "
+                    f"{width}x{height} images, batch {args.batch}, {device}, {torch.get_num_threads()} threads")
+    table = Table()
+    for column in ("instances / image", "stage 1 alone (img/s)", "both stages (img/s)", "stage-2 share"):
         table.add_column(column, justify="right")
-    description = (f"{network.stage1.settings.backbone} (short side {network.stage1.settings.min_size}) + {stage2.kind} "
-                   f"(S = {stage2.settings.image_size}, level {stage2.settings.template_level})")
-    table.add_row(description, f"{sum(counts) / len(counts):.1f}", f"{stage1:.2f}", f"{both:.2f}", f"{100 * (1 - both / stage1):.0f}%")
+    table.add_row(f"{sum(counts) / len(counts):.1f}", f"{stage1:.2f}", f"{both:.2f}", f"{100 * (1 - both / stage1):.0f}%")
     Console().print(table)
 
 
