@@ -1,8 +1,113 @@
 """`a3d evaluate`: Evaluate amodal predictions: COCO AP, mIoU, occluded AP (paper 4.2)."""
 
-from a3d_cli.common import not_built
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from a3d_cli.common import DeviceOption, console, fail, not_built, user_errors
+from a3d_core.eval.coco import STAT_NAMES
+from a3d_core.eval.evaluate import KINDS, EvaluationResult, EvaluationSettings, evaluate_dataset
+from a3d_core.eval.plots import write_plots
+from a3d_core.eval.report import write_report
+
+KIND_CHOICES = (*KINDS, "all")
 
 
-def evaluate() -> None:
-    """Evaluate amodal predictions: COCO AP, mIoU, occluded AP (paper 4.2)."""
-    not_built("evaluate", 6)
+def _percent(value: float) -> str:
+    return "-" if value < 0 else f"{100 * value:.1f}"
+
+
+def _stats_table(result: EvaluationResult) -> Table:
+    table = Table(title=f"COCO mask AP/AR on {result.dataset}/{result.split} (%)")
+    table.add_column("stat")
+    for kind in result.kinds:
+        table.add_column(kind, justify="right")
+    for name in STAT_NAMES:
+        table.add_row(name, *(_percent(kind_result.stats[name]) for kind_result in result.kinds.values()))
+    return table
+
+
+def _category_table(result: EvaluationResult) -> Table:
+    table = Table(title="Per category (%)")
+    table.add_column("category")
+    kinds = list(result.kinds)
+    for kind in kinds:
+        table.add_column(f"{kind} AP", justify="right")
+        table.add_column(f"{kind} AP50", justify="right")
+    if result.segments is not None:
+        table.add_column("IoU", justify="right")
+        table.add_column("instances", justify="right")
+    rows = {row.name: row for row in (result.segments.per_category if result.segments else [])}
+    for name in result.category_names:
+        cells = []
+        for kind in kinds:
+            stats = result.kinds[kind].per_category[name]
+            cells += [_percent(stats["AP"]), _percent(stats["AP50"])]
+        if result.segments is not None:
+            row = rows.get(name)
+            cells += [_percent(row.iou) if row else "-", str(row.count) if row else "0"]
+        table.add_row(name, *cells)
+    if result.segments is not None:
+        table.add_section()
+        table.add_row("mean", *([""] * (2 * len(kinds))), _percent(result.segments.category_mean), "")
+    return table
+
+
+def _miou_table(result: EvaluationResult) -> Table:
+    segments = result.segments
+    table = Table(title="Instance IoU (best-matching prediction per instance, %)")
+    for column in ("mIoU", "instances", "mIoU_occ", "occluded instances"):
+        table.add_column(column, justify="right")
+    table.add_row(_percent(segments.miou), str(segments.num_instances), _percent(segments.miou_occ), str(segments.num_occluded))
+    return table
+
+
+@user_errors
+def evaluate(
+    dataset: str = typer.Option(..., "--dataset", help="A dataset folder written by `a3d prepare`, or its name under the data root."),
+    predictions: Optional[Path] = typer.Option(
+        None, "--predictions", help="COCO results JSON (as `a3d predict` writes): image_id, category_id, score, segmentation (amodal RLE), optional visible_mask."
+    ),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Evaluate a trained model directly (not built yet)."),
+    split: str = typer.Option("val", "--split", help="Which split of the dataset to evaluate against."),
+    kind: str = typer.Option("all", "--kind", help="amodal, visible, occluded (occlusion rate >= 0.15) or all."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full report (all stats, per category, mIoU) to this JSON file."),
+    plots: Optional[Path] = typer.Option(None, "--plots", help="Write precision-recall curves and an IoU histogram (PNG) into this folder."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Where named datasets live (default $A3D_DATA_ROOT or ./data)."),
+    device: str = DeviceOption,
+) -> None:
+    """Evaluate amodal predictions: COCO AP, mIoU, occluded AP (paper 4.2).
+
+    AP and AR are pycocotools COCOeval's 12 mask stats, computed in torch with identical
+    numbers: against amodal masks (amodal), visible masks (visible, when predictions carry
+    visible_mask), and amodal masks of instances occluded by at least 15% (occluded). mIoU
+    averages each instance's IoU with its best-matching prediction.
+    """
+    if checkpoint is not None:
+        not_built("evaluate --checkpoint", 5)
+    if predictions is None:
+        fail("give --predictions FILE (a COCO results JSON); --checkpoint is not built yet")
+    if kind not in KIND_CHOICES:
+        fail(f"--kind {kind}: expected one of {', '.join(KIND_CHOICES)}")
+    settings = EvaluationSettings(kinds=KINDS if kind == "all" else (kind,), require_visible=kind == "visible", device=device)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True) as progress:
+        task = progress.add_task("evaluating", total=None)
+        result = evaluate_dataset(
+            dataset, predictions, split, settings, data_root, on_step=lambda step: progress.update(task, description=f"evaluating: {step}")
+        )
+    console.print(_stats_table(result))
+    console.print(_category_table(result))
+    if result.segments is not None:
+        console.print(_miou_table(result))
+    for skipped_kind, reason in result.skipped.items():
+        console.print(f"[yellow]skipped {skipped_kind}:[/] {reason}")
+    if json_out is not None:
+        console.print(f"report: {write_report(result, json_out, str(predictions))}")
+    if plots is not None:
+        for path in write_plots(result, plots):
+            console.print(f"plot: {path}")

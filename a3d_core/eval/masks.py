@@ -1,0 +1,64 @@
+"""COCO segmentations as pycocotools RLEs, their areas and boxes.
+
+pycocotools' ``COCO.annToRLE`` turns every annotation into a compressed RLE before ``COCOeval``
+compares masks: polygons are rasterised with ``frPyObjects`` and their parts merged, RLE with
+integer counts is compressed. :func:`to_rle` does the same, so areas and IoUs computed from its
+output are those COCOeval computes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+
+def to_rle(segmentation: Any, height: int, width: int) -> dict[str, Any]:
+    """A COCO segmentation (polygons, integer-count RLE or compressed RLE) -> compressed RLE.
+
+    Raises ``ValueError`` with the problem when the segmentation is malformed or its RLE size is
+    not ``[height, width]``.
+    """
+    if isinstance(segmentation, list):
+        polygons = segmentation if segmentation and isinstance(segmentation[0], list) else [segmentation]
+        polygons = [p for p in polygons if p]
+        if not polygons:
+            return mask_utils.encode(np.zeros((height, width, 1), np.uint8, order="F"))[0]
+        for polygon in polygons:
+            if len(polygon) < 6 or len(polygon) % 2:
+                raise ValueError(f"polygon with {len(polygon)} coordinates (needs an even number, at least 6)")
+        return mask_utils.merge(mask_utils.frPyObjects([list(map(float, p)) for p in polygons], height, width))
+    if not isinstance(segmentation, dict) and not isinstance(segmentation, Mapping):
+        raise ValueError(f"segmentation of type {type(segmentation).__name__} (expected RLE dict or polygons)")
+    size, counts = segmentation.get("size"), segmentation.get("counts")
+    if size is None or counts is None:
+        raise ValueError("RLE lacks 'size' or 'counts'")
+    if len(size) != 2 or [int(s) for s in size] != [height, width]:
+        raise ValueError(f"mask size {list(size)} differs from the image size [{height}, {width}]")
+    if isinstance(counts, list):
+        return mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
+    if isinstance(counts, str):
+        counts = counts.encode("ascii")
+    if not isinstance(counts, bytes):
+        raise ValueError(f"RLE counts of type {type(counts).__name__}")
+    return {"size": [height, width], "counts": counts}
+
+
+# pycocotools 2.0.x ``mask.area`` sizes an internal array with a uint8 under NumPy 2: more than
+# 255 RLEs per call overflow, so areas are asked for in batches of this size.
+_AREA_BATCH = 255
+
+
+def rle_areas(rles: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """Pixel counts ``(N,)`` float64 of compressed RLEs (pycocotools ``mask.area``)."""
+    rles = list(rles)
+    areas = [np.asarray(mask_utils.area(rles[i : i + _AREA_BATCH]), np.float64) for i in range(0, len(rles), _AREA_BATCH)]
+    return np.concatenate(areas) if areas else np.zeros(0, np.float64)
+
+
+def rle_boxes(rles: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """Tight boxes ``(N, 4)`` float64 ``[x, y, w, h]`` of compressed RLEs (``mask.toBbox``)."""
+    if not rles:
+        return np.zeros((0, 4), np.float64)
+    return np.asarray(mask_utils.toBbox(list(rles)), np.float64).reshape(-1, 4)
