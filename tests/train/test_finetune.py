@@ -114,6 +114,14 @@ def test_finetune_end_to_end_on_tiny_scenes(tmp_path: Path) -> None:
     assert model.category_names == ["car", "chair"] and model.stage2.settings.image_size == 32
     assert torch.load(tmp_path / "run" / "best.pt", weights_only=True)["category_ids"] == [4, 9]
 
+    evaluated = CliRunner().invoke(app, ["evaluate", "--dataset", str(tmp_path / "data"), "--split", "val", "--checkpoint",
+                                         str(tmp_path / "run" / "best.pt"), "--kind", "amodal", "--json", str(tmp_path / "report.json")])
+    assert evaluated.exit_code == 0, evaluated.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    best = next(r for r in results["validation"] if r["step"] == results["best_step"])
+    assert max(report["coco"]["amodal"]["stats"]["AP"], 0.0) == pytest.approx(best["ap"])  # the same predictions as validation
+    assert report["miou"]["miou"] == pytest.approx(best["miou"])
+
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 1 and "--resume" in again.output  # a finished run is not overwritten
     assert read_dataset(tmp_path / "data").splits == ["train", "val"]
