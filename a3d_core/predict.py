@@ -212,19 +212,14 @@ def predict_dataset(
     settings: PredictSettings | None = None,
     progress: ProgressCallback | None = None,
     data_root: str | os.PathLike | None = None,
-    limit: int | None = None,
 ) -> PredictResult:
     """Predict the images of a canonical dataset split with its image ids and category ids
-    (matched to the checkpoint's categories by name), ready for ``a3d evaluate --predictions``.
-
-    ``limit``: only the first ``limit`` images of the split.
-    """
+    (matched to the checkpoint's categories by name), ready for ``a3d evaluate --predictions``."""
     folder = read_dataset(resolve_dataset(dataset, data_root))
     records = folder.load_split(split)
     mapping = CategoryMapping.from_categories(records.categories)
-    images = records.images[:limit] if limit is not None else records.images
-    paths = [folder.image_path(record) for record in images]
-    jobs = [_ImageJob(int(record["id"]), path, name) for record, path, name in zip(images, paths, _folder_names(paths))]
+    paths = [folder.image_path(record) for record in records.images]
+    jobs = [_ImageJob(int(record["id"]), path, name) for record, path, name in zip(records.images, paths, _folder_names(paths))]
     id_of_name = dict(zip(mapping.names, mapping.category_ids))
     return _predict(jobs, Path(out), settings or PredictSettings(), category_ids=id_of_name, progress=progress)
 
