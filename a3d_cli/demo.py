@@ -43,7 +43,9 @@ def summary_table(result: DemoResult) -> Table:
     for name, seconds in result.seconds.items():
         table.add_row(name, f"{seconds:.0f}", f"{result.cpu_seconds[name]:.0f}")
     table.add_section()
+    labels = {"model": "A3D (detections)", "visible_baseline": "visible as amodal (detections)",
+              "stage2_on_ground_truth": "stage 2 on GT boxes", "ground_truth_visible": "GT visible as amodal"}
     for method, values in result.metrics.items():
-        label = "A3D" if method == "model" else "visible mask as amodal"
+        label = labels[method]
         table.add_row(f"{label}: AP / mIoU (%)", f"{100 * values['AP']:.1f} / {100 * values['mIoU']:.1f}", "")
     return table
