@@ -140,11 +140,6 @@ class FinetuneResult:
     weight_reports: list[str]
     main_process: bool = True
 
-    @property
-    def final_metrics(self) -> dict[str, float]:
-        """The last validation's metrics (empty without validation)."""
-        return dict(self.training.validation[-1]) if self.training.validation else {}
-
     def as_dict(self) -> dict[str, Any]:
         return {
             "dataset": self.dataset,
