@@ -65,9 +65,16 @@ def look_at_cameras(viewpoint: Viewpoint, fov_degrees: float = KATO_FOV_DEG, zne
 
     Differentiable with respect to the viewpoint tensors (the rotation and translation are built
     from the eye positions with autograd), which the viewpoint estimator needs (paper 3.4).
+    The camera frame is mirrored in x relative to pytorch3d's ``look_at_view_transform`` so that
+    images are not left-right flipped against Kato's renders (the rotation becomes a reflection;
+    pytorch3d's rasterizer does not cull back faces, so the flipped winding is harmless).
     """
     eye = eye_positions(viewpoint)
     rotation, translation = look_at_view_transform(eye=eye, device=eye.device)
+    # pytorch3d's screen +X points left; SoftRas/NMR (Kato's renders) put the camera's +X on the
+    # right. Negating the camera's x axis makes our images match Kato's instead of their mirror.
+    mirror = torch.tensor([-1.0, 1.0, 1.0], device=eye.device)
+    rotation, translation = rotation * mirror, translation * mirror
     return FoVPerspectiveCameras(R=rotation, T=translation, fov=fov_degrees, znear=znear, zfar=zfar, device=eye.device)
 
 

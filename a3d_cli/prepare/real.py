@@ -156,60 +156,25 @@ def _help(layout: str) -> str:
     )
 
 
-@app.command("kins", help=_help("kins"))
-@user_errors
-def kins(
-    annotations: list[Path] = AnnotationsOption,
-    images: Path = ImagesOption,
-    split: str = SplitOption,
-    out: Optional[Path] = OutOption,
-    data_root: Optional[Path] = DataRootOption,
-    strict: bool = StrictOption,
-    overwrite: bool = OverwriteOption,
-) -> None:
-    _run("kins", annotations, images, split, out, data_root, strict, overwrite)
+def _register(layout: str) -> None:
+    """Add ``a3d prepare <layout>`` with the options every layout shares."""
+
+    @app.command(layout, help=_help(layout))
+    @user_errors
+    def convert(
+        annotations: list[Path] = AnnotationsOption,
+        images: Path = ImagesOption,
+        split: str = SplitOption,
+        out: Optional[Path] = OutOption,
+        data_root: Optional[Path] = DataRootOption,
+        strict: bool = StrictOption,
+        overwrite: bool = OverwriteOption,
+    ) -> None:
+        _run(layout, annotations, images, split, out, data_root, strict, overwrite)
 
 
-@app.command("kins2020", help=_help("kins2020"))
-@user_errors
-def kins2020(
-    annotations: list[Path] = AnnotationsOption,
-    images: Path = ImagesOption,
-    split: str = SplitOption,
-    out: Optional[Path] = OutOption,
-    data_root: Optional[Path] = DataRootOption,
-    strict: bool = StrictOption,
-    overwrite: bool = OverwriteOption,
-) -> None:
-    _run("kins2020", annotations, images, split, out, data_root, strict, overwrite)
-
-
-@app.command("d2sa", help=_help("d2sa"))
-@user_errors
-def d2sa(
-    annotations: list[Path] = AnnotationsOption,
-    images: Path = ImagesOption,
-    split: str = SplitOption,
-    out: Optional[Path] = OutOption,
-    data_root: Optional[Path] = DataRootOption,
-    strict: bool = StrictOption,
-    overwrite: bool = OverwriteOption,
-) -> None:
-    _run("d2sa", annotations, images, split, out, data_root, strict, overwrite)
-
-
-@app.command("cocoa-cls", help=_help("cocoa-cls"))
-@user_errors
-def cocoa_cls(
-    annotations: list[Path] = AnnotationsOption,
-    images: Path = ImagesOption,
-    split: str = SplitOption,
-    out: Optional[Path] = OutOption,
-    data_root: Optional[Path] = DataRootOption,
-    strict: bool = StrictOption,
-    overwrite: bool = OverwriteOption,
-) -> None:
-    _run("cocoa-cls", annotations, images, split, out, data_root, strict, overwrite)
+for _layout in ("kins", "kins2020", "d2sa", "cocoa-cls"):
+    _register(_layout)
 
 
 @app.command("cocoa", help=_help("cocoa"))

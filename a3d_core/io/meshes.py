@@ -5,11 +5,8 @@ Every file is written atomically: to a temporary sibling, then renamed into plac
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from pathlib import Path
-from typing import Callable
 
 import imageio.v3 as iio
 import numpy as np
@@ -26,25 +23,9 @@ from pytorch3d.renderer import (
 from pytorch3d.structures import Meshes
 
 from a3d_core.geometry import KATO_DISTANCE, KATO_ELEVATION_DEG, KATO_FOV_DEG, Viewpoint, eye_positions, look_at_cameras
-from a3d_core.io.atomic import atomic_write_bytes
+from a3d_core.io.atomic import atomic_write_bytes, atomic_write_with
 
 MESH_GREY = (0.75, 0.75, 0.78)
-
-
-def _write_through_temporary(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Run ``write(temporary path)`` in ``path``'s folder, then rename the result to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    return path
 
 
 def _check_mesh(vertices: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,13 +37,13 @@ def _check_mesh(vertices: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tens
 def write_obj(path: str | os.PathLike, vertices: torch.Tensor, faces: torch.Tensor) -> Path:
     """Write a mesh (vertices ``(V, 3)``, faces ``(F, 3)``) as a Wavefront OBJ file."""
     vertices, faces = _check_mesh(vertices, faces)
-    return _write_through_temporary(path, lambda temporary: save_obj(temporary, vertices, faces, decimal_places=6))
+    return atomic_write_with(path, lambda temporary: save_obj(temporary, vertices, faces, decimal_places=6))
 
 
 def write_ply(path: str | os.PathLike, vertices: torch.Tensor, faces: torch.Tensor) -> Path:
     """Write a mesh (vertices ``(V, 3)``, faces ``(F, 3)``) as a binary PLY file."""
     vertices, faces = _check_mesh(vertices, faces)
-    return _write_through_temporary(path, lambda temporary: save_ply(temporary, vertices, faces))
+    return atomic_write_with(path, lambda temporary: save_ply(temporary, vertices, faces))
 
 
 def png_bytes(image: np.ndarray) -> bytes:

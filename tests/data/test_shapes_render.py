@@ -51,8 +51,6 @@ def test_kato_azimuth_order_puts_the_camera_at_minus_15_v_degrees():
     assert abs(xs[0] - 31.5) == pytest.approx(abs(xs[2] - 31.5), abs=0.5)
 
 
-@pytest.mark.xfail(strict=True, reason="a3d_core.geometry.look_at_cameras uses pytorch3d's +X-left screen, which "
-                   "mirrors SoftRas/NMR images; a fix in geometry.py is requested from the coordinator")
 def test_world_plus_x_appears_on_the_right_at_view_0_as_in_softras():
     marker = sphere(0.08, centre=(0.4, 0.0, 0.0), level=2)
     mask = MeshRenderer(RenderSettings(image_size=64, supersample=1))(marker, kato_viewpoints([0])).silhouette[0]

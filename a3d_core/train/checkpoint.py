@@ -1,0 +1,97 @@
+"""Training checkpoints: written atomically, loaded with ``weights_only=True``.
+
+A checkpoint is a plain dict that ``torch.load(..., weights_only=True)`` can read (tensors,
+dicts, lists, ints, floats, strings, ``None``)::
+
+    model           state_dict of the (unwrapped) model
+    model_config    model.config(), enough to rebuild the architecture
+    category_names  list[str], the order of the model's categories
+    optimizer       optimizer.state_dict()
+    scheduler       scheduler.state_dict()
+    grad_scaler     GradScaler.state_dict() (empty unless fp16 AMP)
+    rng             python / numpy / torch (CPU, CUDA) generator states of rank 0
+    rng_by_rank     the same for every rank of a distributed run (absent in a single process)
+    step, epoch     the number of optimizer steps taken, the epoch of the last step
+    config          the training configuration (settings of the loop and of the command)
+    metrics         the latest validation metrics
+    loop_state      what the loop needs to continue exactly (loss window, best metric)
+
+``last.pt`` is rewritten at every checkpoint step, ``best.pt`` when validation improves.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from a3d_core.errors import InputError, TrainingError
+from a3d_core.io.atomic import atomic_torch_save
+
+LAST_CHECKPOINT = "last.pt"
+BEST_CHECKPOINT = "best.pt"
+
+REQUIRED_TRAINING_KEYS = ("model", "optimizer", "scheduler", "rng", "step", "epoch", "config")
+
+
+def save_checkpoint(checkpoint: Mapping[str, Any], path: str | Path) -> Path:
+    """Write ``checkpoint`` to ``path`` atomically (the old file stays intact until the new one is complete)."""
+    return atomic_torch_save(dict(checkpoint), path)
+
+
+def load_checkpoint(path: str | Path, required_keys: tuple[str, ...] = REQUIRED_TRAINING_KEYS) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True`` onto the CPU.
+
+    Raises:
+        InputError: naming the file, when it is missing, unreadable, not a dict, or lacks one of
+            ``required_keys``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no checkpoint file there")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"{path}: not a readable a3d checkpoint ({first_line})") from error
+    if not isinstance(checkpoint, dict):
+        raise InputError(f"{path}: not an a3d checkpoint (holds a {type(checkpoint).__name__}, expected a dict)")
+    missing = [key for key in required_keys if key not in checkpoint]
+    if missing:
+        raise InputError(f"{path}: not an a3d training checkpoint (missing {', '.join(missing)})")
+    return checkpoint
+
+
+def describe_config_difference(saved: Mapping[str, Any], current: Mapping[str, Any]) -> str:
+    """``"key: saved -> current"`` for each top-level entry that differs (for error messages)."""
+    keys = sorted(set(saved) | set(current))
+    differences = [f"{key}: {saved.get(key)!r} -> {current.get(key)!r}" for key in keys if saved.get(key) != current.get(key)]
+    return "; ".join(differences)
+
+
+def load_model_state(model: torch.nn.Module, checkpoint: Mapping[str, Any], path: str | Path) -> None:
+    """Load ``checkpoint["model"]`` into ``model`` strictly.
+
+    When the checkpoint carries ``model_config`` and the model has ``config()``, the two are
+    compared first, so that a checkpoint of another architecture is named as such.
+
+    Raises:
+        TrainingError: naming the file and what does not match.
+    """
+    saved_config = checkpoint.get("model_config")
+    if saved_config is not None and hasattr(model, "config"):
+        current_config = model.config()
+        if saved_config != current_config:
+            raise TrainingError(
+                f"{path}: checkpoint of another architecture ({describe_config_difference(saved_config, current_config)})"
+            )
+    try:
+        model.load_state_dict(checkpoint["model"], strict=True)
+    except RuntimeError as error:
+        details = " ".join(str(error).split())
+        if len(details) > 300:
+            details = details[:300] + "..."
+        raise TrainingError(f"{path}: checkpoint does not fit this model ({details})") from error

@@ -1,0 +1,273 @@
+"""``a3d pretrain``: unsupervised pretraining of the 3D shape prior on single objects (paper 3.7).
+
+The stage-2 network learns shapes from 2D masks alone: the only targets are the amodal masks of
+the training views (and, with cross-view consistency, the masks of other views of the same
+object); viewpoints and 3D models are never used. The data is a folder written by
+``a3d prepare shapenet`` (splits ``train``, ``val``, ``test`` and optionally ``test_newview``,
+views never seen in training).
+
+:func:`pretrain` trains with :func:`a3d_core.train.loop.train`, validates on ``val`` (mIoU)
+once per epoch by default, then evaluates the selected checkpoint (``best.pt``, chosen on
+``val``; ``last.pt`` without a ``val`` split) on ``test`` and ``test_newview``, beside the
+visible-mask baseline on the same instances, and writes ``<out>/results.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from torch import nn
+from torch.utils.data import Dataset
+
+from a3d_core.data.shapenet import ShapeNetAmodalDataset, read_shard_manifest
+from a3d_core.errors import InputError
+from a3d_core.io.atomic import atomic_write_json
+from a3d_core.model.asm import ASMSettings, build_stage2
+from a3d_core.runtime import seed_everything
+from a3d_core.train.checkpoint import load_checkpoint, load_model_state
+from a3d_core.train.cross_view import CrossViewPairs
+from a3d_core.train.distributed import barrier, init_distributed, shutdown_distributed
+from a3d_core.train.loop import TrainResult, TrainSettings, train
+from a3d_core.train.validation import AmodalEvaluation, evaluate_amodal, evenly_spaced
+
+RESULTS_FILE = "results.json"
+TEST_SPLITS = ("test", "test_newview")
+VALIDATION_SPLIT = "val"
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """What pretraining decides about the network it builds.
+
+    Attributes:
+        image_size: S, the side of the dataset's images (the network's input and mask size).
+        cross_view_weight: weight of the cross-view consistency term; 0 when it is off.
+        template_level: ico-sphere level of the mesh template (3: 642 vertices, the paper's).
+    """
+
+    image_size: int
+    cross_view_weight: float = 0.0
+    template_level: int = 3
+
+
+BuildModel = Callable[[str, list[str], ModelOptions], nn.Module]
+"""``build_model(kind, category_names, options)``: a stage-2 network."""
+
+
+@dataclass(frozen=True)
+class PretrainComponents:
+    """The parts pretraining is made of, passed in (defaults: :func:`shapenet_components`).
+
+    Attributes:
+        open_split: ``open_split(root, split)``: a dataset with ``categories`` and
+            ``object_index``, items as :class:`~a3d_core.data.shapenet.ShapeNetAmodalDataset`'s.
+        list_splits: ``list_splits(root)``: the names of the splits in ``root``.
+        build_model: see :data:`BuildModel`.
+    """
+
+    open_split: Callable[[Path, str], Dataset]
+    list_splits: Callable[[Path], Sequence[str]]
+    build_model: BuildModel
+
+
+def shapenet_splits(root: Path) -> list[str]:
+    """The split names of a dataset written by ``a3d prepare shapenet``."""
+    return list(read_shard_manifest(root)["shards"])
+
+
+def build_asm(kind: str, category_names: list[str], options: ModelOptions) -> nn.Module:
+    """The 3D-ASM network (or its 2D baseline) of ``kind`` with default parts (a :data:`BuildModel`)."""
+    settings = ASMSettings(image_size=options.image_size, cross_view_weight=options.cross_view_weight, template_level=options.template_level)
+    return build_stage2(kind, category_names, settings)
+
+
+def shapenet_components() -> PretrainComponents:
+    """The ShapeNet shard dataset of ``a3d prepare shapenet`` and the 3D-ASM network."""
+    return PretrainComponents(open_split=ShapeNetAmodalDataset, list_splits=shapenet_splits, build_model=build_asm)
+
+
+@dataclass
+class PretrainSettings:
+    """What to pretrain, where.
+
+    Attributes:
+        data: dataset folder written by ``a3d prepare shapenet``.
+        out: run folder (checkpoints, ``metrics.jsonl``, ``results.json``).
+        model: network kind: ``a3d``, ``a3d-no-refine`` (ablation), ``2d`` (2D baseline),
+            ``2d-no-refine``.
+        train: the training loop's settings; ``val_every=None`` validates once per epoch.
+        cross_view: cross-view consistency (paper 3.7); ``None``: on for the 3D kinds, off for 2D.
+        cross_view_weight: weight of the cross-view term when it is on.
+        template_level: ico-sphere level of the mesh template (3: 642 vertices; 2: 162 is ~4x
+            cheaper to render on CPU).
+        device: ``auto``, ``cpu`` or ``cuda[:N]`` (under ``torchrun``: one device per process).
+        resume: continue the run in ``out`` from ``last.pt``.
+        val_instances: validate on at most this many ``val`` instances, evenly spread (``None``: all).
+        eval_batch_size: batch size of validation and test evaluation.
+    """
+
+    data: Path
+    out: Path
+    model: str = "a3d"
+    train: TrainSettings = field(default_factory=TrainSettings)
+    cross_view: bool | None = None
+    cross_view_weight: float = 1.0
+    template_level: int = 3
+    device: str = "auto"
+    resume: bool = False
+    val_instances: int | None = 512
+    eval_batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        self.data, self.out = Path(self.data), Path(self.out)
+        if self.cross_view and not self.is_3d:
+            raise ValueError(f"cross-view consistency needs a 3D model; --model {self.model} has no 3D branch")
+        if not self.cross_view_weight > 0:
+            raise ValueError(f"cross_view_weight must be positive, got {self.cross_view_weight}")
+        if self.val_instances is not None and self.val_instances < 1:
+            raise ValueError(f"val_instances must be >= 1 or None, got {self.val_instances}")
+        if self.eval_batch_size < 1:
+            raise ValueError(f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
+
+    @property
+    def is_3d(self) -> bool:
+        return self.model.startswith("a3d")
+
+    @property
+    def uses_cross_view(self) -> bool:
+        return self.is_3d if self.cross_view is None else self.cross_view
+
+
+@dataclass(frozen=True)
+class PretrainResult:
+    """A finished pretraining run.
+
+    Attributes:
+        out: the run folder.
+        model: the network kind.
+        category_names: the model's categories, in order.
+        cross_view: whether cross-view consistency was on.
+        training: what the loop did.
+        evaluated_checkpoint: the checkpoint whose weights were evaluated on the test splits.
+        evaluations: split -> model and visible-baseline IoUs (``test``, ``test_newview`` when
+            present; empty on processes other than rank 0).
+        main_process: whether this is the process that reports (rank 0).
+    """
+
+    out: Path
+    model: str
+    category_names: list[str]
+    cross_view: bool
+    training: TrainResult
+    evaluated_checkpoint: Path
+    evaluations: dict[str, AmodalEvaluation]
+    main_process: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able summary (``results.json``)."""
+        return {
+            "model": self.model,
+            "category_names": self.category_names,
+            "cross_view": self.cross_view,
+            "steps": self.training.steps,
+            "best_step": self.training.best_step,
+            "evaluated_checkpoint": str(self.evaluated_checkpoint),
+            "evaluations": {split: evaluation.as_dict() for split, evaluation in self.evaluations.items()},
+        }
+
+
+def pretrain(settings: PretrainSettings, components: PretrainComponents | None = None) -> PretrainResult:
+    """Pretrain a stage-2 network on ``settings.data`` into ``settings.out``; see the module docstring.
+
+    Raises:
+        InputError: a missing dataset or split, an unknown model kind, a run folder in the way.
+        TrainingError: a non-finite loss; a ``--resume`` whose checkpoint is of another model.
+    """
+    components = components or shapenet_components()
+    context = init_distributed(settings.device)
+    try:
+        splits = list(components.list_splits(settings.data))
+        if "train" not in splits:
+            raise InputError(f"{settings.data}: no train split (has {', '.join(splits) or 'none'})")
+        train_set = components.open_split(settings.data, "train")
+        if len(train_set) == 0:
+            raise InputError(f"{settings.data}: the train split is empty")
+        category_names = [str(name) for name in train_set.categories]
+        image_size = int(train_set[0]["rgb"].shape[-1])
+        cross_view = settings.uses_cross_view
+
+        seed_everything(settings.train.seed)
+        try:
+            options = ModelOptions(image_size, settings.cross_view_weight if cross_view else 0.0, settings.template_level)
+            model = components.build_model(settings.model, category_names, options)
+        except ValueError as error:
+            raise InputError(f"--model {settings.model}: {error}") from None
+        training_data = CrossViewPairs(train_set, seed=settings.train.seed) if cross_view else train_set
+
+        validate = None
+        if VALIDATION_SPLIT in splits:
+            val_set = evenly_spaced(components.open_split(settings.data, VALIDATION_SPLIT), settings.val_instances)
+
+            def validate(trained: nn.Module) -> dict[str, float]:
+                return evaluate_amodal(
+                    trained, val_set, category_names, split=VALIDATION_SPLIT, device=context.device, batch_size=settings.eval_batch_size
+                ).as_metrics()
+
+        train_settings = settings.train
+        if train_settings.val_every is None:
+            train_settings = dataclasses.replace(train_settings, val_every=max(1, len(training_data) // train_settings.batch_size))
+        run_config = {
+            "pretrain": {
+                "data": str(settings.data),
+                "model": settings.model,
+                "cross_view": cross_view,
+                "cross_view_weight": settings.cross_view_weight,
+                "image_size": image_size,
+                "template_level": settings.template_level,
+            }
+        }
+        training = train(
+            model,
+            training_data,
+            train_settings,
+            settings.out,
+            validate=validate,
+            checkpoint_metadata={"model_config": model.config(), "category_names": category_names},
+            run_config=run_config,
+            resume=settings.resume,
+            context=context,
+        )
+
+        evaluated = training.best_checkpoint or training.last_checkpoint
+        evaluations: dict[str, AmodalEvaluation] = {}
+        if context.is_main:
+            load_model_state(model, load_checkpoint(evaluated), evaluated)
+            for split in TEST_SPLITS:
+                if split in splits:
+                    evaluations[split] = evaluate_amodal(
+                        model,
+                        components.open_split(settings.data, split),
+                        category_names,
+                        split=split,
+                        device=context.device,
+                        batch_size=settings.eval_batch_size,
+                        progress=settings.train.progress,
+                    )
+        result = PretrainResult(
+            out=settings.out,
+            model=settings.model,
+            category_names=category_names,
+            cross_view=cross_view,
+            training=training,
+            evaluated_checkpoint=evaluated,
+            evaluations=evaluations,
+            main_process=context.is_main,
+        )
+        if context.is_main:
+            atomic_write_json(settings.out / RESULTS_FILE, result.as_dict(), indent=2)
+        barrier(context)
+        return result
+    finally:
+        shutdown_distributed(context)

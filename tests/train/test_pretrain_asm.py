@@ -1,0 +1,83 @@
+"""End to end: the real 3D-ASM network (tiny) trained by `pretrain` on a dataset from `a3d prepare shapenet`."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from a3d_core.data.prepare_shapenet import PrepareShapeNetConfig, prepare_shapenet
+from a3d_core.errors import TrainingError
+from a3d_core.model.asm import ASMSettings, build_stage2, load_stage2_from_checkpoint
+from a3d_core.model.encoder import EncoderSettings
+from a3d_core.model.refine import RefineSettings
+from a3d_core.model.render import SilhouetteRendererSettings
+from a3d_core.model.shape import ShapeDecoderSettings
+from a3d_core.model.viewpoint import ViewpointSettings
+from a3d_core.train.loop import TrainSettings
+from a3d_core.train.pretrain import PretrainSettings, pretrain, shapenet_components
+
+SIZE = 16
+
+
+def tiny_asm(kind, category_names, options, hidden=32):
+    image_size = options.image_size
+    encoder = EncoderSettings(channels=(8, 8, 16, 16, 16), fc_dims=(32, 32, 32))
+    settings = ASMSettings(
+        image_size=image_size, template_level=options.template_level, encoder=encoder, shape=ShapeDecoderSettings(hidden_dim=hidden),
+        viewpoint=ViewpointSettings(encoder=encoder), renderer=SilhouetteRendererSettings(image_size=image_size, faces_per_pixel=4),
+        refine=RefineSettings(hidden_channels=8), cross_view_weight=options.cross_view_weight,
+    )
+    return build_stage2(kind, category_names, settings)
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    out = tmp_path_factory.mktemp("shapenet") / "data"
+    prepare_shapenet(PrepareShapeNetConfig(out=out, categories=("chair", "table"), objects_per_category=4, views=4, image_size=SIZE,
+                                           split_fractions=(0.5, 0.25, 0.25), holdout_views=(18, 23), seed=1, min_amodal_pixels=4))
+    return out
+
+
+def run(shapes, out, steps, resume=False, build_model=tiny_asm, model="a3d"):
+    components = dataclasses.replace(shapenet_components(), build_model=build_model)
+    train = TrainSettings(lr=1e-3, batch_size=4, epochs=None, steps=steps, checkpoint_every=2, log_every=1, progress=False, tensorboard=False)
+    settings = PretrainSettings(data=shapes, out=out, model=model, train=train, resume=resume, device="cpu", template_level=1)
+    return pretrain(settings, components)
+
+
+def test_a3d_with_cross_view_resumes_bit_for_bit_and_exports_a_loadable_checkpoint(shapes, tmp_path):
+    whole = run(shapes, tmp_path / "whole", steps=4)
+    run(shapes, tmp_path / "parts", steps=2)
+    resumed = run(shapes, tmp_path / "parts", steps=4, resume=True)
+
+    assert resumed.training.start_step == 2
+    loss_terms = set(whole.training.train_losses)
+    assert {"loss", "loss/reconstruction", "loss/cross_view"} <= loss_terms
+    first = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)["model"]
+    second = torch.load(tmp_path / "parts" / "last.pt", weights_only=True)["model"]
+    for key in first:
+        assert torch.equal(first[key], second[key]), key
+    assert whole.evaluations["test"].model.miou == resumed.evaluations["test"].model.miou
+
+    model = load_stage2_from_checkpoint(whole.evaluated_checkpoint)
+    assert model.kind == "a3d" and model.category_names == ["chair", "table"]
+    assert model.config()["settings"]["template_level"] == 1
+
+
+def test_the_2d_baseline_trains_on_the_same_data(shapes, tmp_path):
+    result = run(shapes, tmp_path / "2d", steps=2, model="2d")
+    assert result.cross_view is False
+    assert "loss/cross_view" not in result.training.train_losses
+    assert load_stage2_from_checkpoint(result.evaluated_checkpoint).kind == "2d"
+
+
+def test_resuming_with_another_network_names_the_difference(shapes, tmp_path):
+    run(shapes, tmp_path / "run", steps=2)
+
+    def wider(kind, names, options):
+        return tiny_asm(kind, names, options, hidden=48)
+
+    with pytest.raises(TrainingError, match=r"last\.pt: checkpoint of another model or dataset \(model_config differs"):
+        run(shapes, tmp_path / "run", steps=4, resume=True, build_model=wider)
