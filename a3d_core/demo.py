@@ -76,7 +76,8 @@ class DemoPlan:
         cross_view: cross-view consistency in pretraining (paper 3.7).
         scene_width, scene_height, scene_objects, train_scenes, val_scenes, scene_objects_per_category:
             the scenes dataset.
-        finetune_steps, finetune_batch, finetune_val_every: fine-tuning length (images per step).
+        finetune_steps, finetune_batch, finetune_val_every, finetune_lr: fine-tuning length
+            (images per step) and Adam's learning rate (stage 1 starts from scratch).
         stage1_backbone, stage1_min_size: stage 1 on the CPU.
         predict_images: val images predicted into ``overlays/``; meshes: instances exported.
         predict_score_threshold: detections shown in the overlays and exported as meshes score at least this.
@@ -88,7 +89,7 @@ class DemoPlan:
     views: int = 12
     image_size: int = 48
     template_level: int = 2
-    pretrain_steps: int = 150
+    pretrain_steps: int = 400
     pretrain_batch: int = 16
     cross_view: bool = False
     scene_width: int = 128
@@ -97,9 +98,10 @@ class DemoPlan:
     train_scenes: int = 120
     val_scenes: int = 16
     scene_objects_per_category: int = 3
-    finetune_steps: int = 160
+    finetune_steps: int = 320
     finetune_batch: int = 4
-    finetune_val_every: int = 80
+    finetune_val_every: int = 160
+    finetune_lr: float = 3e-4
     stage1_backbone: str = "mobilenet_v3-fpn"
     stage1_min_size: int = 96
     predict_images: int = 6
@@ -195,7 +197,7 @@ def run_demo(out: str | Path, plan: DemoPlan = FULL, seed: int = 0, device: str 
         seed=seed, out_dir=scenes_dir, preview_path=out / "previews" / "scenes.png")))
 
     init = pretrained.evaluated_checkpoint
-    finetune_train = TrainSettings(batch_size=plan.finetune_batch, epochs=None, steps=plan.finetune_steps, seed=seed,
+    finetune_train = TrainSettings(lr=plan.finetune_lr, batch_size=plan.finetune_batch, epochs=None, steps=plan.finetune_steps, seed=seed,
                                    val_every=plan.finetune_val_every, progress=progress, tensorboard=False, best_metric="ap")
     finetuned = timed("finetune", "4/7 fine-tune both stages on the scenes, stage 2 from the prior", lambda: finetune(FinetuneSettings(
         dataset=scenes_dir, out=out / "runs" / "scenes", init=init,
