@@ -98,10 +98,10 @@ class DemoPlan:
     train_scenes: int = 120
     val_scenes: int = 16
     scene_objects_per_category: int = 3
-    finetune_steps: int = 320
+    finetune_steps: int = 240
     finetune_batch: int = 4
-    finetune_val_every: int = 160
-    finetune_lr: float = 3e-4
+    finetune_val_every: int = 120
+    finetune_lr: float = 1e-4
     stage1_backbone: str = "mobilenet_v3-fpn"
     stage1_min_size: int = 96
     predict_images: int = 6

@@ -3,8 +3,8 @@
 1. Stage 1 (:class:`~a3d_core.model.stage1.Stage1MaskRCNN`, paper 3.2) predicts AMODAL boxes
    ``B_i^a``, classes and VISIBLE masks ``M_i^v`` on the whole image.
 2. Each instance is cropped with RoIAlign at the square around its amodal box (the box's longer
-   side, times ``crop_scale``, so the object keeps its aspect ratio and is framed as in the
-   single-object pretraining views): ``A_i = [I_i^a, M_i^v]``, ``4 x S x S``
+   side, times ``crop_scale``, so the object keeps its aspect ratio as in the single-object
+   pretraining views): ``A_i = [I_i^a, M_i^v]``, ``4 x S x S``
    (:func:`~a3d_core.model.roi.crop_images`, :func:`~a3d_core.model.roi.crop_masks`).
 3. Stage 2 (:class:`~a3d_core.model.asm.AmodalShapeModel`, paper 3.3-3.5) predicts the amodal
    mask in that crop; its category-specific shape decoder is the one of stage 1's label.
@@ -61,9 +61,10 @@ class A3DSettings:
         stage2_kind: one of :data:`~a3d_core.model.asm.KINDS` (``a3d`` is the paper's).
         stage2: stage-2 settings (crop side ``S`` = ``stage2.image_size``).
         crop_scale: the side of an instance's square crop, as a multiple of its amodal box's
-            longer side (``>= 1``). The default frames objects as the pretraining views do: in
-            Kato's renders (and ``a3d prepare shapenet``'s) an object's longer side spans about
-            half of the view.
+            longer side (``>= 1``). In Kato's renders (and ``a3d prepare shapenet``'s) an
+            object's longer side spans about half of the view (``crop_scale`` 1.9 would frame
+            crops alike), but a tight crop keeps more pixels of the object; in the demo 1.1 did
+            better (measured with other settings changed too: see docs/twostage.md).
         jitter: the largest move of a ground-truth box side in stage-2 training, as a fraction
             of the box side (:func:`~a3d_core.model.roi.jitter_boxes`); 0 switches it off.
         max_instances_per_image: stage 2 trains on at most this many instances per image.
@@ -77,7 +78,7 @@ class A3DSettings:
     stage1: Stage1Settings = field(default_factory=lambda: Stage1Settings(num_classes=1))
     stage2_kind: str = "a3d"
     stage2: ASMSettings = field(default_factory=ASMSettings)
-    crop_scale: float = 1.9
+    crop_scale: float = 1.1
     jitter: float = 0.1
     max_instances_per_image: int = 16
     train_on_detections: bool = False

@@ -90,7 +90,7 @@ class FinetuneSettings:
     detector_weights: Path | None = None
     stage2_kind: str = "a3d"
     stage2: ASMSettings = field(default_factory=lambda: ASMSettings(image_size=64, template_level=2))
-    crop_scale: float = 1.9
+    crop_scale: float = 1.1
     jitter: float = 0.1
     max_instances_per_image: int = 16
     train_on_detections: bool = False
