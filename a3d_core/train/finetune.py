@@ -25,12 +25,13 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
+import torch
 from torch import nn
 from torch.utils.data import Subset
 
-from a3d_core.data.canonical import AmodalSplit, read_dataset, read_json
+from a3d_core.data.canonical import AmodalDataset, AmodalSplit, read_dataset, read_json
 from a3d_core.data.catalog import resolve_dataset
 from a3d_core.data.detection import AmodalDetectionDataset, collate_detection
 from a3d_core.errors import InputError
@@ -256,6 +257,23 @@ def validation_metrics(network: A3DNetwork, dataset: AmodalDetectionDataset, spl
             "miou": result.segments.miou if result.segments is not None else 0.0, "detections": float(len(predictions))}
 
 
+def _validation(folder: AmodalDataset, settings: FinetuneSettings, train_set: AmodalDetectionDataset,
+                device: torch.device) -> Callable[[nn.Module], dict[str, float]]:
+    """The loop's ``validate`` function: :func:`validation_metrics` on the first ``val_images`` val images."""
+    val_full = AmodalDetectionDataset(folder, settings.val_split)
+    if val_full.categories != train_set.categories:
+        raise InputError(f"{folder.root}: {settings.val_split} and {settings.train_split} list different categories")
+    count = min(settings.val_images, len(val_full))
+    val_set = Subset(val_full, range(count))
+    val_set.categories = val_full.categories
+    val_split = split_subset(val_full.split, count)
+
+    def validate(model: nn.Module) -> dict[str, float]:
+        return validation_metrics(model, val_set, val_split, device, settings.val_score_threshold)
+
+    return validate
+
+
 def finetune(settings: FinetuneSettings) -> FinetuneResult:
     """Fine-tune the two-stage network; see the module docstring.
 
@@ -274,16 +292,7 @@ def finetune(settings: FinetuneSettings) -> FinetuneResult:
 
         validate = None
         if settings.val_split in folder.splits:
-            val_full = AmodalDetectionDataset(folder, settings.val_split)
-            if val_full.categories != train_set.categories:
-                raise InputError(f"{folder.root}: {settings.val_split} and {settings.train_split} list different categories")
-            count = min(settings.val_images, len(val_full))
-            val_set = Subset(val_full, range(count))
-            val_set.categories = val_full.categories
-            val_split = split_subset(val_full.split, count)
-
-            def validate(model: nn.Module) -> dict[str, float]:
-                return validation_metrics(model, val_set, val_split, context.device, settings.val_score_threshold)
+            validate = _validation(folder, settings, train_set, context.device)
 
         train_settings = settings.train
         if train_settings.val_every is None:
