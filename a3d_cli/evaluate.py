@@ -9,11 +9,13 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from a3d_cli.common import DeviceOption, console, fail, not_built, user_errors
+from a3d_cli.common import DeviceOption, console, fail, user_errors
+from a3d_core.checkpoint_eval import evaluate_checkpoint
 from a3d_core.eval.coco import STAT_NAMES
 from a3d_core.eval.evaluate import KINDS, EvaluationResult, EvaluationSettings, evaluate_dataset
 from a3d_core.eval.plots import write_plots
 from a3d_core.eval.report import write_report
+from a3d_core.predict import PredictSettings
 
 KIND_CHOICES = (*KINDS, "all")
 
@@ -73,7 +75,9 @@ def evaluate(
     predictions: Optional[Path] = typer.Option(
         None, "--predictions", help="COCO results JSON (as `a3d predict` writes): image_id, category_id, score, segmentation (amodal RLE), optional visible_mask."
     ),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Evaluate a trained model directly (not built yet)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A fine-tuned checkpoint (`a3d finetune`): predict the split with it, then evaluate."),
+    predictions_out: Optional[Path] = typer.Option(None, "--predictions-out", help="With --checkpoint: keep its predictions (COCO results, overlays) in this folder."),
+    score_threshold: float = typer.Option(0.05, "--score-threshold", min=0.0, max=1.0, help="With --checkpoint: leave out detections scoring below this."),
     split: str = typer.Option("val", "--split", help="Which split of the dataset to evaluate against."),
     kind: str = typer.Option("all", "--kind", help="amodal, visible, occluded (occlusion rate >= 0.15) or all."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full report (all stats, per category, mIoU) to this JSON file."),
@@ -88,18 +92,22 @@ def evaluate(
     visible_mask), and amodal masks of instances occluded by at least 15% (occluded). mIoU
     averages each instance's IoU with its best-matching prediction.
     """
-    if checkpoint is not None:
-        not_built("evaluate --checkpoint", 5)
-    if predictions is None:
-        fail("give --predictions FILE (a COCO results JSON); --checkpoint is not built yet")
+    if (predictions is None) == (checkpoint is None):
+        fail("give either --predictions FILE (a COCO results JSON) or --checkpoint FILE (a fine-tuned model)")
     if kind not in KIND_CHOICES:
         fail(f"--kind {kind}: expected one of {', '.join(KIND_CHOICES)}")
     settings = EvaluationSettings(kinds=KINDS if kind == "all" else (kind,), require_visible=kind == "visible", device=device)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True) as progress:
         task = progress.add_task("evaluating", total=None)
-        result = evaluate_dataset(
-            dataset, predictions, split, settings, data_root, on_step=lambda step: progress.update(task, description=f"evaluating: {step}")
-        )
+        if checkpoint is not None:
+            progress.update(task, description=f"predicting {split} with {checkpoint}")
+            predict_settings = PredictSettings(checkpoint=checkpoint, score_threshold=score_threshold, device=device,
+                                               masks=False, overlays=predictions_out is not None)
+            result = evaluate_checkpoint(dataset, split, predict_settings, settings, predictions_out, data_root).evaluation
+        else:
+            result = evaluate_dataset(
+                dataset, predictions, split, settings, data_root, on_step=lambda step: progress.update(task, description=f"evaluating: {step}")
+            )
     console.print(_stats_table(result))
     console.print(_category_table(result))
     if result.segments is not None:
@@ -107,7 +115,7 @@ def evaluate(
     for skipped_kind, reason in result.skipped.items():
         console.print(f"[yellow]skipped {skipped_kind}:[/] {reason}")
     if json_out is not None:
-        console.print(f"report: {write_report(result, json_out, str(predictions))}")
+        console.print(f"report: {write_report(result, json_out, str(predictions or checkpoint))}")
     if plots is not None:
         for path in write_plots(result, plots):
             console.print(f"plot: {path}")

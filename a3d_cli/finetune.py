@@ -1,8 +1,119 @@
 """`a3d finetune`: Fine-tune both stages on an amodal dataset, transferring categories by name (paper 3.7)."""
 
-from a3d_cli.common import not_built
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import typer
+from rich.table import Table
+
+from a3d_cli.common import DeviceOption, SeedOption, console, user_errors
+from a3d_core.errors import InputError
+from a3d_core.model.stage1 import BACKBONES
+
+if TYPE_CHECKING:
+    from a3d_core.train.finetune import FinetuneResult
 
 
-def finetune() -> None:
-    """Fine-tune both stages on an amodal dataset, transferring categories by name (paper 3.7)."""
-    not_built("finetune", 5)
+@user_errors
+def finetune(
+    dataset: str = typer.Option(..., "--dataset", help="Dataset name under the data root (d2sa, kins, kins2020, cocoa-cls, cocoa, scenes) or a canonical dataset folder."),
+    out: Path = typer.Option(..., "--out", help="Run folder: last.pt, best.pt (best val AP), metrics.jsonl, results.json."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Stage-2 checkpoint of `a3d pretrain` to start from. Without it stage 2 trains from scratch (paper Table 3, N)."),
+    category_map: Optional[Path] = typer.Option(None, "--category-map", help='JSON {"pretraining name": "fine-tuning name"} for categories named differently, e.g. {"watercraft": "boat"}.'),
+    backbone: str = typer.Option("mobilenet_v3-fpn", "--backbone", help=f"Stage-1 backbone: {', '.join(BACKBONES)} (resnet50-fpn is the paper's)."),
+    backbone_weights: Optional[Path] = typer.Option(None, "--backbone-weights", help="Local torchvision ImageNet checkpoint of the backbone (never downloaded)."),
+    detector_weights: Optional[Path] = typer.Option(None, "--detector-weights", help="Local torchvision Mask R-CNN checkpoint of the same backbone (never downloaded)."),
+    min_size: int = typer.Option(128, "--min-size", min=16, help="Stage 1 resizes images to this short side (paper: 800)."),
+    max_size: int = typer.Option(256, "--max-size", min=16, help="... unless the long side would exceed this (paper: 1333)."),
+    model: str = typer.Option("a3d", "--model", help="Stage-2 kind without --init: a3d, a3d-no-refine, 2d, 2d-no-refine (with --init: the checkpoint's)."),
+    image_size: int = typer.Option(64, "--image-size", min=8, help="Stage-2 crop side S without --init (with --init: the checkpoint's)."),
+    template_level: int = typer.Option(2, "--template-level", min=0, max=6, help="Ico-sphere level without --init (3 = 642 vertices, the paper's)."),
+    train_on_detections: bool = typer.Option(False, "--train-on-detections", help="Also train stage 2 on stage-1 detections matched to the ground truth."),
+    epochs: int = typer.Option(10, "--epochs", min=1, help="Passes over the training split (ignored when --steps is given)."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Train for this many optimizer steps instead of --epochs."),
+    batch_size: int = typer.Option(4, "--batch-size", min=1, help="Images per step, over all processes."),
+    lr: float = typer.Option(1e-4, "--lr", help="Adam learning rate (paper: 1e-4)."),
+    val_every: Optional[int] = typer.Option(None, "--val-every", min=1, help="Validate (AP, mIoU) and checkpoint every N steps. Default: once per epoch."),
+    train_split: str = typer.Option("train", "--train-split", help="The split to train on."),
+    val_split: str = typer.Option("val", "--val-split", help="The split to validate on (none: no validation, last.pt only)."),
+    val_images: int = typer.Option(50, "--val-images", min=1, help="Validate on the first N images of the val split."),
+    checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1, help="Write last.pt every N steps (also after each validation)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from last.pt."),
+    amp: str = typer.Option("bf16", "--amp", help="Mixed precision on CUDA: bf16, fp16 or off. CPU runs in float32."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Where named datasets live (default $A3D_DATA_ROOT or ./data)."),
+    workers: int = typer.Option(0, "--workers", min=0, help="DataLoader worker processes."),
+    device: str = DeviceOption,
+    seed: int = SeedOption,
+) -> None:
+    """Fine-tune both stages on an amodal dataset, transferring categories by name (paper 3.7).
+
+    Stage 1 (Mask R-CNN) learns amodal boxes and visible masks; stage 2 completes each instance through its 3D shape prior. With --init, categories present in both the pretraining and this dataset reuse the pretrained shape decoders; the others start fresh. Validates amodal AP and mIoU on the val split; runs under torchrun for data parallelism.
+    """
+    from a3d_core.model.asm import ASMSettings  # the training stack loads only when the command runs
+    from a3d_core.train.finetune import BEST_METRIC, FinetuneSettings, finetune as run_finetune, small_stage1_settings
+    from a3d_core.train.loop import TrainSettings
+
+    try:
+        settings = FinetuneSettings(
+            dataset=dataset,
+            out=out,
+            init=init,
+            category_map=category_map,
+            stage1=small_stage1_settings(backbone, min_size, max_size),
+            backbone_weights=backbone_weights,
+            detector_weights=detector_weights,
+            stage2_kind=model,
+            stage2=ASMSettings(image_size=image_size, template_level=template_level),
+            train_on_detections=train_on_detections,
+            train=TrainSettings(
+                lr=lr, batch_size=batch_size, epochs=None if steps is not None else epochs, steps=steps, seed=seed,
+                workers=workers, val_every=val_every, checkpoint_every=checkpoint_every, amp=amp, best_metric=BEST_METRIC,
+            ),
+            train_split=train_split,
+            val_split=val_split,
+            val_images=val_images,
+            device=device,
+            resume=resume,
+            data_root=data_root,
+        )
+    except ValueError as error:
+        raise InputError(str(error)) from None
+    result = run_finetune(settings)
+    if not result.main_process:
+        return
+    console.print(transfer_table(result))
+    for line in result.weight_reports:
+        console.print(f"stage-1 weights: {line}", highlight=False)
+    if result.training.validation:
+        console.print(validation_table(result))
+    training = result.training
+    console.print(
+        f"{training.steps} steps ({training.steps - training.start_step} in this run, {training.seconds:.0f} s); "
+        f"checkpoints in {result.out} (best.pt = best val AP); results in {result.out / 'results.json'}",
+        highlight=False,
+    )
+
+
+def transfer_table(result: FinetuneResult) -> Table:
+    """Which categories reuse a pretrained shape decoder (paper 3.7) and which start fresh."""
+    source = result.transfer.source
+    table = Table(title=f"Categories of {result.dataset}: initialised from {source}" if source else f"Categories of {result.dataset}: stage 2 from scratch")
+    table.add_column("category")
+    table.add_column("stage-2 initialisation")
+    for name in result.category_names:
+        pretrained = result.transfer.transferred.get(name)
+        table.add_row(name, f"pretrained '{pretrained}'" if pretrained else "fresh")
+    return table
+
+
+def validation_table(result: FinetuneResult) -> Table:
+    """Amodal AP, AP50 and mIoU (%) at each validation."""
+    table = Table(title="Validation (amodal masks, %)")
+    for column in ("step", "AP", "AP50", "AP75", "mIoU"):
+        table.add_column(column, justify="right")
+    for record in result.training.validation:
+        best = " *" if record["step"] == result.training.best_step else ""
+        table.add_row(f"{int(record['step'])}{best}", *(f"{100 * record[key]:.1f}" for key in ("ap", "ap50", "ap75", "miou")))
+    return table

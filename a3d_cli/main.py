@@ -1,10 +1,10 @@
-"""The ``a3d`` application: ``a3d prepare | pretrain | finetune | evaluate | predict | export-mesh``."""
+"""The ``a3d`` application: ``a3d demo | prepare | pretrain | finetune | evaluate | predict | export-mesh``."""
 
 from __future__ import annotations
 
 import typer
 
-from a3d_cli import evaluate, export_mesh, finetune, predict, pretrain
+from a3d_cli import demo, evaluate, export_mesh, finetune, predict, pretrain
 from a3d_cli.prepare import app as prepare_app
 from a3d_core import __version__
 
@@ -30,6 +30,7 @@ def main(
     """Amodal instance segmentation guided by a 3D shape prior."""
 
 
+app.command("demo")(demo.demo)
 app.add_typer(prepare_app, name="prepare")
 app.command("pretrain")(pretrain.pretrain)
 app.command("finetune")(finetune.finetune)

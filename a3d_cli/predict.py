@@ -1,8 +1,70 @@
 """`a3d predict`: Predict amodal and visible masks for images."""
 
-from a3d_cli.common import not_built
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from a3d_cli.common import DeviceOption, console, error_console, fail, user_errors
+from a3d_core.errors import InputError
+from a3d_core.predict import PredictResult, PredictSettings, predict_dataset, predict_images
 
 
-def predict() -> None:
-    """Predict amodal and visible masks for images."""
-    not_built("predict", 5)
+@user_errors
+def predict(
+    inputs: Optional[List[str]] = typer.Argument(None, help="Image files, folders or glob patterns (quote patterns: 'photos/*.jpg')."),
+    out: Path = typer.Option(..., "--out", help="Folder for predictions.json, images.json and one folder per image (overlay, masks, meshes)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Fine-tuned checkpoint (`a3d finetune`). Default: the newest best.pt/last.pt under ./runs (or $A3D_RUNS_ROOT)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Predict a split of this canonical dataset (name or folder) instead, with its image and category ids (for `a3d evaluate --predictions`)."),
+    split: str = typer.Option("val", "--split", help="With --dataset: the split to predict."),
+    score_threshold: float = typer.Option(0.5, "--score-threshold", min=0.0, max=1.0, help="Leave out detections scoring below this."),
+    batch_size: int = typer.Option(1, "--batch-size", min=1, help="Images per forward pass."),
+    meshes: bool = typer.Option(False, "--meshes", help="Also write each instance's reconstructed mesh (OBJ)."),
+    runs_root: Optional[Path] = typer.Option(None, "--runs-root", help="Where to look for a checkpoint when --checkpoint is not given."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Where named datasets live (default $A3D_DATA_ROOT or ./data)."),
+    device: str = DeviceOption,
+) -> None:
+    """Predict amodal and visible masks for images.
+
+    Writes a COCO results JSON (amodal mask as segmentation, visible_mask, bbox, category_id, score), an overlay per image (visible parts tinted, hidden parts completed by the 3D prior hatched) and per-instance mask PNGs. Any readable image works; an unreadable one is reported and skipped, and the exit code is 1 when some failed.
+    """
+    if (dataset is None) == (not inputs):
+        fail("give images (files, folders or patterns), or --dataset NAME with --split")
+    try:
+        settings = PredictSettings(checkpoint=checkpoint, score_threshold=score_threshold, batch_size=batch_size,
+                                   device=device, meshes=meshes, runs_root=runs_root)
+    except ValueError as error:
+        raise InputError(str(error)) from None
+    with Progress(TextColumn("[bold]predict"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("predict", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        if dataset is not None:
+            result = predict_dataset(dataset, split, out, settings, advance, data_root)
+        else:
+            result = predict_images(inputs, out, settings, advance)
+    if result.checkpoint_found:
+        console.print(f"using the newest fine-tuned checkpoint: {result.checkpoint}", highlight=False)
+    console.print(summary_table(result))
+    for path, reason in result.failed:
+        error_console.print(f"[bold red]skipped[/] {escape(str(path))}: {escape(reason)}", highlight=False, soft_wrap=True)
+    if result.failed:
+        raise typer.Exit(1)
+
+
+def summary_table(result: PredictResult) -> Table:
+    table = Table(title=f"a3d predict ({result.checkpoint})", show_header=False)
+    table.add_row("images predicted", str(result.images))
+    table.add_row("images skipped (unreadable)", str(len(result.failed)))
+    table.add_row("instances", str(result.instances))
+    table.add_row("COCO results", str(result.predictions_file))
+    table.add_row("image ids and categories", str(result.images_file))
+    table.add_row("overlays and masks", f"{result.out}/<image>/")
+    return table

@@ -117,8 +117,10 @@ def test_cli_errors_are_one_line(tmp_path):
     outcome = runner.invoke(app, ["evaluate", "--dataset", str(dataset), "--predictions", str(predictions_file)])
     assert outcome.exit_code == 1
     assert "entry 2 score" in outcome.output and "Traceback" not in outcome.output
-    checkpoint = runner.invoke(app, ["evaluate", "--dataset", str(dataset), "--checkpoint", "model.pt"])
-    assert checkpoint.exit_code == 2 and "evaluate --checkpoint" in checkpoint.output
+    checkpoint = runner.invoke(app, ["evaluate", "--dataset", str(dataset), "--checkpoint", str(tmp_path / "model.pt")])
+    assert checkpoint.exit_code == 1 and "model.pt: checkpoint not found" in checkpoint.output
+    both = runner.invoke(app, ["evaluate", "--dataset", str(dataset), "--checkpoint", "model.pt", "--predictions", str(predictions_file)])
+    assert both.exit_code == 1 and "give either --predictions" in both.output
 
 
 def test_evaluate_dataset_reads_a_prepared_folder_by_path(tmp_path):

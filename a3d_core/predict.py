@@ -1,0 +1,314 @@
+"""``a3d predict``: amodal and visible masks for images, with a fine-tuned two-stage checkpoint.
+
+:func:`predict_images` runs :class:`~a3d_core.model.a3d.A3DNetwork` on image files (any a user
+is likely to hand over, :func:`a3d_core.io.images.read_image`) and writes into ``out``::
+
+    predictions.json        COCO results: image_id, category_id, score, bbox (amodal [x, y, w, h]),
+                            segmentation (amodal RLE), visible_mask (RLE)
+    images.json             image_id -> file_name, width, height; the categories (id, name); the checkpoint
+    <image>/overlay.png     visible parts tinted, occluded (completed) parts hatched, amodal outlines
+    <image>/instance_<k>_amodal.png, instance_<k>_visible.png   per-instance masks (0 / 255)
+    <image>/instance_<k>.obj                                    with ``meshes``: the instance's mesh
+
+Image ids are positions in the input list; :func:`predict_dataset` instead predicts one split of
+a canonical dataset with the split's own image and category ids, so its ``predictions.json`` goes
+straight into ``a3d evaluate --predictions``. An unreadable image is reported and skipped; the
+others are still processed (``PredictResult.failed``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from a3d_core.data.canonical import encode_mask, read_dataset
+from a3d_core.data.catalog import resolve_dataset
+from a3d_core.data.detection import CategoryMapping
+from a3d_core.errors import InputError
+from a3d_core.io.atomic import atomic_write_json
+from a3d_core.io.images import find_images, overlay, read_image, write_png
+from a3d_core.io.meshes import write_obj
+from a3d_core.model.a3d import ARCHITECTURE, load_a3d_from_checkpoint
+from a3d_core.runtime import resolve_device
+
+PREDICTIONS_FILE = "predictions.json"
+IMAGES_FILE = "images.json"
+RUNS_ROOT_ENV = "A3D_RUNS_ROOT"
+DEFAULT_RUNS_ROOT = Path("runs")
+CHECKPOINT_NAMES = ("best.pt", "last.pt")
+
+ProgressCallback = Callable[[int, int], None]
+"""``progress(done, total)`` after each image."""
+
+
+@dataclass
+class PredictSettings:
+    """How to predict.
+
+    Attributes:
+        checkpoint: a fine-tuned two-stage checkpoint; ``None``: the newest under ``runs_root``
+            (:func:`find_latest_checkpoint`).
+        score_threshold: detections scoring below this are left out.
+        batch_size: images per forward pass.
+        device: ``auto``, ``cpu`` or ``cuda[:N]``.
+        meshes: also write each instance's mesh (3D stage-2 kinds).
+        masks: write the per-instance mask PNGs.
+        overlays: write the overlay PNG of each image.
+        runs_root: where to look for a checkpoint (default ``$A3D_RUNS_ROOT`` or ``./runs``).
+    """
+
+    checkpoint: Path | None = None
+    score_threshold: float = 0.5
+    batch_size: int = 1
+    device: str = "auto"
+    meshes: bool = False
+    masks: bool = True
+    overlays: bool = True
+    runs_root: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.score_threshold <= 1.0:
+            raise ValueError(f"score_threshold must be in [0, 1], got {self.score_threshold}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+
+
+@dataclass
+class PredictResult:
+    """What a prediction run wrote.
+
+    Attributes:
+        out: the output folder.
+        checkpoint: the checkpoint used; ``checkpoint_found``: it was found under the runs folder.
+        images: number of images predicted; ``instances``: detections written.
+        failed: ``(file, reason)`` of each image that could not be read.
+        predictions_file, images_file: the COCO results and the image/category index.
+    """
+
+    out: Path
+    checkpoint: Path
+    checkpoint_found: bool
+    images: int = 0
+    instances: int = 0
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    predictions_file: Path | None = None
+    images_file: Path | None = None
+
+
+# ------------------------------------------------------------------------------- checkpoints
+def runs_root(explicit: str | os.PathLike | None = None) -> Path:
+    """The runs folder: ``explicit``, else ``$A3D_RUNS_ROOT``, else ``./runs``."""
+    if explicit is not None:
+        return Path(explicit)
+    env = os.environ.get(RUNS_ROOT_ENV)
+    return Path(env) if env else DEFAULT_RUNS_ROOT
+
+
+def is_two_stage_checkpoint(path: Path) -> bool:
+    """Whether ``path`` holds a fine-tuned two-stage model (read lazily, weights_only)."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # unreadable files are simply not candidates
+        return False
+    config = checkpoint.get("model_config") if isinstance(checkpoint, dict) else None
+    return isinstance(config, Mapping) and config.get("architecture") == ARCHITECTURE
+
+
+def find_latest_checkpoint(root: str | os.PathLike | None = None) -> Path:
+    """The newest fine-tuned checkpoint under the runs folder: per run folder ``best.pt`` (else
+    ``last.pt``), the run whose file was written last.
+
+    Raises:
+        InputError: saying how to get one, when there is none.
+    """
+    folder = runs_root(root)
+    candidates: dict[Path, Path] = {}
+    if folder.is_dir():
+        for name in reversed(CHECKPOINT_NAMES):  # best.pt overrides last.pt of the same run
+            for path in folder.rglob(name):
+                if is_two_stage_checkpoint(path):
+                    candidates[path.parent] = path
+    if not candidates:
+        raise InputError(
+            f"no fine-tuned checkpoint under {folder} (best.pt/last.pt of `a3d finetune`); train one with "
+            "`a3d finetune --dataset scenes --init runs/pretrain/best.pt --out runs/scenes` (or run `a3d demo`), "
+            f"pass --checkpoint FILE, or set ${RUNS_ROOT_ENV}"
+        )
+    return max(candidates.values(), key=lambda path: path.stat().st_mtime)
+
+
+# ------------------------------------------------------------------------------- conversion
+def detections_to_results(
+    detections: Mapping[str, torch.Tensor],
+    image_id: int,
+    category_id_of_label: Sequence[int],
+    score_threshold: float = 0.0,
+    mask_threshold: float = 0.5,
+) -> list[dict[str, Any]]:
+    """One image's eval-mode output of the two-stage network -> COCO results entries.
+
+    Args:
+        detections: ``boxes`` ``(K, 4)`` xyxy, ``labels`` ``(K,)`` in ``1..C``, ``scores`` ``(K,)``,
+            ``amodal_masks`` and ``visible_masks`` ``(K, H, W)`` probabilities.
+        category_id_of_label: ``category_id_of_label[l - 1]`` is the category id of label ``l``.
+        score_threshold: detections scoring below it are left out.
+        mask_threshold: probabilities above it are inside a mask.
+
+    Returns:
+        per kept detection ``image_id``, ``category_id``, ``score``, ``bbox`` (amodal
+        ``[x, y, w, h]``), ``segmentation`` (amodal RLE), ``visible_mask`` (RLE), in score order.
+    """
+    results = []
+    scores = detections["scores"].detach().cpu()
+    boxes = detections["boxes"].detach().cpu()
+    labels = detections["labels"].detach().cpu()
+    amodal = (detections["amodal_masks"].detach() > mask_threshold).cpu().numpy()
+    visible = (detections["visible_masks"].detach() > mask_threshold).cpu().numpy()
+    for k in torch.argsort(scores, descending=True, stable=True).tolist():
+        score = float(scores[k])
+        if score < score_threshold:
+            continue
+        x0, y0, x1, y1 = (float(v) for v in boxes[k])
+        results.append({
+            "image_id": int(image_id),
+            "category_id": int(category_id_of_label[int(labels[k]) - 1]),
+            "score": round(score, 6),
+            "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
+            "segmentation": encode_mask(amodal[k]),
+            "visible_mask": encode_mask(visible[k]),
+        })
+    return results
+
+
+# ---------------------------------------------------------------------------------- running
+@dataclass
+class _ImageJob:
+    image_id: int
+    path: Path
+    folder_name: str
+
+
+def predict_images(
+    inputs: str | os.PathLike | Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    settings: PredictSettings | None = None,
+    progress: ProgressCallback | None = None,
+) -> PredictResult:
+    """Predict image files, folders or glob patterns (see the module docstring); ids = positions."""
+    paths = find_images(inputs)
+    jobs = [_ImageJob(index, path, name) for index, (path, name) in enumerate(zip(paths, _folder_names(paths)))]
+    return _predict(jobs, Path(out), settings or PredictSettings(), category_ids=None, progress=progress)
+
+
+def predict_dataset(
+    dataset: str | os.PathLike,
+    split: str,
+    out: str | os.PathLike,
+    settings: PredictSettings | None = None,
+    progress: ProgressCallback | None = None,
+    data_root: str | os.PathLike | None = None,
+) -> PredictResult:
+    """Predict the images of a canonical dataset split with its image ids and category ids
+    (matched to the checkpoint's categories by name), ready for ``a3d evaluate --predictions``."""
+    folder = read_dataset(resolve_dataset(dataset, data_root))
+    records = folder.load_split(split)
+    mapping = CategoryMapping.from_categories(records.categories)
+    paths = [folder.image_path(record) for record in records.images]
+    jobs = [_ImageJob(int(record["id"]), path, name) for record, path, name in zip(records.images, paths, _folder_names(paths))]
+    id_of_name = dict(zip(mapping.names, mapping.category_ids))
+    return _predict(jobs, Path(out), settings or PredictSettings(), category_ids=id_of_name, progress=progress)
+
+
+def _folder_names(paths: Sequence[Path]) -> list[str]:
+    """A unique output folder name per image: its stem, numbered when stems repeat."""
+    names, seen = [], set()
+    for path in paths:
+        name, number = path.stem or "image", 1
+        while name in seen:
+            number += 1
+            name = f"{path.stem}_{number}"
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+def _predict(
+    jobs: list[_ImageJob],
+    out: Path,
+    settings: PredictSettings,
+    category_ids: Mapping[str, int] | None,
+    progress: ProgressCallback | None,
+) -> PredictResult:
+    found = settings.checkpoint is None
+    checkpoint = find_latest_checkpoint(settings.runs_root) if found else Path(settings.checkpoint)
+    device = resolve_device(settings.device)
+    model = load_a3d_from_checkpoint(checkpoint).to(device).eval()
+    names = model.category_names
+    if category_ids is None:
+        label_ids = list(range(1, len(names) + 1))
+    else:
+        unknown = [name for name in names if name not in category_ids]
+        if unknown:
+            raise InputError(f"{checkpoint}: categories {unknown} are not in the dataset (it has {sorted(category_ids)})")
+        label_ids = [category_ids[name] for name in names]
+    if settings.meshes and not model.stage2.is_3d:
+        raise InputError(f"{checkpoint}: a {model.stage2.kind} model predicts no meshes; leave out --meshes")
+
+    out.mkdir(parents=True, exist_ok=True)
+    result = PredictResult(out=out, checkpoint=checkpoint, checkpoint_found=found)
+    results: list[dict[str, Any]] = []
+    index: list[dict[str, Any]] = []
+    for start in range(0, len(jobs), settings.batch_size):
+        batch_jobs, pixels = [], []
+        for job in jobs[start : start + settings.batch_size]:
+            try:
+                pixels.append(read_image(job.path))
+                batch_jobs.append(job)
+            except InputError as error:
+                result.failed.append((job.path, str(error)))
+        if batch_jobs:
+            tensors = [torch.from_numpy(p).permute(2, 0, 1).float().div(255.0).to(device) for p in pixels]
+            with torch.no_grad():
+                outputs = model(tensors)
+            for job, image, detections in zip(batch_jobs, pixels, outputs):
+                entries = detections_to_results(detections, job.image_id, label_ids, settings.score_threshold)
+                results += entries
+                _write_image_outputs(out / job.folder_name, image, detections, len(entries), settings)
+                index.append({"id": job.image_id, "file_name": str(job.path), "folder": job.folder_name,
+                              "width": int(image.shape[1]), "height": int(image.shape[0]), "instances": len(entries)})
+                result.images += 1
+                result.instances += len(entries)
+        if progress is not None:
+            progress(min(start + settings.batch_size, len(jobs)), len(jobs))
+    result.predictions_file = atomic_write_json(out / PREDICTIONS_FILE, results)
+    result.images_file = atomic_write_json(out / IMAGES_FILE, {
+        "checkpoint": str(checkpoint),
+        "images": index,
+        "categories": [{"id": category_id, "name": name} for category_id, name in zip(label_ids, names)],
+        "failed": [{"file_name": str(path), "reason": reason} for path, reason in result.failed],
+    }, indent=1)
+    return result
+
+
+def _write_image_outputs(folder: Path, image: np.ndarray, detections: Mapping[str, torch.Tensor], kept: int,
+                         settings: PredictSettings) -> None:
+    """The overlay, per-instance mask PNGs and meshes of the ``kept`` best-scoring detections."""
+    order = torch.argsort(detections["scores"].detach().cpu(), descending=True, stable=True)[:kept]
+    amodal = (detections["amodal_masks"].detach().cpu()[order] > 0.5).numpy()
+    visible = (detections["visible_masks"].detach().cpu()[order] > 0.5).numpy()
+    if not (settings.overlays or settings.masks or settings.meshes):
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    if settings.overlays:
+        write_png(folder / "overlay.png", overlay(image, visible, amodal))
+    for rank, k in enumerate(order.tolist()):
+        if settings.masks:
+            write_png(folder / f"instance_{rank:02d}_amodal.png", amodal[rank])
+            write_png(folder / f"instance_{rank:02d}_visible.png", visible[rank])
+        if settings.meshes:
+            write_obj(folder / f"instance_{rank:02d}.obj", detections["vertices"][k], detections["faces"])

@@ -1,0 +1,40 @@
+"""a3d demo --quick: every step of the pipeline connects and the browsable folder is complete."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PIL import Image
+from typer.testing import CliRunner
+
+from a3d_cli.main import app
+
+
+def test_demo_quick_writes_a_browsable_folder(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", "--quick", "--out", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+
+    index = (out / "index.md").read_text()
+    steps = ("prepare shapenet", "pretrain", "prepare scenes", "finetune", "evaluate", "complete ground truth", "predict", "export meshes")
+    for step in steps:
+        assert f"| {step} | " in index  # every step ran and was timed
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    for method in ("model", "visible_baseline", "stage2_on_ground_truth", "ground_truth_visible"):
+        assert set(evaluation[method]) == {"AP", "AP50", "AP75", "mIoU", "mIoU_occ"}
+        assert all(-1.0 <= value <= 1.0 for value in evaluation[method].values())
+    assert "visible mask as amodal mask" in (out / "evaluation.md").read_text()
+    for preview in ("shapenet.png", "scenes.png"):
+        Image.open(out / "previews" / preview).verify()
+    assert evaluation["ground_truth_visible"]["AP"] < 1.0  # the ground truth's visible masks are not its amodal masks
+    assert sorted((out / "completion").glob("*.png"))[0].relative_to(out).as_posix() in index
+    overlays = sorted((out / "overlays").glob("*.png"))
+    assert overlays and all(f"({path.relative_to(out).as_posix()})" in index for path in overlays)
+    assert (out / "predictions" / "predictions.json").is_file()
+    assert (out / "runs" / "scenes" / "last.pt").is_file() and (out / "runs" / "pretrain" / "last.pt").is_file()
+    meshes = sorted(path.suffix for path in (out / "meshes").iterdir())
+    assert meshes == [".gif", ".obj"]  # QUICK exports one instance
+
+    again = CliRunner().invoke(app, ["demo", "--quick", "--out", str(out), "--device", "cpu"])
+    assert again.exit_code == 1 and "--overwrite" in again.output

@@ -1,0 +1,127 @@
+"""a3d finetune: category transfer by name (paper 3.7), validation AP/mIoU, a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from a3d_cli.main import app
+from a3d_core.data.canonical import read_dataset
+from a3d_core.data.detection import AmodalDetectionDataset
+from a3d_core.errors import InputError
+from a3d_core.model.a3d import load_a3d_from_checkpoint
+from a3d_core.model.asm import build_stage2
+from a3d_core.train.finetune import split_subset, transfer_categories, validation_metrics
+from tests.model.tiny_scenes import tiny_stage2_settings, write_pretrain_checkpoint, write_tiny_scenes
+
+CATEGORY_PREFIXES = ("classifier.", "mask_branch.shape_decoder.decoders.")
+
+
+def _stage2(names: list[str], seed: int):
+    torch.manual_seed(seed)
+    return build_stage2("a3d", names, tiny_stage2_settings())
+
+
+def test_transfer_copies_exactly_the_overlapping_and_mapped_categories() -> None:
+    source = _stage2(["car", "sofa", "watercraft"], seed=1)
+    target = _stage2(["chair", "car", "boat"], seed=2)
+    fresh = {name: target.category_state(name) for name in target.category_names}
+    before = {key: value.clone() for key, value in target.state_dict().items()}
+
+    transferred = transfer_categories(target, source, {"watercraft": "boat"})
+
+    assert transferred == {"car": "car", "boat": "watercraft"}
+    for target_name, source_name in (("car", "car"), ("boat", "watercraft"), ("chair", None)):
+        expected = source.category_state(source_name) if source_name else fresh[target_name]
+        got = target.category_state(target_name)
+        for part in ("classifier", "shape"):
+            assert got[part].keys() == expected[part].keys()
+            assert all(torch.equal(got[part][key], expected[part][key]) for key in got[part])
+    source_state = source.state_dict()
+    for key, value in target.state_dict().items():
+        if key.startswith(CATEGORY_PREFIXES):
+            continue
+        assert torch.equal(value, source_state[key]), key  # shared parts come from the prior
+    # the fresh category's own parameters did not move, and nothing else of the target was left behind
+    chair = target.classifier.category_state("chair")
+    assert torch.equal(chair["weight"], fresh["chair"]["classifier"]["weight"])
+    assert any(not torch.equal(before[key], value) for key, value in target.state_dict().items())
+
+
+def test_transfer_refuses_a_map_naming_unknown_categories() -> None:
+    source, target = _stage2(["car"], 1), _stage2(["boat"], 2)
+    with pytest.raises(InputError, match=r"\['ship'\] are not pretraining categories"):
+        transfer_categories(target, source, {"ship": "boat"})
+    with pytest.raises(InputError, match=r"\['canoe'\] are not fine-tuning categories"):
+        transfer_categories(target, source, {"car": "canoe"})
+
+
+class GroundTruthNetwork:
+    """Predicts every ground-truth instance of the images it knows, with score 0.9 (or nothing)."""
+
+    def __init__(self, dataset: AmodalDetectionDataset, empty: bool = False) -> None:
+        self.by_size = {}
+        for index in range(len(dataset)):
+            image, target = dataset[index]
+            self.by_size[float(image.sum())] = target
+        self.empty = empty
+
+    def __call__(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        outputs = []
+        for image in images:
+            target = self.by_size[float(image.sum())]
+            keep = slice(0, 0) if self.empty else slice(None)
+            count = len(target["labels"][keep])
+            outputs.append({"boxes": target["boxes"][keep], "labels": target["labels"][keep], "scores": torch.full((count,), 0.9),
+                            "amodal_masks": target["amodal_masks"][keep].float(), "visible_masks": target["masks"][keep].float()})
+        return outputs
+
+
+def test_validation_scores_perfect_and_empty_predictions(tmp_path: Path) -> None:
+    folder = write_tiny_scenes(tmp_path / "data", train_images=1, val_images=3)
+    dataset = AmodalDetectionDataset(folder, "val")
+    split = split_subset(dataset.split, 3)
+    perfect = validation_metrics(GroundTruthNetwork(dataset), dataset, split, torch.device("cpu"))
+    assert perfect["ap"] == pytest.approx(1.0) and perfect["miou"] == pytest.approx(1.0) and perfect["detections"] == 6
+    nothing = validation_metrics(GroundTruthNetwork(dataset, empty=True), dataset, split, torch.device("cpu"))
+    assert nothing["ap"] == 0.0 and nothing["miou"] == 0.0 and nothing["detections"] == 0
+    assert len(split_subset(dataset.split, 2).annotations) == 4  # two images, two instances each
+
+
+def test_finetune_end_to_end_on_tiny_scenes(tmp_path: Path) -> None:
+    write_tiny_scenes(tmp_path / "data", train_images=2, val_images=1)
+    init = write_pretrain_checkpoint(tmp_path / "pretrain.pt", ["car", "sofa", "watercraft"])
+    (tmp_path / "map.json").write_text(json.dumps({"watercraft": "chair"}))
+    args = ["finetune", "--dataset", str(tmp_path / "data"), "--init", str(init), "--out", str(tmp_path / "run"),
+            "--category-map", str(tmp_path / "map.json"), "--steps", "2", "--batch-size", "2", "--val-every", "2",
+            "--min-size", "48", "--max-size", "64", "--device", "cpu"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "pretrained 'watercraft'" in result.output and "pretrained 'car'" in result.output
+
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["transferred"] == {"chair": "watercraft", "car": "car"}  # category ids 4 (car) < 9 (chair)
+    assert results["category_names"] == ["car", "chair"] and results["fresh"] == []
+    validation = results["validation"][-1]
+    assert validation["step"] == 2 and 0.0 <= validation["ap"] <= 1.0 and 0.0 <= validation["miou"] <= 1.0
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert any(r["split"] == "val" and "ap" in r and "miou" in r for r in records)
+    model = load_a3d_from_checkpoint(tmp_path / "run" / "best.pt")
+    assert model.category_names == ["car", "chair"] and model.stage2.settings.image_size == 32
+    assert torch.load(tmp_path / "run" / "best.pt", weights_only=True)["category_ids"] == [4, 9]
+
+    evaluated = CliRunner().invoke(app, ["evaluate", "--dataset", str(tmp_path / "data"), "--split", "val", "--checkpoint",
+                                         str(tmp_path / "run" / "best.pt"), "--kind", "amodal", "--json", str(tmp_path / "report.json")])
+    assert evaluated.exit_code == 0, evaluated.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    best = next(r for r in results["validation"] if r["step"] == results["best_step"])
+    assert max(report["coco"]["amodal"]["stats"]["AP"], 0.0) == pytest.approx(best["ap"])  # the same predictions as validation
+    assert report["miou"]["miou"] == pytest.approx(best["miou"])
+
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 1 and "--resume" in again.output  # a finished run is not overwritten
+    assert read_dataset(tmp_path / "data").splits == ["train", "val"]
