@@ -34,7 +34,7 @@ from pycocotools.cocoeval import COCOeval
 from a3d_core.eval.coco_inputs import evaluate_coco, load_detections, load_ground_truth
 from a3d_core.eval.synthetic import SyntheticCocoSettings, synthetic_coco
 
-COCOAPI = Path(os.environ.get("A3D_COCOAPI_DIR", "/work/shared/data/cocoapi"))
+COCOAPI = Path(os.environ.get("A3D_COCOAPI_DIR", next((folder / "shared" / "data" / "cocoapi" for folder in Path(__file__).resolve().parents if (folder / "shared" / "data" / "cocoapi").is_dir()), "cocoapi")))
 
 
 def run_pycocotools(ground_truth: dict, results: list, iou_type: str) -> np.ndarray:

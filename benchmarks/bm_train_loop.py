@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 from a3d_core.train.distributed import DistributedContext
 from a3d_core.train.loop import TrainSettings, train

@@ -1,7 +1,6 @@
 """Rendering meshes: silhouette geometry at known views, Kato's azimuth order, textures, determinism."""
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,8 +12,8 @@ from a3d_core.data.mesh_folder import load_mesh
 from a3d_core.data.render import MeshRenderer, RenderSettings
 from a3d_core.data.shapes import generate_shape, to_pytorch3d
 from a3d_core.geometry import KATO_DISTANCE, KATO_FOV_DEG, kato_viewpoints
+from tests.shared_data import MESHES
 
-MESHES = Path("/work/shared/data/meshes")
 
 
 def sphere(radius: float, centre=(0.0, 0.0, 0.0), level: int = 3) -> Meshes:

@@ -4,8 +4,6 @@ import contextlib
 import copy
 import io
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,9 +12,9 @@ from pycocotools.cocoeval import COCOeval
 
 from a3d_core.eval.coco_inputs import evaluate_coco, load_detections, load_ground_truth
 from a3d_core.eval.synthetic import SyntheticCocoSettings, synthetic_coco
+from tests.shared_data import COCOAPI
 
 # The cocoapi sample (real COCO ground truth with fake results), as shipped with pycocotools' repo.
-COCOAPI = Path(os.environ.get("A3D_COCOAPI_DIR", "/work/shared/data/cocoapi"))
 
 
 def cocoeval(ground_truth: dict, results: list, iou_type: str) -> COCOeval:

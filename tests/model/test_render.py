@@ -17,11 +17,11 @@ from a3d_core.model.render import (
     resolve_backend,
 )
 from a3d_core.model.render_fast import pixel_centres_ndc, signed_squared_distances
+from tests.shared_data import MESHES
 
 # The project's shared sample meshes (teapot, cow) live in ``shared/data/meshes`` beside the
 # checkout (or beside the folder holding a worktree).
-MESH_DIR = next((folder / "shared" / "data" / "meshes" for folder in Path(__file__).resolve().parents
-                 if (folder / "shared" / "data" / "meshes").is_dir()), None)
+MESH_DIR = MESHES if MESHES.is_dir() else None
 SILHOUETTE_TOLERANCE = 1e-3
 
 
