@@ -20,7 +20,6 @@ DeviceOption = typer.Option("auto", "--device", help="auto (CUDA when available)
 SeedOption = typer.Option(0, "--seed", help="Random seed; the same seed gives the same result.")
 
 EXIT_FAILURE = 1
-EXIT_NOT_BUILT = 2
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> None:
@@ -42,8 +41,3 @@ def user_errors(function: F) -> F:
             fail("interrupted; nothing half-written was left behind", code=130)
 
     return wrapper  # type: ignore[return-value]
-
-
-def not_built(command: str, issue: int) -> None:
-    """A capability that does not exist yet says so in one line and exits 2: it never pretends."""
-    fail(f"`a3d {command}` is not built yet (tracked in issue #{issue})", code=EXIT_NOT_BUILT)
