@@ -43,6 +43,7 @@ from torch import nn
 from torchvision.ops import box_iou
 
 from a3d_core.errors import InputError
+from a3d_core.io.checkpoints import read_checkpoint, state_dict_problems
 from a3d_core.model.asm import KINDS, AmodalShapeModel, ASMSettings, build_stage2
 from a3d_core.model.roi import crop_images, crop_masks, jitter_boxes, paste_masks
 from a3d_core.model.stage1 import Stage1MaskRCNN, Stage1Settings
@@ -349,16 +350,7 @@ def load_a3d_from_checkpoint(path: str | os.PathLike, map_location: str | torch.
             (a stage-2 pretraining checkpoint, say), or holds weights of another architecture.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: checkpoint not found")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch raises many types for truncated, foreign or unsafe files
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"{path}: not a readable checkpoint ({reason})") from None
-    if not isinstance(checkpoint, dict) or any(key not in checkpoint for key in CHECKPOINT_KEYS):
-        found = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
-        raise InputError(f"{path}: not a model checkpoint (expected keys {list(CHECKPOINT_KEYS)}, found {found})")
+    checkpoint = read_checkpoint(path, CHECKPOINT_KEYS, "a model checkpoint", map_location)
     config = checkpoint["model_config"]
     if isinstance(config, Mapping) and config.get("architecture") != ARCHITECTURE:
         kind = f"a stage-2 ({config['kind']}) checkpoint, e.g. from `a3d pretrain`" if "kind" in config else "another architecture's checkpoint"
@@ -370,16 +362,10 @@ def load_a3d_from_checkpoint(path: str | os.PathLike, map_location: str | torch.
     if list(checkpoint["category_names"]) != model.category_names:
         raise InputError(f"{path}: category_names {checkpoint['category_names']} disagree with the model config's {model.category_names}")
     state = checkpoint["model"]
-    expected = model.state_dict()
     if not isinstance(state, Mapping):
         raise InputError(f"{path}: 'model' is not a state dict")
-    missing = [key for key in expected if key not in state]
-    unexpected = [key for key in state if key not in expected]
-    shaped = [key for key in expected if key in state and getattr(state[key], "shape", None) != expected[key].shape]
-    if missing or unexpected or shaped:
-        raise InputError(
-            f"{path}: weights of another architecture than its config ({len(missing)} missing, {len(unexpected)} unexpected, "
-            f"{len(shaped)} differently shaped, e.g. {(missing + unexpected + shaped)[0]})"
-        )
+    problems = state_dict_problems(model.state_dict(), state)
+    if problems:
+        raise InputError(f"{path}: weights of another architecture than its config: {problems}")
     model.load_state_dict(state)
     return model

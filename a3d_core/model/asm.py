@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from a3d_core.errors import InputError
+from a3d_core.io.checkpoints import read_checkpoint, state_dict_problems
 from a3d_core.geometry import Viewpoint, ico_sphere_template
 from a3d_core.model.baseline2d import MaskDecoder2D, MaskDecoder2DSettings
 from a3d_core.model.encoder import ClassificationBranch, Encoder, EncoderSettings
@@ -369,15 +370,7 @@ def load_stage2_from_checkpoint(path: str | os.PathLike, map_location: str | tor
     unexpected or differently shaped entries) raise :class:`InputError` naming the file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: checkpoint not found")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch raises many types for truncated, foreign or unsafe files
-        raise InputError(f"{path}: not a readable checkpoint ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})") from None
-    if not isinstance(checkpoint, dict) or any(key not in checkpoint for key in CHECKPOINT_KEYS):
-        found = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
-        raise InputError(f"{path}: not a stage-2 checkpoint (expected keys {list(CHECKPOINT_KEYS)}, found {found})")
+    checkpoint = read_checkpoint(path, CHECKPOINT_KEYS, "a stage-2 checkpoint", map_location)
     try:
         model = build_stage2_from_config(checkpoint["model_config"])
     except InputError as error:
@@ -387,21 +380,8 @@ def load_stage2_from_checkpoint(path: str | os.PathLike, map_location: str | tor
     state = checkpoint["model"]
     if not isinstance(state, Mapping):
         raise InputError(f"{path}: 'model' is not a state dict")
-    problems = _state_dict_problems(model.state_dict(), state)
+    problems = state_dict_problems(model.state_dict(), state)
     if problems:
         raise InputError(f"{path}: weights of another architecture than its config ({model.kind}): {problems}")
     model.load_state_dict(state)
     return model
-
-
-def _state_dict_problems(expected: Mapping[str, torch.Tensor], found: Mapping[str, Any], shown: int = 3) -> str:
-    missing = [key for key in expected if key not in found]
-    unexpected = [key for key in found if key not in expected]
-    shaped = [f"{key} {tuple(found[key].shape)} != {tuple(value.shape)}" for key, value in expected.items()
-              if key in found and getattr(found[key], "shape", None) != value.shape]
-    parts = []
-    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shaped)):
-        if items:
-            more = f" and {len(items) - shown} more" if len(items) > shown else ""
-            parts.append(f"{label}: {', '.join(items[:shown])}{more}")
-    return "; ".join(parts)

@@ -21,15 +21,14 @@ dicts, lists, ints, floats, strings, ``None``)::
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
-from a3d_core.errors import InputError, TrainingError
+from a3d_core.errors import TrainingError
 from a3d_core.io.atomic import atomic_torch_save
+from a3d_core.io.checkpoints import read_checkpoint
 
 LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
@@ -49,20 +48,7 @@ def load_checkpoint(path: str | Path, required_keys: tuple[str, ...] = REQUIRED_
         InputError: naming the file, when it is missing, unreadable, not a dict, or lacks one of
             ``required_keys``.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no checkpoint file there")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"{path}: not a readable a3d checkpoint ({first_line})") from error
-    if not isinstance(checkpoint, dict):
-        raise InputError(f"{path}: not an a3d checkpoint (holds a {type(checkpoint).__name__}, expected a dict)")
-    missing = [key for key in required_keys if key not in checkpoint]
-    if missing:
-        raise InputError(f"{path}: not an a3d training checkpoint (missing {', '.join(missing)})")
-    return checkpoint
+    return read_checkpoint(path, required_keys, "an a3d training checkpoint")
 
 
 def describe_config_difference(saved: Mapping[str, Any], current: Mapping[str, Any]) -> str:

@@ -66,13 +66,13 @@ def test_model_optimizer_checkpoint_round_trip(tmp_path):
 
 
 def test_missing_corrupt_and_foreign_files_raise_input_errors_naming_the_file(tmp_path):
-    with pytest.raises(InputError, match=r"nothing\.pt: no checkpoint file there"):
+    with pytest.raises(InputError, match=r"nothing\.pt: checkpoint not found"):
         load_checkpoint(tmp_path / "nothing.pt")
     (tmp_path / "corrupt.pt").write_bytes(b"not a zip archive at all")
-    with pytest.raises(InputError, match=r"corrupt\.pt: not a readable a3d checkpoint"):
+    with pytest.raises(InputError, match=r"corrupt\.pt: not a readable checkpoint"):
         load_checkpoint(tmp_path / "corrupt.pt")
     torch.save([1, 2, 3], tmp_path / "list.pt")
-    with pytest.raises(InputError, match=r"list\.pt: not an a3d checkpoint \(holds a list"):
+    with pytest.raises(InputError, match=r"list\.pt: not an a3d training checkpoint \(holds a list"):
         load_checkpoint(tmp_path / "list.pt")
     torch.save({"model": {}}, tmp_path / "partial.pt")
     with pytest.raises(InputError, match=r"partial\.pt: not an a3d training checkpoint \(missing optimizer"):
@@ -81,7 +81,7 @@ def test_missing_corrupt_and_foreign_files_raise_input_errors_naming_the_file(tm
 
 def test_a_pickled_object_is_refused_by_weights_only_loading(tmp_path):
     torch.save({"model": {}, "payload": ToyAmodalModel}, tmp_path / "unsafe.pt")
-    with pytest.raises(InputError, match=r"unsafe\.pt: not a readable a3d checkpoint"):
+    with pytest.raises(InputError, match=r"unsafe\.pt: not a readable checkpoint"):
         load_checkpoint(tmp_path / "unsafe.pt", required_keys=("model",))
 
 

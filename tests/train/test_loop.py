@@ -175,7 +175,7 @@ def test_resuming_with_another_seed_or_batch_size_is_refused(tmp_path):
 
 
 def test_a_fresh_run_never_overwrites_a_run_and_resume_needs_a_checkpoint(tmp_path):
-    with pytest.raises(InputError, match="no checkpoint file there"):
+    with pytest.raises(InputError, match="checkpoint not found"):
         train(toy_model(), ToyAmodalDataset(), settings(steps=1), tmp_path, resume=True, context=CPU)
     train(toy_model(), ToyAmodalDataset(), settings(steps=1), tmp_path, context=CPU)
     with pytest.raises(InputError, match="holds a run already"):
