@@ -55,3 +55,22 @@ def state_dict_problems(expected: Mapping[str, torch.Tensor], found: Mapping[str
             more = f" and {len(items) - shown} more" if len(items) > shown else ""
             parts.append(f"{len(items)} {label}: {', '.join(items[:shown])}{more}")
     return "; ".join(parts)
+
+
+def load_checked_weights(model: torch.nn.Module, checkpoint: Mapping[str, Any], path: str | os.PathLike) -> None:
+    """Load ``checkpoint["model"]`` into a model rebuilt from the checkpoint's own config.
+
+    The model must list the checkpoint's ``category_names`` (when it has ``category_names``) and
+    the state dict must fit it exactly; otherwise :class:`InputError` names the file and the
+    difference (the file's weights and config disagree: it was edited or is corrupt).
+    """
+    names = getattr(model, "category_names", None)
+    if names is not None and list(checkpoint["category_names"]) != list(names):
+        raise InputError(f"{path}: category_names {checkpoint['category_names']} disagree with the model config's {names}")
+    state = checkpoint["model"]
+    if not isinstance(state, Mapping):
+        raise InputError(f"{path}: 'model' is not a state dict")
+    problems = state_dict_problems(model.state_dict(), state)
+    if problems:
+        raise InputError(f"{path}: weights of another architecture than its config: {problems}")
+    model.load_state_dict(state)

@@ -43,7 +43,7 @@ from torch import nn
 from torchvision.ops import box_iou
 
 from a3d_core.errors import InputError
-from a3d_core.io.checkpoints import read_checkpoint, state_dict_problems
+from a3d_core.io.checkpoints import load_checked_weights, read_checkpoint
 from a3d_core.model.asm import KINDS, AmodalShapeModel, ASMSettings, build_stage2
 from a3d_core.model.roi import crop_images, crop_masks, jitter_boxes, paste_masks
 from a3d_core.model.stage1 import Stage1MaskRCNN, Stage1Settings
@@ -359,13 +359,5 @@ def load_a3d_from_checkpoint(path: str | os.PathLike, map_location: str | torch.
         model = build_a3d_from_config(config)
     except InputError as error:
         raise InputError(f"{path}: {error}") from None
-    if list(checkpoint["category_names"]) != model.category_names:
-        raise InputError(f"{path}: category_names {checkpoint['category_names']} disagree with the model config's {model.category_names}")
-    state = checkpoint["model"]
-    if not isinstance(state, Mapping):
-        raise InputError(f"{path}: 'model' is not a state dict")
-    problems = state_dict_problems(model.state_dict(), state)
-    if problems:
-        raise InputError(f"{path}: weights of another architecture than its config: {problems}")
-    model.load_state_dict(state)
+    load_checked_weights(model, checkpoint, path)
     return model

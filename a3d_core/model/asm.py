@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from a3d_core.errors import InputError
-from a3d_core.io.checkpoints import read_checkpoint, state_dict_problems
+from a3d_core.io.checkpoints import load_checked_weights, read_checkpoint
 from a3d_core.geometry import Viewpoint, ico_sphere_template
 from a3d_core.model.baseline2d import MaskDecoder2D, MaskDecoder2DSettings
 from a3d_core.model.encoder import ClassificationBranch, Encoder, EncoderSettings
@@ -375,13 +375,5 @@ def load_stage2_from_checkpoint(path: str | os.PathLike, map_location: str | tor
         model = build_stage2_from_config(checkpoint["model_config"])
     except InputError as error:
         raise InputError(f"{path}: {error}") from None
-    if list(checkpoint["category_names"]) != model.category_names:
-        raise InputError(f"{path}: category_names {checkpoint['category_names']} disagree with the model config's {model.category_names}")
-    state = checkpoint["model"]
-    if not isinstance(state, Mapping):
-        raise InputError(f"{path}: 'model' is not a state dict")
-    problems = state_dict_problems(model.state_dict(), state)
-    if problems:
-        raise InputError(f"{path}: weights of another architecture than its config ({model.kind}): {problems}")
-    model.load_state_dict(state)
+    load_checked_weights(model, checkpoint, path)
     return model
