@@ -26,7 +26,7 @@ The output folder::
     data/, runs/              the prepared datasets and the two training runs (checkpoints, metrics)
     predictions/              COCO results of the val split (for `a3d evaluate --predictions`)
 
-:data:`FULL` is sized to finish in about ten minutes on two CPU cores; :data:`QUICK` in seconds
+:data:`FULL` is sized to finish in about five minutes on two idle CPU cores (272 s measured; up to ten under load); :data:`QUICK` in seconds
 (for tests: it only shows that every step connects).
 """
 
@@ -112,7 +112,7 @@ class DemoPlan:
 
 
 FULL = DemoPlan()
-"""About ten minutes on two CPU cores."""
+"""About five minutes on two idle CPU cores."""
 
 QUICK = DemoPlan(
     categories=("car", "chair"), objects_per_category=3, views=4, image_size=32, template_level=1,
