@@ -24,6 +24,7 @@ def predict(
     split: str = typer.Option("val", "--split", help="With --dataset: the split to predict."),
     score_threshold: float = typer.Option(0.5, "--score-threshold", min=0.0, max=1.0, help="Leave out detections scoring below this."),
     batch_size: int = typer.Option(1, "--batch-size", min=1, help="Images per forward pass."),
+    overlay_scale: int = typer.Option(1, "--overlay-scale", min=1, max=16, help="Draw the overlays this many times larger than the images (for small images)."),
     meshes: bool = typer.Option(False, "--meshes", help="Also write each instance's reconstructed mesh (OBJ)."),
     runs_root: Optional[Path] = typer.Option(None, "--runs-root", help="Where to look for a checkpoint when --checkpoint is not given."),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Where named datasets live (default $A3D_DATA_ROOT or ./data)."),
@@ -37,7 +38,7 @@ def predict(
         fail("give images (files, folders or patterns), or --dataset NAME with --split")
     try:
         settings = PredictSettings(checkpoint=checkpoint, score_threshold=score_threshold, batch_size=batch_size,
-                                   device=device, meshes=meshes, runs_root=runs_root)
+                                   device=device, meshes=meshes, overlay_scale=overlay_scale, runs_root=runs_root)
     except ValueError as error:
         raise InputError(str(error)) from None
     with Progress(TextColumn("[bold]predict"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:

@@ -8,12 +8,12 @@ Steps (each is the pure function behind an ``a3d`` command, with small settings 
 3. ``prepare scenes``: multi-object scenes of other objects of the same categories, with exact amodal ground truth;
 4. ``finetune``: both stages on the scenes, stage 2 initialised from the prior by category name;
 5. ``evaluate``: amodal AP and mIoU on the scenes' val split, beside the visible-mask baseline
-   (the same detections with their visible masks as amodal masks: what completion gains); and
-   stage 2 alone on the ground-truth boxes and visible masks, which measures the completion by
-   the 3D prior without detection errors (a stage 1 trained from scratch for a few minutes on a
-   CPU detects poorly; with real backbone weights and longer training it does not);
-6. ``predict``: overlays (visible parts tinted, completed hidden parts hatched) and masks for val images;
-7. ``export meshes``: the reconstructed mesh (OBJ) and a turntable GIF of a few predicted instances.
+   (the same detections with their visible masks as amodal masks: what completion gains);
+6. stage 2 alone on the ground-truth boxes and visible masks of the val split, which measures
+   the completion by the 3D prior without detection errors, draws it, and exports the meshes
+   (OBJ) and turntables (GIF) of a few occluded instances;
+7. ``predict``: overlays (visible parts tinted, completed hidden parts hatched), masks and
+   meshes for val images, from stage-1 detections.
 
 The output folder::
 
@@ -22,7 +22,8 @@ The output folder::
     previews/                 shapenet.png (pretraining views), scenes.png (scenes with their masks)
     overlays/                 one PNG per predicted image (stage-1 detections, completed)
     completion/               one PNG per val image: ground-truth instances completed by stage 2
-    meshes/                   instance_<k>.obj and instance_<k>_turntable.gif
+    meshes/                   val_<image>_instance_<k>.obj and ..._turntable.gif: occluded instances' meshes
+    predict/                  `a3d predict`'s output folder for the predicted images
     data/, runs/              the prepared datasets and the two training runs (checkpoints, metrics)
     predictions/              COCO results of the val split (for `a3d evaluate --predictions`)
 
@@ -59,6 +60,9 @@ from a3d_core.train.finetune import FinetuneSettings, finetune, small_stage1_set
 from a3d_core.train.loop import TrainSettings
 from a3d_core.train.pretrain import PretrainSettings, pretrain
 
+MESH_MIN_OCCLUSION = 0.2
+"""Meshes are exported for ground-truth instances at least this occluded (1 - visible / amodal area)."""
+
 StepCallback = Callable[[str], None]
 """``on_step(description)`` when a step starts."""
 
@@ -79,8 +83,10 @@ class DemoPlan:
         finetune_steps, finetune_batch, finetune_val_every, finetune_lr: fine-tuning length
             (images per step) and Adam's learning rate (stage 1 starts from scratch).
         stage1_backbone, stage1_min_size: stage 1 on the CPU.
-        predict_images: val images predicted into ``overlays/``; meshes: instances exported.
-        predict_score_threshold: detections shown in the overlays and exported as meshes score at least this.
+        predict_images: val images predicted into ``overlays/`` (and drawn completed in ``completion/``).
+        meshes: occluded ground-truth instances whose meshes are exported.
+        predict_score_threshold: detections shown in the overlays score at least this.
+        overlay_scale: overlays are drawn this many times larger than the scenes.
         turntable_frames, turntable_size: the GIFs.
     """
 
@@ -106,6 +112,7 @@ class DemoPlan:
     stage1_min_size: int = 96
     predict_images: int = 6
     predict_score_threshold: float = 0.5
+    overlay_scale: int = 3
     meshes: int = 3
     turntable_frames: int = 16
     turntable_size: int = 96
@@ -211,24 +218,23 @@ def run_demo(out: str | Path, plan: DemoPlan = FULL, seed: int = 0, device: str 
         EvaluationSettings(kinds=("amodal",)), predictions_dir=out / "predictions"))
     baseline = visible_baseline(scenes_dir, "val", evaluated.prediction.predictions_file)
     result.metrics = {"model": _headline(evaluated.evaluation), "visible_baseline": _headline(baseline)}
-    oracle = timed("complete ground truth", "5/7 complete the ground-truth val instances with stage 2 alone",
-                   lambda: ground_truth_completion(checkpoint, scenes_dir, out / "completion", plan.predict_images, device))
+    oracle, result.completions, result.meshes = timed(
+        "complete ground truth", "6/7 complete the ground-truth val instances with stage 2 alone: overlays, meshes, turntables",
+        lambda: ground_truth_completion(checkpoint, scenes_dir, out, plan, device))
     result.metrics.update(oracle)
-    result.completions = sorted((out / "completion").glob("*.png"))
     atomic_write_json(out / "evaluation.json", {**result.metrics, "checkpoint": str(checkpoint)}, indent=2)
     atomic_write_text(out / "evaluation.md", evaluation_markdown(result.metrics))
 
     val_images = _val_image_paths(scenes_dir, plan.predict_images)
-    predicted = timed("predict", "6/7 predict val images: overlays and masks", lambda: predict_images(
-        val_images, out / "predict", PredictSettings(checkpoint=checkpoint, score_threshold=plan.predict_score_threshold, device=device, meshes=True)))
+    predicted = timed("predict", "7/7 predict val images: overlays, masks and meshes", lambda: predict_images(
+        val_images, out / "predict", PredictSettings(checkpoint=checkpoint, score_threshold=plan.predict_score_threshold, device=device,
+                                                     meshes=True, overlay_scale=plan.overlay_scale)))
     for record in json.loads(predicted.images_file.read_text())["images"]:
         source = out / "predict" / record["folder"] / "overlay.png"
         target = out / "overlays" / f"{record['folder']}.png"
         shutil.copyfile(source, target)
         result.overlays.append(target)
 
-    result.meshes = timed("export meshes", "7/7 export meshes and turntables of predicted instances",
-                          lambda: export_meshes(out / "predict", out / "meshes", plan))
     atomic_write_text(result.index, index_markdown(result, plan))
     return result
 
@@ -240,24 +246,41 @@ def visible_baseline(dataset: Path, split: str, predictions_file: Path) -> Evalu
     return evaluate_predictions(read_dataset(dataset).load_split(split), as_visible, EvaluationSettings(kinds=("amodal",)))
 
 
-def ground_truth_completion(checkpoint: Path, dataset: Path, overlay_dir: Path, overlays: int, device: str) -> dict[str, dict[str, float]]:
-    """Stage 2 alone on the ground-truth instances of the val split: metrics of the completed
-    masks and of the visible masks as amodal masks, and overlays of the first ``overlays`` images."""
+def ground_truth_completion(checkpoint: Path, dataset: Path, out: Path, plan: DemoPlan,
+                            device: str) -> tuple[dict[str, dict[str, float]], list[Path], list[Path]]:
+    """Stage 2 alone on the ground-truth instances of the val split.
+
+    Returns the metrics of the completed masks and of the visible masks as amodal masks. Writes
+    overlays of the first ``plan.predict_images`` images to ``out/completion`` and, to
+    ``out/meshes``, the reconstructed mesh (OBJ) and turntable (GIF) of the first ``plan.meshes``
+    instances at least :data:`MESH_MIN_OCCLUSION` occluded: the 3D prior behind each completion.
+    """
     network = load_a3d_from_checkpoint(checkpoint).to(resolve_device(device)).eval()
     images = AmodalDetectionDataset(dataset, "val")
-    drawn = []
+    drawn: list[Path] = []
+    meshes: list[Path] = []
 
     def draw(image: torch.Tensor, target: dict, completion: dict) -> None:
-        if len(drawn) < overlays:
+        if len(drawn) < plan.predict_images:
             pixels = (image.permute(1, 2, 0).cpu() * 255).round().byte().numpy()
-            drawn.append(write_png(overlay_dir / f"val_{target['image_id']:05d}.png",
-                                   overlay(pixels, target["masks"].cpu().numpy(), completion["amodal_masks"].cpu().numpy())))
+            drawn.append(write_png(out / "completion" / f"val_{target['image_id']:05d}.png",
+                                   overlay(pixels, target["masks"].cpu().numpy(), completion["amodal_masks"].cpu().numpy(),
+                                           scale=plan.overlay_scale)))
+        for k, rate in enumerate(target["occlusion_rate"].tolist()):
+            if len(meshes) >= 2 * plan.meshes or rate < MESH_MIN_OCCLUSION or "vertices" not in completion:
+                continue
+            name = f"val_{target['image_id']:05d}_instance_{k:02d}"
+            vertices, faces = completion["vertices"][k].cpu(), completion["faces"].cpu()
+            meshes.append(write_obj(out / "meshes" / f"{name}.obj", vertices, faces))
+            frames = render_turntable(vertices, faces, plan.turntable_frames, plan.turntable_size)
+            meshes.append(write_gif(out / "meshes" / f"{name}_turntable.gif", frames))
 
     completed, visible = complete_ground_truth(network, images, on_image=draw)
     split = images.split
     settings = EvaluationSettings(kinds=("amodal",))
-    return {"stage2_on_ground_truth": _headline(evaluate_predictions(split, completed, settings)),
-            "ground_truth_visible": _headline(evaluate_predictions(split, visible, settings))}
+    metrics = {"stage2_on_ground_truth": _headline(evaluate_predictions(split, completed, settings)),
+               "ground_truth_visible": _headline(evaluate_predictions(split, visible, settings))}
+    return metrics, drawn, meshes
 
 
 def _headline(result: EvaluationResult) -> dict[str, float]:
@@ -287,20 +310,6 @@ def _val_image_paths(scenes_dir: Path, count: int) -> list[Path]:
     return [folder.image_path(record) for record in folder.load_split("val").images[:count]]
 
 
-def export_meshes(predict_dir: Path, out: Path, plan: DemoPlan) -> list[Path]:
-    """Copy the first ``plan.meshes`` predicted instance meshes and render their turntables."""
-    from pytorch3d.io import load_obj
-
-    written = []
-    for mesh in sorted(predict_dir.glob("*/instance_*.obj"))[: plan.meshes]:
-        name = f"{mesh.parent.name}_{mesh.stem}"
-        vertices, faces, _ = load_obj(mesh, load_textures=False)
-        written.append(write_obj(out / f"{name}.obj", vertices, faces.verts_idx))
-        frames = render_turntable(vertices, faces.verts_idx, plan.turntable_frames, plan.turntable_size)
-        written.append(write_gif(out / f"{name}_turntable.gif", frames))
-    return written
-
-
 def index_markdown(result: DemoResult, plan: DemoPlan) -> str:
     """The demo folder's front page."""
     out = result.out
@@ -308,7 +317,7 @@ def index_markdown(result: DemoResult, plan: DemoPlan) -> str:
     transferred = ", ".join(f"{name} <- {source}" for name, source in result.transferred.items()) or "none"
     overlays = "\n".join(f"![{path.stem}]({path.relative_to(out).as_posix()})" for path in result.overlays)
     completions = "\n".join(f"![{path.stem}]({path.relative_to(out).as_posix()})" for path in result.completions)
-    meshes = f"No detection scored at least {plan.predict_score_threshold} in the predicted images." if not result.meshes else "\n".join(
+    meshes = f"No val instance is at least {MESH_MIN_OCCLUSION:.0%} occluded." if not result.meshes else "\n".join(
         f"- [{path.name}]({path.relative_to(out).as_posix()})" + (f"\n\n  ![{path.stem}]({path.relative_to(out).as_posix()})" if path.suffix == ".gif" else "")
         for path in result.meshes
     )
@@ -353,7 +362,10 @@ Visible parts are tinted, hidden parts completed by the model are hatched, amoda
 
 {overlays}
 
-## 7. Meshes (`a3d predict --meshes`)
+## 7. Meshes (the 3D prior behind the completions)
+
+Occluded val instances (ground-truth box and visible mask) reconstructed by stage 2: the mesh as
+OBJ, and a turntable. Each instance's mesh from stage-1 detections is in `predict/<image>/`.
 
 {meshes}
 

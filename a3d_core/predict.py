@@ -59,6 +59,8 @@ class PredictSettings:
         meshes: also write each instance's mesh (3D stage-2 kinds).
         masks: write the per-instance mask PNGs.
         overlays: write the overlay PNG of each image.
+        overlay_scale: draw overlays this many times larger than the image (nearest neighbour),
+            so that small images stay readable.
         runs_root: where to look for a checkpoint (default ``$A3D_RUNS_ROOT`` or ``./runs``).
     """
 
@@ -69,6 +71,7 @@ class PredictSettings:
     meshes: bool = False
     masks: bool = True
     overlays: bool = True
+    overlay_scale: int = 1
     runs_root: Path | None = None
 
     def __post_init__(self) -> None:
@@ -76,6 +79,8 @@ class PredictSettings:
             raise ValueError(f"score_threshold must be in [0, 1], got {self.score_threshold}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.overlay_scale < 1:
+            raise ValueError(f"overlay_scale must be at least 1, got {self.overlay_scale}")
 
 
 @dataclass
@@ -305,7 +310,7 @@ def _write_image_outputs(folder: Path, image: np.ndarray, detections: Mapping[st
         return
     folder.mkdir(parents=True, exist_ok=True)
     if settings.overlays:
-        write_png(folder / "overlay.png", overlay(image, visible, amodal))
+        write_png(folder / "overlay.png", overlay(image, visible, amodal, scale=settings.overlay_scale))
     for rank, k in enumerate(order.tolist()):
         if settings.masks:
             write_png(folder / f"instance_{rank:02d}_amodal.png", amodal[rank])

@@ -121,8 +121,12 @@ def overlay(
     amodal_masks: np.ndarray,
     visible_alpha: float = 0.55,
     hatch_period: int = 6,
+    scale: int = 1,
 ) -> np.ndarray:
     """Draw instances on an image so that what is seen and what is completed look different.
+
+    With ``scale > 1`` the image and the masks are first enlarged ``scale`` times (nearest
+    neighbour), so that the hatching and outlines of a small image stay readable.
 
     For instance ``i`` (colour ``PALETTE[i % 16]``):
 
@@ -143,7 +147,7 @@ def overlay(
         amodal_masks: ``(N, H, W)``.
 
     Returns:
-        ``(H, W, 3)`` uint8, a new array.
+        ``(scale * H, scale * W, 3)`` uint8, a new array.
     """
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -156,6 +160,11 @@ def overlay(
         raise ValueError(f"visible_alpha must be in [0, 1], got {visible_alpha}")
     if hatch_period < 3:
         raise ValueError(f"hatch_period must be at least 3, got {hatch_period}")
+    if scale < 1:
+        raise ValueError(f"scale must be at least 1, got {scale}")
+    if scale > 1:
+        image = image.repeat(scale, axis=0).repeat(scale, axis=1)
+        visible, amodal = (masks.repeat(scale, axis=1).repeat(scale, axis=2) for masks in (visible, amodal))
 
     height, width = image.shape[:2]
     ys, xs = np.mgrid[0:height, 0:width]

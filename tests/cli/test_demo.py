@@ -17,7 +17,7 @@ def test_demo_quick_writes_a_browsable_folder(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
 
     index = (out / "index.md").read_text()
-    steps = ("prepare shapenet", "pretrain", "prepare scenes", "finetune", "evaluate", "complete ground truth", "predict", "export meshes")
+    steps = ("prepare shapenet", "pretrain", "prepare scenes", "finetune", "evaluate", "complete ground truth", "predict")
     for step in steps:
         assert f"| {step} | " in index  # every step ran and was timed
     evaluation = json.loads((out / "evaluation.json").read_text())
@@ -31,10 +31,12 @@ def test_demo_quick_writes_a_browsable_folder(tmp_path: Path) -> None:
     assert sorted((out / "completion").glob("*.png"))[0].relative_to(out).as_posix() in index
     overlays = sorted((out / "overlays").glob("*.png"))
     assert overlays and all(f"({path.relative_to(out).as_posix()})" in index for path in overlays)
+    assert Image.open(overlays[0]).size == (3 * 64, 3 * 48)  # QUICK's 64 x 48 scenes, drawn 3 times larger
     assert (out / "predictions" / "predictions.json").is_file()
     assert (out / "runs" / "scenes" / "last.pt").is_file() and (out / "runs" / "pretrain" / "last.pt").is_file()
     meshes = sorted(path.suffix for path in (out / "meshes").iterdir())
-    assert meshes == [".gif", ".obj"]  # QUICK exports one instance
+    assert meshes == [".gif", ".obj"]  # QUICK exports one occluded instance
+    assert all(f"({path.relative_to(out).as_posix()})" in index for path in (out / "meshes").iterdir())
 
     again = CliRunner().invoke(app, ["demo", "--quick", "--out", str(out), "--device", "cpu"])
     assert again.exit_code == 1 and "--overwrite" in again.output

@@ -123,6 +123,24 @@ def test_overlay_tints_visible_hatches_occluded_and_outlines_amodal():
         overlay(image, visible, np.concatenate([amodal, amodal]))
 
 
+def test_overlay_scale_draws_on_the_enlarged_image():
+    image = np.full((4, 5, 3), 100, np.uint8)
+    image[0, 0] = 7
+    amodal = np.zeros((1, 4, 5), bool)
+    amodal[0, 1:4, 1:4] = True
+    visible = amodal.copy()
+    visible[0, :, 3] = False
+    drawn = overlay(image, visible, amodal, scale=3)
+    enlarged = image.repeat(3, axis=0).repeat(3, axis=1)
+
+    assert drawn.shape == (12, 15, 3)
+    assert np.array_equal(drawn, overlay(enlarged, visible.repeat(3, 1).repeat(3, 2), amodal.repeat(3, 1).repeat(3, 2)))
+    assert drawn[:3, :3].tolist() == [[[7, 7, 7]] * 3] * 3  # a pixel becomes a 3 x 3 block
+    assert drawn[4, 4].tolist() == np.rint(0.45 * 100 + 0.55 * np.array([230, 25, 75])).tolist()  # interior of the visible part
+    with pytest.raises(ValueError, match="scale"):
+        overlay(image, visible, amodal, scale=0)
+
+
 def test_find_images_expands_files_folders_and_patterns(tmp_path):
     for name in ("b.png", "a.JPG", "notes.txt"):
         (tmp_path / name).write_bytes(b"x")
