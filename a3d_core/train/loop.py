@@ -78,6 +78,9 @@ class TrainSettings:
 
     Attributes:
         lr: Adam learning rate (paper: 1e-4).
+        lr_scales: parameter-name prefix -> multiplier of ``lr`` for the parameters under it
+            (the longest matching prefix wins), e.g. ``{"stage1.": 10.0}`` for a detector that
+            starts from scratch beside a pretrained stage 2.
         batch_size: instances per optimizer step, over all processes together (paper: 64).
         epochs: passes over the training set; leave ``None`` when ``steps`` is given.
         steps: optimizer steps; overrides nothing, set it with ``epochs=None``.
@@ -99,6 +102,7 @@ class TrainSettings:
     """
 
     lr: float = 1e-4
+    lr_scales: dict[str, float] = field(default_factory=dict)
     batch_size: int = 64
     epochs: int | None = 1
     steps: int | None = None
@@ -119,6 +123,8 @@ class TrainSettings:
     def __post_init__(self) -> None:
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"TrainSettings.lr must be a positive finite number, got {self.lr}")
+        if not all(isinstance(scale, (int, float)) and scale > 0 and math.isfinite(scale) for scale in self.lr_scales.values()):
+            raise ValueError(f"TrainSettings.lr_scales must map prefixes to positive finite numbers, got {self.lr_scales}")
         if self.batch_size < 1:
             raise ValueError(f"TrainSettings.batch_size must be >= 1, got {self.batch_size}")
         if (self.epochs is None) == (self.steps is None):
@@ -248,6 +254,28 @@ class _Precision:
 
     def autocast(self) -> torch.autocast:
         return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None)
+
+
+def parameter_groups(model: nn.Module, settings: TrainSettings) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups: one per learning rate, ``lr`` times the scale of the
+    longest ``settings.lr_scales`` prefix that names the parameter (1 when none does).
+
+    Raises:
+        ValueError: a prefix that names no trainable parameter (a typo would silently do nothing).
+    """
+    prefixes = sorted(settings.lr_scales, key=len, reverse=True)
+    groups: dict[float, list[nn.Parameter]] = {}
+    used = set()
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        prefix = next((prefix for prefix in prefixes if name.startswith(prefix)), None)
+        used.add(prefix)
+        groups.setdefault(settings.lr_scales[prefix] if prefix is not None else 1.0, []).append(parameter)
+    unused = [prefix for prefix in prefixes if prefix not in used]
+    if unused:
+        raise ValueError(f"TrainSettings.lr_scales: no trainable parameter name starts with {unused}")
+    return [{"params": params, "lr": settings.lr * scale} for scale, params in groups.items()]
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, settings: TrainSettings, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -389,7 +417,7 @@ class _Run:
         self.total_steps = total_steps
         self.context = context
         self.module = model.to(context.device)
-        self.optimizer = torch.optim.Adam(self.module.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+        self.optimizer = torch.optim.Adam(parameter_groups(self.module, settings), lr=settings.lr, weight_decay=settings.weight_decay)
         self.scheduler = build_scheduler(self.optimizer, settings, total_steps)
         self.precision = _Precision(settings.amp, context.device)
         self.state = _LoopState()

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from a3d_core.errors import InputError, TrainingError
 from a3d_core.train.checkpoint import load_checkpoint
 from a3d_core.train.distributed import DistributedContext
-from a3d_core.train.loop import TrainSettings, build_scheduler, train
+from a3d_core.train.loop import TrainSettings, build_scheduler, parameter_groups, train
 from a3d_core.train.metrics import mask_iou
 from a3d_core.train.metrics_log import JsonlMetrics
 from tests.train.toys import ToyAmodalDataset, ToyAmodalModel
@@ -216,10 +216,37 @@ def test_schedule_warms_up_linearly_then_decays_to_zero_with_cosine():
     assert rates == pytest.approx([0.5, 0.8535534, 0.5, 0.1464466, 0.0], abs=1e-6)
 
 
+def test_lr_scales_give_each_prefix_its_rate_and_the_longest_prefix_wins():
+    model = torch.nn.ModuleDict({"stage1": torch.nn.Linear(2, 2), "stage2": torch.nn.ModuleDict({"head": torch.nn.Linear(2, 1)})})
+    model["stage1"].bias.requires_grad_(False)  # frozen parameters are left out
+    groups = parameter_groups(model, settings(lr=0.1, lr_scales={"stage1.": 10.0, "stage2.head.bias": 0.5}))
+    rates = {id(p): group["lr"] for group in groups for p in group["params"]}
+
+    assert rates == pytest.approx({id(model["stage1"].weight): 1.0, id(model["stage2"]["head"].weight): 0.1,
+                                   id(model["stage2"]["head"].bias): 0.05})
+    with pytest.raises(ValueError, match="no trainable parameter name starts with"):
+        parameter_groups(model, settings(lr_scales={"stage3.": 2.0}))
+
+
+def test_a_scaled_group_moves_its_parameters_further(tmp_path):
+    def trained(lr_scales):
+        torch.manual_seed(0)
+        model = ToyAmodalModel(["cube"])
+        before = {name: p.detach().clone() for name, p in model.named_parameters()}
+        train(model, ToyAmodalDataset(), settings(steps=1, lr_scales=lr_scales), tmp_path / str(len(lr_scales)), context=CPU)
+        return {name: float((p.detach() - before[name]).abs().max()) for name, p in model.named_parameters()}
+
+    plain, scaled = trained({}), trained({"": 4.0})
+    # Adam's first step moves every parameter by about lr (sign of the gradient), whatever its size.
+    moved = [name for name in plain if plain[name] > 0]
+    assert moved and all(scaled[name] == pytest.approx(4 * plain[name], rel=1e-3) for name in moved)
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
         ({"lr": 0.0}, "lr must be a positive"),
+        ({"lr_scales": {"stage1.": 0.0}}, "lr_scales must map"),
         ({"epochs": 2, "steps": 3}, "exactly one of epochs and steps"),
         ({"steps": None, "epochs": None}, "exactly one of epochs and steps"),
         ({"amp": "fp8"}, "amp must be one of"),
