@@ -10,7 +10,7 @@ from rich.table import Table
 
 from a3d_cli.common import DeviceOption, SeedOption, console, user_errors
 from a3d_core.errors import InputError
-from a3d_core.model.stage1 import BACKBONES
+from a3d_core.model.stage1 import BACKBONES, SMALL_ANCHOR_SIZES
 
 if TYPE_CHECKING:
     from a3d_core.train.finetune import FinetuneResult
@@ -27,14 +27,17 @@ def finetune(
     detector_weights: Optional[Path] = typer.Option(None, "--detector-weights", help="Local torchvision Mask R-CNN checkpoint of the same backbone (never downloaded)."),
     min_size: int = typer.Option(128, "--min-size", min=16, help="Stage 1 resizes images to this short side (paper: 800)."),
     max_size: int = typer.Option(256, "--max-size", min=16, help="... unless the long side would exceed this (paper: 1333)."),
+    anchor_sizes: str = typer.Option(",".join(map(str, SMALL_ANCHOR_SIZES)), "--anchor-sizes", help="Five increasing anchor sides in pixels of the resized image (paper: 32,64,128,256,512 at 800 pixels)."),
     model: str = typer.Option("a3d", "--model", help="Stage-2 kind without --init: a3d, a3d-no-refine, 2d, 2d-no-refine (with --init: the checkpoint's)."),
     image_size: int = typer.Option(64, "--image-size", min=8, help="Stage-2 crop side S without --init (with --init: the checkpoint's)."),
     template_level: int = typer.Option(2, "--template-level", min=0, max=6, help="Ico-sphere level without --init (3 = 642 vertices, the paper's)."),
+    crop_scale: Optional[float] = typer.Option(None, "--crop-scale", min=1.0, max=4.0, help="Stage 2 sees each instance at the square around its amodal box, this many times its longer side. Default: the framing the --init checkpoint was pretrained with, else 1.1."),
     train_on_detections: bool = typer.Option(False, "--train-on-detections", help="Also train stage 2 on stage-1 detections matched to the ground truth."),
     epochs: int = typer.Option(10, "--epochs", min=1, help="Passes over the training split (ignored when --steps is given)."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Train for this many optimizer steps instead of --epochs."),
     batch_size: int = typer.Option(4, "--batch-size", min=1, help="Images per step, over all processes."),
     lr: float = typer.Option(1e-4, "--lr", help="Adam learning rate (paper: 1e-4)."),
+    stage1_lr: Optional[float] = typer.Option(None, "--stage1-lr", help="Adam learning rate of stage 1 (default: --lr). Raise it (e.g. 1e-3) when stage 1 starts from scratch."),
     val_every: Optional[int] = typer.Option(None, "--val-every", min=1, help="Validate (AP, mIoU) and checkpoint every N steps. Default: once per epoch."),
     train_split: str = typer.Option("train", "--train-split", help="The split to train on."),
     val_split: str = typer.Option("val", "--val-split", help="The split to validate on (none: no validation, last.pt only)."),
@@ -61,11 +64,13 @@ def finetune(
             out=out,
             init=init,
             category_map=category_map,
-            stage1=small_stage1_settings(backbone, min_size, max_size),
+            stage1=small_stage1_settings(backbone, min_size, max_size, parse_anchor_sizes(anchor_sizes)),
             backbone_weights=backbone_weights,
             detector_weights=detector_weights,
+            stage1_lr=stage1_lr,
             stage2_kind=model,
             stage2=ASMSettings(image_size=image_size, template_level=template_level),
+            crop_scale=crop_scale,
             train_on_detections=train_on_detections,
             train=TrainSettings(
                 lr=lr, batch_size=batch_size, epochs=None if steps is not None else epochs, steps=steps, seed=seed,
@@ -94,6 +99,14 @@ def finetune(
         f"checkpoints in {result.out} (best.pt = best val AP); results in {result.out / 'results.json'}",
         highlight=False,
     )
+
+
+def parse_anchor_sizes(text: str) -> tuple[int, ...]:
+    """``"16,32,64,128,256"`` -> ``(16, 32, 64, 128, 256)``; anything else raises InputError."""
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise InputError(f"--anchor-sizes: expected comma-separated whole numbers such as 16,32,64,128,256, got {text!r}") from None
 
 
 def transfer_table(result: FinetuneResult) -> Table:

@@ -45,7 +45,7 @@ from torchvision.ops import box_iou
 from a3d_core.errors import InputError
 from a3d_core.io.checkpoints import load_checked_weights, read_checkpoint
 from a3d_core.model.asm import KINDS, AmodalShapeModel, ASMSettings, build_stage2
-from a3d_core.model.roi import crop_images, crop_masks, jitter_boxes, paste_masks
+from a3d_core.model.roi import DEFAULT_CROP_SCALE, crop_images, crop_masks, jitter_boxes, paste_masks, square_boxes
 from a3d_core.model.stage1 import Stage1MaskRCNN, Stage1Settings
 
 ARCHITECTURE = "a3d-two-stage"
@@ -62,10 +62,9 @@ class A3DSettings:
         stage2_kind: one of :data:`~a3d_core.model.asm.KINDS` (``a3d`` is the paper's).
         stage2: stage-2 settings (crop side ``S`` = ``stage2.image_size``).
         crop_scale: the side of an instance's square crop, as a multiple of its amodal box's
-            longer side (``>= 1``). In Kato's renders (and ``a3d prepare shapenet``'s) an
-            object's longer side spans about half of the view (``crop_scale`` 1.9 would frame
-            crops alike), but a tight crop keeps more pixels of the object; in the demo 1.1 did
-            better (measured with other settings changed too: see docs/twostage.md).
+            longer side (``>= 1``). A pretrained stage 2 should see the framing it was
+            pretrained with (``stage2.input_framing``, :mod:`a3d_core.data.framing`), which
+            ``a3d finetune`` takes by default.
         jitter: the largest move of a ground-truth box side in stage-2 training, as a fraction
             of the box side (:func:`~a3d_core.model.roi.jitter_boxes`); 0 switches it off.
         max_instances_per_image: stage 2 trains on at most this many instances per image.
@@ -79,7 +78,7 @@ class A3DSettings:
     stage1: Stage1Settings = field(default_factory=lambda: Stage1Settings(num_classes=1))
     stage2_kind: str = "a3d"
     stage2: ASMSettings = field(default_factory=ASMSettings)
-    crop_scale: float = 1.1
+    crop_scale: float = DEFAULT_CROP_SCALE
     jitter: float = 0.1
     max_instances_per_image: int = 16
     train_on_detections: bool = False
@@ -118,16 +117,6 @@ def _tuples(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def _lists(values: Mapping[str, Any]) -> dict[str, Any]:
     return {key: list(value) if isinstance(value, tuple) else value for key, value in values.items()}
-
-
-def square_boxes(boxes: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    """The squares ``(N, 4)`` xyxy centred on boxes ``(N, 4)`` xyxy, of side ``scale * max(w, h)``.
-
-    They may reach past the image: crops read zeros there, and pasting clips to the image.
-    """
-    centre_x, centre_y = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
-    half = torch.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) * (scale / 2)
-    return torch.stack([centre_x - half, centre_y - half, centre_x + half, centre_y + half], dim=1)
 
 
 class A3DNetwork(nn.Module):

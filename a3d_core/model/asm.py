@@ -88,6 +88,10 @@ class ASMSettings:
     renderer: soft silhouette renderer settings; ``None`` means the defaults at ``image_size``.
     losses: the weight of every loss term (paper 3.6).
     cross_view_weight: weight of the cross-view consistency term (paper 3.7); 0 switches it off.
+    input_framing: how the network's inputs are framed, part of its input contract: the square
+        around the instance's amodal box, this many times the box's longer side
+        (:mod:`a3d_core.data.framing`; the two-stage network's ``crop_scale``). ``None``: as the
+        pretraining data came (Kato's renders: a fixed camera distance).
     """
 
     image_size: int = 64
@@ -101,6 +105,7 @@ class ASMSettings:
     mask_decoder: MaskDecoder2DSettings = field(default_factory=MaskDecoder2DSettings)
     losses: LossSettings = field(default_factory=LossSettings)
     cross_view_weight: float = 0.0
+    input_framing: float | None = None
 
     def __post_init__(self) -> None:
         for name, settings_class in _NESTED_SETTINGS.items():
@@ -115,6 +120,8 @@ class ASMSettings:
             raise ValueError(f"template_radius must be positive, got {self.template_radius}")
         if not 0.0 <= self.cross_view_weight < float("inf"):
             raise ValueError(f"cross_view_weight must be finite and non-negative, got {self.cross_view_weight}")
+        if self.input_framing is not None and not 1.0 <= self.input_framing <= 4.0:
+            raise ValueError(f"input_framing must be in [1, 4] or None, got {self.input_framing}")
         if self.renderer is None:
             self.renderer = SilhouetteRendererSettings(image_size=self.image_size)
         elif self.renderer.image_size != self.image_size:

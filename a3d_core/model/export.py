@@ -24,6 +24,7 @@ import torch
 
 from a3d_core.data.canonical import decode_segmentation, read_dataset
 from a3d_core.data.catalog import resolve_dataset
+from a3d_core.data.framing import frame_view
 from a3d_core.data.shapenet import STORAGE as SHARD_STORAGE, ShapeNetAmodalDataset
 from a3d_core.errors import InputError
 from a3d_core.io.atomic import atomic_write_json
@@ -87,15 +88,17 @@ def image_instance(image: str | os.PathLike, visible_mask: str | os.PathLike, si
     return InstanceInput(rgb=rgb, visible=masks, source=f"{image} + {visible_mask}")
 
 
-def dataset_instance(data: str | os.PathLike, index: int, split: str, size: int, crop: str = "amodal-box") -> InstanceInput:
+def dataset_instance(data: str | os.PathLike, index: int, split: str, size: int, crop: str = "amodal-box",
+                     framing: float | None = None) -> InstanceInput:
     """Annotation ``index`` (0-based, in file order) of a canonical dataset split, cropped by ``crop``:
-    ``amodal-box`` = the square around the ground-truth amodal box, ``full-image`` = the whole image.
-    A ShapeNet-style shard dataset serves its sample ``index`` as it is (:func:`shard_instance`)."""
+    ``amodal-box`` = the square around the ground-truth amodal box, ``framing`` (default 1) times
+    its longer side, ``full-image`` = the whole image. A ShapeNet-style shard dataset serves its
+    sample ``index`` (:func:`shard_instance`), framed by ``framing`` when it is given."""
     if crop not in CROP_MODES:
         raise InputError(f"crop must be one of {', '.join(CROP_MODES)}, got {crop!r}")
     dataset = read_dataset(resolve_dataset(data))
     if dataset.manifest.get("storage") == SHARD_STORAGE:
-        return shard_instance(dataset.root, index, split, size)
+        return shard_instance(dataset.root, index, split, size, framing)
     annotations = dataset.load_split(split)
     if not 0 <= index < len(annotations.annotations):
         raise InputError(f"{dataset.split_path(split)}: index {index} is out of range (it has {len(annotations.annotations)} annotations)")
@@ -112,20 +115,23 @@ def dataset_instance(data: str | os.PathLike, index: int, split: str, size: int,
         amodal = torch.from_numpy(decode_segmentation(annotation["segmentation"], height, width)).float()
     except (KeyError, ValueError) as error:
         raise InputError(f"{dataset.split_path(split)}: annotation {annotation.get('id')} has unreadable masks ({error})") from None
-    box = square_box(annotation["bbox"]) if crop == "amodal-box" else (0.0, 0.0, float(width), float(height))
+    box = square_box(annotation["bbox"], framing or 1.0) if crop == "amodal-box" else (0.0, 0.0, float(width), float(height))
     rgb, masks = crop_instance(rgb, torch.stack([visible, amodal]), box, size)
     category = annotations.category_names.get(int(annotation["category_id"]))
     return InstanceInput(rgb=rgb, visible=masks[:1], amodal=masks[1:], category=category,
                          source=f"{dataset.root} {split}[{index}] (annotation {annotation.get('id')}, {image_path.name})")
 
 
-def shard_instance(root: Path, index: int, split: str, size: int) -> InstanceInput:
+def shard_instance(root: Path, index: int, split: str, size: int, framing: float | None = None) -> InstanceInput:
     """Sample ``index`` of a split written by ``a3d prepare shapenet`` (array shards): each sample
-    is already a single-object crop, resized to ``size`` when the model was trained at another one."""
+    is already a single-object view; it is framed as the model was pretrained (``framing``,
+    :func:`~a3d_core.data.framing.frame_view`) and resized to ``size`` when the model was trained at another one."""
     samples = ShapeNetAmodalDataset(root, split)
     if not 0 <= index < len(samples):
         raise InputError(f"{root} {split}: index {index} is out of range (it has {len(samples)} samples)")
     sample = samples[index]
+    if framing is not None:
+        sample = frame_view(sample, framing)
     side = float(sample["rgb"].shape[-1])
     rgb, masks = crop_instance(sample["rgb"], torch.cat([sample["visible"], sample["amodal"]]), (0.0, 0.0, side, side), size)
     return InstanceInput(rgb=rgb, visible=masks[:1], amodal=masks[1:], category=samples.categories[int(sample["category"])],
@@ -175,7 +181,8 @@ def export_instance_mesh(
     if not model.is_3d:
         raise InputError(f"{checkpoint}: a {model.kind!r} checkpoint has no 3D branch, so no mesh to export")
     size = model.settings.image_size
-    instance = image_instance(image, visible_mask, size) if from_image else dataset_instance(data, index, split, size, crop)
+    framing = model.settings.input_framing
+    instance = image_instance(image, visible_mask, size) if from_image else dataset_instance(data, index, split, size, crop, framing)
     out = predict_instance(model, instance, category)
 
     vertices, faces = out["vertices"][0].cpu(), out["faces"].cpu()

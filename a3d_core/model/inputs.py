@@ -58,10 +58,10 @@ def _to_unit_float(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array.astype(np.float32)).clamp(0.0, 1.0)
 
 
-def square_box(box_xywh: Sequence[float]) -> tuple[float, float, float, float]:
-    """The square ``(x0, y0, x1, y1)`` centred on a box ``[x, y, w, h]``, of side ``max(w, h)``."""
+def square_box(box_xywh: Sequence[float], scale: float = 1.0) -> tuple[float, float, float, float]:
+    """The square ``(x0, y0, x1, y1)`` centred on a box ``[x, y, w, h]``, of side ``scale * max(w, h)``."""
     x, y, w, h = (float(v) for v in box_xywh)
-    side = max(w, h)
+    side = scale * max(w, h)
     cx, cy = x + w / 2.0, y + h / 2.0
     return cx - side / 2.0, cy - side / 2.0, cx + side / 2.0, cy + side / 2.0
 

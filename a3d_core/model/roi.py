@@ -9,6 +9,10 @@ Coordinates are continuous pixel corners: pixel ``(row y, column x)`` covers
 ``(x0, y0, x1, y1)`` that covers pixel columns 2..5 has ``x0 = 2, x1 = 6`` (the canonical
 format's amodal ``[x, y, w, h]`` becomes ``(x, y, x + w, y + h)``).
 
+- :func:`square_boxes` turns amodal boxes into the squares actually cropped: centred on the
+  box, ``crop_scale`` times its longer side, so an object keeps its aspect ratio and every
+  instance is framed alike, whatever its size (single-object pretraining views are framed the
+  same way, :mod:`a3d_core.data.framing`, so that the shape prior meets the same framing).
 - :func:`crop_images` / :func:`crop_masks` use ``torchvision.ops.roi_align`` with
   ``aligned=True`` (that convention): crop pixel ``j`` of ``S`` averages samples around
   ``x0 + (j + 0.5) * (x1 - x0) / S``; with ``sampling_ratio=-1`` it takes
@@ -31,6 +35,34 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from torchvision.ops import roi_align
+
+DEFAULT_CROP_SCALE = 1.1
+"""An instance's crop side as a multiple of its amodal box's longer side: a small margin."""
+
+
+def square_boxes(boxes: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """The squares ``(N, 4)`` xyxy centred on boxes ``(N, 4)`` xyxy, of side ``scale * max(w, h)``.
+
+    They may reach past the image: crops read zeros there, and pasting clips to the image.
+    """
+    centre_x, centre_y = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    half = torch.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) * (scale / 2)
+    return torch.stack([centre_x - half, centre_y - half, centre_x + half, centre_y + half], dim=1)
+
+
+def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
+    """The tight boxes ``(N, 4)`` xyxy (pixel corners) of masks ``(N, H, W)`` (``> 0.5`` counts);
+    an empty mask gets the whole image."""
+    inside = masks > 0.5
+    height, width = masks.shape[-2:]
+    boxes = []
+    for mask in inside:
+        rows, columns = torch.nonzero(mask.any(dim=1)).flatten(), torch.nonzero(mask.any(dim=0)).flatten()
+        if len(rows) == 0:
+            boxes.append([0.0, 0.0, float(width), float(height)])
+        else:
+            boxes.append([float(columns[0]), float(rows[0]), float(columns[-1] + 1), float(rows[-1] + 1)])
+    return torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
 
 
 def crop_images(

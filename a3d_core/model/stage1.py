@@ -55,6 +55,10 @@ _LEGACY_KEY_RENAMES = (
     ),
 )
 _PRETRAINED_TRAINABLE_LAYERS = 3
+DEFAULT_ANCHOR_SIZES = (32, 64, 128, 256, 512)
+"""Mask R-CNN's anchor sides in pixels of the resized image (one per FPN level for ResNets)."""
+SMALL_ANCHOR_SIZES = (16, 32, 64, 128, 256)
+"""Anchor sides for images of about 100 to 300 pixels."""
 _LISTED = 5
 
 
@@ -82,6 +86,9 @@ class Stage1Settings:
             image for the RPN and box-head losses.
         box_score_thresh: detections below this score are dropped in eval mode.
         box_detections_per_img: at most this many detections per image.
+        anchor_sizes: five increasing anchor sides in pixels of the resized image; ResNets put
+            one on each FPN level (finest first), MobileNetV3 all of them on each of its maps.
+            Torchvision's 32..512 suit 800-pixel images; smaller images need smaller anchors.
     """
 
     num_classes: int
@@ -98,6 +105,7 @@ class Stage1Settings:
     box_batch_size_per_image: int = 512
     box_score_thresh: float = 0.05
     box_detections_per_img: int = 100
+    anchor_sizes: tuple[int, ...] = DEFAULT_ANCHOR_SIZES
     image_mean: tuple[float, float, float] = field(default=(0.485, 0.456, 0.406))
     image_std: tuple[float, float, float] = field(default=(0.229, 0.224, 0.225))
 
@@ -124,6 +132,9 @@ class Stage1Settings:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.box_score_thresh < 1.0:
             raise ValueError(f"box_score_thresh must be in [0, 1), got {self.box_score_thresh}")
+        sizes = tuple(self.anchor_sizes)
+        if len(sizes) != len(DEFAULT_ANCHOR_SIZES) or min(sizes) < 1 or list(sizes) != sorted(set(sizes)):
+            raise ValueError(f"anchor_sizes must be {len(DEFAULT_ANCHOR_SIZES)} increasing positive sides, got {self.anchor_sizes}")
         if len(self.image_mean) != 3 or len(self.image_std) != 3 or min(self.image_std) <= 0:
             raise ValueError("image_mean and image_std need 3 values each, std positive")
 
@@ -151,13 +162,13 @@ def build_backbone(settings: Stage1Settings) -> nn.Module:
     return resnet_fpn_backbone(backbone_name=name, weights=None, norm_layer=norm_layer, trainable_layers=trainable)
 
 
-def _anchor_generator(settings: Stage1Settings) -> AnchorGenerator | None:
-    """MobileNet's 3 feature maps each see every anchor size (torchvision's MobileNet recipe);
-    ResNets keep Mask R-CNN's default (one size per FPN level)."""
-    if settings.backbone != "mobilenet_v3-fpn":
-        return None
-    sizes = ((32, 64, 128, 256, 512),) * 3
-    return AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
+def _anchor_generator(settings: Stage1Settings) -> AnchorGenerator:
+    """Anchors of ``settings.anchor_sizes`` at aspect ratios 0.5, 1 and 2: one size per FPN level
+    for ResNets (Mask R-CNN's layout), every size on each of MobileNet's 3 maps (torchvision's
+    MobileNet recipe). Either way the RPN head's shape does not depend on the sizes chosen."""
+    sizes = tuple(int(size) for size in settings.anchor_sizes)
+    per_map = (sizes,) * 3 if settings.backbone == "mobilenet_v3-fpn" else tuple((size,) for size in sizes)
+    return AnchorGenerator(per_map, ((0.5, 1.0, 2.0),) * len(per_map))
 
 
 class Stage1MaskRCNN(MaskRCNN):

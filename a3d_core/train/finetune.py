@@ -39,7 +39,8 @@ from a3d_core.eval.evaluate import EvaluationSettings, evaluate_predictions
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.model.a3d import A3DNetwork, A3DSettings, build_a3d
 from a3d_core.model.asm import ASMSettings, AmodalShapeModel, load_stage2_from_checkpoint, transfer_pretrained
-from a3d_core.model.stage1 import Stage1Settings, load_backbone_weights, load_detector_weights
+from a3d_core.model.roi import DEFAULT_CROP_SCALE
+from a3d_core.model.stage1 import SMALL_ANCHOR_SIZES, Stage1Settings, load_backbone_weights, load_detector_weights
 from a3d_core.predict import detections_to_results
 from a3d_core.train.distributed import barrier, init_distributed, shutdown_distributed
 from a3d_core.train.loop import TrainResult, TrainSettings, train
@@ -48,13 +49,15 @@ RESULTS_FILE = "results.json"
 BEST_METRIC = "ap"
 
 
-def small_stage1_settings(backbone: str = "mobilenet_v3-fpn", min_size: int = 128, max_size: int = 256) -> Stage1Settings:
-    """Stage-1 settings sized for a CPU and small images: fewer proposals and sampled RoIs than
-    torchvision's defaults (the paper's 800-pixel images need those)."""
+def small_stage1_settings(backbone: str = "mobilenet_v3-fpn", min_size: int = 128, max_size: int = 256,
+                          anchor_sizes: tuple[int, ...] = SMALL_ANCHOR_SIZES) -> Stage1Settings:
+    """Stage-1 settings sized for a CPU and small images: smaller anchors, fewer proposals and
+    sampled RoIs than torchvision's defaults (the paper's 800-pixel images need those). The mask
+    head, which costs most of a CPU step, sees at most a quarter of the 32 sampled RoIs."""
     return Stage1Settings(
         num_classes=1, backbone=backbone, min_size=min_size, max_size=max_size, rpn_pre_nms_top_n_train=300,
         rpn_post_nms_top_n_train=100, rpn_pre_nms_top_n_test=150, rpn_post_nms_top_n_test=50,
-        box_batch_size_per_image=64, box_detections_per_img=30,
+        box_batch_size_per_image=32, box_detections_per_img=30, anchor_sizes=tuple(anchor_sizes),
     )
 
 
@@ -69,8 +72,13 @@ class FinetuneSettings:
         category_map: JSON file ``{pretraining name: fine-tuning name}`` for categories named differently.
         stage1: stage-1 settings (``num_classes`` is set from the dataset).
         backbone_weights, detector_weights: local torchvision checkpoints for stage 1.
+        stage1_lr: Adam's learning rate for stage 1 (``None``: ``train.lr``). A detector that
+            starts from scratch needs a larger one than the pretrained stage 2.
         stage2_kind, stage2: stage 2 without ``init`` (with ``init`` the checkpoint's are used).
-        crop_scale, jitter, max_instances_per_image, train_on_detections: see
+        crop_scale: the side of an instance's crop / its amodal box's longer side
+            (:class:`~a3d_core.model.a3d.A3DSettings`); ``None``: the framing the ``init``
+            checkpoint was pretrained with (``input_framing``), else 1.1.
+        jitter, max_instances_per_image, train_on_detections: see
             :class:`~a3d_core.model.a3d.A3DSettings`.
         train: the training loop's settings (``batch_size`` counts images); ``val_every=None``
             validates once per epoch.
@@ -89,9 +97,10 @@ class FinetuneSettings:
     stage1: Stage1Settings = field(default_factory=lambda: small_stage1_settings())
     backbone_weights: Path | None = None
     detector_weights: Path | None = None
+    stage1_lr: float | None = None
     stage2_kind: str = "a3d"
     stage2: ASMSettings = field(default_factory=lambda: ASMSettings(image_size=64, template_level=2))
-    crop_scale: float = 1.1
+    crop_scale: float | None = None
     jitter: float = 0.1
     max_instances_per_image: int = 16
     train_on_detections: bool = False
@@ -110,6 +119,8 @@ class FinetuneSettings:
             raise ValueError(f"val_images must be at least 1, got {self.val_images}")
         if not 0.0 <= self.val_score_threshold < 1.0:
             raise ValueError(f"val_score_threshold must be in [0, 1), got {self.val_score_threshold}")
+        if self.stage1_lr is not None and not self.stage1_lr > 0:
+            raise ValueError(f"stage1_lr must be positive, got {self.stage1_lr}")
         if self.train.best_metric != BEST_METRIC:
             self.train = dataclasses.replace(self.train, best_metric=BEST_METRIC)
 
@@ -207,8 +218,10 @@ def build_finetune_model(settings: FinetuneSettings, category_names: list[str]) 
     if settings.init is not None:
         source = load_stage2_from_checkpoint(settings.init)
         kind, stage2 = source.kind, dataclasses.replace(source.settings, cross_view_weight=0.0)
+    crop_scale = settings.crop_scale or stage2.input_framing or DEFAULT_CROP_SCALE
     try:
-        a3d_settings = A3DSettings(stage1=stage1, stage2_kind=kind, stage2=stage2, crop_scale=settings.crop_scale,
+        stage2 = dataclasses.replace(stage2, input_framing=crop_scale)
+        a3d_settings = A3DSettings(stage1=stage1, stage2_kind=kind, stage2=stage2, crop_scale=crop_scale,
                                    jitter=settings.jitter, max_instances_per_image=settings.max_instances_per_image,
                                    train_on_detections=settings.train_on_detections)
         network = build_a3d(category_names, a3d_settings)
@@ -295,6 +308,9 @@ def finetune(settings: FinetuneSettings) -> FinetuneResult:
             validate = _validation(folder, settings, train_set, context.device)
 
         train_settings = settings.train
+        if settings.stage1_lr is not None:
+            scales = {**train_settings.lr_scales, "stage1.": settings.stage1_lr / train_settings.lr}
+            train_settings = dataclasses.replace(train_settings, lr_scales=scales)
         if train_settings.val_every is None:
             train_settings = dataclasses.replace(train_settings, val_every=max(1, len(train_set) // train_settings.batch_size))
         run_config = {"finetune": {

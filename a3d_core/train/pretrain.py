@@ -22,10 +22,12 @@ from typing import Any, Callable, Sequence
 from torch import nn
 from torch.utils.data import Dataset
 
+from a3d_core.data.framing import FramedViews
 from a3d_core.data.shapenet import ShapeNetAmodalDataset, read_shard_manifest
 from a3d_core.errors import InputError
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.model.asm import ASMSettings, build_stage2
+from a3d_core.model.roi import DEFAULT_CROP_SCALE
 from a3d_core.runtime import seed_everything
 from a3d_core.train.checkpoint import load_checkpoint, load_model_state
 from a3d_core.train.cross_view import CrossViewPairs
@@ -45,11 +47,13 @@ class ModelOptions:
         image_size: S, the side of the dataset's images (the network's input and mask size).
         cross_view_weight: weight of the cross-view consistency term; 0 when it is off.
         template_level: ico-sphere level of the mesh template (3: 642 vertices, the paper's).
+        input_framing: how the training views are framed (see ``PretrainSettings.framing``).
     """
 
     image_size: int
     cross_view_weight: float = 0.0
     template_level: int = 3
+    input_framing: float | None = None
 
 
 BuildModel = Callable[[str, list[str], ModelOptions], nn.Module]
@@ -79,7 +83,8 @@ def shapenet_splits(root: Path) -> list[str]:
 
 def build_asm(kind: str, category_names: list[str], options: ModelOptions) -> nn.Module:
     """The 3D-ASM network (or its 2D baseline) of ``kind`` with default parts (a :data:`BuildModel`)."""
-    settings = ASMSettings(image_size=options.image_size, cross_view_weight=options.cross_view_weight, template_level=options.template_level)
+    settings = ASMSettings(image_size=options.image_size, cross_view_weight=options.cross_view_weight, template_level=options.template_level,
+                           input_framing=options.input_framing)
     return build_stage2(kind, category_names, settings)
 
 
@@ -102,6 +107,10 @@ class PretrainSettings:
         cross_view_weight: weight of the cross-view term when it is on.
         template_level: ico-sphere level of the mesh template (3: 642 vertices; 2: 162 is ~4x
             cheaper to render on CPU).
+        framing: re-crop every view (training, validation and test) at the square around its
+            amodal box, this many times the box's longer side, as the two-stage network crops
+            instances (:mod:`a3d_core.data.framing`), so the prior transfers to ``a3d finetune``;
+            ``None``: the views as they are (Kato's framing, the paper's pretraining data).
         device: ``auto``, ``cpu`` or ``cuda[:N]`` (under ``torchrun``: one device per process).
         resume: continue the run in ``out`` from ``last.pt``.
         val_instances: validate on at most this many ``val`` instances, evenly spread (``None``: all).
@@ -115,6 +124,7 @@ class PretrainSettings:
     cross_view: bool | None = None
     cross_view_weight: float = 1.0
     template_level: int = 3
+    framing: float | None = DEFAULT_CROP_SCALE
     device: str = "auto"
     resume: bool = False
     val_instances: int | None = 512
@@ -130,6 +140,8 @@ class PretrainSettings:
             raise ValueError(f"val_instances must be >= 1 or None, got {self.val_instances}")
         if self.eval_batch_size < 1:
             raise ValueError(f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
+        if self.framing is not None and not 1.0 <= self.framing <= 4.0:
+            raise ValueError(f"framing must be in [1, 4] or None, got {self.framing}")
 
     @property
     def is_3d(self) -> bool:
@@ -186,6 +198,10 @@ def pretrain(settings: PretrainSettings, components: PretrainComponents | None =
         TrainingError: a non-finite loss; a ``--resume`` whose checkpoint is of another model.
     """
     components = components or shapenet_components()
+    if settings.framing is not None:
+        open_views = components.open_split
+        components = dataclasses.replace(
+            components, open_split=lambda root, split: FramedViews(open_views(root, split), settings.framing))
     context = init_distributed(settings.device)
     try:
         splits = list(components.list_splits(settings.data))
@@ -200,7 +216,7 @@ def pretrain(settings: PretrainSettings, components: PretrainComponents | None =
 
         seed_everything(settings.train.seed)
         try:
-            options = ModelOptions(image_size, settings.cross_view_weight if cross_view else 0.0, settings.template_level)
+            options = ModelOptions(image_size, settings.cross_view_weight if cross_view else 0.0, settings.template_level, settings.framing)
             model = components.build_model(settings.model, category_names, options)
         except ValueError as error:
             raise InputError(f"--model {settings.model}: {error}") from None
@@ -226,6 +242,7 @@ def pretrain(settings: PretrainSettings, components: PretrainComponents | None =
                 "cross_view_weight": settings.cross_view_weight,
                 "image_size": image_size,
                 "template_level": settings.template_level,
+                "framing": settings.framing,
             }
         }
         training = train(

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from a3d_core.errors import InputError
-from a3d_core.model.a3d import A3DNetwork, A3DSettings, build_a3d, load_a3d_from_checkpoint, square_boxes
+from a3d_core.model.a3d import A3DNetwork, A3DSettings, build_a3d, load_a3d_from_checkpoint
+from a3d_core.model.roi import square_boxes
 from a3d_core.model.stage1 import Stage1Settings
 from tests.model.tiny_scenes import (
     HEIGHT,

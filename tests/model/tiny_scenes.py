@@ -7,6 +7,7 @@ positions drawn from a seeded generator. Masks are exact by construction.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 
@@ -69,10 +70,10 @@ def tiny_stage2_settings() -> ASMSettings:
                        viewpoint={"encoder": encoder}, refine={"hidden_channels": 8}, renderer=None)
 
 
-def write_pretrain_checkpoint(path: Path, category_names: list[str], seed: int = 0) -> Path:
+def write_pretrain_checkpoint(path: Path, category_names: list[str], seed: int = 0, input_framing: float | None = None) -> Path:
     """A stage-2 checkpoint as ``a3d pretrain`` writes one (model, model_config, category_names)."""
     torch.manual_seed(seed)
-    model = build_stage2("a3d", category_names, tiny_stage2_settings())
+    model = build_stage2("a3d", category_names, dataclasses.replace(tiny_stage2_settings(), input_framing=input_framing))
     torch.save({"model": model.state_dict(), "model_config": model.config(), "category_names": list(category_names)}, path)
     return path
 

@@ -15,8 +15,8 @@ from a3d_core.data.detection import AmodalDetectionDataset
 from a3d_core.errors import InputError
 from a3d_core.model.a3d import load_a3d_from_checkpoint
 from a3d_core.model.asm import build_stage2
-from a3d_core.train.finetune import split_subset, transfer_categories, validation_metrics
-from tests.model.tiny_scenes import tiny_stage2_settings, write_pretrain_checkpoint, write_tiny_scenes
+from a3d_core.train.finetune import FinetuneSettings, build_finetune_model, split_subset, transfer_categories, validation_metrics
+from tests.model.tiny_scenes import tiny_stage1_settings, tiny_stage2_settings, write_pretrain_checkpoint, write_tiny_scenes
 
 CATEGORY_PREFIXES = ("classifier.", "mask_branch.shape_decoder.decoders.")
 
@@ -92,9 +92,17 @@ def test_validation_scores_perfect_and_empty_predictions(tmp_path: Path) -> None
     assert len(split_subset(dataset.split, 2).annotations) == 4  # two images, two instances each
 
 
+@pytest.mark.parametrize("framing, crop_scale, expected", [(1.6, None, 1.6), (1.6, 1.2, 1.2), (None, None, 1.1)])
+def test_instances_are_cropped_as_the_prior_was_pretrained_unless_told_otherwise(tmp_path: Path, framing, crop_scale, expected) -> None:
+    init = write_pretrain_checkpoint(tmp_path / "pretrain.pt", ["car"], input_framing=framing)
+    settings = FinetuneSettings(dataset=tmp_path, out=tmp_path / "run", init=init, crop_scale=crop_scale, stage1=tiny_stage1_settings())
+    network, _, _ = build_finetune_model(settings, ["car"])
+    assert network.settings.crop_scale == expected and network.stage2.settings.input_framing == expected
+
+
 def test_finetune_end_to_end_on_tiny_scenes(tmp_path: Path) -> None:
     write_tiny_scenes(tmp_path / "data", train_images=2, val_images=1)
-    init = write_pretrain_checkpoint(tmp_path / "pretrain.pt", ["car", "sofa", "watercraft"])
+    init = write_pretrain_checkpoint(tmp_path / "pretrain.pt", ["car", "sofa", "watercraft"], input_framing=1.4)
     (tmp_path / "map.json").write_text(json.dumps({"watercraft": "chair"}))
     args = ["finetune", "--dataset", str(tmp_path / "data"), "--init", str(init), "--out", str(tmp_path / "run"),
             "--category-map", str(tmp_path / "map.json"), "--steps", "2", "--batch-size", "2", "--val-every", "2",
@@ -112,6 +120,7 @@ def test_finetune_end_to_end_on_tiny_scenes(tmp_path: Path) -> None:
     assert any(r["split"] == "val" and "ap" in r and "miou" in r for r in records)
     model = load_a3d_from_checkpoint(tmp_path / "run" / "best.pt")
     assert model.category_names == ["car", "chair"] and model.stage2.settings.image_size == 32
+    assert model.settings.crop_scale == 1.4  # instances are cropped as the prior's views were framed
     assert torch.load(tmp_path / "run" / "best.pt", weights_only=True)["category_ids"] == [4, 9]
 
     evaluated = CliRunner().invoke(app, ["evaluate", "--dataset", str(tmp_path / "data"), "--split", "val", "--checkpoint",

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from a3d_cli.main import app
 from a3d_core.data.prepare_shapenet import PrepareShapeNetConfig, prepare_shapenet
+from a3d_core.data.framing import FramedViews
 from a3d_core.data.shapenet import ShapeNetAmodalDataset
 from a3d_core.errors import InputError
 from a3d_core.train import pretrain as pretrain_module
@@ -169,7 +170,7 @@ def test_pretrain_on_a_prepared_shapenet_dataset(prepared_shapes, tmp_path):
     assert result.category_names == ["chair", "table"]
     assert set(result.evaluations) == {"test", "test_newview"}
     for split, evaluation in result.evaluations.items():
-        dataset = ShapeNetAmodalDataset(prepared_shapes, split)
+        dataset = FramedViews(ShapeNetAmodalDataset(prepared_shapes, split), settings.framing)  # evaluated as framed
         ious = []
         for index in range(len(dataset)):
             item = dataset[index]
