@@ -73,6 +73,9 @@ class A3DSettings:
         match_iou: see ``train_on_detections``.
         mask_threshold: a visible-mask probability above this counts as visible when stage 2's
             input is built from stage 1's masks.
+        keep_visible: the final amodal mask contains the visible mask, as an amodal mask does by
+            definition (visible part + occluded part): ``max(pasted stage-2 mask, visible
+            mask)``, so stage 2's crop resolution never loses pixels that stage 1 saw.
     """
 
     stage1: Stage1Settings = field(default_factory=lambda: Stage1Settings(num_classes=1))
@@ -84,6 +87,7 @@ class A3DSettings:
     train_on_detections: bool = False
     match_iou: float = 0.5
     mask_threshold: float = 0.5
+    keep_visible: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.stage1, Mapping):
@@ -265,8 +269,9 @@ class A3DNetwork(nn.Module):
             labels: ``B`` int64 ``(K_b,)`` in ``1..C``: which shape decoder completes each instance.
 
         Returns:
-            per image ``amodal_masks`` ``(K_b, H_b, W_b)`` probabilities, and for 3D kinds
-            ``vertices`` ``(K_b, V, 3)`` and ``faces`` ``(F, 3)``.
+            per image ``amodal_masks`` ``(K_b, H_b, W_b)`` probabilities (with ``keep_visible``
+            at least the visible mask's), and for 3D kinds ``vertices`` ``(K_b, V, 3)`` and
+            ``faces`` ``(F, 3)``.
         """
         size = self.settings.stage2.image_size
         squares = [square_boxes(b.float(), self.settings.crop_scale) for b in boxes]
@@ -283,9 +288,11 @@ class A3DNetwork(nn.Module):
         }
         predicted = self.stage2(batch)
         results = []
-        for image, square, crop_masks_of_image in zip(images, squares, predicted["amodal_mask"].split(counts)):
-            result = {"amodal_masks": paste_masks(crop_masks_of_image, square, tuple(image.shape[-2:]))}
-            results.append(result)
+        for image, square, visible_of_image, crop_masks_of_image in zip(images, squares, visible_masks, predicted["amodal_mask"].split(counts)):
+            amodal = paste_masks(crop_masks_of_image, square, tuple(image.shape[-2:]))
+            if self.settings.keep_visible:
+                amodal = torch.maximum(amodal, visible_of_image.to(amodal))
+            results.append({"amodal_masks": amodal})
         if "vertices" in predicted:
             for result, vertices in zip(results, predicted["vertices"].split(counts)):
                 result.update(vertices=vertices, faces=predicted["faces"])

@@ -41,8 +41,10 @@ class EchoStage2(nn.Module):
         return {"amodal_mask": torch.ones_like(visible) if self.ones else visible}
 
 
-def _network(stage2: nn.Module, crop_scale: float = 1.0) -> A3DNetwork:
-    settings = A3DSettings(stage1=Stage1Settings(num_classes=2), stage2=tiny_stage2_settings(), crop_scale=crop_scale)
+def _network(stage2: nn.Module, crop_scale: float = 1.0, keep_visible: bool = False) -> A3DNetwork:
+    """Pasting alone by default (``keep_visible`` off), so the tests see exactly what stage 2 put back."""
+    settings = A3DSettings(stage1=Stage1Settings(num_classes=2), stage2=tiny_stage2_settings(), crop_scale=crop_scale,
+                           keep_visible=keep_visible)
     return A3DNetwork(nn.Identity(), stage2, settings)
 
 
@@ -86,6 +88,19 @@ def test_a_crop_of_side_s_round_trips_through_stage2_exactly() -> None:
     assert torch.equal(completed > 0, expected > 0)
     torch.testing.assert_close(completed, expected, atol=1e-6, rtol=0)
     assert torch.equal(stage2.batches[0]["visible"][0, 0], visible[0, 6:38, 16:48])
+
+
+def test_keep_visible_adds_every_visible_pixel_to_the_pasted_mask() -> None:
+    network = _network(EchoStage2(32), keep_visible=True)  # stage 2 echoes the cropped visible mask
+    visible = torch.zeros(1, HEIGHT, WIDTH)
+    visible[0, 10:30, 20:35] = 0.8
+    visible[0, 5, 5] = 1  # outside the box: stage 2 cannot see it, the visible mask keeps it
+    box = torch.tensor([[16.0, 6.0, 48.0, 38.0]])
+    completed = network.complete([torch.rand(3, HEIGHT, WIDTH)], [box], [visible], [torch.tensor([1])])[0]["amodal_masks"]
+    pasted_only = _network(EchoStage2(32)).complete([torch.rand(3, HEIGHT, WIDTH)], [box], [visible], [torch.tensor([1])])[0]["amodal_masks"]
+
+    assert torch.equal(completed, torch.maximum(pasted_only, visible))
+    assert completed[0, 5, 5] == 1 and pasted_only[0, 5, 5] == 0
 
 
 def test_no_detection_gives_empty_masks_of_the_image_size() -> None:
