@@ -80,8 +80,11 @@ class DemoPlan:
         cross_view: cross-view consistency in pretraining (paper 3.7).
         scene_width, scene_height, scene_objects, train_scenes, val_scenes, scene_objects_per_category:
             the scenes dataset.
-        finetune_steps, finetune_batch, finetune_val_every, finetune_lr: fine-tuning length
-            (images per step) and Adam's learning rate (stage 1 starts from scratch).
+        finetune_steps, finetune_batch, finetune_val_every: fine-tuning length (images per step).
+        finetune_lr, stage1_lr: Adam's learning rates of the pretrained stage 2 (small: a larger
+            one lets the edge refine learn to copy the visible mask and forget the prior) and of
+            stage 1, which starts from scratch.
+        finetune_jitter: the largest move of a ground-truth box side in stage-2 training.
         stage1_backbone, stage1_min_size: stage 1 on the CPU.
         predict_images: val images predicted into ``overlays/`` (and drawn completed in ``completion/``).
         meshes: occluded ground-truth instances whose meshes are exported.
@@ -95,7 +98,7 @@ class DemoPlan:
     views: int = 12
     image_size: int = 48
     template_level: int = 2
-    pretrain_steps: int = 400
+    pretrain_steps: int = 800
     pretrain_batch: int = 16
     cross_view: bool = False
     scene_width: int = 128
@@ -104,11 +107,13 @@ class DemoPlan:
     train_scenes: int = 120
     val_scenes: int = 16
     scene_objects_per_category: int = 3
-    finetune_steps: int = 240
+    finetune_steps: int = 360
     finetune_batch: int = 4
     finetune_val_every: int = 120
-    finetune_lr: float = 1e-4
-    stage1_backbone: str = "mobilenet_v3-fpn"
+    finetune_lr: float = 3e-5
+    stage1_lr: float = 1e-3
+    finetune_jitter: float = 0.05
+    stage1_backbone: str = "resnet18-fpn"
     stage1_min_size: int = 96
     predict_images: int = 6
     predict_score_threshold: float = 0.5
@@ -142,6 +147,7 @@ class DemoResult:
             ``ground_truth_visible`` -> ``AP``, ``AP50``, ``AP75``, ``mIoU``, ``mIoU_occ`` (fractions).
         transferred: fine-tuning category -> the pretrained category it started from.
         overlays, completions, meshes: files written.
+        detections_shown: detections drawn in the overlays (scoring at least ``predict_score_threshold``).
     """
 
     out: Path
@@ -153,6 +159,7 @@ class DemoResult:
     overlays: list[Path] = field(default_factory=list)
     completions: list[Path] = field(default_factory=list)
     meshes: list[Path] = field(default_factory=list)
+    detections_shown: int = 0
 
     @property
     def total_seconds(self) -> float:
@@ -209,6 +216,7 @@ def run_demo(out: str | Path, plan: DemoPlan = FULL, seed: int = 0, device: str 
     finetuned = timed("finetune", "4/7 fine-tune both stages on the scenes, stage 2 from the prior", lambda: finetune(FinetuneSettings(
         dataset=scenes_dir, out=out / "runs" / "scenes", init=init,
         stage1=small_stage1_settings(plan.stage1_backbone, plan.stage1_min_size, 2 * plan.stage1_min_size),
+        stage1_lr=plan.stage1_lr, jitter=plan.finetune_jitter,
         train=finetune_train, val_images=plan.val_scenes, device=device)))
     result.transferred = dict(finetuned.transfer.transferred)
     checkpoint = finetuned.training.best_checkpoint or finetuned.training.last_checkpoint
@@ -234,6 +242,7 @@ def run_demo(out: str | Path, plan: DemoPlan = FULL, seed: int = 0, device: str 
         target = out / "overlays" / f"{record['folder']}.png"
         shutil.copyfile(source, target)
         result.overlays.append(target)
+    result.detections_shown = predicted.instances
 
     atomic_write_text(result.index, index_markdown(result, plan))
     return result
@@ -316,6 +325,10 @@ def index_markdown(result: DemoResult, plan: DemoPlan) -> str:
     timing = "\n".join(f"| {name} | {seconds:.0f} | {result.cpu_seconds[name]:.0f} |" for name, seconds in result.seconds.items())
     transferred = ", ".join(f"{name} <- {source}" for name, source in result.transferred.items()) or "none"
     overlays = "\n".join(f"![{path.stem}]({path.relative_to(out).as_posix()})" for path in result.overlays)
+    shown = (f"{result.detections_shown} detections scored at least {plan.predict_score_threshold} in these images."
+             if result.detections_shown else
+             f"No detection scored {plan.predict_score_threshold} or more: stage 1, trained from scratch for minutes on a CPU, "
+             "is not yet confident about any object. Section 5 shows stage 2 completing the ground-truth instances.")
     completions = "\n".join(f"![{path.stem}]({path.relative_to(out).as_posix()})" for path in result.completions)
     meshes = f"No val instance is at least {MESH_MIN_OCCLUSION:.0%} occluded." if not result.meshes else "\n".join(
         f"- [{path.name}]({path.relative_to(out).as_posix()})" + (f"\n\n  ![{path.stem}]({path.relative_to(out).as_posix()})" if path.suffix == ".gif" else "")
@@ -359,6 +372,7 @@ Ground-truth instances completed by stage 2 (visible part tinted, completed hidd
 ## 6. Predictions (`a3d predict`)
 
 Visible parts are tinted, hidden parts completed by the model are hatched, amodal outlines drawn.
+{shown}
 
 {overlays}
 
