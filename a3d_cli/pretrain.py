@@ -56,6 +56,8 @@ def pretrain(
             checkpoint_every=checkpoint_every,
             amp=amp,
         )
+        if 0.0 < framing < 1.0:
+            raise InputError(f"--framing must be 0 (keep the views as they are) or between 1 and 4, got {framing}")
         settings = PretrainSettings(
             data=resolve_dataset(data),
             out=out,

@@ -138,6 +138,7 @@ def test_the_command_prints_the_comparison_table(tmp_path, monkeypatch):
         (["--lr", "-1"], "lr must be a positive"),
         (["--model", "2d", "--cross-view"], "cross-view consistency needs a 3D model"),
         (["--amp", "fp8"], "amp must be one of"),
+        (["--framing", "0.5"], "--framing must be 0 (keep the views as they are) or between 1 and 4"),
     ],
 )
 def test_the_command_reports_bad_input_on_one_line(tmp_path, monkeypatch, arguments, message):
