@@ -27,7 +27,8 @@ The output folder::
     data/, runs/              the prepared datasets and the two training runs (checkpoints, metrics)
     predictions/              COCO results of the val split (for `a3d evaluate --predictions`)
 
-:data:`FULL` is sized to finish in about five minutes on two idle CPU cores (272 s measured; up to ten under load); :data:`QUICK` in seconds
+:data:`FULL` is sized to finish in about eight minutes on two idle CPU cores (448 s measured; more under
+load, within the 15-minute budget); :data:`QUICK` in seconds
 (for tests: it only shows that every step connects).
 """
 
@@ -124,7 +125,7 @@ class DemoPlan:
 
 
 FULL = DemoPlan()
-"""About five minutes on two idle CPU cores."""
+"""About eight minutes on two idle CPU cores."""
 
 QUICK = DemoPlan(
     categories=("car", "chair"), objects_per_category=3, views=4, image_size=32, template_level=1,
