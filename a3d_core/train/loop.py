@@ -354,7 +354,8 @@ def train(
 
     validations: list[dict[str, float]] = []
     last_losses: dict[str, float] = {}
-    progress = _TrainingProgress(total_steps, start_step, enabled=settings.progress and context.is_main)
+    progress = _TrainingProgress(total_steps, start_step, enabled=settings.progress and context.is_main,
+                                 metric=settings.best_metric)
     iterator = None
     step = start_step
     try:
@@ -381,7 +382,7 @@ def train(
                     metrics = _validate(validate, run.module, settings.best_metric)
                     validations.append({"step": step, **metrics})
                     _append(sinks, {"step": step, "split": "val", **metrics})
-                    progress.show_iou(metrics[settings.best_metric])
+                    progress.show_validation(metrics[settings.best_metric])
                     improved = run.state.record_validation(step, metrics, settings.best_metric)
 
                 if validates or step % settings.checkpoint_every == 0 or step == total_steps:
@@ -580,23 +581,27 @@ def _validate(validate: ValidateFn, model: nn.Module, best_metric: str) -> dict[
     return metrics
 
 
-class _TrainingProgress:
-    """Rich progress bar: step M/N, loss, latest validation IoU, instances per second, ETA."""
+_METRIC_LABELS = {"miou": "mIoU", "ap": "AP"}
 
-    def __init__(self, total_steps: int, start_step: int, enabled: bool) -> None:
+
+class _TrainingProgress:
+    """Rich progress bar: step M/N, loss, the latest value of the validation metric that selects
+    ``best.pt`` (mIoU in pretraining, AP in fine-tuning), instances per second, ETA."""
+
+    def __init__(self, total_steps: int, start_step: int, enabled: bool, metric: str) -> None:
         self._progress = Progress(
             TextColumn("[bold]train"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]}"),
-            TextColumn("val IoU {task.fields[iou]}"),
+            TextColumn(f"val {_METRIC_LABELS.get(metric, metric)} " + "{task.fields[metric]}"),
             TextColumn("{task.fields[speed]} inst/s"),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
             disable=not enabled,
         )
-        self._task = self._progress.add_task("train", total=total_steps, completed=start_step, loss="-", iou="-", speed="-")
+        self._task = self._progress.add_task("train", total=total_steps, completed=start_step, loss="-", metric="-", speed="-")
 
     def __enter__(self) -> _TrainingProgress:
         self._progress.__enter__()
@@ -608,6 +613,6 @@ class _TrainingProgress:
     def advance(self, step: int, loss: float, instances_per_second: float) -> None:
         self._progress.update(self._task, completed=step, loss=f"{loss:.4f}", speed=f"{instances_per_second:.1f}")
 
-    def show_iou(self, iou: float) -> None:
-        self._progress.update(self._task, iou=f"{iou:.3f}")
+    def show_validation(self, value: float) -> None:
+        self._progress.update(self._task, metric=f"{value:.3f}")
 
