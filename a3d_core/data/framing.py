@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from a3d_core.model.roi import crop_images, crop_masks, mask_boxes, square_boxes
 
+
 def frame_view(sample: Mapping[str, Any], scale: float) -> dict[str, Any]:
     """One view re-cropped at the square around its amodal box, ``scale`` times its longer side.
 

@@ -1,5 +1,6 @@
 """Exporting a reconstruction: OBJ, PLY, mask PNGs, turntable GIF and summary, from an image or a dataset."""
 
+import dataclasses
 import json
 
 import imageio.v3 as iio
@@ -9,6 +10,7 @@ import torch
 from pytorch3d.io import load_obj, load_ply
 
 from a3d_core.data.canonical import AmodalSplit, amodal_annotation, write_dataset
+from a3d_core.data.framing import frame_view
 from a3d_core.errors import InputError
 from a3d_core.io.meshes import png_bytes, render_turntable, write_gif
 from a3d_core.model.asm import build_stage2
@@ -17,10 +19,10 @@ from a3d_core.model.inputs import crop_instance, square_box
 from tests.model.conftest import CATEGORIES, SIZE, disc, tiny_settings
 
 
-def save_checkpoint(tmp_path, kind="a3d"):
+def save_checkpoint(tmp_path, kind="a3d", input_framing=None):
     torch.manual_seed(0)
-    model = build_stage2(kind, CATEGORIES, tiny_settings())
-    path = tmp_path / f"{kind}.pt"
+    model = build_stage2(kind, CATEGORIES, dataclasses.replace(tiny_settings(), input_framing=input_framing))
+    path = tmp_path / f"{kind}_{input_framing}.pt"
     torch.save({"model": model.state_dict(), "model_config": model.config(), "category_names": model.category_names}, path)
     return path
 
@@ -122,7 +124,7 @@ def test_turntable_frames_turn_around_the_mesh(tmp_path):
     assert iio.imread(tmp_path / "t.gif", index=None).shape == (4, 32, 32, 3)
 
 
-def test_export_from_a_shapenet_shard_dataset_uses_the_sample_as_it_is(tmp_path):
+def test_export_from_a_shapenet_shard_dataset_frames_the_sample_as_the_model_was_pretrained(tmp_path):
     from a3d_core.data.prepare_shapenet import PrepareShapeNetConfig, prepare_shapenet
     from a3d_core.data.shapenet import ShapeNetAmodalDataset
 
@@ -138,3 +140,9 @@ def test_export_from_a_shapenet_shard_dataset_uses_the_sample_as_it_is(tmp_path)
     assert result.amodal_iou is not None and 0.0 <= result.amodal_iou <= 1.0
     with pytest.raises(InputError, match="out of range"):
         export_instance_mesh(save_checkpoint(tmp_path), tmp_path / "out2", data=data, index=99, split="test", device="cpu")
+
+    # A prior pretrained on framed views gets the sample framed the same way.
+    export_instance_mesh(save_checkpoint(tmp_path, input_framing=1.0), tmp_path / "framed", data=data, index=1, split="test",
+                         device="cpu", turntable_frames=2, turntable_size=16)
+    framed = iio.imread(tmp_path / "framed" / "input_visible.png") > 0
+    assert np.array_equal(framed, frame_view(sample, 1.0)["visible"][0].numpy() > 0.5) and not np.array_equal(framed, visible)
