@@ -277,7 +277,7 @@ def ground_truth_completion(checkpoint: Path, dataset: Path, out: Path, plan: De
                                    overlay(pixels, target["masks"].cpu().numpy(), completion["amodal_masks"].cpu().numpy(),
                                            scale=plan.overlay_scale)))
         for k, rate in enumerate(target["occlusion_rate"].tolist()):
-            if len(meshes) >= 2 * plan.meshes or rate < MESH_MIN_OCCLUSION or "vertices" not in completion:
+            if len(meshes) >= 2 * plan.meshes or rate < MESH_MIN_OCCLUSION or "vertices" not in completion:  # 2 files an instance
                 continue
             name = f"val_{target['image_id']:05d}_instance_{k:02d}"
             vertices, faces = completion["vertices"][k].cpu(), completion["faces"].cpu()

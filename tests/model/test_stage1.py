@@ -120,6 +120,28 @@ def test_settings_are_validated():
         Stage1Settings(num_classes=0)
     with pytest.raises(ValueError, match="min_size <= max_size"):
         Stage1Settings(num_classes=1, min_size=200, max_size=100)
+    with pytest.raises(ValueError, match="norm must be one of"):
+        Stage1Settings(num_classes=1, norm="layer")
+    with pytest.raises(ValueError, match="anchor_sizes must be 5 increasing"):
+        Stage1Settings(num_classes=1, anchor_sizes=(16, 32, 32, 64, 128))
+
+
+def test_anchor_sizes_set_one_size_per_fpn_level_or_every_size_on_each_mobilenet_map():
+    sizes = (16, 32, 64, 128, 256)
+    resnet = tiny_model(backbone="resnet18-fpn", anchor_sizes=sizes).rpn.anchor_generator
+    mobilenet = tiny_model(backbone="mobilenet_v3-fpn", anchor_sizes=sizes).rpn.anchor_generator
+    assert resnet.sizes == tuple((size,) for size in sizes)
+    assert mobilenet.sizes == (sizes,) * 3
+
+
+def test_a_scratch_backbone_can_use_group_norm_and_a_pretrained_one_keeps_frozen_batchnorm():
+    scratch = tiny_model(backbone="mobilenet_v3-fpn", norm="group")
+    norms = [m for m in scratch.backbone.modules() if isinstance(m, (torch.nn.GroupNorm, torch.nn.BatchNorm2d))]
+    assert norms and all(isinstance(m, torch.nn.GroupNorm) for m in norms)
+    assert all(m.num_channels % m.num_groups == 0 and m.num_groups <= 32 for m in norms)  # 16, 24, 40... channels fit
+    assert {m.num_groups for m in norms} >= {8, 16, 32}
+    pretrained = tiny_model(backbone="resnet18-fpn", norm="group", pretrained_backbone=True)
+    assert isinstance(pretrained.backbone.body.bn1, FrozenBatchNorm2d)
 
 
 def test_pretrained_backbones_freeze_batchnorm_and_the_lower_layers():
