@@ -134,3 +134,19 @@ def test_finetune_end_to_end_on_tiny_scenes(tmp_path: Path) -> None:
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 1 and "--resume" in again.output  # a finished run is not overwritten
     assert read_dataset(tmp_path / "data").splits == ["train", "val"]
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--anchor-sizes", "16,32,abc"], "--anchor-sizes: expected comma-separated whole numbers"),
+        (["--anchor-sizes", "16,32,64"], "anchor_sizes must be 5 increasing positive sides"),
+        (["--stage1-norm", "layer"], "norm must be one of batch, group"),
+        (["--stage1-lr", "0"], "stage1_lr must be positive"),
+    ],
+)
+def test_bad_stage1_options_are_one_line_errors(tmp_path: Path, arguments: list[str], message: str) -> None:
+    write_tiny_scenes(tmp_path / "data", train_images=1, val_images=1)
+    result = CliRunner().invoke(app, ["finetune", "--dataset", str(tmp_path / "data"), "--out", str(tmp_path / "run"), *arguments])
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()  # nothing was written
