@@ -18,6 +18,7 @@ import torch
 from torchvision.ops import roi_align
 
 from a3d_core.errors import InputError
+from a3d_core.model.roi import square_boxes
 
 
 def read_rgb(path: str | os.PathLike) -> torch.Tensor:
@@ -59,11 +60,11 @@ def _to_unit_float(array: np.ndarray) -> torch.Tensor:
 
 
 def square_box(box_xywh: Sequence[float], scale: float = 1.0) -> tuple[float, float, float, float]:
-    """The square ``(x0, y0, x1, y1)`` centred on a box ``[x, y, w, h]``, of side ``scale * max(w, h)``."""
+    """The square ``(x0, y0, x1, y1)`` centred on a box ``[x, y, w, h]``, of side ``scale * max(w, h)``
+    (:func:`~a3d_core.model.roi.square_boxes` for one COCO box)."""
     x, y, w, h = (float(v) for v in box_xywh)
-    side = scale * max(w, h)
-    cx, cy = x + w / 2.0, y + h / 2.0
-    return cx - side / 2.0, cy - side / 2.0, cx + side / 2.0, cy + side / 2.0
+    square = square_boxes(torch.tensor([[x, y, x + w, y + h]], dtype=torch.float64), scale)[0]
+    return tuple(float(v) for v in square)
 
 
 def crop_instance(rgb: torch.Tensor, masks: torch.Tensor, box_xyxy: Sequence[float], size: int) -> tuple[torch.Tensor, torch.Tensor]:

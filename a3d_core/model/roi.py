@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import roi_align
 
+from a3d_core.data.canonical import mask_bbox
+
 DEFAULT_CROP_SCALE = 1.1
 """An instance's crop side as a multiple of its amodal box's longer side: a small margin."""
 
@@ -53,15 +55,11 @@ def square_boxes(boxes: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
 def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
     """The tight boxes ``(N, 4)`` xyxy (pixel corners) of masks ``(N, H, W)`` (``> 0.5`` counts);
     an empty mask gets the whole image."""
-    inside = masks > 0.5
     height, width = masks.shape[-2:]
     boxes = []
-    for mask in inside:
-        rows, columns = torch.nonzero(mask.any(dim=1)).flatten(), torch.nonzero(mask.any(dim=0)).flatten()
-        if len(rows) == 0:
-            boxes.append([0.0, 0.0, float(width), float(height)])
-        else:
-            boxes.append([float(columns[0]), float(rows[0]), float(columns[-1] + 1), float(rows[-1] + 1)])
+    for mask in (masks > 0.5).cpu().numpy():
+        x, y, w, h = mask_bbox(mask)
+        boxes.append([x, y, x + w, y + h] if w > 0 else [0.0, 0.0, float(width), float(height)])
     return torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
 
 
