@@ -30,6 +30,7 @@ def pretrain(
         None, "--cross-view/--no-cross-view", help="Cross-view consistency (paper 3.7). Default: on for a3d kinds, off for 2d."
     ),
     template_level: int = typer.Option(3, "--template-level", min=0, max=6, help="Ico-sphere level of the mesh template: 3 = 642 vertices (paper), 2 = 162 (faster on CPU)."),
+    symmetric: bool = typer.Option(True, "--symmetric/--asymmetric", help="Mirror-symmetric meshes (as SMR and CMR): each shape equals its mirror image."),
     framing: float = typer.Option(1.1, "--framing", min=0.0, max=4.0, help="Crop every view at the square around its amodal box, this many times its longer side, as `a3d finetune` crops instances. 0: keep the views as they are (Kato's framing)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from last.pt, exactly as if never interrupted."),
     val_every: Optional[int] = typer.Option(None, "--val-every", min=1, help="Validate (and checkpoint) every N steps. Default: once per epoch."),
@@ -65,6 +66,7 @@ def pretrain(
             train=train_settings,
             cross_view=cross_view,
             template_level=template_level,
+            symmetric=symmetric,
             framing=framing or None,
             device=device,
             resume=resume,

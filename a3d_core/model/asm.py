@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from a3d_core.errors import InputError
@@ -56,6 +57,7 @@ from a3d_core.model.losses import (
     classification_loss,
     edge_refine_loss,
     reconstruction_loss,
+    soft_iou,
 )
 from a3d_core.model.refine import EdgeRefine, RefineSettings
 from a3d_core.model.render import SilhouetteRendererSettings, SoftSilhouetteRenderer
@@ -75,6 +77,10 @@ _NESTED_SETTINGS = {
     "mask_decoder": MaskDecoder2DSettings,
     "losses": LossSettings,
 }
+
+# Settings added after checkpoints had been written, with the value those checkpoints were
+# trained with (the new defaults differ): a config without them gets these.
+_LEGACY_SETTINGS = {"shape": {"symmetric": False}, "viewpoint": {"azimuth_hypotheses": 1}}
 
 
 @dataclass
@@ -137,6 +143,10 @@ class ASMSettings:
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown stage-2 settings {sorted(unknown)}")
+        values = dict(values)
+        for name, legacy in _LEGACY_SETTINGS.items():
+            if isinstance(values.get(name), Mapping):
+                values[name] = {**legacy, **values[name]}
         return cls(**values)
 
 
@@ -144,7 +154,11 @@ class MeshMaskBranch(nn.Module):
     """A3D's coarse-mask branch: shape decoder + viewpoint estimator + soft silhouette renderer.
 
     forward(features ``(B, D)``, inputs ``(B, 4, S, S)``, categories ``(B,)``) -> dict with
-    ``"coarse_mask"`` ``(B, S, S)``, ``"vertices"`` ``(B, V, 3)`` and ``"viewpoint"`` (Viewpoint of B).
+    ``"coarse_mask"`` ``(B, S, S)``, ``"vertices"`` ``(B, V, 3)`` and ``"viewpoint"`` (Viewpoint of
+    B), both at the most probable azimuth hypothesis. In training mode with K > 1 hypotheses
+    (``ViewpointSettings.azimuth_hypotheses``) also ``"hypothesis_masks"`` ``(B, K, S, S)``: the
+    shape rendered at every hypothesis, ``"hypothesis_logits"`` ``(B, K)`` and ``"hypotheses"``
+    (Viewpoint of B * K, instance-major).
     """
 
     def __init__(self, shape_decoder: ShapeDecoder, viewpoint_estimator: ViewpointEstimator,
@@ -166,8 +180,16 @@ class MeshMaskBranch(nn.Module):
 
     def forward(self, features: torch.Tensor, inputs: torch.Tensor, categories: torch.Tensor) -> dict[str, Any]:
         vertices = self.shape_decoder(features, categories)
-        viewpoint = self.viewpoint_estimator(inputs)
-        return {"coarse_mask": self.render(vertices, viewpoint), "vertices": vertices, "viewpoint": viewpoint}
+        hypotheses, logits = self.viewpoint_estimator.hypotheses(inputs)
+        count, probable = logits.shape[1], logits.argmax(dim=1)
+        viewpoint = hypotheses.index(torch.arange(len(vertices), device=logits.device) * count + probable)
+        if not (self.training and count > 1):
+            return {"coarse_mask": self.render(vertices, viewpoint), "vertices": vertices, "viewpoint": viewpoint}
+        masks = self.render(vertices.repeat_interleave(count, dim=0), hypotheses)
+        masks = masks.view(len(vertices), count, *masks.shape[1:])
+        coarse = masks[torch.arange(len(vertices), device=logits.device), probable]
+        return {"coarse_mask": coarse, "vertices": vertices, "viewpoint": viewpoint,
+                "hypothesis_masks": masks, "hypothesis_logits": logits, "hypotheses": hypotheses}
 
 
 class AmodalShapeModel(nn.Module):
@@ -262,7 +284,19 @@ class AmodalShapeModel(nn.Module):
         branch = self.mask_branch(features, inputs, category)
         coarse, amodal_2d, visible_2d = branch["coarse_mask"], amodal.squeeze(1), visible.squeeze(1)
         losses: dict[str, torch.Tensor] = {}
-        if weights.reconstruction:
+        viewpoint = branch.get("viewpoint")
+        if "hypothesis_masks" in branch:
+            # Learn from the best azimuth hypothesis; teach the probabilities which one that is.
+            masks, logits = branch["hypothesis_masks"], branch["hypothesis_logits"]
+            count = logits.shape[1]
+            errors = 1.0 - soft_iou(masks.flatten(0, 1), amodal_2d.repeat_interleave(count, dim=0)).view(-1, count)
+            best = errors.detach().argmin(dim=1)
+            viewpoint = branch["hypotheses"].index(torch.arange(len(best), device=best.device) * count + best)
+            if weights.reconstruction:
+                losses["reconstruction"] = weights.reconstruction * errors.gather(1, best[:, None]).mean()
+            if weights.viewpoint_choice:
+                losses["viewpoint_choice"] = weights.viewpoint_choice * F.cross_entropy(logits, best)
+        elif weights.reconstruction:
             losses["reconstruction"] = weights.reconstruction * reconstruction_loss(coarse, amodal_2d)
         if self.refine is not None and weights.edge_refine:
             refined = self.refine(coarse, rgb, visible)
@@ -277,7 +311,7 @@ class AmodalShapeModel(nn.Module):
                 losses["flatten"] = weights.flatten * self.mask_branch.regularizer.flatten(vertices)
             if cross_view:
                 swapped = vertices.roll(rgb.shape[0] // 2, dims=0)  # [A; B] -> [B; A]: each shape at the other view
-                crossed = self.mask_branch.render(swapped, branch["viewpoint"])
+                crossed = self.mask_branch.render(swapped, viewpoint)
                 losses["cross_view"] = self.settings.cross_view_weight * reconstruction_loss(crossed, amodal_2d)
         return losses
 

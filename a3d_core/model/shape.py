@@ -7,6 +7,14 @@ legal key by :func:`category_key`), so their parameters are addressable by name:
 another dataset reuses the pretrained decoders of overlapping categories and starts the others
 fresh (paper 3.7), via :meth:`ShapeDecoder.category_state` / :meth:`ShapeDecoder.load_category_state`.
 
+Bilateral symmetry (``ShapeDecoderSettings.symmetric``, on by default): like SMR, whose viewpoint
+estimator the paper follows, and CMR before it, the mesh is mirror-symmetric about the plane
+``x = 0`` of its own frame. The offsets are averaged with their mirror images
+(``dV_i <- (dV_i + P dV_m(i)) / 2``, ``P = diag(-1, 1, 1)``, ``m(i)`` the vertex mirroring ``i``
+on the ico-sphere), so every shape is exactly symmetric and the viewpoint estimator learns to
+turn the object's plane of symmetry onto it. Most man-made objects are symmetric, and the
+constraint halves what one view must explain: the hidden side of an object mirrors its seen side.
+
 Which decoder runs for an instance is the caller's choice: 3D-ASM (``model.asm``) uses the
 ground-truth class in training and the predicted class in evaluation.
 """
@@ -24,10 +32,12 @@ class ShapeDecoderSettings:
     """hidden_dim: width of the two fc-relu blocks.
     offset_init_std: std of the initial weights of the offset layer (its bias starts at 0), so the
         untrained decoder outputs a slightly perturbed sphere rather than a random blob.
+    symmetric: mirror-symmetric meshes about ``x = 0`` (see the module docstring).
     """
 
     hidden_dim: int = 512
     offset_init_std: float = 1e-4
+    symmetric: bool = True
 
     def __post_init__(self) -> None:
         if self.hidden_dim < 1:
@@ -45,6 +55,23 @@ def category_key(name: str) -> str:
     if not name:
         raise ValueError("category names must be non-empty")
     return "".join(ch if ch.isascii() and ch.isalnum() else f"_{ord(ch):04x}" for ch in name)
+
+
+MIRROR = (-1.0, 1.0, 1.0)
+"""``diag(P)``: the reflection about the plane ``x = 0``."""
+
+
+def mirror_vertex_index(vertices: torch.Tensor, tolerance: float = 1e-3) -> torch.Tensor:
+    """``(V,)`` long: for each vertex of ``vertices`` ``(V, 3)``, the vertex at its mirror image.
+
+    Raises ``ValueError`` when the vertex set is not symmetric about ``x = 0`` within
+    ``tolerance`` (the ico-sphere is, to float rounding).
+    """
+    mirrored = vertices * vertices.new_tensor(MIRROR)
+    distance, index = torch.cdist(mirrored, vertices).min(dim=1)
+    if float(distance.max()) > tolerance:
+        raise ValueError(f"the template is not symmetric about x = 0 (a vertex's mirror is {float(distance.max()):.3g} from any vertex)")
+    return index
 
 
 class CategoryShapeDecoder(nn.Module):
@@ -75,7 +102,7 @@ class ShapeDecoder(nn.Module):
         feature_dim: size of the encoder features.
 
     forward(features ``(B, D)``, categories ``(B,)`` long class indices) -> vertices ``(B, V, 3)``,
-    each instance decoded by its category's decoder.
+    each instance decoded by its category's decoder (mirror-symmetric when ``settings.symmetric``).
     """
 
     def __init__(self, category_names: list[str], template_vertices: torch.Tensor, faces: torch.Tensor,
@@ -92,8 +119,13 @@ class ShapeDecoder(nn.Module):
             raise ValueError(f"faces must be (F, 3), got {tuple(faces.shape)}")
         self.settings = settings or ShapeDecoderSettings()
         self.category_names = list(category_names)
+        template_vertices = template_vertices.detach().float()
         # Derived from the template level, so not part of the state dict.
-        self.register_buffer("template_vertices", template_vertices.detach().float().clone(), persistent=False)
+        if self.settings.symmetric:
+            mirror_index = mirror_vertex_index(template_vertices)
+            template_vertices = self._symmetrized(template_vertices[None], mirror_index)[0]
+            self.register_buffer("mirror_index", mirror_index, persistent=False)
+        self.register_buffer("template_vertices", template_vertices.clone(), persistent=False)
         self.register_buffer("faces", faces.detach().long().clone(), persistent=False)
         num_vertices = template_vertices.shape[0]
         self.decoders = nn.ModuleDict({key: CategoryShapeDecoder(feature_dim, num_vertices, self.settings) for key in keys})
@@ -117,7 +149,14 @@ class ShapeDecoder(nn.Module):
         for index in categories.unique().tolist():
             members = (categories == index).nonzero().squeeze(1)
             offsets[members] = self.decoder(self.category_names[index])(features[members])
+        if self.settings.symmetric:
+            offsets = self._symmetrized(offsets, self.mirror_index)
         return self.template_vertices + offsets
+
+    @staticmethod
+    def _symmetrized(points: torch.Tensor, mirror_index: torch.Tensor) -> torch.Tensor:
+        """``(B, V, 3)`` -> the mean of ``points`` and their mirror images: symmetric about ``x = 0``."""
+        return 0.5 * (points + points[:, mirror_index] * points.new_tensor(MIRROR))
 
     def category_state(self, name: str) -> dict[str, torch.Tensor]:
         """Copies of category ``name``'s decoder parameters, keyed as in its own state dict."""

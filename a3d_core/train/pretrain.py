@@ -27,6 +27,7 @@ from a3d_core.data.shapenet import ShapeNetAmodalDataset, read_shard_manifest
 from a3d_core.errors import InputError
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.model.asm import ASMSettings, build_stage2
+from a3d_core.model.shape import ShapeDecoderSettings
 from a3d_core.model.roi import DEFAULT_CROP_SCALE
 from a3d_core.runtime import seed_everything
 from a3d_core.train.checkpoint import load_checkpoint, load_model_state
@@ -48,12 +49,14 @@ class ModelOptions:
         cross_view_weight: weight of the cross-view consistency term; 0 when it is off.
         template_level: ico-sphere level of the mesh template (3: 642 vertices, the paper's).
         input_framing: how the training views are framed (see ``PretrainSettings.framing``).
+        symmetric: mirror-symmetric meshes (``ShapeDecoderSettings.symmetric``).
     """
 
     image_size: int
     cross_view_weight: float = 0.0
     template_level: int = 3
     input_framing: float | None = None
+    symmetric: bool = True
 
 
 BuildModel = Callable[[str, list[str], ModelOptions], nn.Module]
@@ -84,7 +87,7 @@ def shapenet_splits(root: Path) -> list[str]:
 def build_asm(kind: str, category_names: list[str], options: ModelOptions) -> nn.Module:
     """The 3D-ASM network (or its 2D baseline) of ``kind`` with default parts (a :data:`BuildModel`)."""
     settings = ASMSettings(image_size=options.image_size, cross_view_weight=options.cross_view_weight, template_level=options.template_level,
-                           input_framing=options.input_framing)
+                           input_framing=options.input_framing, shape=ShapeDecoderSettings(symmetric=options.symmetric))
     return build_stage2(kind, category_names, settings)
 
 
@@ -107,6 +110,7 @@ class PretrainSettings:
         cross_view_weight: weight of the cross-view term when it is on.
         template_level: ico-sphere level of the mesh template (3: 642 vertices; 2: 162 is ~4x
             cheaper to render on CPU).
+        symmetric: mirror-symmetric meshes (SMR's and CMR's constraint; ``a3d_core.model.shape``).
         framing: re-crop every view (training, validation and test) at the square around its
             amodal box, this many times the box's longer side, as the two-stage network crops
             instances (:mod:`a3d_core.data.framing`), so the prior transfers to ``a3d finetune``;
@@ -124,6 +128,7 @@ class PretrainSettings:
     cross_view: bool | None = None
     cross_view_weight: float = 1.0
     template_level: int = 3
+    symmetric: bool = True
     framing: float | None = DEFAULT_CROP_SCALE
     device: str = "auto"
     resume: bool = False
@@ -216,7 +221,8 @@ def pretrain(settings: PretrainSettings, components: PretrainComponents | None =
 
         seed_everything(settings.train.seed)
         try:
-            options = ModelOptions(image_size, settings.cross_view_weight if cross_view else 0.0, settings.template_level, settings.framing)
+            options = ModelOptions(image_size, settings.cross_view_weight if cross_view else 0.0, settings.template_level, settings.framing,
+                                   settings.symmetric)
             model = components.build_model(settings.model, category_names, options)
         except ValueError as error:
             raise InputError(f"--model {settings.model}: {error}") from None

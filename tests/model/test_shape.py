@@ -4,12 +4,18 @@ import pytest
 import torch
 
 from a3d_core.geometry import ico_sphere_template
-from a3d_core.model.shape import ShapeDecoder, ShapeDecoderSettings, category_key
+from a3d_core.model.shape import ShapeDecoder, ShapeDecoderSettings, category_key, mirror_vertex_index
 
 
-def decoder_for(names, level=1, hidden=16, feature_dim=8):
+def decoder_for(names, level=1, hidden=16, feature_dim=8, symmetric=True):
     vertices, faces = ico_sphere_template(level)
-    return ShapeDecoder(names, vertices, faces, feature_dim, ShapeDecoderSettings(hidden_dim=hidden))
+    return ShapeDecoder(names, vertices, faces, feature_dim, ShapeDecoderSettings(hidden_dim=hidden, symmetric=symmetric))
+
+
+def mirror_gap(points):
+    """Largest distance from a point of ``(V, 3)`` mirrored about x = 0 to the nearest point."""
+    mirrored = points * torch.tensor([-1.0, 1.0, 1.0])
+    return float((mirrored[:, None] - points[None]).norm(dim=2).min(dim=1).values.max())
 
 
 def test_category_keys_are_legal_and_distinct():
@@ -34,10 +40,10 @@ def test_each_instance_uses_its_own_category_decoder():
     decoder = decoder_for(["car", "chair"])
     with torch.no_grad():
         decoder.decoder("chair").offsets.weight.zero_()
-        decoder.decoder("chair").offsets.bias.fill_(0.1)
+        decoder.decoder("chair").offsets.bias.view(-1, 3)[:, 1] = 0.1  # every vertex up by 0.1
         decoder.decoder("car").offsets.weight.zero_()
     vertices = decoder(torch.rand(2, 8), torch.tensor([1, 0]))
-    assert torch.allclose(vertices[0], decoder.template_vertices + 0.1)
+    assert torch.allclose(vertices[0], decoder.template_vertices + torch.tensor([0.0, 0.1, 0.0]))
     assert torch.allclose(vertices[1], decoder.template_vertices)
 
 
@@ -61,3 +67,39 @@ def test_bad_inputs_are_refused():
         decoder_for(["car", "car"])
     with pytest.raises(ValueError, match=r"\[0, 2\)"):
         decoder_for(["car", "chair"])(torch.rand(1, 8), torch.tensor([2]))
+
+
+def trained_looking(decoder):
+    """Large random offset weights: far-from-sphere, generic shapes."""
+    with torch.no_grad():
+        for name in decoder.category_names:
+            decoder.decoder(name).offsets.weight.normal_(std=0.05)
+    return decoder
+
+
+def test_symmetric_meshes_are_their_own_mirror_images():
+    decoder = trained_looking(decoder_for(["car", "chair"], level=2))
+    vertices = decoder(torch.randn(3, 8), torch.tensor([0, 1, 1]))
+    assert (vertices - decoder.template_vertices).abs().max() > 0.05  # really deformed
+    assert max(mirror_gap(mesh) for mesh in vertices.detach()) < 1e-6
+    asymmetric = trained_looking(decoder_for(["car"], level=2, symmetric=False))
+    assert mirror_gap(asymmetric(torch.randn(1, 8), torch.tensor([0]))[0].detach()) > 0.01
+
+
+def test_symmetric_offsets_pass_gradients_to_the_decoder():
+    decoder = trained_looking(decoder_for(["car"]))
+    features = torch.randn(2, 8, requires_grad=True)
+    decoder(features, torch.tensor([0, 0]))[:, :, 0].sum().backward()  # x of every vertex: cancels for a symmetric mesh
+    assert features.grad.abs().max() < 1e-5
+    features.grad = None
+    decoder(features, torch.tensor([0, 0]))[:, :, 1].pow(2).sum().backward()
+    assert features.grad.abs().max() > 0 and decoder.decoder("car").offsets.weight.grad.abs().max() > 0
+
+
+def test_mirror_index_pairs_the_template_and_refuses_an_asymmetric_one():
+    vertices, _ = ico_sphere_template(2)
+    index = mirror_vertex_index(vertices)
+    assert torch.equal(index[index], torch.arange(len(vertices)))  # mirroring twice is the identity
+    assert torch.allclose(vertices[index], vertices * torch.tensor([-1.0, 1.0, 1.0]), atol=1e-3)
+    with pytest.raises(ValueError, match="not symmetric"):
+        mirror_vertex_index(vertices + torch.tensor([0.1, 0.0, 0.0]))
