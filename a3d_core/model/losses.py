@@ -8,8 +8,8 @@
   uniform Laplacian summed over vertices, and ``(1 + cos theta)^2`` summed over the edges shared
   by two faces, theta being the angle between the two faces across the edge (0 when flat).
 - Cross-entropy of the classification branch.
-- With several azimuth hypotheses (``model.viewpoint``): ``L_R`` of the best hypothesis, and the
-  cross-entropy that teaches the hypothesis probabilities which one was best (not in the paper).
+- With several azimuth hypotheses (``model.viewpoint``), ``L_R`` is that of the hypothesis
+  closest to the amodal mask (not in the paper).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ class LossSettings:
     laplacian: float = 5e-3
     flatten: float = 5e-4
     classification: float = 1.0
-    viewpoint_choice: float = 0.1
 
     def __post_init__(self) -> None:
         for item in fields(self):

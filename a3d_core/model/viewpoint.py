@@ -7,14 +7,13 @@ azimuth itself covers the whole circle). It is never supervised with viewpoints;
 rendered silhouettes' losses train it. The initial prediction is Kato's ShapeNet camera
 (elevation 30 degrees, distance 2.732): the head's bias is set to reach it.
 
-Azimuth hypotheses (``azimuth_hypotheses`` K > 1, the camera multiplex of Goel et al., ECCV 2020,
-and Unicorn, Monnier et al., 2022; not in the A3D paper). Trained from a sphere, whose silhouette
-does not change when it turns, a single azimuth gets no gradient: the estimator keeps predicting
-one azimuth for every view, the shape decoder explains each view by a view-specific shape, and
-the cross-view term then averages those into a blob that looks alike from everywhere. With K
-hypotheses ``a + 2 pi k / K`` and a probability for each, training renders all K and learns from
-the best one (``model.asm``), so a view can be explained by a turned shape from the start; the
-probabilities learn which hypothesis wins, and evaluation uses the most probable.
+Azimuth hypotheses (``azimuth_hypotheses`` K > 1, after the camera multiplex of Goel et al.,
+ECCV 2020, and Unicorn, Monnier et al., 2022; not in the A3D paper). Trained from a sphere, whose
+silhouette does not change when it turns, a single azimuth gets no gradient: the estimator keeps
+predicting one azimuth for every view, the shape decoder explains each view by a view-specific
+shape, and cross-view consistency averages those into a blob that looks alike from everywhere.
+With K hypotheses ``a + 2 pi k / K`` the shape is rendered at all K; which one is used is decided
+by the caller (:class:`~a3d_core.model.asm.MeshMaskBranch`).
 """
 
 from __future__ import annotations
@@ -73,16 +72,17 @@ def _inverse_sigmoid_fraction(value: float, low: float, high: float) -> float:
 
 
 class ViewpointEstimator(nn.Module):
-    """forward(inputs ``(B, 4, S, S)``) -> :class:`~a3d_core.geometry.Viewpoint` of B (radians):
-    the most probable hypothesis. :meth:`hypotheses` gives all K and their logits."""
+    """forward(inputs ``(B, 4, S, S)``) -> :class:`~a3d_core.geometry.Viewpoint` of ``B * K``
+    (radians), instance-major: entry ``b * K + k`` is hypothesis k of instance b, whose azimuth
+    is ``a_b + 2 pi k / K``; elevation and distance are shared by an instance's hypotheses.
+    With K = 1 (the paper's single camera) that is one viewpoint per instance."""
 
     def __init__(self, image_size: int, in_channels: int = 4, settings: ViewpointSettings | None = None) -> None:
         super().__init__()
         self.settings = settings or ViewpointSettings()
         self.encoder = Encoder(image_size, in_channels, self.settings.encoder)
         self.num_hypotheses = self.settings.azimuth_hypotheses
-        # elevation, distance, a_x, a_y, then one logit per hypothesis when there are several
-        self.head = nn.Linear(self.encoder.feature_dim, 4 + (self.num_hypotheses if self.num_hypotheses > 1 else 0))
+        self.head = nn.Linear(self.encoder.feature_dim, 4)  # elevation, distance, a_x, a_y
         nn.init.normal_(self.head.weight, std=self.settings.head_init_std)
         with torch.no_grad():
             self.head.bias.copy_(torch.tensor([
@@ -90,25 +90,17 @@ class ViewpointEstimator(nn.Module):
                 _inverse_sigmoid_fraction(self.settings.initial_distance, *self.settings.distance_range),
                 0.0,
                 1.0,  # (a_x, a_y) = (0, tanh 1): azimuth 0 with a well-conditioned atan2
-            ] + [0.0] * (self.head.out_features - 4)))  # equally probable hypotheses
+            ]))
 
     def forward(self, inputs: torch.Tensor) -> Viewpoint:
-        hypotheses, logits = self.hypotheses(inputs)
-        best = torch.arange(logits.shape[0], device=logits.device) * logits.shape[1] + logits.argmax(dim=1)
-        return hypotheses.index(best)
-
-    def hypotheses(self, inputs: torch.Tensor) -> tuple[Viewpoint, torch.Tensor]:
-        """All K hypotheses: a Viewpoint of ``B * K`` (instance-major: entry ``b * K + k`` is
-        hypothesis k of instance b, azimuth ``a_b + 2 pi k / K``) and their logits ``(B, K)``
-        (zeros when K = 1)."""
-        raw = self.head(self.encoder(inputs))
-        viewpoint = self._bounded(raw[:, :4])
+        viewpoint = self._bounded(self.head(self.encoder(inputs)))
         count = self.num_hypotheses
-        logits = raw[:, 4:] if count > 1 else raw.new_zeros(raw.shape[0], 1)
-        turns = torch.arange(count, device=raw.device, dtype=raw.dtype) * (2 * math.pi / count)
+        if count == 1:
+            return viewpoint
+        turns = torch.arange(count, device=inputs.device, dtype=viewpoint.azimuth.dtype) * (2 * math.pi / count)
         azimuth = torch.remainder(viewpoint.azimuth[:, None] + turns + math.pi, 2 * math.pi) - math.pi
         return Viewpoint(viewpoint.elevation.repeat_interleave(count), azimuth.reshape(-1),
-                         viewpoint.distance.repeat_interleave(count)), logits
+                         viewpoint.distance.repeat_interleave(count))
 
     def _bounded(self, raw: torch.Tensor) -> Viewpoint:
         """Raw head outputs ``(B, 4)`` -> the viewpoint in its ranges."""

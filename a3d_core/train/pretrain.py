@@ -28,6 +28,7 @@ from a3d_core.errors import InputError
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.model.asm import ASMSettings, build_stage2
 from a3d_core.model.shape import ShapeDecoderSettings
+from a3d_core.model.viewpoint import ViewpointSettings
 from a3d_core.model.roi import DEFAULT_CROP_SCALE
 from a3d_core.runtime import seed_everything
 from a3d_core.train.checkpoint import load_checkpoint, load_model_state
@@ -50,6 +51,7 @@ class ModelOptions:
         template_level: ico-sphere level of the mesh template (3: 642 vertices, the paper's).
         input_framing: how the training views are framed (see ``PretrainSettings.framing``).
         symmetric: mirror-symmetric meshes (``ShapeDecoderSettings.symmetric``).
+        azimuth_hypotheses: K turned cameras per instance (``ViewpointSettings.azimuth_hypotheses``).
     """
 
     image_size: int
@@ -57,6 +59,7 @@ class ModelOptions:
     template_level: int = 3
     input_framing: float | None = None
     symmetric: bool = True
+    azimuth_hypotheses: int = 4
 
 
 BuildModel = Callable[[str, list[str], ModelOptions], nn.Module]
@@ -87,7 +90,8 @@ def shapenet_splits(root: Path) -> list[str]:
 def build_asm(kind: str, category_names: list[str], options: ModelOptions) -> nn.Module:
     """The 3D-ASM network (or its 2D baseline) of ``kind`` with default parts (a :data:`BuildModel`)."""
     settings = ASMSettings(image_size=options.image_size, cross_view_weight=options.cross_view_weight, template_level=options.template_level,
-                           input_framing=options.input_framing, shape=ShapeDecoderSettings(symmetric=options.symmetric))
+                           input_framing=options.input_framing, shape=ShapeDecoderSettings(symmetric=options.symmetric),
+                           viewpoint=ViewpointSettings(azimuth_hypotheses=options.azimuth_hypotheses))
     return build_stage2(kind, category_names, settings)
 
 
@@ -111,6 +115,8 @@ class PretrainSettings:
         template_level: ico-sphere level of the mesh template (3: 642 vertices; 2: 162 is ~4x
             cheaper to render on CPU).
         symmetric: mirror-symmetric meshes (SMR's and CMR's constraint; ``a3d_core.model.shape``).
+        azimuth_hypotheses: turned cameras per instance, of which training learns from the best
+            (``a3d_core.model.viewpoint``); 1 is the paper's single camera.
         framing: re-crop every view (training, validation and test) at the square around its
             amodal box, this many times the box's longer side, as the two-stage network crops
             instances (:mod:`a3d_core.data.framing`), so the prior transfers to ``a3d finetune``;
@@ -129,6 +135,7 @@ class PretrainSettings:
     cross_view_weight: float = 1.0
     template_level: int = 3
     symmetric: bool = True
+    azimuth_hypotheses: int = 4
     framing: float | None = DEFAULT_CROP_SCALE
     device: str = "auto"
     resume: bool = False
@@ -222,7 +229,7 @@ def pretrain(settings: PretrainSettings, components: PretrainComponents | None =
         seed_everything(settings.train.seed)
         try:
             options = ModelOptions(image_size, settings.cross_view_weight if cross_view else 0.0, settings.template_level, settings.framing,
-                                   settings.symmetric)
+                                   settings.symmetric, settings.azimuth_hypotheses)
             model = components.build_model(settings.model, category_names, options)
         except ValueError as error:
             raise InputError(f"--model {settings.model}: {error}") from None

@@ -17,7 +17,7 @@ from a3d_core.errors import InputError
 from a3d_core.train import pretrain as pretrain_module
 from a3d_core.train.checkpoint import load_checkpoint
 from a3d_core.train.loop import TrainSettings
-from a3d_core.train.pretrain import PretrainComponents, PretrainSettings, pretrain, shapenet_components
+from a3d_core.train.pretrain import ModelOptions, PretrainComponents, PretrainSettings, build_asm, pretrain, shapenet_components
 from tests.train.toys import ToyAmodalDataset, ToyAmodalModel
 
 SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2, "test_newview": 3}
@@ -129,6 +129,26 @@ def test_the_command_prints_the_comparison_table(tmp_path, monkeypatch):
     assert header.count("test_newview") == 2 and header.count("visible mask") == 2
     assert "mIoU" in result.output and "cube" in result.output and "ball" in result.output
     assert (tmp_path / "run" / "results.json").is_file()
+
+
+def test_the_command_passes_the_mesh_and_camera_options_to_the_network(tmp_path, monkeypatch):
+    options_seen = []
+
+    def recording_components():
+        components = toy_components()
+        build = components.build_model
+        return dataclasses.replace(components, build_model=lambda kind, names, options: options_seen.append(options) or build(kind, names, options))
+
+    monkeypatch.setattr(pretrain_module, "shapenet_components", recording_components)
+    (tmp_path / "data").mkdir()
+    result = CliRunner().invoke(app, ["pretrain", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--steps", "1",
+                                      "--batch-size", "4", "--asymmetric", "--azimuth-hypotheses", "1", "--template-level", "1"])
+    assert result.exit_code == 0, result.output
+    (options,) = options_seen
+    assert (options.symmetric, options.azimuth_hypotheses, options.template_level) == (False, 1, 1)
+    settings = build_asm("a3d", ["cube"], options).settings  # and the real network is built with them
+    assert (settings.shape.symmetric, settings.viewpoint.azimuth_hypotheses, settings.template_level) == (False, 1, 1)
+    assert build_asm("a3d", ["cube"], ModelOptions(image_size=16)).settings.viewpoint.azimuth_hypotheses == 4  # the default
 
 
 @pytest.mark.parametrize(
