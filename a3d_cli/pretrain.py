@@ -30,7 +30,7 @@ def pretrain(
         None, "--cross-view/--no-cross-view", help="Cross-view consistency (paper 3.7). Default: on for a3d kinds, off for 2d."
     ),
     template_level: int = typer.Option(3, "--template-level", min=0, max=6, help="Ico-sphere level of the mesh template: 3 = 642 vertices (paper), 2 = 162 (faster on CPU)."),
-    symmetric: bool = typer.Option(True, "--symmetric/--asymmetric", help="Mirror-symmetric meshes (as SMR and CMR): each shape equals its mirror image."),
+    symmetric: bool = typer.Option(True, "--symmetric/--asymmetric", help="Mirror-symmetric meshes (as CMR): each shape equals its mirror image."),
     azimuth_hypotheses: int = typer.Option(4, "--azimuth-hypotheses", min=1, help="Turned cameras per instance; training learns from the one closest to the amodal mask, which lets the viewpoint learn to turn. 1: the paper's single camera."),
     framing: float = typer.Option(1.1, "--framing", min=0.0, max=4.0, help="Crop every view at the square around its amodal box, this many times its longer side, as `a3d finetune` crops instances. 0: keep the views as they are (Kato's framing)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from last.pt, exactly as if never interrupted."),

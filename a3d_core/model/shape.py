@@ -7,9 +7,9 @@ legal key by :func:`category_key`), so their parameters are addressable by name:
 another dataset reuses the pretrained decoders of overlapping categories and starts the others
 fresh (paper 3.7), via :meth:`ShapeDecoder.category_state` / :meth:`ShapeDecoder.load_category_state`.
 
-Bilateral symmetry (``ShapeDecoderSettings.symmetric``, on by default): like SMR, whose viewpoint
-estimator the paper follows, and CMR before it, the mesh is mirror-symmetric about the plane
-``x = 0`` of its own frame. The offsets are averaged with their mirror images
+Bilateral symmetry (``ShapeDecoderSettings.symmetric``, on by default; not in the A3D paper): as in
+CMR (Kanazawa et al., ECCV 2018), the mesh is mirror-symmetric about the plane ``x = 0`` of its
+own frame. The offsets are averaged with their mirror images
 (``dV_i <- (dV_i + P dV_m(i)) / 2``, ``P = diag(-1, 1, 1)``, ``m(i)`` the vertex mirroring ``i``
 on the ico-sphere), so every shape is exactly symmetric and the viewpoint estimator learns to
 turn the object's plane of symmetry onto it. Most man-made objects are symmetric, and the

@@ -114,7 +114,7 @@ class PretrainSettings:
         cross_view_weight: weight of the cross-view term when it is on.
         template_level: ico-sphere level of the mesh template (3: 642 vertices; 2: 162 is ~4x
             cheaper to render on CPU).
-        symmetric: mirror-symmetric meshes (SMR's and CMR's constraint; ``a3d_core.model.shape``).
+        symmetric: mirror-symmetric meshes (CMR's constraint; ``a3d_core.model.shape``).
         azimuth_hypotheses: turned cameras per instance, of which training learns from the best
             (``a3d_core.model.viewpoint``); 1 is the paper's single camera.
         framing: re-crop every view (training, validation and test) at the square around its
