@@ -27,8 +27,8 @@ The output folder::
     data/, runs/              the prepared datasets and the two training runs (checkpoints, metrics)
     predictions/              COCO results of the val split (for `a3d evaluate --predictions`)
 
-:data:`FULL` is sized to finish in about twelve minutes on two idle CPU cores (775 s measured with
-800 pretraining steps, before they were cut to 600; within the 15-minute budget); :data:`QUICK` in seconds
+:data:`FULL` is sized to finish in about eleven minutes on two idle CPU cores (657 s measured;
+within the 15-minute budget); :data:`QUICK` in seconds
 (for tests: it only shows that every step connects).
 """
 
@@ -125,7 +125,7 @@ class DemoPlan:
 
 
 FULL = DemoPlan()
-"""About twelve minutes on two idle CPU cores."""
+"""About eleven minutes on two idle CPU cores."""
 
 QUICK = DemoPlan(
     categories=("car", "chair"), objects_per_category=3, views=4, image_size=32, template_level=1,

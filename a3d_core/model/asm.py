@@ -61,7 +61,7 @@ from a3d_core.model.losses import (
 from a3d_core.model.refine import EdgeRefine, RefineSettings
 from a3d_core.model.render import SilhouetteRendererSettings, SoftSilhouetteRenderer
 from a3d_core.model.shape import ShapeDecoder, ShapeDecoderSettings
-from a3d_core.model.viewpoint import ViewpointEstimator, ViewpointSettings
+from a3d_core.model.viewpoint import ViewpointEstimator, ViewpointSettings, pick_hypotheses
 
 KINDS = ("a3d", "a3d-no-refine", "2d", "2d-no-refine")
 PAIR_KEYS = ("rgb_pair", "visible_pair", "amodal_pair", "category_pair")
@@ -183,15 +183,15 @@ class MeshMaskBranch(nn.Module):
     def forward(self, features: torch.Tensor, inputs: torch.Tensor, categories: torch.Tensor) -> dict[str, Any]:
         vertices = self.shape_decoder(features, categories)
         hypotheses = self.viewpoint_estimator(inputs)
-        count = len(hypotheses) // len(vertices)
+        count = self.viewpoint_estimator.num_hypotheses
         if count == 1:
             return {"coarse_mask": self.render(vertices, hypotheses), "vertices": vertices, "viewpoint": hypotheses}
         masks = self.render(vertices.repeat_interleave(count, dim=0), hypotheses)
         visible = inputs[:, 3].float().repeat_interleave(count, dim=0)
         chosen = soft_iou(masks, visible).view(-1, count).argmax(dim=1)
-        rows = torch.arange(len(vertices), device=chosen.device)
         masks = masks.view(len(vertices), count, *masks.shape[1:])
-        return {"coarse_mask": masks[rows, chosen], "vertices": vertices, "viewpoint": hypotheses.index(rows * count + chosen),
+        coarse = masks[torch.arange(len(vertices), device=chosen.device), chosen]
+        return {"coarse_mask": coarse, "vertices": vertices, "viewpoint": pick_hypotheses(hypotheses, chosen),
                 "hypothesis_masks": masks, "hypotheses": hypotheses}
 
 
@@ -294,7 +294,7 @@ class AmodalShapeModel(nn.Module):
             count = masks.shape[1]
             errors = 1.0 - soft_iou(masks.flatten(0, 1), amodal_2d.repeat_interleave(count, dim=0)).view(-1, count)
             best = errors.detach().argmin(dim=1)
-            viewpoint = branch["hypotheses"].index(torch.arange(len(best), device=best.device) * count + best)
+            viewpoint = pick_hypotheses(branch["hypotheses"], best)
             if weights.reconstruction:
                 losses["reconstruction"] = weights.reconstruction * errors.gather(1, best[:, None]).mean()
         elif weights.reconstruction:

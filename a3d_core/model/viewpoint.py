@@ -66,6 +66,13 @@ class ViewpointSettings:
             raise ValueError(f"azimuth_hypotheses must be at least 1, got {self.azimuth_hypotheses}")
 
 
+def pick_hypotheses(hypotheses: Viewpoint, choice: torch.Tensor) -> Viewpoint:
+    """One hypothesis per instance: ``hypotheses`` is a :class:`ViewpointEstimator` output of
+    ``B * K`` (instance-major), ``choice`` ``(B,)`` long in ``[0, K)``; returns a Viewpoint of B."""
+    count = len(hypotheses) // len(choice)
+    return hypotheses.index(torch.arange(len(choice), device=choice.device) * count + choice)
+
+
 def _inverse_sigmoid_fraction(value: float, low: float, high: float) -> float:
     fraction = (value - low) / (high - low)
     return math.log(fraction / (1.0 - fraction))
