@@ -6,10 +6,12 @@ Sources (paper 4.1 uses Kato's ShapeNet renders with random synthetic occlusion)
 * a folder of Kato npz renders (``{synset}_{split}_images.npz``): their own object splits;
 * a mesh folder (ShapeNetCore v1/v2 or any .obj/.ply tree): rendered here.
 
-Splits are by object: an object's views all go to one split. With ``holdout_views`` the views in
-that range of Kato view ids are kept out of train/val/test and the test objects' held-out views
-form the ``test_newview`` split (generalisation to unseen viewpoints, the paper's central claim).
-Camera and object ids are stored as metadata only.
+Splits are by object: an object's views all go to one split. Cameras follow a viewpoint protocol
+(:mod:`a3d_core.data.viewpoints`): views at one or several elevations, of which a mirror-closed
+azimuth wedge, whole elevations or (elevation, azimuth) pairs can be held out of training; the
+test objects at those cameras form the protocols' own test splits (``test_newview``,
+``test_elevation``, ``test_combination``: generalisation to unseen viewpoints, the paper's
+central claim). Cameras and object ids are stored as metadata only, never a training signal.
 """
 
 from __future__ import annotations
@@ -31,18 +33,12 @@ from a3d_core.data.occlusion import OcclusionGenerator, OcclusionSettings
 from a3d_core.data.render import MeshRenderer, RenderSettings
 from a3d_core.data.shapenet import STORAGE, canonical_split, find_kato_files, read_kato_npz, write_shard
 from a3d_core.data.shapes import CATEGORIES, generate_shape, to_pytorch3d
+from a3d_core.data.viewpoints import Camera, ViewProtocol, parse_view_range
 from a3d_core.errors import InputError
-from a3d_core.geometry import (
-    KATO_AZIMUTH_STEP_DEG,
-    KATO_DISTANCE,
-    KATO_ELEVATION_DEG,
-    KATO_NUM_VIEWS,
-    kato_viewpoints,
-)
+from a3d_core.geometry import KATO_DISTANCE, KATO_ELEVATION_DEG, KATO_NUM_VIEWS, Viewpoint
 from a3d_core.io.atomic import atomic_directory, atomic_write_bytes, atomic_write_json
 
 SPLITS = ("train", "val", "test")
-NEW_VIEW_SPLIT = "test_newview"
 Progress = Callable[[str, int, int], None]
 
 
@@ -54,10 +50,16 @@ class PrepareShapeNetConfig:
     source: None (built-in shapes), a folder of Kato npz renders, or a mesh folder.
     objects_per_category: objects per category (built-in default 12; for a source, at most this
         many per category, None = all).
-    views: how many of Kato's 24 views, evenly spaced in azimuth.
+    views: how many of Kato's 24 azimuths, evenly spaced.
     image_size: images are S x S (Kato: 64).
     split_fractions: (train, val, test) fractions of the objects (Kato files keep their own split).
-    holdout_views: (first, last) Kato view ids (inclusive) kept out of training; see module doc.
+    elevations: the training elevations in degrees; every one is rendered at every azimuth
+        (Kato npz renders have only 30).
+    holdout_views: (first, last) Kato view ids (inclusive), held out of training together with
+        their mirror images (:mod:`a3d_core.data.viewpoints`) -> ``test_newview``.
+    holdout_elevations: elevations only the test objects show -> ``test_elevation``.
+    holdout_pairs: (elevation, view id) pairs only the test objects show, mirror-closed ->
+        ``test_combination``.
     categories: a subset of the built-in categories (None = all 13).
     shard_objects: objects per shard file.
     min_amodal_pixels: views whose silhouette covers fewer pixels are skipped (e.g. a rifle seen
@@ -70,7 +72,10 @@ class PrepareShapeNetConfig:
     views: int = 24
     image_size: int = 64
     split_fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
+    elevations: tuple[float, ...] = (KATO_ELEVATION_DEG,)
     holdout_views: tuple[int, int] | None = None
+    holdout_elevations: tuple[float, ...] = ()
+    holdout_pairs: tuple[tuple[float, int], ...] = ()
     categories: tuple[str, ...] | None = None
     occlusion: OcclusionSettings = field(default_factory=OcclusionSettings)
     render: RenderSettings | None = None
@@ -93,12 +98,16 @@ class PrepareShapeNetConfig:
             raise ValueError(f"split_fractions must be three non-negative numbers summing to 1, got {self.split_fractions}")
         if self.split_fractions[0] <= 0:
             raise ValueError("the train fraction must be positive")
+        held_views: tuple[int, ...] = ()
         if self.holdout_views is not None:
             first, last = self.holdout_views
             if not 0 <= first <= last < KATO_NUM_VIEWS:
                 raise ValueError(f"holdout_views must be FIRST-LAST within 0..{KATO_NUM_VIEWS - 1}, got {first}-{last}")
-            if self.split_fractions[2] <= 0:
-                raise ValueError("holdout_views needs test objects (a positive test fraction)")
+            held_views = parse_view_range(f"{first}-{last}", "--holdout-views")
+        self.protocol = ViewProtocol.build(self.view_ids, self.elevations, held_views, self.holdout_elevations,
+                                           self.holdout_pairs)
+        if len(self.protocol.test_splits) > 1 and self.split_fractions[2] <= 0:
+            raise ValueError("held-out views need test objects (a positive test fraction)")
         if self.categories is not None:
             unknown = set(self.categories) - set(CATEGORIES)
             if unknown or not self.categories:
@@ -115,16 +124,9 @@ class PrepareShapeNetConfig:
         """The Kato view ids used: ``views`` of the 24, evenly spaced."""
         return sorted({int(v) for v in np.linspace(0, KATO_NUM_VIEWS, self.views, endpoint=False)})
 
-    @property
-    def seen_view_ids(self) -> list[int]:
-        if self.holdout_views is None:
-            return self.view_ids
-        first, last = self.holdout_views
-        return [v for v in self.view_ids if not first <= v <= last]
-
-    @property
-    def new_view_ids(self) -> list[int]:
-        return [v for v in self.view_ids if v not in self.seen_view_ids]
+    def cameras_of(self, split: str) -> list[Camera]:
+        """The cameras an object of ``split`` is rendered at: all of them for test objects."""
+        return self.protocol.cameras if split == "test" else self.protocol.training_cameras
 
 
 @dataclass
@@ -154,6 +156,7 @@ class PrepareShapeNetResult:
     categories: list[str]
     image_size: int
     view_ids: list[int]
+    protocol: ViewProtocol
     splits: dict[str, SplitSummary]
     views_rendered: int
     render_seconds: float
@@ -230,11 +233,11 @@ def assign_splits(objects: Sequence[ObjectSpec], fractions: Sequence[float], see
 
 
 # --------------------------------------------------------------------------------- rendering
-def _render_object(task: tuple[str, object, list[int], RenderSettings]) -> tuple[np.ndarray, np.ndarray]:
-    """One object's views: ``(rgb uint8 (V, 3, S, S), amodal uint8 (V, S, S))``."""
-    kind, payload, view_ids, settings = task
-    if kind == "kato":
-        images = torch.from_numpy(np.ascontiguousarray(payload[view_ids]))  # (V, 4, S0, S0) RGBA
+def _render_object(task: tuple[str, object, list[Camera], RenderSettings]) -> tuple[np.ndarray, np.ndarray]:
+    """One object's views at ``cameras``: ``(rgb uint8 (V, 3, S, S), amodal uint8 (V, S, S))``."""
+    kind, payload, cameras, settings = task
+    if kind == "kato":  # Kato's renders are all at elevation 30 (checked by prepare_shapenet)
+        images = torch.from_numpy(np.ascontiguousarray(payload[[c.view_id for c in cameras]]))  # (V, 4, S0, S0) RGBA
         rgb, alpha = images[:, :3].float() / 255.0, images[:, 3:].float() / 255.0
         if rgb.shape[-1] != settings.image_size:
             rgb = torch.nn.functional.interpolate(rgb, size=settings.image_size, mode="bilinear", antialias=True,
@@ -247,7 +250,8 @@ def _render_object(task: tuple[str, object, list[int], RenderSettings]) -> tuple
         mesh = to_pytorch3d(generate_shape(category, seed))
     else:
         mesh = load_mesh(payload)
-    rendered = MeshRenderer(settings)(mesh, kato_viewpoints(view_ids))
+    viewpoints = Viewpoint.from_degrees([c.elevation for c in cameras], [c.azimuth for c in cameras], KATO_DISTANCE)
+    rendered = MeshRenderer(settings)(mesh, viewpoints)
     rgb = (rendered.rgb * 255).round().to(torch.uint8).numpy()
     return rgb, rendered.silhouette.to(torch.uint8).numpy()
 
@@ -256,7 +260,7 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def render_objects(objects: Sequence[ObjectSpec], view_lists: Sequence[list[int]], settings: RenderSettings,
+def render_objects(objects: Sequence[ObjectSpec], view_lists: Sequence[list[Camera]], settings: RenderSettings,
                    workers: int, progress: Progress | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Render (or read) every object's views, in ``workers`` processes when more than one."""
     tasks = []
@@ -286,13 +290,14 @@ def render_objects(objects: Sequence[ObjectSpec], view_lists: Sequence[list[int]
 
 
 # --------------------------------------------------------------------------------- occluding
-def occlude_split(renders: Sequence[tuple[np.ndarray, np.ndarray]], view_lists: Sequence[list[int]],
+def occlude_split(renders: Sequence[tuple[np.ndarray, np.ndarray]], view_lists: Sequence[list[Camera]],
                   object_indices: Sequence[int], settings: OcclusionSettings, seed: int, min_amodal_pixels: int = 1,
                   progress: Progress | None = None, done_before: int = 0, total: int = 0) -> list[list]:
     """Occlude every view of a split's objects; occluders come from the split's other objects.
 
     The bank holds one random view of each object. Each view's occlusion is drawn from
-    ``(seed, object index, view id)``, so the result does not depend on order or workers.
+    ``(seed, object index, view id)`` (and the elevation when it is not Kato's 30 degrees), so
+    the result does not depend on order or workers.
     Views whose silhouette has fewer than ``min_amodal_pixels`` pixels get ``None``.
     """
     bank_rng = np.random.default_rng((seed, 11, len(renders)))
@@ -312,7 +317,7 @@ def occlude_split(renders: Sequence[tuple[np.ndarray, np.ndarray]], view_lists: 
                 per_object.append(None)
                 done += 1
                 continue
-            rng = np.random.default_rng((seed, 13, int(index), int(view)))
+            rng = np.random.default_rng(_occlusion_seed(seed, int(index), view))
             per_object.append(generator(rgb[k].astype(np.float32) / 255.0, amodal[k].astype(bool), rng, exclude))
             done += 1
         samples.append(per_object)
@@ -321,10 +326,17 @@ def occlude_split(renders: Sequence[tuple[np.ndarray, np.ndarray]], view_lists: 
     return samples
 
 
+def _occlusion_seed(seed: int, index: int, camera: Camera) -> tuple[int, ...]:
+    """The seed of one view's occlusion; views at Kato's elevation keep the seeds they always had."""
+    if camera.elevation == KATO_ELEVATION_DEG:
+        return (seed, 13, index, camera.view_id)
+    return (seed, 13, index, camera.view_id, int(round(camera.elevation * 1000)) % 2**32)
+
+
 # ----------------------------------------------------------------------------------- writing
-def _split_arrays(entries: Sequence[tuple[int, ObjectSpec, int, np.ndarray, np.ndarray, object]],
+def _split_arrays(entries: Sequence[tuple[int, ObjectSpec, Camera, np.ndarray, np.ndarray, object]],
                   categories: Sequence[str], image_size: int) -> dict[str, np.ndarray]:
-    """Stack ``(object index, spec, view id, clean rgb, amodal, OccludedSample)`` rows into shard arrays."""
+    """Stack ``(object index, spec, camera, clean rgb, amodal, OccludedSample)`` rows into shard arrays."""
     count = len(entries)
     size = image_size
     arrays = {
@@ -335,16 +347,17 @@ def _split_arrays(entries: Sequence[tuple[int, ObjectSpec, int, np.ndarray, np.n
         "elevation": np.full(count, KATO_ELEVATION_DEG, np.float32), "azimuth": np.zeros(count, np.float32),
         "distance": np.full(count, KATO_DISTANCE, np.float32),
     }
-    for row, (index, spec, view, clean, amodal, sample) in enumerate(entries):
+    for row, (index, spec, camera, clean, amodal, sample) in enumerate(entries):
         arrays["rgb"][row] = (sample.rgb * 255).round().astype(np.uint8)
         arrays["clean_rgb"][row] = clean
         arrays["visible"][row] = sample.visible
         arrays["amodal"][row] = amodal
         arrays["category"][row] = categories.index(spec.category)
         arrays["object_index"][row] = index
-        arrays["view_id"][row] = view
+        arrays["view_id"][row] = camera.view_id
         arrays["occlusion_rate"][row] = sample.occlusion_rate
-        arrays["azimuth"][row] = KATO_AZIMUTH_STEP_DEG * view
+        arrays["elevation"][row] = camera.elevation
+        arrays["azimuth"][row] = camera.azimuth
     return arrays
 
 
@@ -394,13 +407,14 @@ def prepare_shapenet(config: PrepareShapeNetConfig, progress: Progress | None = 
     source, categories, objects = collect_objects(config)
     if not objects:
         raise InputError(f"{config.source}: no objects to prepare")
+    protocol = config.protocol
+    if source.startswith("kato:") and {c.elevation for c in protocol.cameras} != {KATO_ELEVATION_DEG}:
+        raise InputError(f"{config.source}: Kato npz renders only have elevation {KATO_ELEVATION_DEG:g}; "
+                         "use azimuth protocols (--holdout-views, --holdout-pairs at 30) only")
     assign_splits(objects, config.split_fractions, config.seed)
-    if config.holdout_views is not None and not config.new_view_ids:
-        raise InputError(f"--holdout-views {config.holdout_views[0]}-{config.holdout_views[1]} selects none of the "
-                         f"views used ({config.view_ids})")
-    if config.holdout_views is not None and not config.seen_view_ids:
-        raise InputError("--holdout-views holds out every view; nothing is left to train on")
-    view_lists = [config.view_ids if spec.split == "test" else config.seen_view_ids for spec in objects]
+    if len(protocol.test_splits) > 1 and not any(spec.split == "test" for spec in objects):
+        raise InputError(f"the held-out views need test objects, and the split leaves none of the {len(objects)} objects to test")
+    view_lists = [config.cameras_of(spec.split) for spec in objects]
 
     started = time.perf_counter()
     renders = render_objects(objects, view_lists, config.render, config.workers, progress)
@@ -418,15 +432,15 @@ def prepare_shapenet(config: PrepareShapeNetConfig, progress: Progress | None = 
                                  config.occlusion, config.seed, config.min_amodal_pixels, progress, done, views_rendered)
         done += sum(len(view_lists[i]) for i in members)
         for i, samples in zip(members, occluded):
-            for k, (view, sample) in enumerate(zip(view_lists[i], samples)):
+            for k, (camera, sample) in enumerate(zip(view_lists[i], samples)):
                 if sample is None:
                     skipped += 1
                     continue
-                target = NEW_VIEW_SPLIT if view in config.new_view_ids else split
-                split_rows.setdefault(target, []).append((i, objects[i], view, renders[i][0][k], renders[i][1][k], sample))
+                target = protocol.split_of(camera) if split == "test" else split  # held-out cameras: their own split
+                split_rows.setdefault(target, []).append((i, objects[i], camera, renders[i][0][k], renders[i][1][k], sample))
     occlusion_seconds = time.perf_counter() - started
 
-    order = [s for s in (*SPLITS, NEW_VIEW_SPLIT) if s in split_rows]
+    order = [s for s in (*SPLITS, *protocol.test_splits[1:]) if s in split_rows]
     if not order:
         raise InputError(f"no view shows an object with at least {config.min_amodal_pixels} pixels; use a larger --image-size")
     arrays = {s: _split_arrays(split_rows[s], categories, config.image_size) for s in order}
@@ -435,6 +449,7 @@ def prepare_shapenet(config: PrepareShapeNetConfig, progress: Progress | None = 
         "image_root": "images", "a3d_version": __version__, "storage": STORAGE, "shards": {},
         "categories": categories, "image_size": config.image_size, "view_ids": config.view_ids,
         "holdout_views": list(config.holdout_views) if config.holdout_views else None,
+        "viewpoint_protocol": protocol.as_dict(),
         "seed": config.seed, "occlusion": asdict(config.occlusion), "canonical_json": config.export_coco,
         "objects": [{"index": i, "category": s.category, "source_id": s.source_id, "split": s.split} for i, s in enumerate(objects)],
     }
@@ -461,5 +476,5 @@ def prepare_shapenet(config: PrepareShapeNetConfig, progress: Progress | None = 
 
     summaries = {s: SplitSummary(len(np.unique(arrays[s]["object_index"])), len(arrays[s]["category"]),
                                  float(arrays[s]["occlusion_rate"].mean())) for s in order}
-    return PrepareShapeNetResult(config.out, source, categories, config.image_size, config.view_ids, summaries,
+    return PrepareShapeNetResult(config.out, source, categories, config.image_size, config.view_ids, protocol, summaries,
                                  views_rendered, render_seconds, views_rendered - skipped, occlusion_seconds, skipped, config.preview)

@@ -33,8 +33,9 @@ def test_dataset_contract(prepared):
     root, _ = prepared
     ds = ShapeNetAmodalDataset(root, "train")
     assert ds.categories == list(CATEGORIES)
-    # 9 objects: floor(0.2 * 9) = 1 val, floor(0.3 * 9) = 2 test, 6 train; views 0, 6, 12 seen (18 held out)
-    assert len(ds) == 6 * 3
+    # 9 objects: floor(0.2 * 9) = 1 val, floor(0.3 * 9) = 2 test, 6 train; views 0, 12 seen (18 held
+    # out, and 6, its mirror image)
+    assert len(ds) == 6 * 2
     assert ds.object_index.dtype == np.int64 and ds.view_id.dtype == np.int64 and ds.object_index.shape == (len(ds),)
     for i in range(len(ds)):
         item = ds[i]
@@ -50,7 +51,7 @@ def test_dataset_contract(prepared):
         assert int(item["object_index"]) == ds.object_index[i] and int(item["view_id"]) == ds.view_id[i]
     # every object of the split shows all its seen views: cross-view pairs exist
     for index in np.unique(ds.object_index):
-        assert sorted(ds.view_id[ds.object_index == index].tolist()) == [0, 6, 12]
+        assert sorted(ds.view_id[ds.object_index == index].tolist()) == [0, 12]
 
 
 def test_splits_are_disjoint_by_object_and_new_views_are_held_out(prepared):
@@ -60,9 +61,9 @@ def test_splits_are_disjoint_by_object_and_new_views_are_held_out(prepared):
     assert objects["train"].isdisjoint(objects["val"]) and objects["train"].isdisjoint(objects["test"])
     assert objects["val"].isdisjoint(objects["test"])
     assert objects["test_newview"] == objects["test"]  # new views of the test objects, never of training objects
-    assert set(ShapeNetAmodalDataset(root, "test_newview").view_id.tolist()) == {18}
+    assert set(ShapeNetAmodalDataset(root, "test_newview").view_id.tolist()) == {6, 18}
     for split in ("train", "val", "test"):
-        assert 18 not in set(ShapeNetAmodalDataset(root, split).view_id.tolist())
+        assert set(ShapeNetAmodalDataset(root, split).view_id.tolist()) == {0, 12}
 
 
 def test_canonical_manifest_and_exported_json_agree_with_the_shards(prepared):
@@ -71,7 +72,7 @@ def test_canonical_manifest_and_exported_json_agree_with_the_shards(prepared):
     assert dataset.manifest["storage"] == "npz-shards" and dataset.manifest["format"] == "a3d-amodal"
     split = dataset.load_split("val")
     _, arrays = load_split_arrays(root, "val")
-    assert len(split.annotations) == len(arrays["category"]) == 3
+    assert len(split.annotations) == len(arrays["category"]) == 2  # one val object at the 2 seen views
     assert [c["name"] for c in split.categories] == list(CATEGORIES)
     import imageio.v3 as iio
 
