@@ -14,7 +14,9 @@ from a3d_core.errors import InputError
 from a3d_core.train.loop import TrainSettings
 from a3d_core.train.pretrain import PretrainResult, PretrainSettings, pretrain as run_pretrain
 
-MODEL_HELP = "a3d (mesh + viewpoint + renderer + edge refine), a3d-no-refine (ablation), 2d (2D mask decoder baseline), 2d-no-refine."
+MODEL_HELP = ("a3d (mesh + viewpoint + renderer + edge refine), a3d-no-refine (ablation), 2d (2D mask decoder baseline), "
+              "2d-no-refine, 2d-unet (U-Net decoder, about A3D's active parameters), shapedict (K-means dictionary of "
+              "training masks retrieved by the visible mask, then the edge refine), shapedict-no-refine.")
 
 
 @user_errors
@@ -33,6 +35,7 @@ def pretrain(
     symmetric: bool = typer.Option(True, "--symmetric/--asymmetric", help="Mirror-symmetric meshes (as CMR): each shape equals its mirror image."),
     azimuth_hypotheses: int = typer.Option(4, "--azimuth-hypotheses", min=1, help="Turned cameras per instance; training learns from the one closest to the amodal mask, which lets the viewpoint learn to turn. 1: the paper's single camera."),
     framing: float = typer.Option(1.1, "--framing", min=0.0, max=4.0, help="Crop every view at the square around its amodal box, this many times its longer side, as `a3d finetune` crops instances. 0: keep the views as they are (Kato's framing)."),
+    flip: bool = typer.Option(False, "--flip/--no-flip", help="Horizontal-flip augmentation, drawn per object and epoch (all views of an object flip together). Off in the paper."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from last.pt, exactly as if never interrupted."),
     val_every: Optional[int] = typer.Option(None, "--val-every", min=1, help="Validate (and checkpoint) every N steps. Default: once per epoch."),
     val_instances: int = typer.Option(512, "--val-instances", min=1, help="Validate on at most this many val instances, evenly spread."),
@@ -70,6 +73,7 @@ def pretrain(
             symmetric=symmetric,
             azimuth_hypotheses=azimuth_hypotheses,
             framing=framing or None,
+            flip=flip,
             device=device,
             resume=resume,
             val_instances=val_instances,

@@ -6,7 +6,9 @@ goes through
 1. the encoder (5 conv-bn-relu + 3 fc) and its classification branch (3.3);
 2. a coarse-mask branch: for A3D, :class:`MeshMaskBranch` = the category-specific shape decoder
    (a deformed ico-sphere, 3.3), the viewpoint estimator and the soft silhouette renderer (3.4);
-   for the 2D baseline, :class:`~a3d_core.model.baseline2d.MaskDecoder2D`;
+   for the 2D baselines, :class:`~a3d_core.model.baseline2d.MaskDecoder2D`, the U-Net
+   :class:`~a3d_core.model.unet2d.UNetMaskDecoder` or the mask dictionary
+   :class:`~a3d_core.model.shapedict.ShapeDictBranch`;
 3. the region-specific edge refine (3.5), unless switched off (ablation).
 
 Contract (torchvision style)::
@@ -31,7 +33,10 @@ besides the usual losses on both, the shape from view A is rendered with the vie
 predicted from view B and must match B's amodal mask (and B's shape at A's viewpoint, A's mask).
 
 Kinds (``KINDS``): ``a3d`` (full), ``a3d-no-refine`` (ablation: the coarse rendered mask is the
-final mask), ``2d`` (the 2D baseline: no 3D branch) and ``2d-no-refine``.
+final mask), ``2d`` (the 2D baseline: no 3D branch), ``2d-no-refine``, ``2d-unet`` (a U-Net
+decoder of about A3D's active parameter count), ``shapedict`` (retrieval from a K-means
+dictionary of training masks, then the edge refine; it must be fitted, see
+:meth:`AmodalShapeModel.fit_to_masks`) and ``shapedict-no-refine``.
 """
 
 from __future__ import annotations
@@ -61,9 +66,11 @@ from a3d_core.model.losses import (
 from a3d_core.model.refine import EdgeRefine, RefineSettings
 from a3d_core.model.render import SilhouetteRendererSettings, SoftSilhouetteRenderer
 from a3d_core.model.shape import ShapeDecoder, ShapeDecoderSettings
+from a3d_core.model.shapedict import ShapeDictBranch, ShapeDictSettings
+from a3d_core.model.unet2d import UNet2DSettings, UNetMaskDecoder
 from a3d_core.model.viewpoint import ViewpointEstimator, ViewpointSettings, pick_hypotheses
 
-KINDS = ("a3d", "a3d-no-refine", "2d", "2d-no-refine")
+KINDS = ("a3d", "a3d-no-refine", "2d", "2d-no-refine", "2d-unet", "shapedict", "shapedict-no-refine")
 PAIR_KEYS = ("rgb_pair", "visible_pair", "amodal_pair", "category_pair")
 CHECKPOINT_KEYS = ("model", "model_config", "category_names")
 
@@ -74,6 +81,8 @@ _NESTED_SETTINGS = {
     "renderer": SilhouetteRendererSettings,
     "refine": RefineSettings,
     "mask_decoder": MaskDecoder2DSettings,
+    "unet": UNet2DSettings,
+    "shapedict": ShapeDictSettings,
     "losses": LossSettings,
 }
 
@@ -89,7 +98,9 @@ class ASMSettings:
     image_size: S, the side of the input crops and of every mask.
     template_level: ico-sphere subdivision level of the mesh template (3 -> 642 vertices).
     template_radius: radius of the template sphere.
-    encoder, shape, viewpoint, refine, mask_decoder: settings of the parts.
+    encoder, shape, viewpoint, refine, mask_decoder, unet, shapedict: settings of the parts
+        (``mask_decoder``: the ``2d`` kinds'; ``unet``: ``2d-unet``'s; ``shapedict``: the
+        ``shapedict`` kinds').
     renderer: soft silhouette renderer settings; ``None`` means the defaults at ``image_size``.
     losses: the weight of every loss term (paper 3.6).
     cross_view_weight: weight of the cross-view consistency term (paper 3.7); 0 switches it off.
@@ -108,6 +119,8 @@ class ASMSettings:
     renderer: SilhouetteRendererSettings | None = None
     refine: RefineSettings = field(default_factory=RefineSettings)
     mask_decoder: MaskDecoder2DSettings = field(default_factory=MaskDecoder2DSettings)
+    unet: UNet2DSettings = field(default_factory=UNet2DSettings)
+    shapedict: ShapeDictSettings = field(default_factory=ShapeDictSettings)
     losses: LossSettings = field(default_factory=LossSettings)
     cross_view_weight: float = 0.0
     input_framing: float | None = None
@@ -222,6 +235,25 @@ class AmodalShapeModel(nn.Module):
     @property
     def is_3d(self) -> bool:
         return isinstance(self.mask_branch, MeshMaskBranch)
+
+    def active_parameter_count(self) -> int:
+        """Parameters one instance's forward pass uses: all but the other categories' shape decoders."""
+        total = sum(p.numel() for p in self.parameters())
+        if not self.is_3d:
+            return total
+        decoders = list(self.mask_branch.shape_decoder.decoders.values())
+        return total - sum(p.numel() for decoder in decoders[1:] for p in decoder.parameters())
+
+    @property
+    def needs_fitting(self) -> bool:
+        """Whether the coarse-mask branch is built from training masks (ShapeDict) before training."""
+        return isinstance(self.mask_branch, ShapeDictBranch)
+
+    def fit_to_masks(self, amodal: torch.Tensor, categories: torch.Tensor, seed: int = 0) -> None:
+        """Build a ShapeDict branch's dictionary from training amodal masks ``(N, S, S)`` and
+        categories ``(N,)`` (indices into ``category_names``); other branches have nothing to fit."""
+        if self.needs_fitting:
+            self.mask_branch.fit(amodal, categories, seed)
 
     def config(self) -> dict[str, Any]:
         """JSON-able description; :func:`build_stage2_from_config` rebuilds the same architecture."""
@@ -388,8 +420,13 @@ def build_stage2(kind: str, category_names: list[str], settings: ASMSettings | N
         )
     else:
         if settings.cross_view_weight > 0:
-            raise ValueError("cross-view consistency needs the 3D branch; the 2D baseline takes cross_view_weight=0")
-        mask_branch = MaskDecoder2D(encoder.feature_dim, size, settings.mask_decoder)
+            raise ValueError("cross-view consistency needs the 3D branch; the 2D baselines take cross_view_weight=0")
+        if kind == "2d-unet":
+            mask_branch = UNetMaskDecoder(encoder.feature_dim, size, settings=settings.unet)
+        elif kind.startswith("shapedict"):
+            mask_branch = ShapeDictBranch(len(category_names), size, settings.shapedict)
+        else:
+            mask_branch = MaskDecoder2D(encoder.feature_dim, size, settings.mask_decoder)
     refine = None if kind.endswith("no-refine") else EdgeRefine(settings.refine)
     return AmodalShapeModel(kind, category_names, settings, encoder, classifier, mask_branch, refine)
 

@@ -3,13 +3,14 @@
 The stage-2 network learns shapes from 2D masks alone: the only targets are the amodal masks of
 the training views (and, with cross-view consistency, the masks of other views of the same
 object); viewpoints and 3D models are never used. The data is a folder written by
-``a3d prepare shapenet`` (splits ``train``, ``val``, ``test`` and optionally ``test_newview``,
-views never seen in training).
+``a3d prepare shapenet`` (splits ``train``, ``val``, ``test`` and optionally the held-out
+viewpoint splits ``test_newview``, ``test_elevation``, ``test_combination``: views never seen in
+training, :mod:`a3d_core.data.viewpoints`).
 
 :func:`pretrain` trains with :func:`a3d_core.train.loop.train`, validates on ``val`` (mIoU)
 once per epoch by default, then evaluates the selected checkpoint (``best.pt``, chosen on
-``val``; ``last.pt`` without a ``val`` split) on ``test`` and ``test_newview``, beside the
-visible-mask baseline on the same instances, and writes ``<out>/results.json``.
+``val``; ``last.pt`` without a ``val`` split) on every test split, beside the visible-mask
+baseline on the same instances, and writes ``<out>/results.json``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import torch
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -32,14 +34,19 @@ from a3d_core.model.viewpoint import ViewpointSettings
 from a3d_core.model.roi import DEFAULT_CROP_SCALE
 from a3d_core.runtime import seed_everything
 from a3d_core.train.checkpoint import load_checkpoint, load_model_state
+from a3d_core.train.augment import HorizontalFlips
 from a3d_core.train.cross_view import CrossViewPairs
 from a3d_core.train.distributed import barrier, init_distributed, shutdown_distributed
 from a3d_core.train.loop import TrainResult, TrainSettings, train
 from a3d_core.train.validation import AmodalEvaluation, evaluate_amodal, evenly_spaced
 
 RESULTS_FILE = "results.json"
-TEST_SPLITS = ("test", "test_newview")
 VALIDATION_SPLIT = "val"
+
+
+def test_splits(splits: Sequence[str]) -> list[str]:
+    """The test splits among ``splits``: ``test`` and the held-out viewpoint splits (``test_*``)."""
+    return [split for split in splits if split == "test" or split.startswith("test_")]
 
 @dataclass(frozen=True)
 class ModelOptions:
@@ -107,8 +114,9 @@ class PretrainSettings:
     Attributes:
         data: dataset folder written by ``a3d prepare shapenet``.
         out: run folder (checkpoints, ``metrics.jsonl``, ``results.json``).
-        model: network kind: ``a3d``, ``a3d-no-refine`` (ablation), ``2d`` (2D baseline),
-            ``2d-no-refine``.
+        model: network kind (:data:`a3d_core.model.asm.KINDS`): ``a3d``, ``a3d-no-refine``
+            (ablation), ``2d`` (2D baseline), ``2d-no-refine``, ``2d-unet``, ``shapedict``,
+            ``shapedict-no-refine`` (its dictionary is fitted on the training masks first).
         train: the training loop's settings; ``val_every=None`` validates once per epoch.
         cross_view: cross-view consistency (paper 3.7); ``None``: on for the 3D kinds, off for 2D.
         cross_view_weight: weight of the cross-view term when it is on.
@@ -121,6 +129,8 @@ class PretrainSettings:
             amodal box, this many times the box's longer side, as the two-stage network crops
             instances (:mod:`a3d_core.data.framing`), so the prior transfers to ``a3d finetune``;
             ``None``: the views as they are (Kato's framing, the paper's pretraining data).
+        flip: horizontal-flip augmentation, per object and epoch (:mod:`a3d_core.train.augment`);
+            off in the paper.
         device: ``auto``, ``cpu`` or ``cuda[:N]`` (under ``torchrun``: one device per process).
         resume: continue the run in ``out`` from ``last.pt``.
         val_instances: validate on at most this many ``val`` instances, evenly spread (``None``: all).
@@ -137,6 +147,7 @@ class PretrainSettings:
     symmetric: bool = True
     azimuth_hypotheses: int = 4
     framing: float | None = DEFAULT_CROP_SCALE
+    flip: bool = False
     device: str = "auto"
     resume: bool = False
     val_instances: int | None = 512
@@ -175,8 +186,8 @@ class PretrainResult:
         cross_view: whether cross-view consistency was on.
         training: what the loop did.
         evaluated_checkpoint: the checkpoint whose weights were evaluated on the test splits.
-        evaluations: split -> model and visible-baseline IoUs (``test``, ``test_newview`` when
-            present; empty on processes other than rank 0).
+        evaluations: split -> model and visible-baseline IoUs (every test split; empty on
+            processes other than rank 0).
         main_process: whether this is the process that reports (rank 0).
     """
 
@@ -233,7 +244,11 @@ def pretrain(settings: PretrainSettings, components: PretrainComponents | None =
             model = components.build_model(settings.model, category_names, options)
         except ValueError as error:
             raise InputError(f"--model {settings.model}: {error}") from None
-        training_data = CrossViewPairs(train_set, seed=settings.train.seed) if cross_view else train_set
+        if getattr(model, "needs_fitting", False):
+            fit_to_training_masks(model, train_set, settings.train.seed)
+        training_data = HorizontalFlips(train_set, seed=settings.train.seed) if settings.flip else train_set
+        if cross_view:
+            training_data = CrossViewPairs(training_data, seed=settings.train.seed)
 
         validate = None
         if VALIDATION_SPLIT in splits:
@@ -256,6 +271,7 @@ def pretrain(settings: PretrainSettings, components: PretrainComponents | None =
                 "image_size": image_size,
                 "template_level": settings.template_level,
                 "framing": settings.framing,
+                "flip": settings.flip,
             }
         }
         training = train(
@@ -274,17 +290,16 @@ def pretrain(settings: PretrainSettings, components: PretrainComponents | None =
         evaluations: dict[str, AmodalEvaluation] = {}
         if context.is_main:
             load_model_state(model, load_checkpoint(evaluated), evaluated)
-            for split in TEST_SPLITS:
-                if split in splits:
-                    evaluations[split] = evaluate_amodal(
-                        model,
-                        components.open_split(settings.data, split),
-                        category_names,
-                        split=split,
-                        device=context.device,
-                        batch_size=settings.eval_batch_size,
-                        progress=settings.train.progress,
-                    )
+            for split in test_splits(splits):
+                evaluations[split] = evaluate_amodal(
+                    model,
+                    components.open_split(settings.data, split),
+                    category_names,
+                    split=split,
+                    device=context.device,
+                    batch_size=settings.eval_batch_size,
+                    progress=settings.train.progress,
+                )
         result = PretrainResult(
             out=settings.out,
             model=settings.model,
@@ -301,3 +316,12 @@ def pretrain(settings: PretrainSettings, components: PretrainComponents | None =
         return result
     finally:
         shutdown_distributed(context)
+
+
+def fit_to_training_masks(model: nn.Module, train_set: Dataset, seed: int) -> None:
+    """Fit a model built from training masks (ShapeDict) on the amodal masks of ``train_set``,
+    as the network sees them (framed like its inputs)."""
+    items = [train_set[i] for i in range(len(train_set))]
+    amodal = torch.stack([item["amodal"][0] for item in items])
+    categories = torch.stack([item["category"] for item in items])
+    model.fit_to_masks(amodal, categories, seed)

@@ -58,7 +58,7 @@ def test_ablations_and_the_2d_baseline_follow_the_same_contract(batch):
         baseline = seeded_model("2d").eval()(batch)
     assert torch.equal(no_refine["amodal_mask"], no_refine["coarse_mask"])
     assert baseline["amodal_mask"].shape == (2, SIZE, SIZE) and "vertices" not in baseline
-    assert KINDS == ("a3d", "a3d-no-refine", "2d", "2d-no-refine")
+    assert KINDS == ("a3d", "a3d-no-refine", "2d", "2d-no-refine", "2d-unet", "shapedict", "shapedict-no-refine")
 
 
 def test_zero_weights_switch_terms_off(batch):
