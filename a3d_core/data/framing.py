@@ -50,6 +50,17 @@ def frame_view(sample: Mapping[str, Any], scale: float) -> dict[str, Any]:
     return framed
 
 
+def frame_masks(masks: torch.Tensor, scale: float) -> torch.Tensor:
+    """Masks ``(B, S, S)`` each re-cropped at the square around its own box, ``scale`` times its
+    longer side, resampled to ``S`` and re-binarised at 0.5 -> ``(B, S, S)`` in {0, 1}: the framing
+    of :func:`frame_view`, applied to masks alone (e.g. a mesh's silhouette at a new camera, so that
+    it is compared with a framed view up to position and scale). An empty mask stays empty."""
+    if masks.ndim != 3 or masks.shape[-1] != masks.shape[-2]:
+        raise ValueError(f"frame_masks expects (B, S, S) masks, got {tuple(masks.shape)}")
+    square = square_boxes(mask_boxes(masks.float()), scale)
+    return (crop_masks(masks.float(), square, masks.shape[-1]) >= 0.5).float()
+
+
 class FramedViews(Dataset):
     """``dataset`` with every item re-framed by :func:`frame_view` at ``scale``.
 

@@ -191,7 +191,8 @@ class ShapeNetAmodalDataset(Dataset):
         occlusion_rate  float32 scalar
 
     All shards of the split are loaded once at construction (uint8 in memory: 20 KiB a sample at
-    64 x 64). ``occlusion`` (an :class:`a3d_core.data.occlusion.OcclusionGenerator`), if given,
+    64 x 64). The cameras are kept as metadata for evaluation (``ds.elevation``, ``ds.azimuth``,
+    degrees, ``(N,)`` arrays), never served to training. ``occlusion`` (an :class:`a3d_core.data.occlusion.OcclusionGenerator`), if given,
     re-occludes the clean render on the fly instead of serving the stored occlusion, drawing
     from ``(seed, epoch, i)`` (set ``ds.epoch``).
     """
@@ -199,7 +200,7 @@ class ShapeNetAmodalDataset(Dataset):
     def __init__(self, root: str | os.PathLike, split: str, occlusion=None, seed: int = 0) -> None:
         self.root = Path(root)
         self.split = split
-        needed = ["amodal", "category", "object_index", "view_id"]
+        needed = ["amodal", "category", "object_index", "view_id", "elevation", "azimuth"]
         needed += ["clean_rgb"] if occlusion is not None else ["rgb", "visible", "occlusion_rate"]
         manifest, arrays = load_split_arrays(self.root, split, needed)
         self.categories: list[str] = [str(name) for name in manifest.get("categories", [])]
@@ -208,6 +209,8 @@ class ShapeNetAmodalDataset(Dataset):
         self.object_index: np.ndarray = arrays["object_index"].astype(np.int64)
         self.view_id: np.ndarray = arrays["view_id"].astype(np.int64)
         self.category_index: np.ndarray = arrays["category"].astype(np.int64)
+        self.elevation: np.ndarray = arrays["elevation"].astype(np.float64)
+        self.azimuth: np.ndarray = arrays["azimuth"].astype(np.float64)
         self.occlusion = occlusion
         self.seed = seed
         self.epoch = 0

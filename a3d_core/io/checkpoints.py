@@ -70,6 +70,9 @@ def load_checked_weights(model: torch.nn.Module, checkpoint: Mapping[str, Any], 
     state = checkpoint["model"]
     if not isinstance(state, Mapping):
         raise InputError(f"{path}: 'model' is not a state dict")
+    adopt_data_sizes = getattr(model, "adopt_data_sizes", None)
+    if callable(adopt_data_sizes):
+        adopt_data_sizes(state)
     problems = state_dict_problems(model.state_dict(), state)
     if problems:
         raise InputError(f"{path}: weights of another architecture than its config: {problems}")

@@ -249,6 +249,11 @@ class AmodalShapeModel(nn.Module):
         """Whether the coarse-mask branch is built from training masks (ShapeDict) before training."""
         return isinstance(self.mask_branch, ShapeDictBranch)
 
+    def adopt_data_sizes(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Take the sizes of data-sized buffers (a ShapeDict's atoms) from a state dict before loading it."""
+        if self.needs_fitting:
+            self.mask_branch.adopt_sizes(state, "mask_branch.")
+
     def fit_to_masks(self, amodal: torch.Tensor, categories: torch.Tensor, seed: int = 0) -> None:
         """Build a ShapeDict branch's dictionary from training amodal masks ``(N, S, S)`` and
         categories ``(N,)`` (indices into ``category_names``); other branches have nothing to fit."""

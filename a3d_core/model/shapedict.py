@@ -127,9 +127,14 @@ class ShapeDictBranch(nn.Module):
         best = self.atoms[scores.argmax(1)].view_as(visible)
         return {"coarse_mask": torch.maximum(best, visible)}
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
-        # the dictionary's size depends on the data it was fitted on: take the checkpoint's
+    def adopt_sizes(self, state_dict, prefix: str = "") -> None:
+        """Resize the atoms to those of ``state_dict`` (the dictionary's size depends on the data
+        it was fitted on), so that loading it checks and copies like any other weights."""
         for name in ("atoms", "atom_category"):
-            if prefix + name in state_dict:
-                setattr(self, name, torch.empty_like(state_dict[prefix + name], device=getattr(self, name).device))
+            saved = state_dict.get(prefix + name)
+            if isinstance(saved, torch.Tensor) and saved.ndim == getattr(self, name).ndim:
+                setattr(self, name, torch.empty_like(saved, device=getattr(self, name).device))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        self.adopt_sizes(state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

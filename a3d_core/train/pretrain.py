@@ -30,6 +30,7 @@ from a3d_core.errors import InputError
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.model.asm import ASMSettings, build_stage2
 from a3d_core.model.shape import ShapeDecoderSettings
+from a3d_core.model.shapedict import ShapeDictSettings
 from a3d_core.model.viewpoint import ViewpointSettings
 from a3d_core.model.roi import DEFAULT_CROP_SCALE
 from a3d_core.runtime import seed_everything
@@ -59,6 +60,7 @@ class ModelOptions:
         input_framing: how the training views are framed (see ``PretrainSettings.framing``).
         symmetric: mirror-symmetric meshes (``ShapeDecoderSettings.symmetric``).
         azimuth_hypotheses: K turned cameras per instance (``ViewpointSettings.azimuth_hypotheses``).
+        shapedict_atoms: atoms per category of a ShapeDict (``ShapeDictSettings.atoms_per_category``).
     """
 
     image_size: int
@@ -67,6 +69,7 @@ class ModelOptions:
     input_framing: float | None = None
     symmetric: bool = True
     azimuth_hypotheses: int = 4
+    shapedict_atoms: int = ShapeDictSettings.atoms_per_category
 
 
 BuildModel = Callable[[str, list[str], ModelOptions], nn.Module]
@@ -98,7 +101,8 @@ def build_asm(kind: str, category_names: list[str], options: ModelOptions) -> nn
     """The 3D-ASM network (or its 2D baseline) of ``kind`` with default parts (a :data:`BuildModel`)."""
     settings = ASMSettings(image_size=options.image_size, cross_view_weight=options.cross_view_weight, template_level=options.template_level,
                            input_framing=options.input_framing, shape=ShapeDecoderSettings(symmetric=options.symmetric),
-                           viewpoint=ViewpointSettings(azimuth_hypotheses=options.azimuth_hypotheses))
+                           viewpoint=ViewpointSettings(azimuth_hypotheses=options.azimuth_hypotheses),
+                           shapedict=ShapeDictSettings(atoms_per_category=options.shapedict_atoms))
     return build_stage2(kind, category_names, settings)
 
 
@@ -129,12 +133,15 @@ class PretrainSettings:
             amodal box, this many times the box's longer side, as the two-stage network crops
             instances (:mod:`a3d_core.data.framing`), so the prior transfers to ``a3d finetune``;
             ``None``: the views as they are (Kato's framing, the paper's pretraining data).
+        shapedict_atoms: K-means atoms per category of the ``shapedict`` kinds (0: every mask).
         flip: horizontal-flip augmentation, per object and epoch (:mod:`a3d_core.train.augment`);
             off in the paper.
         device: ``auto``, ``cpu`` or ``cuda[:N]`` (under ``torchrun``: one device per process).
         resume: continue the run in ``out`` from ``last.pt``.
         val_instances: validate on at most this many ``val`` instances, evenly spread (``None``: all).
         eval_batch_size: batch size of validation and test evaluation.
+        evaluate_tests: evaluate the selected checkpoint on the test splits at the end (a
+            benchmark that scores them itself turns it off).
     """
 
     data: Path
@@ -147,11 +154,13 @@ class PretrainSettings:
     symmetric: bool = True
     azimuth_hypotheses: int = 4
     framing: float | None = DEFAULT_CROP_SCALE
+    shapedict_atoms: int = ShapeDictSettings.atoms_per_category
     flip: bool = False
     device: str = "auto"
     resume: bool = False
     val_instances: int | None = 512
     eval_batch_size: int = 64
+    evaluate_tests: bool = True
 
     def __post_init__(self) -> None:
         self.data, self.out = Path(self.data), Path(self.out)
@@ -240,7 +249,7 @@ def pretrain(settings: PretrainSettings, components: PretrainComponents | None =
         seed_everything(settings.train.seed)
         try:
             options = ModelOptions(image_size, settings.cross_view_weight if cross_view else 0.0, settings.template_level, settings.framing,
-                                   settings.symmetric, settings.azimuth_hypotheses)
+                                   settings.symmetric, settings.azimuth_hypotheses, settings.shapedict_atoms)
             model = components.build_model(settings.model, category_names, options)
         except ValueError as error:
             raise InputError(f"--model {settings.model}: {error}") from None
@@ -288,7 +297,7 @@ def pretrain(settings: PretrainSettings, components: PretrainComponents | None =
 
         evaluated = training.best_checkpoint or training.last_checkpoint
         evaluations: dict[str, AmodalEvaluation] = {}
-        if context.is_main:
+        if context.is_main and settings.evaluate_tests:
             load_model_state(model, load_checkpoint(evaluated), evaluated)
             for split in test_splits(splits):
                 evaluations[split] = evaluate_amodal(
