@@ -1,6 +1,6 @@
 """The viewpoint benchmark: a 3D shape prior against 2D baselines at viewpoints training never saw.
 
-Run by hand: ``python benchmarks/bm_viewpoints.py --scale tiny|cpu|gpu [--out DIR] [--models NAME,...]``.
+Run by hand: ``python benchmarks/bm_viewpoints.py --scale tiny|cpu|gpu [--out DIR] [--models SLUG,...]``.
 It prepares the built-in library with held-out azimuths, elevations and (elevation, azimuth)
 pairs, trains every model on the same data, augmentation and instance budget, and writes
 ``DIR/report.md`` (tables with 95% intervals, viewpoint error, novel-view IoU), ``results.json``
@@ -24,7 +24,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", choices=sorted(SCALES), default="cpu")
     parser.add_argument("--out", type=Path, default=None, help="benchmark folder (default: bench-viewpoints-<scale>)")
-    parser.add_argument("--models", default=None, help="comma-separated model names (default: all)")
+    parser.add_argument("--models", default=None, help="comma-separated model slugs, e.g. 2d,u-net,a3d (default: all; "
+                        "visible-mask, retrieval, shapedict, 2d, u-net, a3d-1-camera, a3d)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()

@@ -147,7 +147,8 @@ MAIN_MODEL = "A3D"
 @dataclass
 class BenchmarkSettings:
     """scale: a :data:`SCALES` name or a :class:`BenchmarkScale`; out: the benchmark folder;
-    models: the names of :data:`MODELS` to run (all by default); seed; device."""
+    models: the names or slugs (``a3d-1-camera``) of :data:`MODELS` to run (all by default);
+    seed; device."""
 
     scale: str | BenchmarkScale
     out: Path
@@ -161,14 +162,14 @@ class BenchmarkSettings:
             if self.scale not in SCALES:
                 raise InputError(f"--scale must be one of {', '.join(SCALES)}, got {self.scale!r}")
             self.scale = SCALES[self.scale]
-        known = [m.name for m in MODELS]
-        unknown = sorted(set(self.models or ()) - set(known))
+        known = {m.name for m in MODELS} | {m.slug for m in MODELS}
+        unknown = sorted(set(self.models or ()) - known)
         if unknown:
-            raise InputError(f"unknown models {unknown} (known: {', '.join(known)})")
+            raise InputError(f"unknown models {unknown} (known: {', '.join(m.slug for m in MODELS)})")
 
     @property
     def specs(self) -> list[ModelSpec]:
-        return [m for m in MODELS if self.models is None or m.name in self.models]
+        return [m for m in MODELS if self.models is None or {m.name, m.slug} & set(self.models)]
 
 
 # ------------------------------------------------------------------------------------- data
@@ -219,14 +220,28 @@ def train_model(spec: ModelSpec, scale: BenchmarkScale, data: Path, run: Path, s
                                 resume=(run / "last.pt").is_file(), val_instances=scale.val_instances, evaluate_tests=False)
     log(f"train {spec.name}: {steps} steps of {scale.batch_size}{' x 2 views' if spec.cross_view else ''}")
     result = pretrain(settings)
-    earlier = json.loads((run / "seconds.json").read_text())["seconds"] if (run / "seconds.json").is_file() else 0.0
     training = result.training
     record = {"name": spec.name, "kind": spec.kind, "steps": training.steps, "instances": training.steps * scale.batch_size *
-              (2 if spec.cross_view else 1), "seconds": earlier + training.seconds, "best_step": training.best_step,
+              (2 if spec.cross_view else 1), "seconds": training_seconds(run, scale.batch_size), "best_step": training.best_step,
               "val_miou": training.best_metric, "checkpoint": str(result.evaluated_checkpoint)}
     atomic_write_json(record_path, record, indent=2)
     log(f"train {spec.name}: done in {record['seconds']:.0f} s, best val mIoU {100 * (record['val_miou'] or 0):.1f} at step {record['best_step']}")
     return record
+
+
+def training_seconds(run: Path, batch_size: int) -> float:
+    """Seconds spent in optimizer steps, summed from the run's train records (so that a resumed run
+    counts its interrupted part too; steps redone after a resume count once)."""
+    windows = {}
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if record.get("split") == "train" and record.get("instances_per_s"):
+            windows[int(record["step"])] = float(record["instances_per_s"])
+    seconds, previous = 0.0, 0
+    for step in sorted(windows):
+        seconds += batch_size * (step - previous) / windows[step]
+        previous = step
+    return seconds
 
 
 def load_model(spec: ModelSpec, record: dict[str, Any], data: Path, category_names: list[str], scale: BenchmarkScale, seed: int):
