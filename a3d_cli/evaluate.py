@@ -17,7 +17,7 @@ from a3d_core.eval.evaluate import KINDS, EvaluationResult, EvaluationSettings, 
 from a3d_core.eval.plots import write_plots
 from a3d_core.eval.report import write_report
 from a3d_core.predict import PredictSettings
-from a3d_core.runs import FINE_TUNED, newest_run, runs_root
+from a3d_core.runs import FINE_TUNED, dataset_name, newest_run, runs_root
 
 KIND_CHOICES = (*KINDS, "all")
 
@@ -73,7 +73,7 @@ def _miou_table(result: EvaluationResult) -> Table:
 
 def newest_checkpoint_for(dataset: str) -> Path:
     """The newest fine-tuned run for ``dataset`` (by its folder name) under the runs root, announced."""
-    name = Path(dataset).name
+    name = dataset_name(dataset)
     run = newest_run(FINE_TUNED, dataset=name)
     if run is None:
         raise InputError(f"no fine-tuned run for {name} under {runs_root()}: train one with `a3d finetune --dataset {dataset}`, "

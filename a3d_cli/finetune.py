@@ -11,7 +11,7 @@ from rich.table import Table
 from a3d_cli.common import DeviceOption, SeedOption, announce, console, default_run_folder, fail, user_errors
 from a3d_core.errors import InputError
 from a3d_core.model.stage1 import BACKBONES, SMALL_ANCHOR_SIZES
-from a3d_core.runs import PRETRAINING, newest_run, read_run, runs_root
+from a3d_core.runs import PRETRAINING, dataset_name, newest_run, read_run, runs_root
 from a3d_core.train.checkpoint import LAST_CHECKPOINT
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def finetune(
     if init is not None and no_init:
         fail("--init FILE and --no-init exclude each other")
     if out is None:
-        out = default_run_folder(Path(dataset).name, resume)
+        out = default_run_folder(dataset_name(dataset), resume)
     if init is None and not no_init:
         init = default_init(out, resume)
     try:

@@ -65,6 +65,12 @@ def runs_root(explicit: str | os.PathLike | None = None) -> Path:
     return Path(env) if env else DEFAULT_RUNS_ROOT
 
 
+def dataset_name(dataset: str | os.PathLike) -> str:
+    """The folder name of a dataset given by name or path (``d2sa``, ``data/d2sa/``, ``.``), which
+    names its default run folder and matches its runs."""
+    return Path(os.path.abspath(dataset)).name
+
+
 def read_run(checkpoint: str | os.PathLike) -> Run | None:
     """The :class:`Run` a checkpoint belongs to; ``None`` for a file that is not a readable a3d model
     checkpoint (read lazily, ``weights_only``)."""
@@ -95,9 +101,9 @@ def newest_run(kind: str, root: str | os.PathLike | None = None, dataset: str | 
     """
     if kind not in _CONFIG_KEYS:
         raise ValueError(f"kind must be one of {', '.join(_CONFIG_KEYS)}, got {kind!r}")
-    wanted = Path(dataset).name if dataset is not None else None
+    wanted = dataset_name(dataset) if dataset is not None else None
     candidates = [run for run in _runs(runs_root(root)) if run.kind == kind
-                  and (wanted is None or (run.dataset is not None and run.dataset.name == wanted))]
+                  and (wanted is None or (run.dataset is not None and dataset_name(run.dataset) == wanted))]
     return max(candidates, key=lambda run: run.checkpoint.stat().st_mtime, default=None)
 
 

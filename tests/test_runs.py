@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from a3d_cli.finetune import default_init
 from a3d_cli.main import app
-from a3d_core.runs import FINE_TUNED, PRETRAINING, fresh_run_folder, latest_run_folder, newest_run, read_run
+from a3d_core.runs import FINE_TUNED, PRETRAINING, dataset_name, fresh_run_folder, latest_run_folder, newest_run, read_run
 from a3d_core.train import pretrain as pretrain_module
 from a3d_core.train.checkpoint import load_checkpoint
 from tests.model.tiny_scenes import write_pretrain_checkpoint, write_two_stage_checkpoint
@@ -61,6 +61,13 @@ def test_the_newest_run_of_a_kind_and_a_dataset(tmp_path: Path) -> None:
     assert newest_run(FINE_TUNED, tmp_path, dataset="data/kins").checkpoint.parent == tmp_path / "kins"
     assert newest_run(FINE_TUNED, tmp_path, dataset="cocoa") is None
     assert read_run(tmp_path / "broken" / "best.pt") is None
+
+
+def test_a_dataset_is_named_by_its_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert dataset_name("d2sa") == dataset_name("data/d2sa/") == dataset_name(tmp_path / "d2sa") == "d2sa"
+    (tmp_path / "kins").mkdir()
+    monkeypatch.chdir(tmp_path / "kins")
+    assert dataset_name(".") == "kins"
 
 
 def test_pretrain_without_out_never_overwrites_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
