@@ -1,8 +1,11 @@
-"""What every command shares: the console, one-line errors, ``--device`` and ``--seed`` options."""
+"""What every command shares: the console, one-line errors, ``--device`` and ``--seed`` options,
+and the announcement of what a command chose by default."""
 
 from __future__ import annotations
 
 import functools
+import os
+from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import typer
@@ -10,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from a3d_core.errors import A3DError
+from a3d_core.runs import fresh_run_folder, latest_run_folder, runs_root
 
 console = Console()
 error_console = Console(stderr=True)
@@ -41,3 +45,25 @@ def user_errors(function: F) -> F:
             fail("interrupted; nothing half-written was left behind", code=130)
 
     return wrapper  # type: ignore[return-value]
+
+
+def announce(message: str) -> None:
+    """Print what a command chose by default, at its start (once per ``torchrun`` launch: rank 0)."""
+    if os.environ.get("RANK", "0") == "0":
+        console.print(message, highlight=False, soft_wrap=True)
+
+
+def default_run_folder(name: str, resume: bool) -> Path:
+    """The run folder of a training command without ``--out``, announced: ``<runs root>/<name>``, or
+    the next numbered one when that holds a run; with ``resume`` the latest that holds one
+    (:mod:`a3d_core.runs`)."""
+    folder = latest_run_folder(name) if resume else fresh_run_folder(name)
+    first = runs_root() / name
+    if resume:
+        reason = f"--resume: the latest of {first}, {first.name}-2, ... that holds a run"
+    elif folder != first:
+        reason = f"{first} holds a run already; --resume continues the latest"
+    else:
+        reason = "the default"
+    announce(f"run folder: {folder} ({reason}; --out FOLDER to choose)")
+    return folder

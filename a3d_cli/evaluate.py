@@ -9,13 +9,15 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from a3d_cli.common import DeviceOption, console, fail, user_errors
+from a3d_cli.common import DeviceOption, announce, console, fail, user_errors
 from a3d_core.checkpoint_eval import evaluate_checkpoint
+from a3d_core.errors import InputError
 from a3d_core.eval.coco import STAT_NAMES
 from a3d_core.eval.evaluate import KINDS, EvaluationResult, EvaluationSettings, evaluate_dataset
 from a3d_core.eval.plots import write_plots
 from a3d_core.eval.report import write_report
 from a3d_core.predict import PredictSettings
+from a3d_core.runs import FINE_TUNED, dataset_name, newest_run, runs_root
 
 KIND_CHOICES = (*KINDS, "all")
 
@@ -69,13 +71,24 @@ def _miou_table(result: EvaluationResult) -> Table:
     return table
 
 
+def newest_checkpoint_for(dataset: str) -> Path:
+    """The newest fine-tuned run for ``dataset`` (by its folder name) under the runs root, announced."""
+    name = dataset_name(dataset)
+    run = newest_run(FINE_TUNED, dataset=name)
+    if run is None:
+        raise InputError(f"no fine-tuned run for {name} under {runs_root()}: train one with `a3d finetune --dataset {dataset}`, "
+                         "or give --checkpoint FILE or --predictions FILE")
+    announce(f"checkpoint: {run.checkpoint}, the newest fine-tuned run for {name} under {runs_root()} (--checkpoint FILE to choose)")
+    return run.checkpoint
+
+
 @user_errors
 def evaluate(
     dataset: str = typer.Option(..., "--dataset", help="A dataset folder written by `a3d prepare`, or its name under the data root."),
     predictions: Optional[Path] = typer.Option(
         None, "--predictions", help="COCO results JSON (as `a3d predict` writes): image_id, category_id, score, segmentation (amodal RLE), optional visible_mask."
     ),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A fine-tuned checkpoint (`a3d finetune`): predict the split with it, then evaluate."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A fine-tuned checkpoint (`a3d finetune`): predict the split with it, then evaluate. Default (without --predictions): the newest fine-tuned run for this dataset under $A3D_RUNS_ROOT or ./runs."),
     predictions_out: Optional[Path] = typer.Option(None, "--predictions-out", help="With --checkpoint: keep its predictions (COCO results, overlays) in this folder."),
     score_threshold: float = typer.Option(0.05, "--score-threshold", min=0.0, max=1.0, help="With --checkpoint: leave out detections scoring below this."),
     split: str = typer.Option("val", "--split", help="Which split of the dataset to evaluate against."),
@@ -92,8 +105,10 @@ def evaluate(
     visible_mask), and amodal masks of instances occluded by at least 15% (occluded). mIoU
     averages each instance's IoU with its best-matching prediction.
     """
-    if (predictions is None) == (checkpoint is None):
-        fail("give either --predictions FILE (a COCO results JSON) or --checkpoint FILE (a fine-tuned model)")
+    if predictions is not None and checkpoint is not None:
+        fail("give either --predictions FILE (a COCO results JSON) or --checkpoint FILE (a fine-tuned model), not both")
+    if predictions is None and checkpoint is None:
+        checkpoint = newest_checkpoint_for(dataset)
     if kind not in KIND_CHOICES:
         fail(f"--kind {kind}: expected one of {', '.join(KIND_CHOICES)}")
     settings = EvaluationSettings(kinds=KINDS if kind == "all" else (kind,), require_visible=kind == "visible", device=device)

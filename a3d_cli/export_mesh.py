@@ -8,19 +8,40 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from a3d_cli.common import DeviceOption, console, user_errors
+from a3d_cli.common import DeviceOption, announce, console, user_errors
+from a3d_core.errors import InputError
 from a3d_core.model.export import export_instance_mesh
+from a3d_core.runs import PRETRAINING, newest_run, read_run, runs_root
+
+
+def newest_pretraining_checkpoint() -> Path:
+    """The newest pretraining run under the runs root, announced."""
+    run = newest_run(PRETRAINING)
+    if run is None:
+        raise InputError(f"no pretraining run under {runs_root()}: train one with `a3d pretrain`, or give --checkpoint FILE")
+    announce(f"checkpoint: {run.checkpoint}, the newest pretraining run under {runs_root()} (--checkpoint FILE to choose)")
+    return run.checkpoint
+
+
+def pretraining_data(checkpoint: Path) -> Optional[str]:
+    """The dataset folder ``checkpoint`` was pretrained on, when it records one that still exists, announced."""
+    run = read_run(checkpoint)
+    dataset = run.dataset if run is not None and run.kind == PRETRAINING else None
+    if dataset is None or not dataset.is_dir():
+        return None
+    announce(f"data: {dataset}, the dataset {checkpoint} was pretrained on (--data DATASET or --image FILE to choose)")
+    return str(dataset)
 
 
 @user_errors
 def export_mesh(
-    checkpoint: Path = typer.Option(..., "--checkpoint", help="Stage-2 checkpoint (from `a3d pretrain` or `a3d finetune`)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Stage-2 checkpoint (from `a3d pretrain` or `a3d finetune`). Default: the newest pretraining run under $A3D_RUNS_ROOT or ./runs."),
     out: Path = typer.Option(..., "--out", help="Folder to write mesh.obj, mesh.ply, the mask PNGs, turntable.gif and summary.json into."),
     image: Optional[Path] = typer.Option(None, "--image", help="The instance's image: its crop, or a single-object image (used whole)."),
     visible_mask: Optional[Path] = typer.Option(None, "--visible-mask", help="The instance's visible mask, same size as --image (non-zero = visible)."),
     category: Optional[str] = typer.Option(None, "--category", help="Use this category's shape decoder instead of the predicted one."),
-    data: Optional[str] = typer.Option(None, "--data", help="A prepared dataset (folder or name under the data root) instead of --image."),
-    index: Optional[int] = typer.Option(None, "--index", help="With --data: the annotation's 0-based position in the split."),
+    data: Optional[str] = typer.Option(None, "--data", help="A prepared dataset (folder or name under the data root) instead of --image. Default (without --image): the dataset the checkpoint was pretrained on, when it is still there."),
+    index: Optional[int] = typer.Option(None, "--index", help="With --data: the annotation's 0-based position in the split (default with the checkpoint's dataset: 0)."),
     split: str = typer.Option("test", "--split", help="With --data: the split to read."),
     crop: str = typer.Option("amodal-box", "--crop", help="With --data: amodal-box (square around the amodal box) or full-image."),
     frames: int = typer.Option(24, "--frames", help="Number of turntable frames (evenly spaced azimuths)."),
@@ -31,6 +52,13 @@ def export_mesh(
 
     Give either --image and --visible-mask, or --data and --index. The network reconstructs the instance's 3D shape, renders it at the predicted viewpoint (coarse mask) and refines it (final amodal mask); the turntable GIF shows the mesh all around.
     """
+    if checkpoint is None:
+        checkpoint = newest_pretraining_checkpoint()
+    if data is None and image is None and visible_mask is None:
+        data = pretraining_data(checkpoint)
+        if data is not None and index is None:
+            index = 0
+            announce(f"instance: --index 0 of the {split} split (--index N to choose)")
     with console.status("reconstructing and rendering the turntable..."):
         result = export_instance_mesh(
             checkpoint, out, image=image, visible_mask=visible_mask, data=data, index=index, split=split,

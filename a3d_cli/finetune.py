@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING, Optional
 import typer
 from rich.table import Table
 
-from a3d_cli.common import DeviceOption, SeedOption, console, user_errors
+from a3d_cli.common import DeviceOption, SeedOption, announce, console, default_run_folder, fail, user_errors
 from a3d_core.errors import InputError
 from a3d_core.model.stage1 import BACKBONES, SMALL_ANCHOR_SIZES
+from a3d_core.runs import PRETRAINING, dataset_name, newest_run, read_run, runs_root
+from a3d_core.train.checkpoint import LAST_CHECKPOINT
 
 if TYPE_CHECKING:
     from a3d_core.train.finetune import FinetuneResult
@@ -19,8 +21,9 @@ if TYPE_CHECKING:
 @user_errors
 def finetune(
     dataset: str = typer.Option(..., "--dataset", help="Dataset name under the data root (d2sa, kins, kins2020, cocoa-cls, cocoa, scenes) or a canonical dataset folder."),
-    out: Path = typer.Option(..., "--out", help="Run folder: last.pt, best.pt (best val AP), metrics.jsonl, results.json."),
-    init: Optional[Path] = typer.Option(None, "--init", help="Stage-2 checkpoint of `a3d pretrain` to start from. Without it stage 2 trains from scratch (paper Table 3, N)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder: last.pt, best.pt (best val AP), metrics.jsonl, results.json. Default: runs/<dataset name> under $A3D_RUNS_ROOT or ./runs, or runs/<name>-2, -3, ... when it holds a run (with --resume: the latest)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Stage-2 checkpoint of `a3d pretrain` to start from. Default: the newest pretraining run under the runs root, when there is one (with --resume: the one the run began with)."),
+    no_init: bool = typer.Option(False, "--no-init", help="Train stage 2 from scratch (paper Table 3, N), even when a pretraining run exists."),
     category_map: Optional[Path] = typer.Option(None, "--category-map", help='JSON {"pretraining name": "fine-tuning name"} for categories named differently, e.g. {"watercraft": "boat"}.'),
     backbone: str = typer.Option("mobilenet_v3-fpn", "--backbone", help=f"Stage-1 backbone: {', '.join(BACKBONES)} (resnet50-fpn is the paper's)."),
     backbone_weights: Optional[Path] = typer.Option(None, "--backbone-weights", help="Local torchvision ImageNet checkpoint of the backbone (never downloaded)."),
@@ -59,6 +62,12 @@ def finetune(
     from a3d_core.train.finetune import BEST_METRIC, FinetuneSettings, finetune as run_finetune, small_stage1_settings
     from a3d_core.train.loop import TrainSettings
 
+    if init is not None and no_init:
+        fail("--init FILE and --no-init exclude each other")
+    if out is None:
+        out = default_run_folder(dataset_name(dataset), resume)
+    if init is None and not no_init:
+        init = default_init(out, resume)
     try:
         settings = FinetuneSettings(
             dataset=dataset,
@@ -100,6 +109,24 @@ def finetune(
         f"checkpoints in {result.out} (best.pt = best val AP); results in {result.out / 'results.json'}",
         highlight=False,
     )
+
+
+def default_init(out: Path, resume: bool) -> Optional[Path]:
+    """Stage 2's starting point without --init or --no-init, announced: on resume the one the run in
+    ``out`` began with, else the newest pretraining run under the runs root (none: from scratch)."""
+    if resume:
+        run = read_run(out / LAST_CHECKPOINT)
+        recorded = run.settings.get("init") if run is not None else None
+        if run is not None:
+            announce(f"stage 2: {recorded or 'from scratch'}, as the run in {out} began")
+        return Path(recorded) if recorded else None
+    run = newest_run(PRETRAINING)
+    if run is None:
+        announce(f"stage 2: from scratch, no pretraining run under {runs_root()} (`a3d pretrain` makes one; --init FILE to choose one)")
+        return None
+    announce(f"stage 2 starts from {run.checkpoint}, the newest pretraining run under {runs_root()} "
+             "(--init FILE to choose another, --no-init to train stage 2 from scratch)")
+    return run.checkpoint
 
 
 def parse_anchor_sizes(text: str) -> tuple[int, ...]:

@@ -10,9 +10,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from a3d_cli.common import DeviceOption, console, error_console, fail, user_errors
+from a3d_cli.common import DeviceOption, announce, console, error_console, fail, user_errors
 from a3d_core.errors import InputError
-from a3d_core.predict import PredictResult, PredictSettings, predict_dataset, predict_images
+from a3d_core.predict import PredictResult, PredictSettings, find_latest_checkpoint, predict_dataset, predict_images
 
 
 @user_errors
@@ -36,6 +36,9 @@ def predict(
     """
     if (dataset is None) == (not inputs):
         fail("give images (files, folders or patterns), or --dataset NAME with --split")
+    if checkpoint is None:
+        checkpoint = find_latest_checkpoint(runs_root)
+        announce(f"using the newest fine-tuned checkpoint: {checkpoint} (--checkpoint FILE to choose)")
     try:
         settings = PredictSettings(checkpoint=checkpoint, score_threshold=score_threshold, batch_size=batch_size,
                                    device=device, meshes=meshes, overlay_scale=overlay_scale, runs_root=runs_root)
@@ -51,8 +54,6 @@ def predict(
             result = predict_dataset(dataset, split, out, settings, advance, data_root)
         else:
             result = predict_images(inputs, out, settings, advance)
-    if result.checkpoint_found:
-        console.print(f"using the newest fine-tuned checkpoint: {result.checkpoint}", highlight=False)
     console.print(summary_table(result))
     for path, reason in result.failed:
         error_console.print(f"[bold red]skipped[/] {escape(str(path))}: {escape(reason)}", highlight=False, soft_wrap=True)

@@ -8,12 +8,14 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from a3d_cli.common import DeviceOption, SeedOption, console, user_errors
+from a3d_cli.common import DeviceOption, SeedOption, announce, console, default_run_folder, user_errors
 from a3d_core.data.catalog import resolve_dataset
 from a3d_core.errors import InputError
 from a3d_core.train.loop import TrainSettings
 from a3d_core.train.pretrain import PretrainResult, PretrainSettings, pretrain as run_pretrain
 
+DEFAULT_DATASET = "shapenet"
+RUN_NAME = "pretrain"
 MODEL_HELP = ("a3d (mesh + viewpoint + renderer + edge refine), a3d-no-refine (ablation), 2d (2D mask decoder baseline), "
               "2d-no-refine, 2d-unet (U-Net decoder, about A3D's active parameters), shapedict (K-means dictionary of "
               "training masks retrieved by the visible mask, then the edge refine), shapedict-no-refine.")
@@ -21,8 +23,8 @@ MODEL_HELP = ("a3d (mesh + viewpoint + renderer + edge refine), a3d-no-refine (a
 
 @user_errors
 def pretrain(
-    data: str = typer.Option(..., "--data", help="Dataset folder (or name under the data root) from `a3d prepare shapenet`."),
-    out: Path = typer.Option(..., "--out", help="Run folder: last.pt, best.pt, metrics.jsonl, results.json."),
+    data: Optional[str] = typer.Option(None, "--data", help="Dataset folder (or name under the data root) from `a3d prepare shapenet`. Default: shapenet under the data root ($A3D_DATA_ROOT or ./data)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder: last.pt, best.pt, metrics.jsonl, results.json. Default: runs/pretrain under $A3D_RUNS_ROOT or ./runs, or runs/pretrain-2, -3, ... when it holds a run (with --resume: the latest)."),
     model: str = typer.Option("a3d", "--model", help=MODEL_HELP),
     epochs: int = typer.Option(10, "--epochs", min=1, help="Passes over the training split (ignored when --steps is given)."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Train for this many optimizer steps instead of --epochs."),
@@ -49,6 +51,11 @@ def pretrain(
 
     Trains on the train split and validates on val (mIoU); then reports the mIoU of the checkpoint chosen on val, on test and test_newview, beside the visible-mask baseline (the IoU of the visible mask itself with the amodal mask). Runs under torchrun for data parallelism.
     """
+    if data is None:
+        data = DEFAULT_DATASET
+        announce(f"data: {resolve_dataset(data)} (the default; --data DATASET to choose)")
+    if out is None:
+        out = default_run_folder(RUN_NAME, resume)
     try:
         train_settings = TrainSettings(
             lr=lr,

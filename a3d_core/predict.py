@@ -33,14 +33,12 @@ from a3d_core.errors import InputError
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.io.images import find_images, overlay, read_image, write_png
 from a3d_core.io.meshes import write_obj
-from a3d_core.model.a3d import ARCHITECTURE, load_a3d_from_checkpoint
+from a3d_core.model.a3d import load_a3d_from_checkpoint
+from a3d_core.runs import FINE_TUNED, RUNS_ROOT_ENV, newest_run, runs_root
 from a3d_core.runtime import resolve_device
 
 PREDICTIONS_FILE = "predictions.json"
 IMAGES_FILE = "images.json"
-RUNS_ROOT_ENV = "A3D_RUNS_ROOT"
-DEFAULT_RUNS_ROOT = Path("runs")
-CHECKPOINT_NAMES = ("best.pt", "last.pt")
 
 ProgressCallback = Callable[[int, int], None]
 """``progress(done, total)`` after each image."""
@@ -106,45 +104,20 @@ class PredictResult:
 
 
 # ------------------------------------------------------------------------------- checkpoints
-def runs_root(explicit: str | os.PathLike | None = None) -> Path:
-    """The runs folder: ``explicit``, else ``$A3D_RUNS_ROOT``, else ``./runs``."""
-    if explicit is not None:
-        return Path(explicit)
-    env = os.environ.get(RUNS_ROOT_ENV)
-    return Path(env) if env else DEFAULT_RUNS_ROOT
-
-
-def is_two_stage_checkpoint(path: Path) -> bool:
-    """Whether ``path`` holds a fine-tuned two-stage model (read lazily, weights_only)."""
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # unreadable files are simply not candidates
-        return False
-    config = checkpoint.get("model_config") if isinstance(checkpoint, dict) else None
-    return isinstance(config, Mapping) and config.get("architecture") == ARCHITECTURE
-
-
 def find_latest_checkpoint(root: str | os.PathLike | None = None) -> Path:
-    """The newest fine-tuned checkpoint under the runs folder: per run folder ``best.pt`` (else
-    ``last.pt``), the run whose file was written last.
+    """The newest fine-tuned checkpoint under the runs folder (:func:`a3d_core.runs.newest_run`).
 
     Raises:
         InputError: saying how to get one, when there is none.
     """
-    folder = runs_root(root)
-    candidates: dict[Path, Path] = {}
-    if folder.is_dir():
-        for name in reversed(CHECKPOINT_NAMES):  # best.pt overrides last.pt of the same run
-            for path in folder.rglob(name):
-                if is_two_stage_checkpoint(path):
-                    candidates[path.parent] = path
-    if not candidates:
+    run = newest_run(FINE_TUNED, root)
+    if run is None:
         raise InputError(
-            f"no fine-tuned checkpoint under {folder} (best.pt/last.pt of `a3d finetune`); train one with "
-            "`a3d finetune --dataset scenes --init runs/pretrain/best.pt --out runs/scenes` (or run `a3d demo`), "
+            f"no fine-tuned checkpoint under {runs_root(root)} (best.pt/last.pt of `a3d finetune`); train one with "
+            "`a3d finetune --dataset scenes` (or run `a3d demo`), "
             f"pass --checkpoint FILE, or set ${RUNS_ROOT_ENV}"
         )
-    return max(candidates.values(), key=lambda path: path.stat().st_mtime)
+    return run.checkpoint
 
 
 # ------------------------------------------------------------------------------- conversion
