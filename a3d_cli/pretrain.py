@@ -37,6 +37,7 @@ def pretrain(
     symmetric: bool = typer.Option(True, "--symmetric/--asymmetric", help="Mirror-symmetric meshes (as CMR): each shape equals its mirror image."),
     azimuth_hypotheses: int = typer.Option(4, "--azimuth-hypotheses", min=1, help="Turned cameras per instance; training learns from the one closest to the amodal mask, which lets the viewpoint learn to turn. 1: the paper's single camera."),
     framing: float = typer.Option(1.1, "--framing", min=0.0, max=4.0, help="Crop every view at the square around its amodal box, this many times its longer side, as `a3d finetune` crops instances. 0: keep the views as they are (Kato's framing)."),
+    shapedict_atoms: int = typer.Option(64, "--shapedict-atoms", min=0, help="K-means atoms per category of --model shapedict*; 0: every training mask is an atom."),
     flip: bool = typer.Option(False, "--flip/--no-flip", help="Horizontal-flip augmentation, drawn per object and epoch (all views of an object flip together). Off in the paper."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from last.pt, exactly as if never interrupted."),
     val_every: Optional[int] = typer.Option(None, "--val-every", min=1, help="Validate (and checkpoint) every N steps. Default: once per epoch."),
@@ -49,7 +50,7 @@ def pretrain(
 ) -> None:
     """Pretrain the 3D shape prior (stage 2) on single-object data, unsupervised (paper 3.7).
 
-    Trains on the train split and validates on val (mIoU); then reports the mIoU of the checkpoint chosen on val, on test and test_newview, beside the visible-mask baseline (the IoU of the visible mask itself with the amodal mask). Runs under torchrun for data parallelism.
+    Trains on the train split and validates on val (mIoU); then reports the mIoU of the checkpoint chosen on val, on test and every held-out viewpoint split (test_newview, test_elevation, test_combination), beside the visible-mask baseline (the IoU of the visible mask itself with the amodal mask). Runs under torchrun for data parallelism.
     """
     if data is None:
         data = DEFAULT_DATASET
@@ -80,6 +81,7 @@ def pretrain(
             symmetric=symmetric,
             azimuth_hypotheses=azimuth_hypotheses,
             framing=framing or None,
+            shapedict_atoms=shapedict_atoms,
             flip=flip,
             device=device,
             resume=resume,
