@@ -117,7 +117,9 @@ class CheckpointCompleter:
 
     def complete(self, images: Sequence[torch.Tensor], boxes: Sequence[torch.Tensor], visible_masks: Sequence[torch.Tensor],
                  categories: Sequence[Sequence[str]]) -> list[dict[str, torch.Tensor]]:
-        self.check_categories([name for names in categories for name in names])
+        unresolved = [name for names in categories for name in names if name not in self.decoders]
+        if unresolved:  # check_categories(all names) up front keeps a user map's checks to the whole set
+            self.check_categories(unresolved)
         device = next(self.stage2.parameters()).device
         index = {name: k + 1 for k, name in enumerate(self.stage2.category_names)}
         labels = [torch.tensor([index[self.decoders[name]] for name in names], dtype=torch.int64, device=device) for names in categories]
