@@ -33,7 +33,6 @@ category, :mod:`a3d_core.data.category_map`) raises one :class:`InputError` nami
 from __future__ import annotations
 
 import os
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -42,7 +41,7 @@ import numpy as np
 import torch
 
 from a3d_core.checkpoint_eval import completion_results
-from a3d_core.completers import Completer, CompleterRequest, build_completer
+from a3d_core.completers import CompleterRequest, build_completer
 from a3d_core.data.canonical import decode_segmentation, mask_bbox, read_dataset, read_json
 from a3d_core.data.catalog import resolve_dataset
 from a3d_core.data.category_map import CategoryMap

@@ -23,10 +23,9 @@ amodal mask AP (COCO), AP50 and mIoU; ``best.pt`` keeps the best AP.
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import torch
 from torch import nn
