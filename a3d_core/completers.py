@@ -20,6 +20,7 @@ and :meth:`Completer.complete` and one entry in :data:`COMPLETERS`.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,7 +112,7 @@ class CheckpointCompleter:
         if missing:
             raise InputError(
                 f"{self.name}: no shape decoder for categories {missing} (it has {', '.join(self.stage2.category_names)}); "
-                'map them with --category-map FILE.json, e.g. {"' + missing[0] + '": "' + self.stage2.category_names[0] + '"}'
+                f"map them with --category-map FILE.json, e.g. {json.dumps({missing[0]: self.stage2.category_names[0]})}"
             )
         self.decoders.update(resolved)
 

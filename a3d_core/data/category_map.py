@@ -17,8 +17,8 @@ overlap counts with the paper's Table 3.
 
 A user map (``--category-map FILE.json``) is a JSON object ``{dataset class: pretrained
 category}`` (``null`` = start fresh); its entries override the shipped ones, which
-``--no-category-map`` switches off. Exact names always match first (the built-in scenes use the
-13 names themselves).
+``--no-category-map`` switches off. A class that is itself a pretrained category matches it
+before any shipped entry (the built-in scenes use the 13 names themselves).
 """
 
 from __future__ import annotations
