@@ -158,7 +158,7 @@ def complete_images(
     paths = find_images(inputs)
     entries, file_images, file_categories = _read_visible_file(visible)
     categories = _categories(visible, file_categories, settings)
-    images = _resolve_images(visible, entries, paths, file_images, settings)
+    images = _resolve_images(visible, paths, file_images, settings)
     category_ids = _read_instances(visible, entries, images, categories)
     names = list(category_ids)
 
@@ -255,8 +255,7 @@ def _categories(visible: Path, file_categories: Any, settings: CompleteSettings)
     return _category_list(str(folder.root), folder.load_split(folder.splits[0]).categories)
 
 
-def _resolve_images(visible: Path, entries: list[Any], paths: list[Path], file_images: Any,
-                    settings: CompleteSettings) -> list[_Image]:
+def _resolve_images(visible: Path, paths: list[Path], file_images: Any, settings: CompleteSettings) -> list[_Image]:
     """The images given, with ids: from an images table (the file's, else ``images_index``) by
     file name, else positions; each entry is attached later by :func:`_read_instances`."""
     table = file_images
