@@ -10,7 +10,10 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from a3d_cli.common import DeviceOption, announce, console, fail, user_errors
-from a3d_core.checkpoint_eval import evaluate_checkpoint
+from a3d_core.checkpoint_eval import evaluate_checkpoint, evaluate_completion
+from a3d_core.completers import CompleterRequest, build_completer
+from a3d_core.data.catalog import resolve_dataset
+from a3d_core.data.category_map import CategoryMap
 from a3d_core.errors import InputError
 from a3d_core.eval.coco import STAT_NAMES
 from a3d_core.eval.evaluate import KINDS, EvaluationResult, EvaluationSettings, evaluate_dataset
@@ -20,6 +23,7 @@ from a3d_core.predict import PredictSettings
 from a3d_core.runs import FINE_TUNED, dataset_name, newest_run, runs_root
 
 KIND_CHOICES = (*KINDS, "all")
+PROTOCOLS = ("detection", "completion")
 
 
 def _percent(value: float) -> str:
@@ -88,8 +92,12 @@ def evaluate(
     predictions: Optional[Path] = typer.Option(
         None, "--predictions", help="COCO results JSON (as `a3d predict` writes): image_id, category_id, score, segmentation (amodal RLE), optional visible_mask."
     ),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A fine-tuned checkpoint (`a3d finetune`): predict the split with it, then evaluate. Default (without --predictions): the newest fine-tuned run for this dataset under $A3D_RUNS_ROOT or ./runs."),
-    predictions_out: Optional[Path] = typer.Option(None, "--predictions-out", help="With --checkpoint: keep its predictions (COCO results, overlays) in this folder."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A fine-tuned checkpoint (`a3d finetune`): predict the split with it, then evaluate. With --protocol completion also a pretraining one (`a3d pretrain`). Default (without --predictions): the newest fine-tuned run for this dataset under $A3D_RUNS_ROOT or ./runs."),
+    protocol: str = typer.Option("detection", "--protocol", help="detection: score --predictions or the --checkpoint's detections. completion: complete the ground-truth visible masks (ground-truth boxes as detections, C2F-Seg's setting) with --completer."),
+    completer: str = typer.Option("checkpoint", "--completer", help="With --protocol completion: checkpoint (stage 2 of --checkpoint) or visible (the visible mask as amodal mask: the baseline)."),
+    category_map: Optional[Path] = typer.Option(None, "--category-map", help='With --protocol completion: JSON {"dataset class": "checkpoint category"} over the shipped map.'),
+    shipped_category_map: bool = typer.Option(True, "--default-category-map/--no-category-map", help="With --protocol completion: match the dataset's classes to the checkpoint's through the shipped map (couch -> sofa, ...), or by name only."),
+    predictions_out: Optional[Path] = typer.Option(None, "--predictions-out", help="With --checkpoint or --protocol completion: keep the predictions (COCO results; overlays for detection) in this folder."),
     score_threshold: float = typer.Option(0.05, "--score-threshold", min=0.0, max=1.0, help="With --checkpoint: leave out detections scoring below this."),
     split: str = typer.Option("val", "--split", help="Which split of the dataset to evaluate against."),
     kind: str = typer.Option("all", "--kind", help="amodal, visible, occluded (occlusion rate >= 0.15) or all."),
@@ -104,14 +112,26 @@ def evaluate(
     numbers: against amodal masks (amodal), visible masks (visible, when predictions carry
     visible_mask), and amodal masks of instances occluded by at least 15% (occluded). mIoU
     averages each instance's IoU with its best-matching prediction.
+
+    --protocol completion scores amodal completion alone: every ground-truth instance's box and
+    visible mask go to the completer, and its amodal masks are scored (mIoU, mIoU_occ, AP).
     """
+    if protocol not in PROTOCOLS:
+        fail(f"--protocol {protocol}: expected one of {', '.join(PROTOCOLS)}")
+    if kind not in KIND_CHOICES:
+        fail(f"--kind {kind}: expected one of {', '.join(KIND_CHOICES)}")
+    settings = EvaluationSettings(kinds=KINDS if kind == "all" else (kind,), require_visible=kind == "visible", device=device)
+    if protocol == "completion":
+        if predictions is not None:
+            fail("--protocol completion completes the ground-truth visible masks itself: leave out --predictions")
+        result = _completion(dataset, split, completer, checkpoint, category_map, shipped_category_map, predictions_out, settings,
+                             data_root, device)
+        _print_result(result, json_out, plots, f"{completer} completer" + (f" ({checkpoint})" if completer == "checkpoint" else ""))
+        return
     if predictions is not None and checkpoint is not None:
         fail("give either --predictions FILE (a COCO results JSON) or --checkpoint FILE (a fine-tuned model), not both")
     if predictions is None and checkpoint is None:
         checkpoint = newest_checkpoint_for(dataset)
-    if kind not in KIND_CHOICES:
-        fail(f"--kind {kind}: expected one of {', '.join(KIND_CHOICES)}")
-    settings = EvaluationSettings(kinds=KINDS if kind == "all" else (kind,), require_visible=kind == "visible", device=device)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True) as progress:
         task = progress.add_task("evaluating", total=None)
         if checkpoint is not None:
@@ -123,6 +143,26 @@ def evaluate(
             result = evaluate_dataset(
                 dataset, predictions, split, settings, data_root, on_step=lambda step: progress.update(task, description=f"evaluating: {step}")
             )
+    _print_result(result, json_out, plots, str(predictions or checkpoint))
+
+
+def _completion(dataset: str, split: str, completer: str, checkpoint: Optional[Path], category_map: Optional[Path],
+                shipped_category_map: bool, predictions_out: Optional[Path], settings: EvaluationSettings,
+                data_root: Optional[Path], device: str) -> EvaluationResult:
+    """The completion protocol with a progress bar over the split's images."""
+    request = CompleterRequest(checkpoint=checkpoint, category_map=CategoryMap.load(category_map, shipped_category_map), device=device,
+                               dataset=resolve_dataset(dataset, data_root))
+    built = build_completer(completer, request)
+    predictions_file = predictions_out / "predictions.json" if predictions_out is not None else None
+    if predictions_file is not None:
+        predictions_out.mkdir(parents=True, exist_ok=True)
+    with Progress(*Progress.get_default_columns(), TimeElapsedColumn(), console=console, transient=True) as progress:
+        task = progress.add_task(f"completing {split} with {built.name}", total=None)
+        return evaluate_completion(dataset, built, split, settings, data_root, predictions_file,
+                                   progress=lambda done, total: progress.update(task, completed=done, total=total))
+
+
+def _print_result(result: EvaluationResult, json_out: Optional[Path], plots: Optional[Path], source: str) -> None:
     console.print(_stats_table(result))
     console.print(_category_table(result))
     if result.segments is not None:
@@ -130,7 +170,7 @@ def evaluate(
     for skipped_kind, reason in result.skipped.items():
         console.print(f"[yellow]skipped {skipped_kind}:[/] {reason}")
     if json_out is not None:
-        console.print(f"report: {write_report(result, json_out, str(predictions or checkpoint))}")
+        console.print(f"report: {write_report(result, json_out, source)}")
     if plots is not None:
         for path in write_plots(result, plots):
             console.print(f"plot: {path}")

@@ -24,7 +24,8 @@ def finetune(
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder: last.pt, best.pt (best val AP), metrics.jsonl, results.json. Default: runs/<dataset name> under $A3D_RUNS_ROOT or ./runs, or runs/<name>-2, -3, ... when it holds a run (with --resume: the latest)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Stage-2 checkpoint of `a3d pretrain` to start from. Default: the newest pretraining run under the runs root, when there is one (with --resume: the one the run began with)."),
     no_init: bool = typer.Option(False, "--no-init", help="Train stage 2 from scratch (paper Table 3, N), even when a pretraining run exists."),
-    category_map: Optional[Path] = typer.Option(None, "--category-map", help='JSON {"pretraining name": "fine-tuning name"} for categories named differently, e.g. {"watercraft": "boat"}.'),
+    category_map: Optional[Path] = typer.Option(None, "--category-map", help='JSON {"dataset class": "pretrained category" or null} over the shipped map (couch -> sofa, van -> car, ...; docs/twostage.md), e.g. {"bus": "car"}.'),
+    shipped_category_map: bool = typer.Option(True, "--default-category-map/--no-category-map", help="Use the shipped map from the real datasets' class names to the 13 ShapeNet categories; --no-category-map: same names (and --category-map) only."),
     backbone: str = typer.Option("mobilenet_v3-fpn", "--backbone", help=f"Stage-1 backbone: {', '.join(BACKBONES)} (resnet50-fpn is the paper's)."),
     backbone_weights: Optional[Path] = typer.Option(None, "--backbone-weights", help="Local torchvision ImageNet checkpoint of the backbone (never downloaded)."),
     detector_weights: Optional[Path] = typer.Option(None, "--detector-weights", help="Local torchvision Mask R-CNN checkpoint of the same backbone (never downloaded)."),
@@ -74,6 +75,7 @@ def finetune(
             out=out,
             init=init,
             category_map=category_map,
+            shipped_category_map=shipped_category_map,
             stage1=small_stage1_settings(backbone, min_size, max_size, parse_anchor_sizes(anchor_sizes), stage1_norm),
             backbone_weights=backbone_weights,
             detector_weights=detector_weights,
@@ -145,7 +147,10 @@ def transfer_table(result: FinetuneResult) -> Table:
     table.add_column("stage-2 initialisation")
     for name in result.category_names:
         pretrained = result.transfer.transferred.get(name)
-        table.add_row(name, f"pretrained '{pretrained}'" if pretrained else "fresh")
+        if pretrained is None:
+            table.add_row(name, "fresh")
+        else:
+            table.add_row(name, f"pretrained '{pretrained}'" + (f" ({pretrained} <- {name})" if pretrained != name else ""))
     return table
 
 

@@ -1,10 +1,10 @@
-"""The ``a3d`` application: ``a3d demo | prepare | pretrain | finetune | evaluate | predict | export-mesh``."""
+"""The ``a3d`` application: ``a3d demo | prepare | pretrain | finetune | evaluate | predict | complete | export-mesh``."""
 
 from __future__ import annotations
 
 import typer
 
-from a3d_cli import demo, evaluate, export_mesh, finetune, predict, pretrain
+from a3d_cli import complete, demo, evaluate, export_mesh, finetune, predict, pretrain
 from a3d_cli.prepare import app as prepare_app
 from a3d_core import __version__
 
@@ -36,4 +36,5 @@ app.command("pretrain")(pretrain.pretrain)
 app.command("finetune")(finetune.finetune)
 app.command("evaluate")(evaluate.evaluate)
 app.command("predict")(predict.predict)
+app.command("complete")(complete.complete)
 app.command("export-mesh")(export_mesh.export_mesh)

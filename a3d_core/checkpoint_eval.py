@@ -2,8 +2,10 @@
 
 :func:`evaluate_checkpoint` predicts the split, then scores it: exactly ``a3d predict --dataset D
 --split S`` and ``a3d evaluate --dataset D --split S --predictions predictions.json``, which
-``a3d evaluate --checkpoint`` and ``a3d demo`` run together. :func:`complete_ground_truth` runs
-stage 2 alone on the ground-truth instances, to measure the completion without detection errors.
+``a3d evaluate --checkpoint`` and ``a3d demo`` run together. :func:`evaluate_completion`
+(``a3d evaluate --protocol completion``) runs a completer (:mod:`a3d_core.completers`: a
+checkpoint's stage 2 alone, or a baseline) on the ground-truth boxes and visible masks, to
+measure the completion without detection errors.
 """
 
 from __future__ import annotations
@@ -12,14 +14,18 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
-from a3d_core.data.detection import AmodalDetectionDataset
+from torchvision.ops import masks_to_boxes
 
-from a3d_core.eval.evaluate import EvaluationResult, EvaluationSettings, evaluate_dataset
-from a3d_core.model.a3d import A3DNetwork
+from a3d_core.completers import Completer
+from a3d_core.data.canonical import read_dataset
+from a3d_core.data.catalog import resolve_dataset
+from a3d_core.data.detection import AmodalDetectionDataset
+from a3d_core.eval.evaluate import EvaluationResult, EvaluationSettings, evaluate_dataset, evaluate_predictions
+from a3d_core.io.atomic import atomic_write_json
 from a3d_core.predict import PredictResult, PredictSettings, detections_to_results, predict_dataset
 
 
@@ -59,42 +65,89 @@ def _run(dataset: str | os.PathLike, split: str, folder: Path, predict_settings:
     return CheckpointEvaluation(prediction, evaluation)
 
 
+def mask_boxes(masks: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """The xyxy box around each mask ``(K, H, W)`` -> ``(K, 4)``, as pycocotools' ``toBbox``
+    measures it (``x1 - x0`` = the pixel width); an empty mask gets a zero box."""
+    inside = masks > threshold
+    boxes = torch.zeros((len(masks), 4), dtype=torch.float32, device=masks.device)
+    filled = inside.flatten(1).any(dim=1)
+    if filled.any():
+        boxes[filled] = masks_to_boxes(inside[filled]).float() + torch.tensor([0.0, 0.0, 1.0, 1.0], device=masks.device)
+    return boxes
+
+
+def completion_results(image_id: int, amodal_masks: torch.Tensor, visible_masks: torch.Tensor, labels: torch.Tensor,
+                       scores: torch.Tensor, category_id_of_label: Sequence[int]) -> list[dict[str, Any]]:
+    """One image's completed instances -> COCO results (:func:`~a3d_core.predict.detections_to_results`)
+    whose ``bbox`` is the box of the completed amodal mask and ``visible_mask`` the given one.
+
+    Args:
+        amodal_masks, visible_masks: ``(K, H, W)`` probabilities or {0, 1}.
+        labels: ``(K,)`` in ``1..C``; ``category_id_of_label[l - 1]`` is label ``l``'s category id.
+        scores: ``(K,)``.
+    """
+    detections = {"boxes": mask_boxes(amodal_masks), "labels": labels, "scores": scores,
+                  "amodal_masks": amodal_masks, "visible_masks": visible_masks.float()}
+    return detections_to_results(detections, image_id, category_id_of_label)
+
+
 def complete_ground_truth(
-    network: A3DNetwork,
+    completer: Completer,
     dataset: AmodalDetectionDataset,
     batch_size: int = 4,
     on_image: Callable[[torch.Tensor, dict[str, Any], dict[str, torch.Tensor]], None] | None = None,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Stage 2 alone, on the ground-truth amodal boxes, labels and visible masks of every image.
-
-    This isolates what the completion adds (no detection errors): the same instances scored with
-    their completed amodal masks and with their visible masks as amodal masks.
+    progress: Callable[[int, int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Complete the ground-truth instances of every image from their amodal boxes and VISIBLE
+    masks (C2F-Seg's setting): what the completion does without detection errors.
 
     Args:
-        network: an eval-mode two-stage network (only :meth:`~a3d_core.model.a3d.A3DNetwork.complete` runs).
-        dataset: the split's images and targets; its category ids label the results.
+        completer: e.g. a checkpoint's stage 2 or the visible-mask baseline (:mod:`a3d_core.completers`).
+        dataset: the split's images and targets; its category ids and names label the instances.
         on_image: called per image with ``(image (3, H, W), target, completion)``, e.g. to draw overlays.
+        progress: ``progress(done, total)`` after each batch of images.
 
     Returns:
-        ``(completed, visible)``: COCO results lists (score 1) with the completed amodal masks
-        and with the visible masks as ``segmentation``.
+        COCO results (score 1, :func:`completion_results`), one per ground-truth instance.
     """
     category_ids = list(dataset.categories.category_ids)
-    device = next(network.parameters()).device
-    completed: list[dict[str, Any]] = []
-    visible: list[dict[str, Any]] = []
+    names = list(dataset.categories.names)
+    completer.check_categories(names)
+    results: list[dict[str, Any]] = []
     for start in range(0, len(dataset), batch_size):
         items = [dataset[index] for index in range(start, min(start + batch_size, len(dataset)))]
-        images = [image.to(device) for image, _ in items]
-        targets = [{key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in target.items()} for _, target in items]
-        with torch.no_grad():
-            completions = network.complete(images, [t["boxes"] for t in targets], [t["masks"].float() for t in targets],
-                                           [t["labels"] for t in targets])
+        images = [image for image, _ in items]
+        targets = [target for _, target in items]
+        completions = completer.complete(images, [t["boxes"] for t in targets], [t["masks"].float() for t in targets],
+                                         [[names[label - 1] for label in t["labels"].tolist()] for t in targets])
         for image, target, completion in zip(images, targets, completions):
-            detections = {"boxes": target["boxes"], "labels": target["labels"], "scores": torch.ones(len(target["labels"])),
-                          "amodal_masks": completion["amodal_masks"], "visible_masks": target["masks"].float()}
-            completed += detections_to_results(detections, target["image_id"], category_ids)
-            visible += detections_to_results({**detections, "amodal_masks": detections["visible_masks"]}, target["image_id"], category_ids)
+            amodal = completion["amodal_masks"].cpu()
+            results += completion_results(target["image_id"], amodal, target["masks"], target["labels"],
+                                          torch.ones(len(target["labels"])), category_ids)
             if on_image is not None:
                 on_image(image, target, completion)
-    return completed, visible
+        if progress is not None:
+            progress(min(start + batch_size, len(dataset)), len(dataset))
+    return results
+
+
+def evaluate_completion(
+    dataset: str | os.PathLike,
+    completer: Completer,
+    split: str = "val",
+    evaluation_settings: EvaluationSettings | None = None,
+    data_root: str | os.PathLike | None = None,
+    predictions_file: str | os.PathLike | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvaluationResult:
+    """``a3d evaluate --protocol completion``: score :func:`complete_ground_truth` on split
+    ``split`` (amodal AP with the ground-truth instances as detections, mIoU, mIoU_occ).
+
+    ``predictions_file`` keeps the completed masks (COCO results, for ``a3d evaluate --predictions``).
+    """
+    folder = read_dataset(resolve_dataset(dataset, data_root))
+    images = AmodalDetectionDataset(folder, split)
+    results = complete_ground_truth(completer, images, progress=progress)
+    if predictions_file is not None:
+        atomic_write_json(Path(predictions_file), results)
+    return evaluate_predictions(images.split, results, evaluation_settings, folder.name, split)

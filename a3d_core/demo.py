@@ -9,9 +9,11 @@ Steps (each is the pure function behind an ``a3d`` command, with small settings 
 4. ``finetune``: both stages on the scenes, stage 2 initialised from the prior by category name;
 5. ``evaluate``: amodal AP and mIoU on the scenes' val split, beside the visible-mask baseline
    (the same detections with their visible masks as amodal masks: what completion gains);
-6. stage 2 alone on the ground-truth boxes and visible masks of the val split, which measures
-   the completion by the 3D prior without detection errors, draws it, and exports the meshes
-   (OBJ) and turntables (GIF) of a few occluded instances;
+6. stage 2 alone on the ground-truth boxes and visible masks of the val split: ``evaluate
+   --protocol completion`` measures the completion by the 3D prior without detection errors
+   (beside the visible-mask baseline), and ``complete`` (the ground truth of a few val images
+   turned into a segmenter's visible-mask results) draws it and exports the meshes (OBJ) and
+   turntables (GIF) of a few occluded instances;
 7. ``predict``: overlays (visible parts tinted, completed hidden parts hatched), masks and
    meshes for val images, from stage-1 detections.
 
@@ -21,7 +23,9 @@ The output folder::
     evaluation.json, evaluation.md
     previews/                 shapenet.png (pretraining views), scenes.png (scenes with their masks)
     overlays/                 one PNG per predicted image (stage-1 detections, completed)
-    completion/               one PNG per val image: ground-truth instances completed by stage 2
+    completion/               one PNG per val image: ground-truth instances completed by stage 2;
+                              visible.json, the visible masks handed to `a3d complete`
+    complete/                 `a3d complete`'s output folder for those images
     meshes/                   val_<image>_instance_<k>.obj and ..._turntable.gif: occluded instances' meshes
     predict/                  `a3d predict`'s output folder for the predicted images
     data/, runs/              the prepared datasets and the two training runs (checkpoints, metrics)
@@ -43,8 +47,11 @@ from typing import Any, Callable
 
 import torch
 
-from a3d_core.checkpoint_eval import complete_ground_truth, evaluate_checkpoint
-from a3d_core.data.detection import AmodalDetectionDataset
+from pytorch3d.io import load_obj
+
+from a3d_core.checkpoint_eval import evaluate_checkpoint, evaluate_completion
+from a3d_core.complete import CompleteSettings, complete_images
+from a3d_core.completers import VisibleCompleter, load_checkpoint_completer
 from a3d_core.data.canonical import read_dataset
 from a3d_core.data.prepare_scenes import ObjectPoolSettings, ScenesRequest, prepare_scenes
 from a3d_core.data.prepare_shapenet import PrepareShapeNetConfig, prepare_shapenet
@@ -52,11 +59,8 @@ from a3d_core.data.scenes import SceneSettings
 from a3d_core.errors import InputError
 from a3d_core.eval.evaluate import EvaluationResult, EvaluationSettings, evaluate_predictions, load_predictions
 from a3d_core.io.atomic import atomic_write_json, atomic_write_text
-from a3d_core.io.images import overlay, write_png
-from a3d_core.io.meshes import render_turntable, write_gif, write_obj
-from a3d_core.model.a3d import load_a3d_from_checkpoint
+from a3d_core.io.meshes import render_turntable, write_gif
 from a3d_core.predict import PredictSettings, predict_images
-from a3d_core.runtime import resolve_device
 from a3d_core.train.finetune import FinetuneSettings, finetune, small_stage1_settings
 from a3d_core.train.loop import TrainSettings
 from a3d_core.train.pretrain import PretrainSettings, pretrain
@@ -260,36 +264,45 @@ def ground_truth_completion(checkpoint: Path, dataset: Path, out: Path, plan: De
                             device: str) -> tuple[dict[str, dict[str, float]], list[Path], list[Path]]:
     """Stage 2 alone on the ground-truth instances of the val split.
 
-    Returns the metrics of the completed masks and of the visible masks as amodal masks. Writes
-    overlays of the first ``plan.predict_images`` images to ``out/completion`` and, to
-    ``out/meshes``, the reconstructed mesh (OBJ) and turntable (GIF) of the first ``plan.meshes``
+    Returns the completion protocol's metrics (``a3d evaluate --protocol completion``) of the
+    checkpoint's stage 2 and of the visible-mask baseline. ``a3d complete`` then completes the
+    ground truth of the first ``plan.predict_images`` val images, handed over as a segmenter's
+    visible-mask results (``out/completion/visible.json``): its overlays go to ``out/completion``
+    and, to ``out/meshes``, the mesh (OBJ) and turntable (GIF) of the first ``plan.meshes``
     instances at least :data:`MESH_MIN_OCCLUSION` occluded: the 3D prior behind each completion.
     """
-    network = load_a3d_from_checkpoint(checkpoint).to(resolve_device(device)).eval()
-    images = AmodalDetectionDataset(dataset, "val")
-    drawn: list[Path] = []
-    meshes: list[Path] = []
-
-    def draw(image: torch.Tensor, target: dict, completion: dict) -> None:
-        if len(drawn) < plan.predict_images:
-            pixels = (image.permute(1, 2, 0).cpu() * 255).round().byte().numpy()
-            drawn.append(write_png(out / "completion" / f"val_{target['image_id']:05d}.png",
-                                   overlay(pixels, target["masks"].cpu().numpy(), completion["amodal_masks"].cpu().numpy(),
-                                           scale=plan.overlay_scale)))
-        for k, rate in enumerate(target["occlusion_rate"].tolist()):
-            if len(meshes) >= 2 * plan.meshes or rate < MESH_MIN_OCCLUSION or "vertices" not in completion:  # 2 files an instance
-                continue
-            name = f"val_{target['image_id']:05d}_instance_{k:02d}"
-            vertices, faces = completion["vertices"][k].cpu(), completion["faces"].cpu()
-            meshes.append(write_obj(out / "meshes" / f"{name}.obj", vertices, faces))
-            frames = render_turntable(vertices, faces, plan.turntable_frames, plan.turntable_size)
-            meshes.append(write_gif(out / "meshes" / f"{name}_turntable.gif", frames))
-
-    completed, visible = complete_ground_truth(network, images, on_image=draw)
-    split = images.split
     settings = EvaluationSettings(kinds=("amodal",))
-    metrics = {"stage2_on_ground_truth": _headline(evaluate_predictions(split, completed, settings)),
-               "ground_truth_visible": _headline(evaluate_predictions(split, visible, settings))}
+    completer = load_checkpoint_completer(checkpoint, device=device)
+    metrics = {"stage2_on_ground_truth": _headline(evaluate_completion(dataset, completer, "val", settings)),
+               "ground_truth_visible": _headline(evaluate_completion(dataset, VisibleCompleter(), "val", settings))}
+
+    folder = read_dataset(dataset)
+    split = folder.load_split("val")
+    images = split.images[:plan.predict_images]
+    shown = {int(image["id"]) for image in images}
+    annotations = [a for a in split.annotations if int(a["image_id"]) in shown and not a.get("iscrowd", 0)]
+    visible = atomic_write_json(out / "completion" / "visible.json", {
+        "images": [{"id": image["id"], "file_name": image["file_name"]} for image in images], "categories": split.categories,
+        "annotations": [{"image_id": a["image_id"], "category_id": a["category_id"], "score": 1.0, "segmentation": a["visible_mask"],
+                         "bbox": a["bbox"]} for a in annotations]})
+    completed = complete_images([folder.image_path(image) for image in images], visible, out / "complete",
+                                CompleteSettings(checkpoint=checkpoint, device=device, meshes=True, masks=False, overlay_scale=plan.overlay_scale))
+    index = json.loads(completed.images_file.read_text())["images"]
+    drawn = [Path(shutil.copyfile(out / "complete" / record["folder"] / "overlay.png", out / "completion" / f"val_{record['id']:05d}.png"))
+             for record in index]
+    folder_of = {int(record["id"]): record["folder"] for record in index}
+    rank: dict[int, int] = {}
+    meshes: list[Path] = []
+    for annotation in annotations:
+        image_id = int(annotation["image_id"])
+        k = rank[image_id] = rank.get(image_id, -1) + 1  # same scores: `a3d complete` keeps the file's order
+        if len(meshes) >= 2 * plan.meshes or float(annotation.get("occlusion_rate", 0.0)) < MESH_MIN_OCCLUSION:
+            continue
+        name = f"val_{image_id:05d}_instance_{k:02d}"
+        mesh = Path(shutil.copyfile(out / "complete" / folder_of[image_id] / f"instance_{k:02d}.obj", out / "meshes" / f"{name}.obj"))
+        vertices, faces, _ = load_obj(mesh, load_textures=False)
+        frames = render_turntable(vertices, faces.verts_idx, plan.turntable_frames, plan.turntable_size)
+        meshes += [mesh, write_gif(out / "meshes" / f"{name}_turntable.gif", frames)]
     return metrics, drawn, meshes
 
 
@@ -304,9 +317,9 @@ def evaluation_markdown(metrics: dict[str, dict[str, float]]) -> str:
     """The evaluation table (%), one row per method."""
     columns = ("AP", "AP50", "AP75", "mIoU", "mIoU_occ")
     lines = ["| amodal masks on the val scenes (%) | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    labels = {"model": "A3D, full pipeline (stage-1 detections)", "visible_baseline": "same detections, visible mask as amodal mask",
-              "stage2_on_ground_truth": "stage 2 on ground-truth boxes + visible masks",
-              "ground_truth_visible": "ground-truth visible mask as amodal mask"}
+    labels = {"stage2_on_ground_truth": "stage 2 on ground-truth boxes + visible masks (completion protocol)",
+              "ground_truth_visible": "ground-truth visible mask as amodal mask",
+              "model": "A3D, full pipeline (stage-1 detections)", "visible_baseline": "same detections, visible mask as amodal mask"}
     for key, label in labels.items():
         if key not in metrics:
             continue
@@ -329,7 +342,7 @@ def index_markdown(result: DemoResult, plan: DemoPlan) -> str:
     shown = (f"{result.detections_shown} detections scored at least {plan.predict_score_threshold} in these images."
              if result.detections_shown else
              f"No detection scored {plan.predict_score_threshold} or more: stage 1, trained from scratch for minutes on a CPU, "
-             "is not yet confident about any object. Section 5 shows stage 2 completing the ground-truth instances.")
+             "is not yet confident about any object. Above, stage 2 completes the ground-truth visible masks.")
     completions = "\n".join(f"![{path.stem}]({path.relative_to(out).as_posix()})" for path in result.completions)
     meshes = f"No val instance is at least {MESH_MIN_OCCLUSION:.0%} occluded." if not result.meshes else "\n".join(
         f"- [{path.name}]({path.relative_to(out).as_posix()})" + (f"\n\n  ![{path.stem}]({path.relative_to(out).as_posix()})" if path.suffix == ".gif" else "")
@@ -339,6 +352,25 @@ def index_markdown(result: DemoResult, plan: DemoPlan) -> str:
 
 The whole A3D pipeline at a small scale on the built-in data (categories: {', '.join(plan.categories)}).
 Total time: {result.total_seconds:.0f} s.
+
+## What stage 2 does, beside what stage 1 detects
+
+{evaluation_markdown(result.metrics)}
+The first two rows give stage 2 the ground-truth boxes and visible masks (`a3d evaluate
+--protocol completion`, C2F-Seg's setting): they measure the completion by the 3D prior alone,
+against the visible masks taken as amodal masks. The last two rows run the whole pipeline from
+stage-1 detections, with and without completion. A stage 1 trained from scratch for minutes on a
+CPU detects poorly; start it from `--detector-weights` or `--backbone-weights` and train longer
+for real use, or hand the visible masks of any segmenter to `a3d complete`.
+
+Ground-truth visible masks completed by stage 2 (`a3d complete`; visible part tinted, completed
+hidden part hatched):
+
+{completions}
+
+Stage-1 detections, completed (`a3d predict`). {shown}
+
+{overlays}
 
 ## 1. Pretraining data (`a3d prepare shapenet`)
 
@@ -358,24 +390,15 @@ Run folder: `runs/scenes/`. Categories initialised from the prior (fine-tuning <
 
 ## 5. Evaluation (`a3d evaluate`)
 
-{evaluation_markdown(result.metrics)}
-The second row keeps the same detections but uses their visible masks as amodal masks: the
-difference is what the completion by the 3D prior adds. The last two rows give stage 2 the
-ground-truth boxes and visible masks, so they measure the completion alone, without detection
-errors (a stage 1 trained from scratch for minutes on a CPU detects poorly; start it from
-`--backbone-weights` or `--detector-weights` and train longer for real use). Files:
-`evaluation.json`, `predictions/predictions.json` (COCO results).
+The table above: `evaluation.json`, `evaluation.md`; the full pipeline's detections are in
+`predictions/predictions.json` (COCO results). The completion protocol's rows are
+`a3d evaluate --dataset data/scenes --protocol completion --checkpoint runs/scenes/best.pt`
+and `... --completer visible`.
 
-Ground-truth instances completed by stage 2 (visible part tinted, completed hidden part hatched):
+## 6. Completion and predictions (`a3d complete`, `a3d predict`)
 
-{completions}
-
-## 6. Predictions (`a3d predict`)
-
-Visible parts are tinted, hidden parts completed by the model are hatched, amodal outlines drawn.
-{shown}
-
-{overlays}
+`complete/` is `a3d complete`'s output for the ground-truth visible masks in
+`completion/visible.json`; `predict/` is `a3d predict`'s for stage-1 detections (pictures above).
 
 ## 7. Meshes (the 3D prior behind the completions)
 

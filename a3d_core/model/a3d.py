@@ -273,38 +273,52 @@ class A3DNetwork(nn.Module):
             at least the visible mask's), and for 3D kinds ``vertices`` ``(K_b, V, 3)`` and
             ``faces`` ``(F, 3)``.
         """
-        size = self.settings.stage2.image_size
-        squares = [square_boxes(b.float(), self.settings.crop_scale) for b in boxes]
-        counts = [len(b) for b in boxes]
-        if sum(counts) == 0:
-            return [self._empty_completion(image) for image in images]
-        visible = torch.cat([
-            crop_masks((m > self.settings.mask_threshold).float(), s, size) for m, s in zip(visible_masks, squares) if len(s)
-        ])
-        batch = {
-            "rgb": crop_images([i for i, s in zip(images, squares) if len(s)], [s for s in squares if len(s)], size),
-            "visible": (visible >= 0.5).float()[:, None],
-            "shape_category": torch.cat(list(labels)).long() - 1,
-        }
-        predicted = self.stage2(batch)
-        results = []
-        for image, square, visible_of_image, crop_masks_of_image in zip(images, squares, visible_masks, predicted["amodal_mask"].split(counts)):
-            amodal = paste_masks(crop_masks_of_image, square, tuple(image.shape[-2:]))
-            if self.settings.keep_visible:
-                amodal = torch.maximum(amodal, visible_of_image.to(amodal))
-            results.append({"amodal_masks": amodal})
-        if "vertices" in predicted:
-            for result, vertices in zip(results, predicted["vertices"].split(counts)):
-                result.update(vertices=vertices, faces=predicted["faces"])
-        return results
+        return complete_instances(self.stage2, self.settings, images, boxes, visible_masks, labels)
 
-    def _empty_completion(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        height, width = image.shape[-2:]
-        result = {"amodal_masks": image.new_zeros((0, height, width))}
-        if self.stage2.is_3d:
-            faces = self.stage2.mask_branch.faces
-            result.update(vertices=image.new_zeros((0, self.stage2.mask_branch.shape_decoder.num_vertices, 3)), faces=faces)
-        return result
+
+def complete_instances(
+    stage2: AmodalShapeModel,
+    settings: A3DSettings,
+    images: Sequence[torch.Tensor],
+    boxes: Sequence[torch.Tensor],
+    visible_masks: Sequence[torch.Tensor],
+    labels: Sequence[torch.Tensor],
+) -> list[dict[str, torch.Tensor]]:
+    """:meth:`A3DNetwork.complete` with any stage 2 (a fine-tuned network's, or a pretrained one
+    alone): crops as ``settings`` say (``crop_scale``, ``mask_threshold``, ``keep_visible``)."""
+    size = settings.stage2.image_size
+    squares = [square_boxes(b.float(), settings.crop_scale) for b in boxes]
+    counts = [len(b) for b in boxes]
+    if sum(counts) == 0:
+        return [_empty_completion(stage2, image) for image in images]
+    visible = torch.cat([
+        crop_masks((m > settings.mask_threshold).float(), s, size) for m, s in zip(visible_masks, squares) if len(s)
+    ])
+    batch = {
+        "rgb": crop_images([i for i, s in zip(images, squares) if len(s)], [s for s in squares if len(s)], size),
+        "visible": (visible >= 0.5).float()[:, None],
+        "shape_category": torch.cat(list(labels)).long() - 1,
+    }
+    predicted = stage2(batch)
+    results = []
+    for image, square, visible_of_image, crop_masks_of_image in zip(images, squares, visible_masks, predicted["amodal_mask"].split(counts)):
+        amodal = paste_masks(crop_masks_of_image, square, tuple(image.shape[-2:]))
+        if settings.keep_visible:
+            amodal = torch.maximum(amodal, visible_of_image.to(amodal))
+        results.append({"amodal_masks": amodal})
+    if "vertices" in predicted:
+        for result, vertices in zip(results, predicted["vertices"].split(counts)):
+            result.update(vertices=vertices, faces=predicted["faces"])
+    return results
+
+
+def _empty_completion(stage2: AmodalShapeModel, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    height, width = image.shape[-2:]
+    result = {"amodal_masks": image.new_zeros((0, height, width))}
+    if stage2.is_3d:
+        faces = stage2.mask_branch.faces
+        result.update(vertices=image.new_zeros((0, stage2.mask_branch.shape_decoder.num_vertices, 3)), faces=faces)
+    return result
 
 
 def _check_images(images: list[torch.Tensor]) -> None:

@@ -383,13 +383,14 @@ def _categories(value: Any, batch_size: int, num_categories: int, key: str) -> t
     return value.long()
 
 
-def transfer_pretrained(target: AmodalShapeModel, source: AmodalShapeModel) -> list[str]:
+def transfer_pretrained(target: AmodalShapeModel, source: AmodalShapeModel, pairs: Mapping[str, str] | None = None) -> list[str]:
     """Initialise ``target`` from a pretrained ``source`` the paper's way (3.7); returns the transferred categories.
 
     Everything not specific to a category (encoders, viewpoint estimator, edge refine, ...) is
-    copied where names and shapes agree; the classifier rows and shape decoders of categories
-    whose NAMES both models share are copied; the other categories of ``target`` keep their
-    fresh initialisation.
+    copied where names and shapes agree; the classifier row and shape decoder of each ``target``
+    category in ``pairs`` (target name -> source name; default: the NAMES both models share)
+    are copied from its source category; the other categories of ``target`` keep their fresh
+    initialisation.
     """
     if target.kind != source.kind:
         raise InputError(f"cannot initialise a {target.kind!r} model from a {source.kind!r} one")
@@ -398,9 +399,11 @@ def transfer_pretrained(target: AmodalShapeModel, source: AmodalShapeModel) -> l
     shared = {key: value for key, value in target.state_dict().items()
               if not key.startswith(category_prefixes) and key in source_state and source_state[key].shape == value.shape}
     target.load_state_dict({**target.state_dict(), **{key: source_state[key] for key in shared}})
-    overlap = [name for name in target.category_names if name in source.category_names]
+    if pairs is None:
+        pairs = {name: name for name in target.category_names if name in source.category_names}
+    overlap = [name for name in target.category_names if name in pairs]
     for name in overlap:
-        target.load_category_state(name, source.category_state(name))
+        target.load_category_state(name, source.category_state(pairs[name]))
     return overlap
 
 

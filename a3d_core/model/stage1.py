@@ -21,6 +21,7 @@ downloads.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -30,23 +31,36 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import nn
+from torchvision.models import resnet50
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.backbone_utils import mobilenet_backbone, resnet_fpn_backbone
+from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor, mobilenet_backbone, resnet_fpn_backbone
+from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads
+from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from a3d_core.data.detection import instance_targets
 from a3d_core.errors import InputError
 
-BACKBONES = ("resnet50-fpn", "resnet18-fpn", "mobilenet_v3-fpn")
+BACKBONES = ("resnet50-fpn", "resnet50-fpn-v2", "resnet18-fpn", "mobilenet_v3-fpn")
 NORMS = ("batch", "group")
 """Normalisation of a backbone trained from scratch (see :class:`Stage1Settings`)."""
 _MAX_GROUPS = 32
-"""Stage-1 backbones: ResNet-50-FPN is the paper's; the two others are for CPUs and small GPUs."""
+"""Stage-1 backbones: ResNet-50-FPN is the paper's; ``resnet50-fpn-v2`` is torchvision's improved
+Mask R-CNN (``maskrcnn_resnet50_fpn_v2``: BatchNorm in the FPN and heads, a 2-conv RPN head, a
+4-conv box head); the two others are for CPUs and small GPUs."""
 
-_BACKBONE_LAYERS = {"resnet50-fpn": 5, "resnet18-fpn": 5, "mobilenet_v3-fpn": 6}
-_CLASSIFIER_PREFIXES = {"resnet50-fpn": "fc.", "resnet18-fpn": "fc.", "mobilenet_v3-fpn": "classifier."}
-_TORCHVISION_NAMES = {"resnet50-fpn": "resnet50", "resnet18-fpn": "resnet18", "mobilenet_v3-fpn": "mobilenet_v3_large"}
+_BACKBONE_LAYERS = {"resnet50-fpn": 5, "resnet50-fpn-v2": 5, "resnet18-fpn": 5, "mobilenet_v3-fpn": 6}
+_CLASSIFIER_PREFIXES = {"resnet50-fpn": "fc.", "resnet50-fpn-v2": "fc.", "resnet18-fpn": "fc.", "mobilenet_v3-fpn": "classifier."}
+_TORCHVISION_NAMES = {"resnet50-fpn": "resnet50", "resnet50-fpn-v2": "resnet50", "resnet18-fpn": "resnet18",
+                      "mobilenet_v3-fpn": "mobilenet_v3_large"}
+_V2 = "resnet50-fpn-v2"
+_V2_HEAD_LAYERS = (256, 256, 256, 256)
+MOBILENET_BATCHNORM_EPS = 1e-3
+"""``torchvision.models.mobilenet_v3_large``'s BatchNorm eps (FrozenBatchNorm2d's default is 1e-5):
+a pretrained MobileNetV3 backbone freezes its statistics with it, so that its features are the
+ImageNet classifier's."""
 _PREDICTOR_PREFIXES = ("roi_heads.box_predictor.", "roi_heads.mask_predictor.mask_fcn_logits.")
 _LEGACY_KEY_RENAMES = (
     # torchvision < 0.13 named these convolutions without their Conv2dNormActivation wrapper;
@@ -169,9 +183,13 @@ def build_backbone(settings: Stage1Settings) -> nn.Module:
         norm_layer = group_norm if settings.norm == "group" else nn.BatchNorm2d
     trainable = settings.resolved_trainable_layers
     if settings.backbone == "mobilenet_v3-fpn":
+        if settings.pretrained_backbone:  # MobileNetV3's ImageNet weights were trained with BatchNorm eps 1e-3
+            norm_layer = functools.partial(FrozenBatchNorm2d, eps=MOBILENET_BATCHNORM_EPS)
         return mobilenet_backbone(
             backbone_name="mobilenet_v3_large", weights=None, fpn=True, norm_layer=norm_layer, trainable_layers=trainable
         )
+    if settings.backbone == _V2:  # as torchvision's maskrcnn_resnet50_fpn_v2 builds it, with BatchNorm in the FPN
+        return _resnet_fpn_extractor(resnet50(weights=None, norm_layer=norm_layer), trainable, norm_layer=nn.BatchNorm2d)
     name = settings.backbone.removesuffix("-fpn")
     return resnet_fpn_backbone(backbone_name=name, weights=None, norm_layer=norm_layer, trainable_layers=trainable)
 
@@ -198,14 +216,24 @@ class Stage1MaskRCNN(MaskRCNN):
     """
 
     def __init__(self, settings: Stage1Settings) -> None:
+        backbone = build_backbone(settings)
+        anchors = _anchor_generator(settings)
+        heads = {}
+        if settings.backbone == _V2:
+            channels = backbone.out_channels
+            heads = {
+                "rpn_head": RPNHead(channels, anchors.num_anchors_per_location()[0], conv_depth=2),
+                "box_head": FastRCNNConvFCHead((channels, 7, 7), list(_V2_HEAD_LAYERS), [1024], norm_layer=nn.BatchNorm2d),
+                "mask_head": MaskRCNNHeads(channels, list(_V2_HEAD_LAYERS), 1, norm_layer=nn.BatchNorm2d),
+            }
         super().__init__(
-            build_backbone(settings),
+            backbone,
             num_classes=settings.num_classes + 1,
             min_size=settings.min_size,
             max_size=settings.max_size,
             image_mean=list(settings.image_mean),
             image_std=list(settings.image_std),
-            rpn_anchor_generator=_anchor_generator(settings),
+            rpn_anchor_generator=anchors,
             rpn_pre_nms_top_n_train=settings.rpn_pre_nms_top_n_train,
             rpn_pre_nms_top_n_test=settings.rpn_pre_nms_top_n_test,
             rpn_post_nms_top_n_train=settings.rpn_post_nms_top_n_train,
@@ -214,6 +242,7 @@ class Stage1MaskRCNN(MaskRCNN):
             box_batch_size_per_image=settings.box_batch_size_per_image,
             box_score_thresh=settings.box_score_thresh,
             box_detections_per_img=settings.box_detections_per_img,
+            **heads,
         )
         self.settings = settings
 

@@ -8,9 +8,10 @@ checkpoints, DDP under ``torchrun``).
 
 Initialisation (paper 3.7): with ``init`` (a stage-2 checkpoint of ``a3d pretrain``), stage 2
 takes the pretrained network's kind and settings; everything not specific to a category is
-copied, and each fine-tuning category whose NAME is a pretraining category (or is mapped to one
-by ``category_map``, e.g. ``{"watercraft": "boat"}``: pretraining name -> fine-tuning name)
-reuses that category's classifier row and shape decoder; the other categories start fresh.
+copied, and each fine-tuning category whose NAME is a pretraining category, or that the category
+map sends to one (:mod:`a3d_core.data.category_map`: the shipped table, e.g. ``couch -> sofa``,
+``van -> car``, overridden by ``category_map``), reuses that category's classifier row and shape
+decoder; the other categories start fresh.
 Without ``init`` stage 2 trains from scratch (paper Table 3, "N"). Stage 1 starts from local
 torchvision weights when given (``backbone_weights``, ``detector_weights``), else from scratch.
 
@@ -22,16 +23,16 @@ amodal mask AP (COCO), AP50 and mIoU; ``best.pt`` keeps the best AP.
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import torch
 from torch import nn
 from torch.utils.data import Subset
 
-from a3d_core.data.canonical import AmodalDataset, AmodalSplit, read_dataset, read_json
+from a3d_core.data.canonical import AmodalDataset, AmodalSplit, read_dataset
+from a3d_core.data.category_map import CategoryMap
 from a3d_core.data.catalog import resolve_dataset
 from a3d_core.data.detection import AmodalDetectionDataset, collate_detection
 from a3d_core.errors import InputError
@@ -70,7 +71,9 @@ class FinetuneSettings:
         dataset: a canonical dataset folder, or its name under the data root.
         out: the run folder (``last.pt``, ``best.pt``, ``metrics.jsonl``, ``results.json``).
         init: a stage-2 checkpoint of ``a3d pretrain``; ``None``: stage 2 from scratch.
-        category_map: JSON file ``{pretraining name: fine-tuning name}`` for categories named differently.
+        category_map: JSON file ``{fine-tuning name: pretraining name or null}`` over the shipped
+            map (:mod:`a3d_core.data.category_map`).
+        shipped_category_map: use the shipped map; ``False``: exact names (and ``category_map``) only.
         stage1: stage-1 settings (``num_classes`` is set from the dataset).
         backbone_weights, detector_weights: local torchvision checkpoints for stage 1.
         stage1_lr: Adam's learning rate for stage 1 (``None``: ``train.lr``). A detector that
@@ -95,6 +98,7 @@ class FinetuneSettings:
     out: Path
     init: Path | None = None
     category_map: Path | None = None
+    shipped_category_map: bool = True
     stage1: Stage1Settings = field(default_factory=lambda: small_stage1_settings())
     backbone_weights: Path | None = None
     detector_weights: Path | None = None
@@ -168,43 +172,20 @@ class FinetuneResult:
         }
 
 
-def read_category_map(path: str | os.PathLike) -> dict[str, str]:
-    """A ``{pretraining name: fine-tuning name}`` JSON object; anything else raises InputError."""
-    values = read_json(path)
-    if not isinstance(values, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in values.items()):
-        raise InputError(f"{path}: expected a JSON object mapping pretraining category names to fine-tuning names, "
-                         'e.g. {"watercraft": "boat"}')
-    if len(set(values.values())) != len(values):
-        raise InputError(f"{path}: two pretraining categories are mapped to the same fine-tuning category")
-    return values
-
-
 def transfer_categories(target: AmodalShapeModel, source: AmodalShapeModel,
-                        name_map: Mapping[str, str] | None = None) -> dict[str, str]:
+                        category_map: CategoryMap | None = None) -> dict[str, str]:
     """Initialise stage 2 from a pretrained one (paper 3.7); returns fine-tuning name -> pretraining name.
 
-    Shared parts and same-name categories as :func:`~a3d_core.model.asm.transfer_pretrained`;
-    then each ``name_map`` entry (pretraining name -> fine-tuning name) copies that category too.
+    Shared parts as :func:`~a3d_core.model.asm.transfer_pretrained`; each fine-tuning category
+    that ``category_map`` (default: the shipped map) resolves to a pretraining category
+    (:meth:`~a3d_core.data.category_map.CategoryMap.resolve`: same name first) copies it.
 
     Raises:
-        InputError: a ``name_map`` name that is not a category of its side.
+        InputError: a user map entry naming a class or category that is not there.
     """
-    name_map = dict(name_map or {})
-    unknown_source = [name for name in name_map if name not in source.category_names]
-    unknown_target = [name for name in name_map.values() if name not in target.category_names]
-    if unknown_source or unknown_target:
-        raise InputError(
-            "--category-map: "
-            + "; ".join(part for part in (
-                f"{unknown_source} are not pretraining categories ({', '.join(source.category_names)})" if unknown_source else "",
-                f"{unknown_target} are not fine-tuning categories ({', '.join(target.category_names)})" if unknown_target else "",
-            ) if part)
-        )
-    transferred = {name: name for name in transfer_pretrained(target, source)}
-    for source_name, target_name in name_map.items():
-        target.load_category_state(target_name, source.category_state(source_name))
-        transferred[target_name] = source_name
-    return {name: transferred[name] for name in target.category_names if name in transferred}
+    pairs = (category_map or CategoryMap()).resolve(target.category_names, source.category_names)
+    transfer_pretrained(target, source, pairs)
+    return pairs
 
 
 def build_finetune_model(settings: FinetuneSettings, category_names: list[str]) -> tuple[A3DNetwork, CategoryTransfer, list[str]]:
@@ -235,8 +216,8 @@ def build_finetune_model(settings: FinetuneSettings, category_names: list[str]) 
         reports.append(load_backbone_weights(network.stage1, settings.backbone_weights).summary())
     transferred: dict[str, str] = {}
     if source is not None:
-        name_map = read_category_map(settings.category_map) if settings.category_map is not None else {}
-        transferred = transfer_categories(network.stage2, source, name_map)
+        category_map = CategoryMap.load(settings.category_map, settings.shipped_category_map)
+        transferred = transfer_categories(network.stage2, source, category_map)
     elif settings.category_map is not None:
         raise InputError("--category-map maps pretraining categories: it needs --init")
     fresh = [name for name in category_names if name not in transferred]

@@ -14,7 +14,7 @@ runner = CliRunner()
 def test_help_lists_the_six_commands():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("prepare", "pretrain", "finetune", "evaluate", "predict", "export-mesh"):
+    for command in ("prepare", "pretrain", "finetune", "evaluate", "predict", "complete", "export-mesh"):
         assert command in result.output
 
 

@@ -25,6 +25,10 @@ def test_demo_quick_writes_a_browsable_folder(tmp_path: Path) -> None:
         assert set(evaluation[method]) == {"AP", "AP50", "AP75", "mIoU", "mIoU_occ"}
         assert all(-1.0 <= value <= 1.0 for value in evaluation[method].values())
     assert "visible mask as amodal mask" in (out / "evaluation.md").read_text()
+    assert index.index("## What stage 2 does, beside what stage 1 detects") < index.index("## 1.")  # the front page leads with stage 2
+    completed = json.loads((out / "complete" / "predictions.json").read_text())  # `a3d complete` on the ground-truth visible masks
+    handed = json.loads((out / "completion" / "visible.json").read_text())["annotations"]
+    assert len(completed) == len(handed) > 0
     for preview in ("shapenet.png", "scenes.png"):
         Image.open(out / "previews" / preview).verify()
     assert evaluation["ground_truth_visible"]["AP"] < 1.0  # the ground truth's visible masks are not its amodal masks

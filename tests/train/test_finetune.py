@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from a3d_cli.main import app
 from a3d_core.data.canonical import read_dataset
+from a3d_core.data.category_map import CategoryMap
 from a3d_core.data.detection import AmodalDetectionDataset
 from a3d_core.errors import InputError
 from a3d_core.model.a3d import load_a3d_from_checkpoint
@@ -32,7 +33,7 @@ def test_transfer_copies_exactly_the_overlapping_and_mapped_categories() -> None
     fresh = {name: target.category_state(name) for name in target.category_names}
     before = {key: value.clone() for key, value in target.state_dict().items()}
 
-    transferred = transfer_categories(target, source, {"watercraft": "boat"})
+    transferred = transfer_categories(target, source)  # the shipped map: COCO's boat -> watercraft
 
     assert transferred == {"car": "car", "boat": "watercraft"}
     for target_name, source_name in (("car", "car"), ("boat", "watercraft"), ("chair", None)):
@@ -52,12 +53,24 @@ def test_transfer_copies_exactly_the_overlapping_and_mapped_categories() -> None
     assert any(not torch.equal(before[key], value) for key, value in target.state_dict().items())
 
 
+def test_the_shipped_map_can_be_switched_off_and_overridden() -> None:
+    source = _stage2(["car", "sofa"], seed=1)
+    names = ["couch", "van", "car", "bus"]
+    assert transfer_categories(_stage2(names, 2), source) == {"couch": "sofa", "van": "car", "car": "car"}
+    assert transfer_categories(_stage2(names, 2), source, CategoryMap(shipped=False)) == {"car": "car"}
+    user = CategoryMap(user={"bus": "car", "car": None, "couch": "car"})
+    target = _stage2(names, 2)
+    assert transfer_categories(target, source, user) == {"couch": "car", "van": "car", "bus": "car"}
+    for name in ("couch", "bus"):  # two fine-tuning categories may start from the same pretrained one
+        assert torch.equal(target.category_state(name)["shape"]["offsets.weight"], source.category_state("car")["shape"]["offsets.weight"])
+
+
 def test_transfer_refuses_a_map_naming_unknown_categories() -> None:
     source, target = _stage2(["car"], 1), _stage2(["boat"], 2)
-    with pytest.raises(InputError, match=r"\['ship'\] are not pretraining categories"):
-        transfer_categories(target, source, {"ship": "boat"})
-    with pytest.raises(InputError, match=r"\['canoe'\] are not fine-tuning categories"):
-        transfer_categories(target, source, {"car": "canoe"})
+    with pytest.raises(InputError, match=r"\['ship'\] are not pretrained categories"):
+        transfer_categories(target, source, CategoryMap(user={"boat": "ship"}))
+    with pytest.raises(InputError, match=r"\['canoe'\] are not classes here"):
+        transfer_categories(target, source, CategoryMap(user={"canoe": "car"}))
 
 
 class GroundTruthNetwork:
@@ -103,13 +116,13 @@ def test_instances_are_cropped_as_the_prior_was_pretrained_unless_told_otherwise
 def test_finetune_end_to_end_on_tiny_scenes(tmp_path: Path) -> None:
     write_tiny_scenes(tmp_path / "data", train_images=2, val_images=1)
     init = write_pretrain_checkpoint(tmp_path / "pretrain.pt", ["car", "sofa", "watercraft"], input_framing=1.4)
-    (tmp_path / "map.json").write_text(json.dumps({"watercraft": "chair"}))
+    (tmp_path / "map.json").write_text(json.dumps({"chair": "watercraft"}))
     args = ["finetune", "--dataset", str(tmp_path / "data"), "--init", str(init), "--out", str(tmp_path / "run"),
             "--category-map", str(tmp_path / "map.json"), "--steps", "2", "--batch-size", "2", "--val-every", "2",
             "--min-size", "48", "--max-size", "64", "--device", "cpu"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "pretrained 'watercraft'" in result.output and "pretrained 'car'" in result.output
+    assert "pretrained 'watercraft' (watercraft <- chair)" in result.output and "pretrained 'car'" in result.output
 
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["transferred"] == {"chair": "watercraft", "car": "car"}  # category ids 4 (car) < 9 (chair)

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from a3d_cli.main import app
 from tests.data.formats_fixtures import KINS_CATEGORIES, KINS_H, KINS_W, kins_files
+from tests.model.tiny_scenes import write_pretrain_checkpoint
 
 runner = CliRunner()
 
@@ -21,13 +22,17 @@ def test_finetune_predict_and_evaluate_a_prepared_kins_dataset(tmp_path: Path) -
         assert prepared.exit_code == 0, prepared.output
 
     run = tmp_path / "run"
-    trained = runner.invoke(app, ["finetune", "--dataset", "kins", *root, "--out", str(run), "--steps", "2", "--batch-size", "2",
-                                  "--val-every", "2", "--min-size", "48", "--max-size", "160", "--image-size", "32",
-                                  "--template-level", "1", "--device", "cpu"])
+    init = write_pretrain_checkpoint(tmp_path / "pretrain.pt", ["airplane", "car", "sofa"])
+    trained = runner.invoke(app, ["finetune", "--dataset", "kins", *root, "--out", str(run), "--init", str(init), "--steps", "2",
+                                  "--batch-size", "2", "--val-every", "2", "--min-size", "48", "--max-size", "160", "--device", "cpu"])
     assert trained.exit_code == 0, trained.output
     results = json.loads((run / "results.json").read_text())
     names = [category["name"] for category in KINS_CATEGORIES]
-    assert results["category_names"] == names and results["fresh"] == names  # no --init: every category starts fresh
+    assert results["category_names"] == names
+    # the shipped category map: KINS' vehicles reuse the pretrained car, without a hand-written map
+    assert results["transferred"] == {"car": "car", "truck": "car", "van": "car"}
+    assert results["fresh"] == ["cyclist", "pedestrian", "tram", "misc"]
+    assert "car <- van" in trained.output and "car <- truck" in trained.output
     assert results["steps"] == 2 and results["validation"][-1]["step"] == 2
 
     predicted = runner.invoke(app, ["predict", "--dataset", "kins", "--split", "val", *root, "--checkpoint", str(run / "last.pt"),

@@ -1,0 +1,183 @@
+"""Completers: visible instance masks in, amodal masks out (stage 2 alone, or a baseline).
+
+A completer takes each instance's amodal (or visible) box, VISIBLE mask and category NAME, and
+returns its amodal mask. ``a3d complete`` (:mod:`a3d_core.complete`) runs one behind any instance
+segmenter; ``a3d evaluate --protocol completion`` (:func:`a3d_core.checkpoint_eval.evaluate_completion`)
+runs one on the ground-truth visible masks of a dataset split (C2F-Seg's setting).
+
+:data:`COMPLETERS` is the catalog (name -> builder from a :class:`CompleterRequest`):
+
+- ``checkpoint``: the stage 2 of a pretraining (``a3d pretrain``) or fine-tuned (``a3d finetune``)
+  checkpoint: crop the square around the box, complete through the category's shape decoder
+  (3D prior, viewpoint, renderer, edge refine; paper 3.3-3.5), paste back
+  (:func:`~a3d_core.model.a3d.complete_instances`). A category is matched to the checkpoint's
+  by name, else through the category map (:mod:`a3d_core.data.category_map`);
+- ``visible``: the visible mask as the amodal mask (the no-completion baseline).
+
+A new completer (e.g. a ShapeDict baseline) is a class with :meth:`Completer.check_categories`
+and :meth:`Completer.complete` and one entry in :data:`COMPLETERS`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+import torch
+
+from a3d_core.data.category_map import CategoryMap
+from a3d_core.errors import InputError
+from a3d_core.model.a3d import A3DSettings, complete_instances, load_a3d_from_checkpoint
+from a3d_core.model.asm import AmodalShapeModel, load_stage2_from_checkpoint
+from a3d_core.model.roi import DEFAULT_CROP_SCALE
+from a3d_core.runs import FINE_TUNED, read_run
+from a3d_core.runtime import resolve_device
+
+
+class Completer(Protocol):
+    """What every completer does (see the module docstring)."""
+
+    name: str
+    """A short label for tables, e.g. ``stage 2 of best.pt``."""
+
+    def check_categories(self, names: Sequence[str]) -> None:
+        """Raise :class:`InputError` naming the categories among ``names`` it cannot complete."""
+
+    def complete(self, images: Sequence[torch.Tensor], boxes: Sequence[torch.Tensor], visible_masks: Sequence[torch.Tensor],
+                 categories: Sequence[Sequence[str]]) -> list[dict[str, torch.Tensor]]:
+        """Amodal masks of the given instances.
+
+        Args:
+            images: ``B`` float ``(3, H_b, W_b)`` in ``[0, 1]``.
+            boxes: ``B`` float ``(K_b, 4)`` xyxy: the amodal boxes when known, else the visible ones.
+            visible_masks: ``B`` ``(K_b, H_b, W_b)`` {0, 1} or probabilities.
+            categories: ``B`` lists of ``K_b`` category names.
+
+        Returns:
+            per image ``amodal_masks`` ``(K_b, H_b, W_b)`` probabilities, and for completers with
+            a 3D prior ``vertices`` ``(K_b, V, 3)`` and ``faces`` ``(F, 3)``.
+        """
+
+
+@dataclass(frozen=True)
+class CompleterRequest:
+    """What a completer may be built from.
+
+    Attributes:
+        checkpoint: a pretraining or fine-tuned checkpoint (the ``checkpoint`` completer).
+        category_map: how category names find the checkpoint's categories.
+        device: ``auto``, ``cpu`` or ``cuda[:N]``.
+        dataset: the prepared dataset folder being completed, for completers that learn from
+            its training split (``None`` for images outside a dataset).
+        train_split: that training split.
+    """
+
+    checkpoint: Path | None = None
+    category_map: CategoryMap = field(default_factory=CategoryMap)
+    device: str = "auto"
+    dataset: Path | None = None
+    train_split: str = "train"
+
+
+class CheckpointCompleter:
+    """Stage 2 of a checkpoint, on given instances (see the module docstring).
+
+    Args:
+        stage2: an eval-mode stage-2 network.
+        settings: how instances are cropped (``crop_scale``, ``mask_threshold``, ``keep_visible``).
+        category_map: category names -> ``stage2.category_names``.
+        name: the label for tables.
+    """
+
+    def __init__(self, stage2: AmodalShapeModel, settings: A3DSettings, category_map: CategoryMap | None = None,
+                 name: str = "stage 2") -> None:
+        self.stage2 = stage2.eval()
+        self.settings = settings
+        self.category_map = category_map or CategoryMap()
+        self.name = name
+        self.decoders: dict[str, str] = {}
+        """category name -> the checkpoint category whose shape decoder completes it."""
+
+    @property
+    def is_3d(self) -> bool:
+        return self.stage2.is_3d
+
+    def check_categories(self, names: Sequence[str]) -> None:
+        names = list(dict.fromkeys(names))
+        resolved = self.category_map.resolve(names, self.stage2.category_names)
+        missing = [name for name in names if name not in resolved]
+        if missing:
+            raise InputError(
+                f"{self.name}: no shape decoder for categories {missing} (it has {', '.join(self.stage2.category_names)}); "
+                f"map them with --category-map FILE.json, e.g. {json.dumps({missing[0]: self.stage2.category_names[0]})}"
+            )
+        self.decoders.update(resolved)
+
+    def complete(self, images: Sequence[torch.Tensor], boxes: Sequence[torch.Tensor], visible_masks: Sequence[torch.Tensor],
+                 categories: Sequence[Sequence[str]]) -> list[dict[str, torch.Tensor]]:
+        unresolved = [name for names in categories for name in names if name not in self.decoders]
+        if unresolved:  # check_categories(all names) up front keeps a user map's checks to the whole set
+            self.check_categories(unresolved)
+        device = next(self.stage2.parameters()).device
+        index = {name: k + 1 for k, name in enumerate(self.stage2.category_names)}
+        labels = [torch.tensor([index[self.decoders[name]] for name in names], dtype=torch.int64, device=device) for names in categories]
+        with torch.no_grad():
+            return complete_instances(self.stage2, self.settings, [i.to(device) for i in images], [b.to(device) for b in boxes],
+                                      [m.to(device) for m in visible_masks], labels)
+
+
+class VisibleCompleter:
+    """The no-completion baseline: each visible mask is its own amodal mask."""
+
+    name = "visible mask"
+    is_3d = False
+
+    def check_categories(self, names: Sequence[str]) -> None:
+        """Any category: nothing is category-specific."""
+
+    def complete(self, images: Sequence[torch.Tensor], boxes: Sequence[torch.Tensor], visible_masks: Sequence[torch.Tensor],
+                 categories: Sequence[Sequence[str]]) -> list[dict[str, torch.Tensor]]:
+        return [{"amodal_masks": masks.float()} for masks in visible_masks]
+
+
+def load_checkpoint_completer(path: str | os.PathLike, category_map: CategoryMap | None = None,
+                              device: str = "auto") -> CheckpointCompleter:
+    """The stage 2 of a fine-tuned two-stage checkpoint, or of a pretraining one; a pretrained
+    stage 2 crops instances as its views were framed (``input_framing``, else 1.1).
+
+    Raises:
+        InputError: naming the file, when it holds neither.
+    """
+    path = Path(path)
+    run = read_run(path)
+    if run is not None and run.kind == FINE_TUNED:
+        network = load_a3d_from_checkpoint(path)
+        stage2, settings = network.stage2, network.settings
+    else:
+        stage2 = load_stage2_from_checkpoint(path)
+        settings = A3DSettings(stage2_kind=stage2.kind, stage2=stage2.settings,
+                               crop_scale=stage2.settings.input_framing or DEFAULT_CROP_SCALE)
+    return CheckpointCompleter(stage2.to(resolve_device(device)), settings, category_map, name=f"stage 2 of {path.name}")
+
+
+def _checkpoint(request: CompleterRequest) -> Completer:
+    if request.checkpoint is None:
+        raise InputError("the checkpoint completer needs --checkpoint FILE (from `a3d pretrain` or `a3d finetune`)")
+    return load_checkpoint_completer(request.checkpoint, request.category_map, request.device)
+
+
+COMPLETERS: dict[str, Callable[[CompleterRequest], Completer]] = {
+    "checkpoint": _checkpoint,
+    "visible": lambda request: VisibleCompleter(),
+}
+"""Completer name -> builder (see the module docstring)."""
+
+
+def build_completer(name: str, request: CompleterRequest) -> Completer:
+    """The completer ``name`` of :data:`COMPLETERS`; an unknown name raises InputError listing them."""
+    if name not in COMPLETERS:
+        raise InputError(f"unknown completer {name!r} (known: {', '.join(COMPLETERS)})")
+    return COMPLETERS[name](request)
