@@ -94,7 +94,7 @@ def evaluate(
     ),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A fine-tuned checkpoint (`a3d finetune`): predict the split with it, then evaluate. With --protocol completion also a pretraining one (`a3d pretrain`). Default (without --predictions): the newest fine-tuned run for this dataset under $A3D_RUNS_ROOT or ./runs."),
     protocol: str = typer.Option("detection", "--protocol", help="detection: score --predictions or the --checkpoint's detections. completion: complete the ground-truth visible masks (ground-truth boxes as detections, C2F-Seg's setting) with --completer."),
-    completer: str = typer.Option("checkpoint", "--completer", help="With --protocol completion: checkpoint (stage 2 of --checkpoint) or visible (the visible mask as amodal mask: the baseline)."),
+    completer: str = typer.Option("checkpoint", "--completer", help="With --protocol completion: checkpoint (stage 2 of --checkpoint), visible (the visible mask as amodal mask: the baseline) or shapedict (K-means atoms of the dataset's train masks retrieved by the visible mask: the 2D shape-prior baseline)."),
     category_map: Optional[Path] = typer.Option(None, "--category-map", help='With --protocol completion: JSON {"dataset class": "checkpoint category"} over the shipped map.'),
     shipped_category_map: bool = typer.Option(True, "--default-category-map/--no-category-map", help="With --protocol completion: match the dataset's classes to the checkpoint's through the shipped map (couch -> sofa, ...), or by name only."),
     predictions_out: Optional[Path] = typer.Option(None, "--predictions-out", help="With --checkpoint or --protocol completion: keep the predictions (COCO results; overlays for detection) in this folder."),

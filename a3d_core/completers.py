@@ -12,10 +12,15 @@ runs one on the ground-truth visible masks of a dataset split (C2F-Seg's setting
   (3D prior, viewpoint, renderer, edge refine; paper 3.3-3.5), paste back
   (:func:`~a3d_core.model.a3d.complete_instances`). A category is matched to the checkpoint's
   by name, else through the category map (:mod:`a3d_core.data.category_map`);
-- ``visible``: the visible mask as the amodal mask (the no-completion baseline).
+- ``visible``: the visible mask as the amodal mask (the no-completion baseline);
+- ``shapedict``: the 2D shape-prior baseline (Xiao et al. 2021, the paper's ref. 30;
+  :mod:`a3d_core.model.shapedict`): per-category K-means atoms of the dataset's TRAINING amodal
+  masks, cropped as stage 2 crops instances; each instance gets the atom of its category that
+  best overlaps its visible mask, united with it, pasted back. Training-free: it needs the
+  dataset (``a3d evaluate --protocol completion``), not a checkpoint.
 
-A new completer (e.g. a ShapeDict baseline) is a class with :meth:`Completer.check_categories`
-and :meth:`Completer.complete` and one entry in :data:`COMPLETERS`.
+A new completer is a class with :meth:`Completer.check_categories` and :meth:`Completer.complete`
+and one entry in :data:`COMPLETERS`.
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ import torch
 from a3d_core.data.category_map import CategoryMap
 from a3d_core.errors import InputError
 from a3d_core.model.a3d import A3DSettings, complete_instances, load_a3d_from_checkpoint
-from a3d_core.model.asm import AmodalShapeModel, load_stage2_from_checkpoint
+from a3d_core.model.asm import AmodalShapeModel, ASMSettings, build_stage2, load_stage2_from_checkpoint
+from a3d_core.model.roi import crop_masks, square_boxes
+from a3d_core.model.shapedict import ShapeDictSettings
 from a3d_core.model.roi import DEFAULT_CROP_SCALE
 from a3d_core.runs import FINE_TUNED, read_run
 from a3d_core.runtime import resolve_device
@@ -163,6 +170,57 @@ def load_checkpoint_completer(path: str | os.PathLike, category_map: CategoryMap
     return CheckpointCompleter(stage2.to(resolve_device(device)), settings, category_map, name=f"stage 2 of {path.name}")
 
 
+SHAPEDICT_CROP_SIZE = 64
+SHAPEDICT_MASKS_PER_CATEGORY = 2000
+"""Training masks a category's K-means sees at most (evenly spread over the split)."""
+
+
+def fit_shapedict_completer(dataset: str | os.PathLike, split: str = "train", device: str = "auto",
+                            settings: ShapeDictSettings | None = None, crop_size: int = SHAPEDICT_CROP_SIZE) -> CheckpointCompleter:
+    """The ``shapedict`` completer of ``dataset``: its dictionary fitted on ``split``'s amodal masks,
+    each cropped at the square around its amodal box (:data:`DEFAULT_CROP_SCALE`), as stage 2 crops."""
+    from a3d_core.data.canonical import decode_segmentation, read_dataset
+
+    source = read_dataset(dataset)
+    if split not in source.splits:
+        raise InputError(f"{dataset}: the shapedict completer learns from the {split!r} split, which it lacks "
+                         f"(has {', '.join(source.splits)})")
+    coco = source.load_split(split)
+    names = coco.category_names
+    sizes = {image["id"]: (int(image["height"]), int(image["width"])) for image in coco.images}
+    by_category: dict[str, list] = {}
+    for annotation in coco.annotations:
+        if not annotation.get("iscrowd") and annotation["category_id"] in names:
+            by_category.setdefault(names[annotation["category_id"]], []).append(annotation)
+    if not by_category:
+        raise InputError(f"{source.split_path(split)}: no annotations to build a shape dictionary from")
+    category_names = sorted(by_category)
+    masks, labels = [], []
+    for index, name in enumerate(category_names):
+        chosen = by_category[name]
+        step = max(1, len(chosen) // SHAPEDICT_MASKS_PER_CATEGORY)
+        for annotation in chosen[::step][:SHAPEDICT_MASKS_PER_CATEGORY]:
+            height, width = sizes[annotation["image_id"]]
+            amodal = torch.from_numpy(decode_segmentation(annotation["segmentation"], height, width).astype("float32"))
+            x, y, w, h = annotation["bbox"]
+            square = square_boxes(torch.tensor([[x, y, x + w, y + h]], dtype=torch.float32), DEFAULT_CROP_SCALE)
+            masks.append((crop_masks(amodal[None], square, crop_size) >= 0.5).float())
+            labels.append(index)
+    stage2_settings = ASMSettings(image_size=crop_size, shapedict=settings or ShapeDictSettings())
+    model = build_stage2("shapedict-no-refine", category_names, stage2_settings)
+    model.fit_to_masks(torch.cat(masks), torch.tensor(labels))
+    completion = A3DSettings(stage2_kind="shapedict-no-refine", stage2=stage2_settings, crop_scale=DEFAULT_CROP_SCALE)
+    return CheckpointCompleter(model.to(resolve_device(device)), completion, CategoryMap(shipped=False),
+                               name=f"ShapeDict of {source.name}/{split}")
+
+
+def _shapedict(request: CompleterRequest) -> Completer:
+    if request.dataset is None:
+        raise InputError("the shapedict completer learns from a prepared dataset's training split: use it with "
+                         "`a3d evaluate --protocol completion --dataset NAME`")
+    return fit_shapedict_completer(request.dataset, request.train_split, request.device)
+
+
 def _checkpoint(request: CompleterRequest) -> Completer:
     if request.checkpoint is None:
         raise InputError("the checkpoint completer needs --checkpoint FILE (from `a3d pretrain` or `a3d finetune`)")
@@ -172,6 +230,7 @@ def _checkpoint(request: CompleterRequest) -> Completer:
 COMPLETERS: dict[str, Callable[[CompleterRequest], Completer]] = {
     "checkpoint": _checkpoint,
     "visible": lambda request: VisibleCompleter(),
+    "shapedict": _shapedict,
 }
 """Completer name -> builder (see the module docstring)."""
 

@@ -60,7 +60,7 @@ def test_the_protocol_runs_any_checkpoint_from_the_command_line(tmp_path: Path, 
 
 @pytest.mark.parametrize("arguments, message", [
     (["--completer", "checkpoint"], "the checkpoint completer needs --checkpoint FILE"),
-    (["--completer", "dictionary"], "unknown completer 'dictionary' (known: checkpoint, visible)"),
+    (["--completer", "dictionary"], "unknown completer 'dictionary' (known: checkpoint, visible, shapedict)"),
     (["--predictions", "p.json"], "leave out --predictions"),
     (["--checkpoint", "{airplane}", "--no-category-map"], "no shape decoder for categories ['car', 'chair']"),
     (["--protocol", "oracle"], "--protocol oracle: expected one of detection, completion"),
@@ -83,3 +83,22 @@ def test_the_visible_baseline_from_the_command_line_needs_no_checkpoint(tmp_path
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["miou"]["miou_occ"] == 0.0 and report["miou"]["num_occluded"] == 2
     assert report["coco"]["visible"]["stats"]["AP"] == pytest.approx(1.0)  # the visible masks are the ground truth's
+
+
+def test_the_shapedict_baseline_learns_from_the_train_split_and_completes_hidden_parts(tmp_path: Path) -> None:
+    """Tiny scenes repeat their shapes, so a dictionary of the training masks completes the val ones
+    better than the visible masks do; an empty train split is a one-line error."""
+    from a3d_core.completers import fit_shapedict_completer
+
+    folder = write_tiny_scenes(tmp_path / "data", train_images=4, val_images=3)
+    completer = fit_shapedict_completer(folder.root, "train", device="cpu")
+    assert completer.name.startswith("ShapeDict of") and completer.stage2.needs_fitting
+    completed = evaluate_completion(folder.root, completer, "val")
+    visible = evaluate_completion(folder.root, VisibleCompleter(), "val")
+    assert completed.segments.miou_occ > visible.segments.miou_occ == 0.0
+    result = runner.invoke(app, ["evaluate", "--dataset", str(folder.root), "--protocol", "completion", "--completer", "shapedict",
+                                 "--kind", "amodal", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    empty = write_tiny_scenes(tmp_path / "only-val", train_images=0, val_images=1)
+    result = runner.invoke(app, ["evaluate", "--dataset", str(empty.root), "--protocol", "completion", "--completer", "shapedict"])
+    assert result.exit_code == 1 and "no annotations to build a shape dictionary" in result.output and "Traceback" not in result.output

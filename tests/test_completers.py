@@ -51,7 +51,7 @@ def test_names_go_through_the_map_once_checked_for_the_whole_set(tmp_path: Path)
 def test_the_visible_baseline_returns_the_visible_masks_and_unknown_completers_are_refused() -> None:
     image, boxes, visible = _instances()
     assert torch.equal(VisibleCompleter().complete([image], [boxes], [visible], [["a", "b"]])[0]["amodal_masks"], visible)
-    with pytest.raises(InputError, match=r"unknown completer 'oracle' \(known: checkpoint, visible\)"):
+    with pytest.raises(InputError, match=r"unknown completer 'oracle' \(known: checkpoint, visible, shapedict\)"):
         build_completer("oracle", CompleterRequest())
     with pytest.raises(InputError, match=r"absent\.pt: checkpoint not found"):
         build_completer("checkpoint", CompleterRequest(checkpoint=Path("absent.pt")))
