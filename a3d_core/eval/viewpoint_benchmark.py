@@ -18,8 +18,9 @@ shape library, with every model trained and evaluated by the same code on the sa
    hidden part, 95% bootstrap intervals over test objects, and A3D minus the best baseline (the
    baseline chosen on ``val``) with its paired interval (:mod:`a3d_core.eval.intervals`).
 4. **3D diagnostics** of the A3D models (:mod:`a3d_core.eval.viewpoint_diagnostics`): viewpoint
-   error after the per-category alignment fitted on ``val``, and novel-view IoU against reusing
-   the input view's mask.
+   error after the per-category alignment fitted on ``val``, novel-view IoU against reusing the
+   input view's mask, and the meshes' voxel IoU with the true meshes (:mod:`a3d_core.eval.shape3d`)
+   beside the template sphere's.
 
 :func:`run_viewpoint_benchmark` writes ``<out>/report.md``, ``results.json`` and the plots; it
 resumes: the prepared data, each finished model and its evaluation are reused, and an
@@ -50,6 +51,7 @@ from a3d_core.errors import InputError
 from a3d_core.eval import charts
 from a3d_core.eval.instances import InstanceTable, collect_instances, visible_mask_table
 from a3d_core.eval.intervals import Interval, bootstrap_difference, bootstrap_mean
+from a3d_core.eval.shape3d import to_data_frame, voxel_iou, voxelize
 from a3d_core.eval.viewpoint_diagnostics import DEFAULT_STEPS, align_azimuths, novel_view_ious, viewpoint_errors
 from a3d_core.io.atomic import atomic_write_bytes, atomic_write_json
 from a3d_core.model.asm import ASMSettings, build_stage2, load_stage2_from_checkpoint
@@ -324,8 +326,52 @@ def _novel_view_targets(data: Path, splits: Sequence[str]) -> dict[tuple[int, fl
     return targets
 
 
+MESHES_PER_OBJECT = 4
+"""Reconstructions of each test object judged in 3D (from evenly spread `test` views)."""
+
+
+def true_meshes(manifest: dict[str, Any]) -> dict[int, Any] | None:
+    """``object index -> TriangleMesh`` of a built-in library dataset (``None`` for other sources)."""
+    from a3d_core.data.shapes import CATEGORIES, generate_shape
+
+    if manifest.get("source") != "builtin":
+        return None
+    meshes = {}
+    for entry in manifest["objects"]:
+        number = int(str(entry["source_id"]).rsplit("/", 1)[-1])
+        meshes[int(entry["index"])] = (entry["category"], (int(manifest["seed"]), CATEGORIES.index(entry["category"]), number))
+    return {index: generate_shape(category, seed) for index, (category, seed) in meshes.items()}
+
+
+def mesh_ious(table: InstanceTable, faces: np.ndarray, alignments: dict, truths: dict[int, Any], template: tuple,
+              resamples: int, seed: int) -> dict[str, Any]:
+    """Voxel IoU (%) of the reconstructions in ``table`` and of the template sphere with the true meshes."""
+    picks = []
+    for obj in np.unique(table.object_index):
+        rows = np.flatnonzero(table.object_index == obj)
+        picks += rows[np.linspace(0, len(rows) - 1, min(MESHES_PER_OBJECT, len(rows))).round().astype(int)].tolist()
+    picks = np.unique(picks)
+    true_grids = {obj: voxelize(truths[int(obj)].vertices, truths[int(obj)].faces) for obj in np.unique(table.object_index[picks])}
+    sphere = voxelize(*template)
+    mesh, blob = [], []
+    for i in picks:
+        vertices = to_data_frame(table.vertices[i], alignments[int(table.category[i])])
+        truth = true_grids[table.object_index[i]]
+        mesh.append(voxel_iou(voxelize(vertices, faces), truth))
+        blob.append(voxel_iou(sphere, truth))
+    categories, objects = table.category[picks], table.object_index[picks]
+    names = {}
+    for category in np.unique(categories):
+        mine = categories == category
+        names[int(category)] = {"mesh": 100 * float(np.mean(np.asarray(mesh)[mine])), "sphere": 100 * float(np.mean(np.asarray(blob)[mine]))}
+    return {"meshes": int(len(picks)),
+            "mesh": _percent(bootstrap_mean(np.asarray(mesh), categories, objects, resamples, seed=seed)),
+            "sphere": _percent(bootstrap_mean(np.asarray(blob), categories, objects, resamples, seed=seed)),
+            "per_category": names}
+
+
 def diagnostics_3d(model, tables: dict[str, InstanceTable], data: Path, test_splits: Sequence[str],
-                   targets: dict, resamples: int, seed: int) -> dict[str, Any]:
+                   targets: dict, resamples: int, seed: int, truths: dict[int, Any] | None = None) -> dict[str, Any]:
     """Viewpoint errors (aligned on val) per test split and novel-view IoU from the ``test`` inputs.
 
     A category val lacks takes the alignment fitted on all of val: nothing is fitted on a test split.
@@ -350,7 +396,15 @@ def diagnostics_3d(model, tables: dict[str, InstanceTable], data: Path, test_spl
             "difference": _percent(bootstrap_difference(result.mesh_iou, result.reuse_iou, result.category, result.object_index,
                                                         resamples, seed=seed)),
         }
+    shapes = None
+    if truths is not None:
+        from a3d_core.geometry import ico_sphere_template
+
+        template_vertices, template_faces = ico_sphere_template(model.settings.template_level, model.settings.template_radius)
+        shapes = mesh_ious(test, model.mask_branch.faces.numpy(), alignments, truths,
+                           (template_vertices.numpy(), template_faces.numpy()), resamples, seed)
     return {
+        "shapes_3d": shapes,
         "alignments": {int(c): dataclasses.asdict(a) for c, a in alignments.items()},
         "viewpoint_errors": {split: e.summary() for split, e in errors.items()},
         "angle_errors": {split: e.angle.tolist() for split, e in errors.items()},
@@ -376,6 +430,7 @@ def run_viewpoint_benchmark(settings: BenchmarkSettings, log: Log = print, comma
     category_names = list(manifest["categories"])
     test_splits = [s for s in ("test", *PROTOCOL_SPLITS) if s in manifest["shards"]]
     targets = None
+    truths = true_meshes(manifest)
     results: dict[str, Any] = {"scale": dataclasses.asdict(scale), "command": command, "machine": _machine(),
                                "protocol": manifest["viewpoint_protocol"], "categories": category_names, "models": {},
                                "splits": {}, "differences": {}, "diagnostics": {}}
@@ -401,7 +456,7 @@ def run_viewpoint_benchmark(settings: BenchmarkSettings, log: Log = print, comma
         if spec.is_3d:
             targets = targets if targets is not None else _novel_view_targets(data, test_splits)
             results["diagnostics"][spec.name] = diagnostics_3d(model.cpu(), tables[spec.name], data, test_splits, targets,
-                                                               scale.resamples, settings.seed)
+                                                               scale.resamples, settings.seed, truths)
 
     baselines = [name for name in BASELINES if name in results["models"]]
     if baselines:
@@ -504,6 +559,15 @@ def report_markdown(results: dict[str, Any]) -> str:
         for split, summary in diagnostics["viewpoint_errors"].items():
             lines.append(f"| {split} | {summary['median_azimuth_error']:.0f} | {summary['median_elevation_error']:.0f} | "
                          f"{summary['median_angle_error']:.0f} | {100 * summary['share_within']:.0f}% |")
+        shapes = diagnostics.get("shapes_3d")
+        if shapes:
+            categories = results["categories"]
+            lines += ["", f"## {name}: meshes judged in 3D, voxel IoU (%) at 32^3 with the true mesh, after the val alignment", "",
+                      f"{shapes['meshes']} reconstructions ({MESHES_PER_OBJECT} `test` views of each object): mesh "
+                      f"{_cell(shapes['mesh'])}, the template sphere {_cell(shapes['sphere'])}.", "",
+                      "| category | mesh | sphere |", "|---|---:|---:|"]
+            for index, row in sorted(shapes["per_category"].items(), key=lambda item: int(item[0])):
+                lines.append(f"| {categories[int(index)]} | {row['mesh']:.1f} | {row['sphere']:.1f} |")
         lines += ["", f"## {name}: novel-view IoU (%), the mesh of a `test` view rendered at another view of its object", "",
                   "| step | pairs | mesh | reuse the input view's mask | difference |", "|---|---:|---:|---:|---:|"]
         for label, row in diagnostics["novel_view"].items():

@@ -59,8 +59,10 @@ def test_3d_diagnostics_and_report(finished):
         assert {"azimuth 45", "azimuth 90", "azimuth 180", "elevation +30"} <= set(diagnostics["novel_view"])
         for row in diagnostics["novel_view"].values():
             assert row["pairs"] > 0 and 0 <= row["mesh"]["value"] <= 100
+        shapes = diagnostics["shapes_3d"]
+        assert shapes["meshes"] > 0 and 0 <= shapes["mesh"]["value"] <= 100 and 0 < shapes["sphere"]["value"] < 100
     report = (out / "report.md").read_text()
-    for text in ("## Protocol", "A3D minus each baseline", "novel-view IoU", "## What the table shows", *SPLITS):
+    for text in ("## Protocol", "A3D minus each baseline", "novel-view IoU", "judged in 3D", "## What the table shows", *SPLITS):
         assert text in report
     for name in ("per_category_test_newview.png", "viewpoint_error.png", "novel_view.png"):
         assert iio.imread(out / name).ndim == 3
