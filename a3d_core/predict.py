@@ -249,6 +249,8 @@ def _predict(
     category_ids: Mapping[str, int] | None,
     progress: ProgressCallback | None,
 ) -> PredictResult:
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: is a file, not a folder; choose another output folder for the predictions")
     found = settings.checkpoint is None
     checkpoint = find_latest_checkpoint(settings.runs_root) if found else Path(settings.checkpoint)
     device = resolve_device(settings.device)
@@ -264,7 +266,10 @@ def _predict(
     if settings.meshes and not model.stage2.is_3d:
         raise InputError(f"{checkpoint}: a {model.stage2.kind} model predicts no meshes; leave out --meshes")
 
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"{out}: cannot create the output folder ({error.strerror or error})") from None
     result = PredictResult(out=out, checkpoint=checkpoint, checkpoint_found=found)
     results: list[dict[str, Any]] = []
     index: list[dict[str, Any]] = []
