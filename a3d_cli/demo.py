@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from a3d_cli.common import DeviceOption, SeedOption, console, user_errors
+from a3d_cli.progress import ProgressDisplay
 
 if TYPE_CHECKING:
     from a3d_core.demo import DemoResult
@@ -28,9 +29,8 @@ def demo(
     """
     from a3d_core.demo import FULL, QUICK, run_demo  # imports every stage: only when the command runs
 
-    with console.status("starting") as status:
-        result = run_demo(out, QUICK if quick else FULL, seed=seed, device=device, overwrite=overwrite,
-                          on_step=lambda description: status.update(description))
+    with ProgressDisplay(console, transient=False) as display:
+        result = run_demo(out, QUICK if quick else FULL, seed=seed, device=device, overwrite=overwrite, progress=display)
     console.print(summary_table(result))
     console.print(f"open {result.index}", highlight=False)
 

@@ -6,16 +6,17 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from a3d_cli.common import DeviceOption, console, fail, user_errors
+from a3d_cli.progress import ProgressDisplay
 from a3d_core.checkpoint_eval import evaluate_checkpoint
 from a3d_core.eval.coco import STAT_NAMES
 from a3d_core.eval.evaluate import KINDS, EvaluationResult, EvaluationSettings, evaluate_dataset
 from a3d_core.eval.plots import write_plots
 from a3d_core.eval.report import write_report
 from a3d_core.predict import PredictSettings
+from a3d_core.progress import step_callback
 
 KIND_CHOICES = (*KINDS, "all")
 
@@ -97,17 +98,13 @@ def evaluate(
     if kind not in KIND_CHOICES:
         fail(f"--kind {kind}: expected one of {', '.join(KIND_CHOICES)}")
     settings = EvaluationSettings(kinds=KINDS if kind == "all" else (kind,), require_visible=kind == "visible", device=device)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True) as progress:
-        task = progress.add_task("evaluating", total=None)
+    with ProgressDisplay(console) as display:
         if checkpoint is not None:
-            progress.update(task, description=f"predicting {split} with {checkpoint}")
             predict_settings = PredictSettings(checkpoint=checkpoint, score_threshold=score_threshold, device=device,
                                                masks=False, overlays=predictions_out is not None)
-            result = evaluate_checkpoint(dataset, split, predict_settings, settings, predictions_out, data_root).evaluation
+            result = evaluate_checkpoint(dataset, split, predict_settings, settings, predictions_out, data_root, progress=display).evaluation
         else:
-            result = evaluate_dataset(
-                dataset, predictions, split, settings, data_root, on_step=lambda step: progress.update(task, description=f"evaluating: {step}")
-            )
+            result = evaluate_dataset(dataset, predictions, split, settings, data_root, on_step=step_callback(display, "evaluate"))
     console.print(_stats_table(result))
     console.print(_category_table(result))
     if result.segments is not None:

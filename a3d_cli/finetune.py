@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from a3d_cli.common import DeviceOption, SeedOption, console, user_errors
+from a3d_cli.progress import ProgressDisplay
 from a3d_core.errors import InputError
 from a3d_core.model.stage1 import BACKBONES, SMALL_ANCHOR_SIZES
 
@@ -86,7 +87,8 @@ def finetune(
         )
     except ValueError as error:
         raise InputError(str(error)) from None
-    result = run_finetune(settings)
+    with ProgressDisplay(console) as display:
+        result = run_finetune(settings, progress=display)
     if not result.main_process:
         return
     console.print(transfer_table(result))

@@ -7,12 +7,13 @@ from typing import List, Optional
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from a3d_cli.common import DeviceOption, console, error_console, fail, user_errors
+from a3d_cli.progress import ProgressDisplay
 from a3d_core.errors import InputError
 from a3d_core.predict import PredictResult, PredictSettings, predict_dataset, predict_images
+from a3d_core.progress import count_callback
 
 
 @user_errors
@@ -41,12 +42,8 @@ def predict(
                                    device=device, meshes=meshes, overlay_scale=overlay_scale, runs_root=runs_root)
     except ValueError as error:
         raise InputError(str(error)) from None
-    with Progress(TextColumn("[bold]predict"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
-        task = bar.add_task("predict", total=None)
-
-        def advance(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    with ProgressDisplay(console) as display:
+        advance = count_callback(display, "predict", "image")
         if dataset is not None:
             result = predict_dataset(dataset, split, out, settings, advance, data_root)
         else:

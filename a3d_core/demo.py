@@ -56,6 +56,7 @@ from a3d_core.io.images import overlay, write_png
 from a3d_core.io.meshes import render_turntable, write_gif, write_obj
 from a3d_core.model.a3d import load_a3d_from_checkpoint
 from a3d_core.predict import PredictSettings, predict_images
+from a3d_core.progress import SILENT, Prefixed, ProgressReporter, count_callback, stage_callback
 from a3d_core.runtime import resolve_device
 from a3d_core.train.finetune import FinetuneSettings, finetune, small_stage1_settings
 from a3d_core.train.loop import TrainSettings
@@ -64,8 +65,7 @@ from a3d_core.train.pretrain import PretrainSettings, pretrain
 MESH_MIN_OCCLUSION = 0.2
 """Meshes are exported for ground-truth instances at least this occluded (1 - visible / amodal area)."""
 
-StepCallback = Callable[[str], None]
-"""``on_step(description)`` when a step starts."""
+STEPS = 7
 
 
 @dataclass(frozen=True)
@@ -168,8 +168,10 @@ class DemoResult:
 
 
 def run_demo(out: str | Path, plan: DemoPlan = FULL, seed: int = 0, device: str = "auto", overwrite: bool = False,
-             on_step: StepCallback | None = None) -> DemoResult:
+             progress: ProgressReporter = SILENT) -> DemoResult:
     """Run every step of the demo into ``out`` (see the module docstring).
+
+    ``progress`` receives each step's phases, named ``"<k>/7 <step>: <phase>"``.
 
     Raises:
         InputError: ``out`` exists and is not empty, unless ``overwrite``.
@@ -181,63 +183,65 @@ def run_demo(out: str | Path, plan: DemoPlan = FULL, seed: int = 0, device: str 
         shutil.rmtree(out)
     for folder in ("previews", "overlays", "completion", "meshes", "data", "runs"):
         (out / folder).mkdir(parents=True, exist_ok=True)
-    step = on_step or (lambda description: None)
     result = DemoResult(out=out, index=out / "index.md")
-    progress = False
     torch.manual_seed(seed)
 
-    def timed(name: str, description: str, action: Callable[[], Any]) -> Any:
-        step(description)
+    def timed(name: str, action: Callable[[ProgressReporter], Any]) -> Any:
+        """Run one step; ``action`` gets the reporter of the step's phases."""
         started, cpu_started = time.perf_counter(), time.process_time()
-        value = action()
+        value = action(Prefixed(progress, f"{len(result.seconds) + 1}/{STEPS} {name}"))
+        progress.end()
         result.seconds[name] = time.perf_counter() - started
         result.cpu_seconds[name] = time.process_time() - cpu_started
         return value
 
     shapenet_dir, scenes_dir = out / "data" / "shapenet", out / "data" / "scenes"
-    timed("prepare shapenet", "1/7 prepare shapenet: render and occlude the pretraining views", lambda: prepare_shapenet(PrepareShapeNetConfig(
+    view_phases = {"render": ("render the pretraining views", "view"), "occlude": ("occlude them", "view")}
+    timed("prepare shapenet", lambda reporter: prepare_shapenet(PrepareShapeNetConfig(
         out=shapenet_dir, objects_per_category=plan.objects_per_category, views=plan.views, image_size=plan.image_size,
-        categories=plan.categories, seed=seed, preview=out / "previews" / "shapenet.png")))
+        categories=plan.categories, seed=seed, preview=out / "previews" / "shapenet.png"), stage_callback(reporter, view_phases)))
 
     pretrain_train = TrainSettings(batch_size=plan.pretrain_batch, epochs=None, steps=plan.pretrain_steps, seed=seed,
-                                   val_every=plan.pretrain_steps, progress=progress, tensorboard=False)
-    pretrained = timed("pretrain", "2/7 pretrain the 3D shape prior (stage 2) on 2D masks only", lambda: pretrain(PretrainSettings(
+                                   val_every=plan.pretrain_steps, tensorboard=False)
+    pretrained = timed("pretrain", lambda reporter: pretrain(PretrainSettings(
         data=shapenet_dir, out=out / "runs" / "pretrain", train=pretrain_train, cross_view=plan.cross_view,
-        template_level=plan.template_level, device=device, val_instances=64)))
+        template_level=plan.template_level, device=device, val_instances=64), progress=reporter))
 
-    timed("prepare scenes", "3/7 prepare scenes: compose multi-object scenes with exact amodal ground truth", lambda: prepare_scenes(ScenesRequest(
+    scene_phases = {"render": ("render the objects", "view"), "train": ("compose train scenes", "image"),
+                    "val": ("compose val scenes", "image")}
+    timed("prepare scenes", lambda reporter: prepare_scenes(ScenesRequest(
         train_images=plan.train_scenes, val_images=plan.val_scenes, categories=plan.categories,
         scene=SceneSettings(width=plan.scene_width, height=plan.scene_height, objects_min=plan.scene_objects[0], objects_max=plan.scene_objects[1]),
         pool=ObjectPoolSettings(train_objects=plan.scene_objects_per_category, val_objects=plan.scene_objects_per_category),
-        seed=seed, out_dir=scenes_dir, preview_path=out / "previews" / "scenes.png")))
+        seed=seed, out_dir=scenes_dir, preview_path=out / "previews" / "scenes.png"), stage_callback(reporter, scene_phases)))
 
     init = pretrained.evaluated_checkpoint
     finetune_train = TrainSettings(lr=plan.finetune_lr, batch_size=plan.finetune_batch, epochs=None, steps=plan.finetune_steps, seed=seed,
-                                   val_every=plan.finetune_val_every, progress=progress, tensorboard=False, best_metric="ap")
-    finetuned = timed("finetune", "4/7 fine-tune both stages on the scenes, stage 2 from the prior", lambda: finetune(FinetuneSettings(
+                                   val_every=plan.finetune_val_every, tensorboard=False, best_metric="ap")
+    finetuned = timed("finetune", lambda reporter: finetune(FinetuneSettings(
         dataset=scenes_dir, out=out / "runs" / "scenes", init=init,
         stage1=small_stage1_settings(plan.stage1_backbone, plan.stage1_min_size, 2 * plan.stage1_min_size),
         stage1_lr=plan.stage1_lr, jitter=plan.finetune_jitter,
-        train=finetune_train, val_images=plan.val_scenes, device=device)))
+        train=finetune_train, val_images=plan.val_scenes, device=device), progress=reporter))
     result.transferred = dict(finetuned.transfer.transferred)
     checkpoint = finetuned.training.best_checkpoint or finetuned.training.last_checkpoint
 
-    evaluated = timed("evaluate", "5/7 evaluate amodal AP and mIoU on the val scenes (stage-1 detections)", lambda: evaluate_checkpoint(
+    evaluated = timed("evaluate", lambda reporter: evaluate_checkpoint(
         scenes_dir, "val", PredictSettings(checkpoint=checkpoint, score_threshold=0.05, device=device, masks=False),
-        EvaluationSettings(kinds=("amodal",)), predictions_dir=out / "predictions"))
+        EvaluationSettings(kinds=("amodal",)), predictions_dir=out / "predictions", progress=reporter))
     baseline = visible_baseline(scenes_dir, "val", evaluated.prediction.predictions_file)
     result.metrics = {"model": _headline(evaluated.evaluation), "visible_baseline": _headline(baseline)}
     oracle, result.completions, result.meshes = timed(
-        "complete ground truth", "6/7 complete the ground-truth val instances with stage 2 alone: overlays, meshes, turntables",
-        lambda: ground_truth_completion(checkpoint, scenes_dir, out, plan, device))
+        "complete ground truth", lambda reporter: ground_truth_completion(checkpoint, scenes_dir, out, plan, device, reporter))
     result.metrics.update(oracle)
     atomic_write_json(out / "evaluation.json", {**result.metrics, "checkpoint": str(checkpoint)}, indent=2)
     atomic_write_text(out / "evaluation.md", evaluation_markdown(result.metrics))
 
     val_images = _val_image_paths(scenes_dir, plan.predict_images)
-    predicted = timed("predict", "7/7 predict val images: overlays, masks and meshes", lambda: predict_images(
+    predicted = timed("predict", lambda reporter: predict_images(
         val_images, out / "predict", PredictSettings(checkpoint=checkpoint, score_threshold=plan.predict_score_threshold, device=device,
-                                                     meshes=True, overlay_scale=plan.overlay_scale)))
+                                                     meshes=True, overlay_scale=plan.overlay_scale),
+        count_callback(reporter, "overlays, masks and meshes of val images", "image")))
     for record in json.loads(predicted.images_file.read_text())["images"]:
         source = out / "predict" / record["folder"] / "overlay.png"
         target = out / "overlays" / f"{record['folder']}.png"
@@ -256,21 +260,25 @@ def visible_baseline(dataset: Path, split: str, predictions_file: Path) -> Evalu
     return evaluate_predictions(read_dataset(dataset).load_split(split), as_visible, EvaluationSettings(kinds=("amodal",)))
 
 
-def ground_truth_completion(checkpoint: Path, dataset: Path, out: Path, plan: DemoPlan,
-                            device: str) -> tuple[dict[str, dict[str, float]], list[Path], list[Path]]:
+def ground_truth_completion(checkpoint: Path, dataset: Path, out: Path, plan: DemoPlan, device: str,
+                            progress: ProgressReporter = SILENT) -> tuple[dict[str, dict[str, float]], list[Path], list[Path]]:
     """Stage 2 alone on the ground-truth instances of the val split.
 
     Returns the metrics of the completed masks and of the visible masks as amodal masks. Writes
     overlays of the first ``plan.predict_images`` images to ``out/completion`` and, to
     ``out/meshes``, the reconstructed mesh (OBJ) and turntable (GIF) of the first ``plan.meshes``
     instances at least :data:`MESH_MIN_OCCLUSION` occluded: the 3D prior behind each completion.
+    ``progress`` receives the phase of completing the val images.
     """
     network = load_a3d_from_checkpoint(checkpoint).to(resolve_device(device)).eval()
     images = AmodalDetectionDataset(dataset, "val")
     drawn: list[Path] = []
     meshes: list[Path] = []
+    images_done = 0
+    progress.start("stage 2 on the ground-truth val instances: overlays, meshes", len(images), unit="image")
 
     def draw(image: torch.Tensor, target: dict, completion: dict) -> None:
+        nonlocal images_done
         if len(drawn) < plan.predict_images:
             pixels = (image.permute(1, 2, 0).cpu() * 255).round().byte().numpy()
             drawn.append(write_png(out / "completion" / f"val_{target['image_id']:05d}.png",
@@ -284,6 +292,8 @@ def ground_truth_completion(checkpoint: Path, dataset: Path, out: Path, plan: De
             meshes.append(write_obj(out / "meshes" / f"{name}.obj", vertices, faces))
             frames = render_turntable(vertices, faces, plan.turntable_frames, plan.turntable_size)
             meshes.append(write_gif(out / "meshes" / f"{name}_turntable.gif", frames))
+        images_done += 1
+        progress.update(images_done)
 
     completed, visible = complete_ground_truth(network, images, on_image=draw)
     split = images.split

@@ -1,7 +1,9 @@
-"""Every command on bad input, through the real CLI: exit 1, one line naming the file or entry, no traceback.
+"""Every command on bad input, through the real CLI: exit 1, one error line naming the file or entry, no traceback.
 
 Each case builds its inputs in a temporary folder and names the text the error line must hold;
 afterwards the folder holds exactly what it held before the command (nothing written or changed).
+Standard output (not a terminal here, as in a log) holds nothing but progress lines of phases
+that started before the problem showed.
 """
 
 from __future__ import annotations
@@ -119,7 +121,8 @@ def test_bad_input_is_one_line_without_traceback(tmp_path: Path, arguments: Call
     assert result.exit_code == 1, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert "Traceback" not in result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    assert expected.format(root=tmp_path) in lines[0]
+    errors = result.stderr.splitlines()
+    assert len(errors) == 1 and errors[0].startswith("error: "), result.output
+    assert expected.format(root=tmp_path) in errors[0]
+    assert all(line.startswith("[a3d] ") for line in result.stdout.splitlines()), result.stdout  # at most progress lines of a log
     assert {path: path.stat().st_mtime_ns for path in tmp_path.rglob("*")} == before  # nothing written or changed
