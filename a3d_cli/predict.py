@@ -19,7 +19,7 @@ from a3d_core.progress import count_callback
 @user_errors
 def predict(
     inputs: Optional[List[str]] = typer.Argument(None, help="Image files, folders or glob patterns (quote patterns: 'photos/*.jpg')."),
-    out: Path = typer.Option(..., "--out", help="Folder for predictions.json, images.json and one folder per image (overlay, masks, meshes)."),
+    out: Path = typer.Option(..., "--out", help="Folder for predictions.json, images.json and one folder per image (panels, overlay, masks, meshes)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Fine-tuned checkpoint (`a3d finetune`). Default: the newest best.pt/last.pt under ./runs (or $A3D_RUNS_ROOT)."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Predict a split of this canonical dataset (name or folder) instead, with its image and category ids (for `a3d evaluate --predictions`)."),
     split: str = typer.Option("val", "--split", help="With --dataset: the split to predict."),
@@ -33,7 +33,7 @@ def predict(
 ) -> None:
     """Predict amodal and visible masks for images.
 
-    Writes a COCO results JSON (amodal mask as segmentation, visible_mask, bbox, category_id, score), an overlay per image (visible parts tinted, hidden parts completed by the 3D prior hatched) and per-instance mask PNGs. Any readable image works; an unreadable one is reported and skipped, and the exit code is 1 when some failed.
+    Writes a COCO results JSON (amodal mask as segmentation, visible_mask, bbox, category_id, score), per image panels.png (one row per detection: input crop | visible mask | amodal mask with the part completed by the 3D prior in orange, enlarged to be readable) and overlay.png (the whole image: visible parts tinted, completed parts hatched), and per-instance mask PNGs. Any readable image works; an unreadable one is reported and skipped, and the exit code is 1 when some failed.
     """
     if (dataset is None) == (not inputs):
         fail("give images (files, folders or patterns), or --dataset NAME with --split")
@@ -64,5 +64,5 @@ def summary_table(result: PredictResult) -> Table:
     table.add_row("instances", str(result.instances))
     table.add_row("COCO results", str(result.predictions_file))
     table.add_row("image ids and categories", str(result.images_file))
-    table.add_row("overlays and masks", f"{result.out}/<image>/")
+    table.add_row("panels, overlays and masks", f"{result.out}/<image>/")
     return table

@@ -12,16 +12,17 @@ Steps (each is the pure function behind an ``a3d`` command, with small settings 
 6. stage 2 alone on the ground-truth boxes and visible masks of the val split, which measures
    the completion by the 3D prior without detection errors, draws it, and exports the meshes
    (OBJ) and turntables (GIF) of a few occluded instances;
-7. ``predict``: overlays (visible parts tinted, completed hidden parts hatched), masks and
-   meshes for val images, from stage-1 detections.
+7. ``predict``: panels (input | visible mask | amodal mask, the completed hidden part in its
+   own colour; :mod:`a3d_core.io.panels`), masks and meshes for val images, from stage-1 detections.
 
 The output folder::
 
     index.md                  what each file is, the evaluation table, the timings
+    summary.png               the most occluded val instances completed by stage 2, beside the ground truth
     evaluation.json, evaluation.md
     previews/                 shapenet.png (pretraining views), scenes.png (scenes with their masks)
-    overlays/                 one PNG per predicted image (stage-1 detections, completed)
-    completion/               one PNG per val image: ground-truth instances completed by stage 2
+    overlays/                 one panels PNG per predicted image (stage-1 detections, completed)
+    completion/               one panels PNG per val image: ground-truth instances completed by stage 2
     meshes/                   val_<image>_instance_<k>.obj and ..._turntable.gif: occluded instances' meshes
     predict/                  `a3d predict`'s output folder for the predicted images
     data/, runs/              the prepared datasets and the two training runs (checkpoints, metrics)
@@ -41,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from a3d_core.checkpoint_eval import complete_ground_truth, evaluate_checkpoint
@@ -52,7 +54,8 @@ from a3d_core.data.scenes import SceneSettings
 from a3d_core.errors import InputError
 from a3d_core.eval.evaluate import EvaluationResult, EvaluationSettings, evaluate_predictions, load_predictions
 from a3d_core.io.atomic import atomic_write_json, atomic_write_text
-from a3d_core.io.images import overlay, write_png
+from a3d_core.io.images import write_png
+from a3d_core.io.panels import figure_of_rows, instance_figure, instance_row
 from a3d_core.io.meshes import render_turntable, write_gif, write_obj
 from a3d_core.model.a3d import load_a3d_from_checkpoint
 from a3d_core.predict import PredictSettings, predict_images
@@ -62,10 +65,14 @@ from a3d_core.train.finetune import FinetuneSettings, finetune, small_stage1_set
 from a3d_core.train.loop import TrainSettings
 from a3d_core.train.pretrain import PretrainSettings, pretrain
 
+PANELS_LEGEND = ("the input; the visible mask (blue); the amodal mask, its completed hidden part in orange; "
+                 "the ground truth drawn the same way, with the predicted mask's outline in white.")
+"""What the columns of the panels (:mod:`a3d_core.io.panels`) show, for the front page."""
 MESH_MIN_OCCLUSION = 0.2
 """Meshes are exported for ground-truth instances at least this occluded (1 - visible / amodal area)."""
 
 STEPS = 7
+"""The demo's steps; progress phases are named ``"<k>/7 <step>: <phase>"``."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,7 @@ class DemoPlan:
         finetune_jitter: the largest move of a ground-truth box side in stage-2 training.
         stage1_backbone, stage1_min_size: stage 1 on the CPU.
         predict_images: val images predicted into ``overlays/`` (and drawn completed in ``completion/``).
+        summary_instances: the most occluded val instances shown in ``summary.png``.
         meshes: occluded ground-truth instances whose meshes are exported.
         predict_score_threshold: detections shown in the overlays score at least this.
         overlay_scale: overlays are drawn this many times larger than the scenes.
@@ -117,6 +125,7 @@ class DemoPlan:
     stage1_backbone: str = "resnet18-fpn"
     stage1_min_size: int = 96
     predict_images: int = 6
+    summary_instances: int = 6
     predict_score_threshold: float = 0.5
     overlay_scale: int = 3
     meshes: int = 3
@@ -131,7 +140,7 @@ QUICK = DemoPlan(
     categories=("car", "chair"), objects_per_category=3, views=4, image_size=32, template_level=1,
     pretrain_steps=2, pretrain_batch=4, scene_width=64, scene_height=48, scene_objects=(2, 2), train_scenes=2,
     val_scenes=2, scene_objects_per_category=1, finetune_steps=2, finetune_batch=2, finetune_val_every=2,
-    stage1_min_size=48, predict_images=1, predict_score_threshold=0.0, meshes=1, turntable_frames=2, turntable_size=32,
+    stage1_min_size=48, predict_images=1, summary_instances=2, predict_score_threshold=0.0, meshes=1, turntable_frames=2, turntable_size=32,
 )
 """Seconds: every step runs, nothing learns much (for tests)."""
 
@@ -147,7 +156,7 @@ class DemoResult:
         metrics: ``model``, ``visible_baseline``, ``stage2_on_ground_truth`` and
             ``ground_truth_visible`` -> ``AP``, ``AP50``, ``AP75``, ``mIoU``, ``mIoU_occ`` (fractions).
         transferred: fine-tuning category -> the pretrained category it started from.
-        overlays, completions, meshes: files written.
+        summary: ``summary.png``; overlays, completions, meshes: files written.
         detections_shown: detections drawn in the overlays (scoring at least ``predict_score_threshold``).
     """
 
@@ -157,6 +166,7 @@ class DemoResult:
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     transferred: dict[str, str] = field(default_factory=dict)
+    summary: Path | None = None
     overlays: list[Path] = field(default_factory=list)
     completions: list[Path] = field(default_factory=list)
     meshes: list[Path] = field(default_factory=list)
@@ -231,7 +241,7 @@ def run_demo(out: str | Path, plan: DemoPlan = FULL, seed: int = 0, device: str 
         EvaluationSettings(kinds=("amodal",)), predictions_dir=out / "predictions", progress=reporter))
     baseline = visible_baseline(scenes_dir, "val", evaluated.prediction.predictions_file)
     result.metrics = {"model": _headline(evaluated.evaluation), "visible_baseline": _headline(baseline)}
-    oracle, result.completions, result.meshes = timed(
+    oracle, result.summary, result.completions, result.meshes = timed(
         "complete ground truth", lambda reporter: ground_truth_completion(checkpoint, scenes_dir, out, plan, device, reporter))
     result.metrics.update(oracle)
     atomic_write_json(out / "evaluation.json", {**result.metrics, "checkpoint": str(checkpoint)}, indent=2)
@@ -243,7 +253,7 @@ def run_demo(out: str | Path, plan: DemoPlan = FULL, seed: int = 0, device: str 
                                                      meshes=True, overlay_scale=plan.overlay_scale),
         count_callback(reporter, "overlays, masks and meshes of val images", "image")))
     for record in json.loads(predicted.images_file.read_text())["images"]:
-        source = out / "predict" / record["folder"] / "overlay.png"
+        source = out / "predict" / record["folder"] / "panels.png"
         target = out / "overlays" / f"{record['folder']}.png"
         shutil.copyfile(source, target)
         result.overlays.append(target)
@@ -261,11 +271,13 @@ def visible_baseline(dataset: Path, split: str, predictions_file: Path) -> Evalu
 
 
 def ground_truth_completion(checkpoint: Path, dataset: Path, out: Path, plan: DemoPlan, device: str,
-                            progress: ProgressReporter = SILENT) -> tuple[dict[str, dict[str, float]], list[Path], list[Path]]:
+                            progress: ProgressReporter = SILENT) -> tuple[dict[str, dict[str, float]], Path | None, list[Path], list[Path]]:
     """Stage 2 alone on the ground-truth instances of the val split.
 
-    Returns the metrics of the completed masks and of the visible masks as amodal masks. Writes
-    overlays of the first ``plan.predict_images`` images to ``out/completion`` and, to
+    Returns the metrics of the completed masks and of the visible masks as amodal masks, and the
+    files written: ``out/summary.png`` (the ``plan.summary_instances`` most occluded instances,
+    one row each: input | visible mask | completed amodal mask | ground truth; none without instances), the panels of the
+    first ``plan.predict_images`` images in ``out/completion`` and, in
     ``out/meshes``, the reconstructed mesh (OBJ) and turntable (GIF) of the first ``plan.meshes``
     instances at least :data:`MESH_MIN_OCCLUSION` occluded: the 3D prior behind each completion.
     ``progress`` receives the phase of completing the val images.
@@ -274,16 +286,25 @@ def ground_truth_completion(checkpoint: Path, dataset: Path, out: Path, plan: De
     images = AmodalDetectionDataset(dataset, "val")
     drawn: list[Path] = []
     meshes: list[Path] = []
+    most_occluded: list[tuple[float, np.ndarray]] = []
     images_done = 0
     progress.start("stage 2 on the ground-truth val instances: overlays, meshes", len(images), unit="image")
 
     def draw(image: torch.Tensor, target: dict, completion: dict) -> None:
         nonlocal images_done
+        pixels = (image.permute(1, 2, 0).cpu() * 255).round().byte().numpy()
+        visible, truth = target["masks"].cpu().numpy() > 0, target["amodal_masks"].cpu().numpy() > 0
+        completed = completion["amodal_masks"].cpu().numpy() > 0.5
+        rates = target["occlusion_rate"].tolist()
+        labels = [f"{k + 1} {images.categories.names[int(label) - 1]}, {rate:.0%} hidden"
+                  for k, (label, rate) in enumerate(zip(target["labels"].tolist(), rates))]
         if len(drawn) < plan.predict_images:
-            pixels = (image.permute(1, 2, 0).cpu() * 255).round().byte().numpy()
             drawn.append(write_png(out / "completion" / f"val_{target['image_id']:05d}.png",
-                                   overlay(pixels, target["masks"].cpu().numpy(), completion["amodal_masks"].cpu().numpy(),
-                                           scale=plan.overlay_scale)))
+                                   instance_figure(pixels, visible, completed, truth, labels)))
+        for k, rate in enumerate(rates):
+            most_occluded.append((rate, instance_row(pixels, visible[k], completed[k], truth[k], f"val {target['image_id']}: {labels[k]}")))
+        most_occluded.sort(key=lambda entry: -entry[0])
+        del most_occluded[plan.summary_instances:]
         for k, rate in enumerate(target["occlusion_rate"].tolist()):
             if len(meshes) >= 2 * plan.meshes or rate < MESH_MIN_OCCLUSION or "vertices" not in completion:  # 2 files an instance
                 continue
@@ -296,11 +317,12 @@ def ground_truth_completion(checkpoint: Path, dataset: Path, out: Path, plan: De
         progress.update(images_done)
 
     completed, visible = complete_ground_truth(network, images, on_image=draw)
+    summary = write_png(out / "summary.png", figure_of_rows([row for _, row in most_occluded], ground_truth=True)) if most_occluded else None
     split = images.split
     settings = EvaluationSettings(kinds=("amodal",))
     metrics = {"stage2_on_ground_truth": _headline(evaluate_predictions(split, completed, settings)),
                "ground_truth_visible": _headline(evaluate_predictions(split, visible, settings))}
-    return metrics, drawn, meshes
+    return metrics, summary, drawn, meshes
 
 
 def _headline(result: EvaluationResult) -> dict[str, float]:
@@ -340,6 +362,9 @@ def index_markdown(result: DemoResult, plan: DemoPlan) -> str:
              if result.detections_shown else
              f"No detection scored {plan.predict_score_threshold} or more: stage 1, trained from scratch for minutes on a CPU, "
              "is not yet confident about any object. Section 5 shows stage 2 completing the ground-truth instances.")
+    summary = "" if result.summary is None else (
+        f"![the most occluded val instances](summary.png)\n\nThe {plan.summary_instances} most occluded val instances, "
+        f"completed by stage 2 from their ground-truth box and visible mask: {PANELS_LEGEND}\n")
     completions = "\n".join(f"![{path.stem}]({path.relative_to(out).as_posix()})" for path in result.completions)
     meshes = f"No val instance is at least {MESH_MIN_OCCLUSION:.0%} occluded." if not result.meshes else "\n".join(
         f"- [{path.name}]({path.relative_to(out).as_posix()})" + (f"\n\n  ![{path.stem}]({path.relative_to(out).as_posix()})" if path.suffix == ".gif" else "")
@@ -349,6 +374,8 @@ def index_markdown(result: DemoResult, plan: DemoPlan) -> str:
 
 The whole A3D pipeline at a small scale on the built-in data (categories: {', '.join(plan.categories)}).
 Total time: {result.total_seconds:.0f} s.
+
+{summary}
 
 ## 1. Pretraining data (`a3d prepare shapenet`)
 
@@ -376,14 +403,14 @@ errors (a stage 1 trained from scratch for minutes on a CPU detects poorly; star
 `--backbone-weights` or `--detector-weights` and train longer for real use). Files:
 `evaluation.json`, `predictions/predictions.json` (COCO results).
 
-Ground-truth instances completed by stage 2 (visible part tinted, completed hidden part hatched):
+Ground-truth instances completed by stage 2, one row each: {PANELS_LEGEND}
 
 {completions}
 
 ## 6. Predictions (`a3d predict`)
 
-Visible parts are tinted, hidden parts completed by the model are hatched, amodal outlines drawn.
-{shown}
+Stage-1 detections completed by stage 2, one row each (best-scoring first; no ground truth here): {PANELS_LEGEND}
+{shown} The whole images with the same masks are `predict/<image>/overlay.png`.
 
 {overlays}
 
