@@ -96,6 +96,8 @@ CASES = [
                  id="evaluate-counts-outside-alphabet"),
     pytest.param(lambda i: ["evaluate", "--dataset", i.dataset(), "--predictions", i.predictions_with_counts("0h")],
                  "predictions entry 1: bad 'segmentation' (RLE counts string ends inside a number", id="evaluate-counts-truncated"),
+    pytest.param(lambda i: ["evaluate", "--dataset", i.dataset(), "--predictions", i.predictions_with_counts("53F3")],
+                 "predictions entry 1: bad 'segmentation' (RLE counts decode to a negative run length)", id="evaluate-counts-negative-run"),
     pytest.param(lambda i: ["evaluate", "--dataset", i.dataset(), "--checkpoint", i.path("absent.pt")],
                  "absent.pt: checkpoint not found", id="evaluate-missing-checkpoint"),
     pytest.param(lambda i: ["predict", i.image(), "--checkpoint", i.not_a_checkpoint(), "--out", i.a_file()],
