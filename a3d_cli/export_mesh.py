@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from a3d_cli.common import DeviceOption, console, user_errors
-from a3d_core.model.export import export_instance_mesh
+from a3d_core.export import export_instance_mesh
 
 
 @user_errors

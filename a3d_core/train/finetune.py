@@ -39,7 +39,7 @@ from a3d_core.eval.evaluate import EvaluationSettings, evaluate_predictions
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.model.a3d import A3DNetwork, A3DSettings, build_a3d
 from a3d_core.model.asm import ASMSettings, AmodalShapeModel, load_stage2_from_checkpoint, transfer_pretrained
-from a3d_core.model.roi import DEFAULT_CROP_SCALE
+from a3d_core.boxes import DEFAULT_CROP_SCALE
 from a3d_core.model.stage1 import SMALL_ANCHOR_SIZES, Stage1Settings, load_backbone_weights, load_detector_weights
 from a3d_core.predict import detections_to_results
 from a3d_core.progress import SILENT, ProgressReporter

@@ -29,7 +29,7 @@ from a3d_core.io.atomic import atomic_write_json
 from a3d_core.model.asm import ASMSettings, build_stage2
 from a3d_core.model.shape import ShapeDecoderSettings
 from a3d_core.model.viewpoint import ViewpointSettings
-from a3d_core.model.roi import DEFAULT_CROP_SCALE
+from a3d_core.boxes import DEFAULT_CROP_SCALE
 from a3d_core.progress import SILENT, ProgressReporter
 from a3d_core.runtime import seed_everything
 from a3d_core.train.checkpoint import load_checkpoint, load_model_state
