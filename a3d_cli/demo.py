@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from a3d_cli.common import DeviceOption, SeedOption, console, user_errors
+from a3d_cli.progress import ProgressDisplay
 
 if TYPE_CHECKING:
     from a3d_core.demo import DemoResult
@@ -24,13 +25,12 @@ def demo(
 ) -> None:
     """Run the whole pipeline at a small scale on the built-in data, into a browsable folder.
 
-    prepare shapenet -> pretrain the 3D shape prior -> prepare scenes -> fine-tune both stages -> evaluate (amodal AP, mIoU, beside the visible-mask baseline) -> complete the ground-truth instances (overlays, meshes and turntables) -> predict (overlays). About eleven minutes on two idle CPU cores; open OUT/index.md.
+    prepare shapenet -> pretrain the 3D shape prior -> prepare scenes -> fine-tune both stages -> evaluate (amodal AP, mIoU, beside the visible-mask baseline) -> complete the ground-truth instances (panels, meshes and turntables) -> predict (panels). OUT/index.md opens with summary.png: the most occluded val instances, completed, beside the ground truth. About eleven minutes on two idle CPU cores; open OUT/index.md.
     """
     from a3d_core.demo import FULL, QUICK, run_demo  # imports every stage: only when the command runs
 
-    with console.status("starting") as status:
-        result = run_demo(out, QUICK if quick else FULL, seed=seed, device=device, overwrite=overwrite,
-                          on_step=lambda description: status.update(description))
+    with ProgressDisplay(console, transient=False) as display:
+        result = run_demo(out, QUICK if quick else FULL, seed=seed, device=device, overwrite=overwrite, progress=display)
     console.print(summary_table(result))
     console.print(f"open {result.index}", highlight=False)
 

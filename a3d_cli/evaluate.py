@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from a3d_cli.common import DeviceOption, announce, console, fail, user_errors
+from a3d_cli.progress import ProgressDisplay
 from a3d_core.checkpoint_eval import evaluate_checkpoint, evaluate_completion
 from a3d_core.completers import CompleterRequest, build_completer
 from a3d_core.data.catalog import resolve_dataset
@@ -20,6 +20,7 @@ from a3d_core.eval.evaluate import KINDS, EvaluationResult, EvaluationSettings, 
 from a3d_core.eval.plots import write_plots
 from a3d_core.eval.report import write_report
 from a3d_core.predict import PredictSettings
+from a3d_core.progress import count_callback, step_callback
 from a3d_core.runs import FINE_TUNED, dataset_name, newest_run, runs_root
 
 KIND_CHOICES = (*KINDS, "all")
@@ -132,34 +133,29 @@ def evaluate(
         fail("give either --predictions FILE (a COCO results JSON) or --checkpoint FILE (a fine-tuned model), not both")
     if predictions is None and checkpoint is None:
         checkpoint = newest_checkpoint_for(dataset)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True) as progress:
-        task = progress.add_task("evaluating", total=None)
+    with ProgressDisplay(console) as display:
         if checkpoint is not None:
-            progress.update(task, description=f"predicting {split} with {checkpoint}")
             predict_settings = PredictSettings(checkpoint=checkpoint, score_threshold=score_threshold, device=device,
                                                masks=False, overlays=predictions_out is not None)
-            result = evaluate_checkpoint(dataset, split, predict_settings, settings, predictions_out, data_root).evaluation
+            result = evaluate_checkpoint(dataset, split, predict_settings, settings, predictions_out, data_root, progress=display).evaluation
         else:
-            result = evaluate_dataset(
-                dataset, predictions, split, settings, data_root, on_step=lambda step: progress.update(task, description=f"evaluating: {step}")
-            )
+            result = evaluate_dataset(dataset, predictions, split, settings, data_root, on_step=step_callback(display, "evaluate"))
     _print_result(result, json_out, plots, str(predictions or checkpoint))
 
 
 def _completion(dataset: str, split: str, completer: str, checkpoint: Optional[Path], category_map: Optional[Path],
                 shipped_category_map: bool, predictions_out: Optional[Path], settings: EvaluationSettings,
                 data_root: Optional[Path], device: str) -> EvaluationResult:
-    """The completion protocol with a progress bar over the split's images."""
+    """The completion protocol, its progress over the split's images reported."""
     request = CompleterRequest(checkpoint=checkpoint, category_map=CategoryMap.load(category_map, shipped_category_map), device=device,
                                dataset=resolve_dataset(dataset, data_root))
     built = build_completer(completer, request)
     predictions_file = predictions_out / "predictions.json" if predictions_out is not None else None
     if predictions_file is not None:
         predictions_out.mkdir(parents=True, exist_ok=True)
-    with Progress(*Progress.get_default_columns(), TimeElapsedColumn(), console=console, transient=True) as progress:
-        task = progress.add_task(f"completing {split} with {built.name}", total=None)
+    with ProgressDisplay(console) as display:
         return evaluate_completion(dataset, built, split, settings, data_root, predictions_file,
-                                   progress=lambda done, total: progress.update(task, completed=done, total=total))
+                                   progress=count_callback(display, f"complete {split} with {built.name}", "image"))
 
 
 def _print_result(result: EvaluationResult, json_out: Optional[Path], plots: Optional[Path], source: str) -> None:

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from a3d_cli.common import DeviceOption, announce, console, user_errors
 from a3d_core.errors import InputError
-from a3d_core.model.export import export_instance_mesh
+from a3d_core.export import export_instance_mesh
 from a3d_core.runs import PRETRAINING, newest_run, read_run, runs_root
 
 

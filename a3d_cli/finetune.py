@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from a3d_cli.common import DeviceOption, SeedOption, announce, console, default_run_folder, fail, user_errors
+from a3d_cli.progress import ProgressDisplay
 from a3d_core.errors import InputError
 from a3d_core.model.stage1 import BACKBONES, SMALL_ANCHOR_SIZES
 from a3d_core.runs import PRETRAINING, dataset_name, newest_run, read_run, runs_root
@@ -97,7 +98,8 @@ def finetune(
         )
     except ValueError as error:
         raise InputError(str(error)) from None
-    result = run_finetune(settings)
+    with ProgressDisplay(console) as display:
+        result = run_finetune(settings, progress=display)
     if not result.main_process:
         return
     console.print(transfer_table(result))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from a3d_cli import complete, demo, evaluate, export_mesh, finetune, predict, pretrain
+from a3d_cli import complete, demo, evaluate, export_mesh, finetune, predict, pretrain, progress
 from a3d_cli.prepare import app as prepare_app
 from a3d_core import __version__
 
@@ -26,8 +26,13 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def main(
     version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Show the version and exit."),
+    progress_every: float = typer.Option(
+        progress.DEFAULT_INTERVAL, "--progress-every", min=0.0, envvar=progress.INTERVAL_ENV,
+        help="When the output is not a terminal (a log file, CI), print a progress line every this many seconds (0: at every step).",
+    ),
 ) -> None:
     """Amodal instance segmentation guided by a 3D shape prior."""
+    progress.set_interval(progress_every)
 
 
 app.command("demo")(demo.demo)

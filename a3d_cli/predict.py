@@ -7,18 +7,19 @@ from typing import List, Optional
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from a3d_cli.common import DeviceOption, announce, console, error_console, fail, user_errors
+from a3d_cli.progress import ProgressDisplay
 from a3d_core.errors import InputError
 from a3d_core.predict import PredictResult, PredictSettings, find_latest_checkpoint, predict_dataset, predict_images
+from a3d_core.progress import count_callback
 
 
 @user_errors
 def predict(
     inputs: Optional[List[str]] = typer.Argument(None, help="Image files, folders or glob patterns (quote patterns: 'photos/*.jpg')."),
-    out: Path = typer.Option(..., "--out", help="Folder for predictions.json, images.json and one folder per image (overlay, masks, meshes)."),
+    out: Path = typer.Option(..., "--out", help="Folder for predictions.json, images.json and one folder per image (panels, overlay, masks, meshes)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Fine-tuned checkpoint (`a3d finetune`). Default: the newest best.pt/last.pt under ./runs (or $A3D_RUNS_ROOT)."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Predict a split of this canonical dataset (name or folder) instead, with its image and category ids (for `a3d evaluate --predictions`)."),
     split: str = typer.Option("val", "--split", help="With --dataset: the split to predict."),
@@ -32,7 +33,7 @@ def predict(
 ) -> None:
     """Predict amodal and visible masks for images.
 
-    Writes a COCO results JSON (amodal mask as segmentation, visible_mask, bbox, category_id, score), an overlay per image (visible parts tinted, hidden parts completed by the 3D prior hatched) and per-instance mask PNGs. Any readable image works; an unreadable one is reported and skipped, and the exit code is 1 when some failed.
+    Writes a COCO results JSON (amodal mask as segmentation, visible_mask, bbox, category_id, score), per image panels.png (one row per detection: input crop | visible mask | amodal mask with the part completed by the 3D prior in orange, enlarged to be readable) and overlay.png (the whole image: visible parts tinted, completed parts hatched), and per-instance mask PNGs. Any readable image works; an unreadable one is reported and skipped, and the exit code is 1 when some failed.
     """
     if (dataset is None) == (not inputs):
         fail("give images (files, folders or patterns), or --dataset NAME with --split")
@@ -44,12 +45,8 @@ def predict(
                                    device=device, meshes=meshes, overlay_scale=overlay_scale, runs_root=runs_root)
     except ValueError as error:
         raise InputError(str(error)) from None
-    with Progress(TextColumn("[bold]predict"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
-        task = bar.add_task("predict", total=None)
-
-        def advance(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    with ProgressDisplay(console) as display:
+        advance = count_callback(display, "predict", "image")
         if dataset is not None:
             result = predict_dataset(dataset, split, out, settings, advance, data_root)
         else:
@@ -68,5 +65,5 @@ def summary_table(result: PredictResult) -> Table:
     table.add_row("instances", str(result.instances))
     table.add_row("COCO results", str(result.predictions_file))
     table.add_row("image ids and categories", str(result.images_file))
-    table.add_row("overlays and masks", f"{result.out}/<image>/")
+    table.add_row("panels, overlays and masks", f"{result.out}/<image>/")
     return table

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from a3d_cli.common import DeviceOption, SeedOption, announce, console, default_run_folder, user_errors
+from a3d_cli.progress import ProgressDisplay
 from a3d_core.data.catalog import resolve_dataset
 from a3d_core.errors import InputError
 from a3d_core.train.loop import TrainSettings
@@ -89,7 +90,8 @@ def pretrain(
         )
     except ValueError as error:
         raise InputError(str(error)) from None
-    result = run_pretrain(settings)
+    with ProgressDisplay(console) as display:
+        result = run_pretrain(settings, progress=display)
     if not result.main_process:
         return
     if result.evaluations:

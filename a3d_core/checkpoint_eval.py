@@ -27,6 +27,7 @@ from a3d_core.data.detection import AmodalDetectionDataset
 from a3d_core.eval.evaluate import EvaluationResult, EvaluationSettings, evaluate_dataset, evaluate_predictions
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.predict import PredictResult, PredictSettings, detections_to_results, predict_dataset
+from a3d_core.progress import SILENT, ProgressReporter, count_callback, step_callback
 
 
 @dataclass(frozen=True)
@@ -44,24 +45,29 @@ def evaluate_checkpoint(
     evaluation_settings: EvaluationSettings | None = None,
     predictions_dir: str | os.PathLike | None = None,
     data_root: str | os.PathLike | None = None,
+    progress: ProgressReporter = SILENT,
 ) -> CheckpointEvaluation:
     """Predict split ``split`` of ``dataset`` with ``predict_settings.checkpoint`` and evaluate it.
 
     ``predictions_dir`` keeps the predictions (COCO results, overlays, masks); without it they
     are written to a temporary folder that is removed afterwards. Evaluation should see every
     detection, so ``predict_settings.score_threshold`` is best kept low (COCO AP ranks by score).
+    ``progress`` receives the phases ``predict <split>`` (images) and ``score: <step>``.
     """
     predict_settings = predict_settings or PredictSettings(score_threshold=0.05, masks=False, overlays=False)
     if predictions_dir is not None:
-        return _run(dataset, split, Path(predictions_dir), predict_settings, evaluation_settings, data_root)
+        return _run(dataset, split, Path(predictions_dir), predict_settings, evaluation_settings, data_root, progress)
     with tempfile.TemporaryDirectory(prefix="a3d-evaluate-") as folder:
-        return _run(dataset, split, Path(folder), predict_settings, evaluation_settings, data_root)
+        return _run(dataset, split, Path(folder), predict_settings, evaluation_settings, data_root, progress)
 
 
 def _run(dataset: str | os.PathLike, split: str, folder: Path, predict_settings: PredictSettings,
-         evaluation_settings: EvaluationSettings | None, data_root: str | os.PathLike | None) -> CheckpointEvaluation:
-    prediction = predict_dataset(dataset, split, folder, predict_settings, data_root=data_root)
-    evaluation = evaluate_dataset(dataset, prediction.predictions_file, split, evaluation_settings, data_root)
+         evaluation_settings: EvaluationSettings | None, data_root: str | os.PathLike | None,
+         progress: ProgressReporter) -> CheckpointEvaluation:
+    prediction = predict_dataset(dataset, split, folder, predict_settings, count_callback(progress, f"predict {split}", "image"), data_root)
+    evaluation = evaluate_dataset(dataset, prediction.predictions_file, split, evaluation_settings, data_root,
+                                  on_step=step_callback(progress, "score"))
+    progress.end()
     return CheckpointEvaluation(prediction, evaluation)
 
 
@@ -139,15 +145,17 @@ def evaluate_completion(
     data_root: str | os.PathLike | None = None,
     predictions_file: str | os.PathLike | None = None,
     progress: Callable[[int, int], None] | None = None,
+    on_image: Callable[[torch.Tensor, dict[str, Any], dict[str, torch.Tensor]], None] | None = None,
 ) -> EvaluationResult:
     """``a3d evaluate --protocol completion``: score :func:`complete_ground_truth` on split
     ``split`` (amodal AP with the ground-truth instances as detections, mIoU, mIoU_occ).
 
-    ``predictions_file`` keeps the completed masks (COCO results, for ``a3d evaluate --predictions``).
+    ``predictions_file`` keeps the completed masks (COCO results, for ``a3d evaluate --predictions``);
+    ``on_image`` sees each image's completion (:func:`complete_ground_truth`), e.g. to draw it.
     """
     folder = read_dataset(resolve_dataset(dataset, data_root))
     images = AmodalDetectionDataset(folder, split)
-    results = complete_ground_truth(completer, images, progress=progress)
+    results = complete_ground_truth(completer, images, on_image=on_image, progress=progress)
     if predictions_file is not None:
         atomic_write_json(Path(predictions_file), results)
     return evaluate_predictions(images.split, results, evaluation_settings, folder.name, split)

@@ -37,9 +37,8 @@ from a3d_core.data.category_map import CategoryMap
 from a3d_core.errors import InputError
 from a3d_core.model.a3d import A3DSettings, complete_instances, load_a3d_from_checkpoint
 from a3d_core.model.asm import AmodalShapeModel, ASMSettings, build_stage2, load_stage2_from_checkpoint
-from a3d_core.model.roi import crop_masks, square_boxes
 from a3d_core.model.shapedict import ShapeDictSettings
-from a3d_core.model.roi import DEFAULT_CROP_SCALE
+from a3d_core.boxes import DEFAULT_CROP_SCALE, crop_masks, square_boxes
 from a3d_core.runs import FINE_TUNED, read_run
 from a3d_core.runtime import resolve_device
 

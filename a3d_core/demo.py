@@ -11,19 +11,20 @@ Steps (each is the pure function behind an ``a3d`` command, with small settings 
    (the same detections with their visible masks as amodal masks: what completion gains);
 6. stage 2 alone on the ground-truth boxes and visible masks of the val split: ``evaluate
    --protocol completion`` measures the completion by the 3D prior without detection errors
-   (beside the visible-mask baseline), and ``complete`` (the ground truth of a few val images
-   turned into a segmenter's visible-mask results) draws it and exports the meshes (OBJ) and
-   turntables (GIF) of a few occluded instances;
-7. ``predict``: overlays (visible parts tinted, completed hidden parts hatched), masks and
-   meshes for val images, from stage-1 detections.
+   (beside the visible-mask baseline), draws it and exports the meshes (OBJ) and turntables (GIF)
+   of a few occluded instances, and ``complete`` completes the ground truth of a few val images
+   handed over as a segmenter's visible-mask results;
+7. ``predict``: panels (input | visible mask | amodal mask, the completed hidden part in its
+   own colour; :mod:`a3d_core.io.panels`), masks and meshes for val images, from stage-1 detections.
 
 The output folder::
 
     index.md                  what each file is, the evaluation table, the timings
+    summary.png               the most occluded val instances completed by stage 2, beside the ground truth
     evaluation.json, evaluation.md
     previews/                 shapenet.png (pretraining views), scenes.png (scenes with their masks)
-    overlays/                 one PNG per predicted image (stage-1 detections, completed)
-    completion/               one PNG per val image: ground-truth instances completed by stage 2;
+    overlays/                 one panels PNG per predicted image (stage-1 detections, completed)
+    completion/               one panels PNG per val image: ground-truth instances completed by stage 2;
                               visible.json, the visible masks handed to `a3d complete`
     complete/                 `a3d complete`'s output folder for those images
     meshes/                   val_<image>_instance_<k>.obj and ..._turntable.gif: occluded instances' meshes
@@ -45,13 +46,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
-
-from pytorch3d.io import load_obj
 
 from a3d_core.checkpoint_eval import evaluate_checkpoint, evaluate_completion
 from a3d_core.complete import CompleteSettings, complete_images
 from a3d_core.completers import VisibleCompleter, load_checkpoint_completer
+from a3d_core.data.detection import AmodalDetectionDataset
 from a3d_core.data.canonical import read_dataset
 from a3d_core.data.prepare_scenes import ObjectPoolSettings, ScenesRequest, prepare_scenes
 from a3d_core.data.prepare_shapenet import PrepareShapeNetConfig, prepare_shapenet
@@ -59,17 +60,23 @@ from a3d_core.data.scenes import SceneSettings
 from a3d_core.errors import InputError
 from a3d_core.eval.evaluate import EvaluationResult, EvaluationSettings, evaluate_predictions, load_predictions
 from a3d_core.io.atomic import atomic_write_json, atomic_write_text
-from a3d_core.io.meshes import render_turntable, write_gif
+from a3d_core.io.images import write_png
+from a3d_core.io.panels import figure_of_rows, instance_figure, instance_row
+from a3d_core.io.meshes import render_turntable, write_gif, write_obj
 from a3d_core.predict import PredictSettings, predict_images
+from a3d_core.progress import SILENT, Prefixed, ProgressReporter, count_callback, stage_callback
 from a3d_core.train.finetune import FinetuneSettings, finetune, small_stage1_settings
 from a3d_core.train.loop import TrainSettings
 from a3d_core.train.pretrain import PretrainSettings, pretrain
 
+PANELS_LEGEND = ("the input; the visible mask (blue); the amodal mask, its completed hidden part in orange; "
+                 "the ground truth drawn the same way, with the predicted mask's outline in white.")
+"""What the columns of the panels (:mod:`a3d_core.io.panels`) show, for the front page."""
 MESH_MIN_OCCLUSION = 0.2
 """Meshes are exported for ground-truth instances at least this occluded (1 - visible / amodal area)."""
 
-StepCallback = Callable[[str], None]
-"""``on_step(description)`` when a step starts."""
+STEPS = 7
+"""The demo's steps; progress phases are named ``"<k>/7 <step>: <phase>"``."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,7 @@ class DemoPlan:
         finetune_jitter: the largest move of a ground-truth box side in stage-2 training.
         stage1_backbone, stage1_min_size: stage 1 on the CPU.
         predict_images: val images predicted into ``overlays/`` (and drawn completed in ``completion/``).
+        summary_instances: the most occluded val instances shown in ``summary.png``.
         meshes: occluded ground-truth instances whose meshes are exported.
         predict_score_threshold: detections shown in the overlays score at least this.
         overlay_scale: overlays are drawn this many times larger than the scenes.
@@ -121,6 +129,7 @@ class DemoPlan:
     stage1_backbone: str = "resnet18-fpn"
     stage1_min_size: int = 96
     predict_images: int = 6
+    summary_instances: int = 6
     predict_score_threshold: float = 0.5
     overlay_scale: int = 3
     meshes: int = 3
@@ -135,7 +144,7 @@ QUICK = DemoPlan(
     categories=("car", "chair"), objects_per_category=3, views=4, image_size=32, template_level=1,
     pretrain_steps=2, pretrain_batch=4, scene_width=64, scene_height=48, scene_objects=(2, 2), train_scenes=2,
     val_scenes=2, scene_objects_per_category=1, finetune_steps=2, finetune_batch=2, finetune_val_every=2,
-    stage1_min_size=48, predict_images=1, predict_score_threshold=0.0, meshes=1, turntable_frames=2, turntable_size=32,
+    stage1_min_size=48, predict_images=1, summary_instances=2, predict_score_threshold=0.0, meshes=1, turntable_frames=2, turntable_size=32,
 )
 """Seconds: every step runs, nothing learns much (for tests)."""
 
@@ -151,7 +160,7 @@ class DemoResult:
         metrics: ``model``, ``visible_baseline``, ``stage2_on_ground_truth`` and
             ``ground_truth_visible`` -> ``AP``, ``AP50``, ``AP75``, ``mIoU``, ``mIoU_occ`` (fractions).
         transferred: fine-tuning category -> the pretrained category it started from.
-        overlays, completions, meshes: files written.
+        summary: ``summary.png``; overlays, completions, meshes: files written.
         detections_shown: detections drawn in the overlays (scoring at least ``predict_score_threshold``).
     """
 
@@ -161,6 +170,7 @@ class DemoResult:
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     transferred: dict[str, str] = field(default_factory=dict)
+    summary: Path | None = None
     overlays: list[Path] = field(default_factory=list)
     completions: list[Path] = field(default_factory=list)
     meshes: list[Path] = field(default_factory=list)
@@ -172,8 +182,10 @@ class DemoResult:
 
 
 def run_demo(out: str | Path, plan: DemoPlan = FULL, seed: int = 0, device: str = "auto", overwrite: bool = False,
-             on_step: StepCallback | None = None) -> DemoResult:
+             progress: ProgressReporter = SILENT) -> DemoResult:
     """Run every step of the demo into ``out`` (see the module docstring).
+
+    ``progress`` receives each step's phases, named ``"<k>/7 <step>: <phase>"``.
 
     Raises:
         InputError: ``out`` exists and is not empty, unless ``overwrite``.
@@ -185,65 +197,67 @@ def run_demo(out: str | Path, plan: DemoPlan = FULL, seed: int = 0, device: str 
         shutil.rmtree(out)
     for folder in ("previews", "overlays", "completion", "meshes", "data", "runs"):
         (out / folder).mkdir(parents=True, exist_ok=True)
-    step = on_step or (lambda description: None)
     result = DemoResult(out=out, index=out / "index.md")
-    progress = False
     torch.manual_seed(seed)
 
-    def timed(name: str, description: str, action: Callable[[], Any]) -> Any:
-        step(description)
+    def timed(name: str, action: Callable[[ProgressReporter], Any]) -> Any:
+        """Run one step; ``action`` gets the reporter of the step's phases."""
         started, cpu_started = time.perf_counter(), time.process_time()
-        value = action()
+        value = action(Prefixed(progress, f"{len(result.seconds) + 1}/{STEPS} {name}"))
+        progress.end()
         result.seconds[name] = time.perf_counter() - started
         result.cpu_seconds[name] = time.process_time() - cpu_started
         return value
 
     shapenet_dir, scenes_dir = out / "data" / "shapenet", out / "data" / "scenes"
-    timed("prepare shapenet", "1/7 prepare shapenet: render and occlude the pretraining views", lambda: prepare_shapenet(PrepareShapeNetConfig(
+    view_phases = {"render": ("render the pretraining views", "view"), "occlude": ("occlude them", "view")}
+    timed("prepare shapenet", lambda reporter: prepare_shapenet(PrepareShapeNetConfig(
         out=shapenet_dir, objects_per_category=plan.objects_per_category, views=plan.views, image_size=plan.image_size,
-        categories=plan.categories, seed=seed, preview=out / "previews" / "shapenet.png")))
+        categories=plan.categories, seed=seed, preview=out / "previews" / "shapenet.png"), stage_callback(reporter, view_phases)))
 
     pretrain_train = TrainSettings(batch_size=plan.pretrain_batch, epochs=None, steps=plan.pretrain_steps, seed=seed,
-                                   val_every=plan.pretrain_steps, progress=progress, tensorboard=False)
-    pretrained = timed("pretrain", "2/7 pretrain the 3D shape prior (stage 2) on 2D masks only", lambda: pretrain(PretrainSettings(
+                                   val_every=plan.pretrain_steps, tensorboard=False)
+    pretrained = timed("pretrain", lambda reporter: pretrain(PretrainSettings(
         data=shapenet_dir, out=out / "runs" / "pretrain", train=pretrain_train, cross_view=plan.cross_view,
-        template_level=plan.template_level, device=device, val_instances=64)))
+        template_level=plan.template_level, device=device, val_instances=64), progress=reporter))
 
-    timed("prepare scenes", "3/7 prepare scenes: compose multi-object scenes with exact amodal ground truth", lambda: prepare_scenes(ScenesRequest(
+    scene_phases = {"render": ("render the objects", "view"), "train": ("compose train scenes", "image"),
+                    "val": ("compose val scenes", "image")}
+    timed("prepare scenes", lambda reporter: prepare_scenes(ScenesRequest(
         train_images=plan.train_scenes, val_images=plan.val_scenes, categories=plan.categories,
         scene=SceneSettings(width=plan.scene_width, height=plan.scene_height, objects_min=plan.scene_objects[0], objects_max=plan.scene_objects[1]),
         pool=ObjectPoolSettings(train_objects=plan.scene_objects_per_category, val_objects=plan.scene_objects_per_category),
-        seed=seed, out_dir=scenes_dir, preview_path=out / "previews" / "scenes.png")))
+        seed=seed, out_dir=scenes_dir, preview_path=out / "previews" / "scenes.png"), stage_callback(reporter, scene_phases)))
 
     init = pretrained.evaluated_checkpoint
     finetune_train = TrainSettings(lr=plan.finetune_lr, batch_size=plan.finetune_batch, epochs=None, steps=plan.finetune_steps, seed=seed,
-                                   val_every=plan.finetune_val_every, progress=progress, tensorboard=False, best_metric="ap")
-    finetuned = timed("finetune", "4/7 fine-tune both stages on the scenes, stage 2 from the prior", lambda: finetune(FinetuneSettings(
+                                   val_every=plan.finetune_val_every, tensorboard=False, best_metric="ap")
+    finetuned = timed("finetune", lambda reporter: finetune(FinetuneSettings(
         dataset=scenes_dir, out=out / "runs" / "scenes", init=init,
         stage1=small_stage1_settings(plan.stage1_backbone, plan.stage1_min_size, 2 * plan.stage1_min_size),
         stage1_lr=plan.stage1_lr, jitter=plan.finetune_jitter,
-        train=finetune_train, val_images=plan.val_scenes, device=device)))
+        train=finetune_train, val_images=plan.val_scenes, device=device), progress=reporter))
     result.transferred = dict(finetuned.transfer.transferred)
     checkpoint = finetuned.training.best_checkpoint or finetuned.training.last_checkpoint
 
-    evaluated = timed("evaluate", "5/7 evaluate amodal AP and mIoU on the val scenes (stage-1 detections)", lambda: evaluate_checkpoint(
+    evaluated = timed("evaluate", lambda reporter: evaluate_checkpoint(
         scenes_dir, "val", PredictSettings(checkpoint=checkpoint, score_threshold=0.05, device=device, masks=False),
-        EvaluationSettings(kinds=("amodal",)), predictions_dir=out / "predictions"))
+        EvaluationSettings(kinds=("amodal",)), predictions_dir=out / "predictions", progress=reporter))
     baseline = visible_baseline(scenes_dir, "val", evaluated.prediction.predictions_file)
     result.metrics = {"model": _headline(evaluated.evaluation), "visible_baseline": _headline(baseline)}
-    oracle, result.completions, result.meshes = timed(
-        "complete ground truth", "6/7 complete the ground-truth val instances with stage 2 alone: overlays, meshes, turntables",
-        lambda: ground_truth_completion(checkpoint, scenes_dir, out, plan, device))
+    oracle, result.summary, result.completions, result.meshes = timed(
+        "complete ground truth", lambda reporter: ground_truth_completion(checkpoint, scenes_dir, out, plan, device, reporter))
     result.metrics.update(oracle)
     atomic_write_json(out / "evaluation.json", {**result.metrics, "checkpoint": str(checkpoint)}, indent=2)
     atomic_write_text(out / "evaluation.md", evaluation_markdown(result.metrics))
 
     val_images = _val_image_paths(scenes_dir, plan.predict_images)
-    predicted = timed("predict", "7/7 predict val images: overlays, masks and meshes", lambda: predict_images(
+    predicted = timed("predict", lambda reporter: predict_images(
         val_images, out / "predict", PredictSettings(checkpoint=checkpoint, score_threshold=plan.predict_score_threshold, device=device,
-                                                     meshes=True, overlay_scale=plan.overlay_scale)))
+                                                     meshes=True, overlay_scale=plan.overlay_scale),
+        count_callback(reporter, "overlays, masks and meshes of val images", "image")))
     for record in json.loads(predicted.images_file.read_text())["images"]:
-        source = out / "predict" / record["folder"] / "overlay.png"
+        source = out / "predict" / record["folder"] / "panels.png"
         target = out / "overlays" / f"{record['folder']}.png"
         shutil.copyfile(source, target)
         result.overlays.append(target)
@@ -260,50 +274,68 @@ def visible_baseline(dataset: Path, split: str, predictions_file: Path) -> Evalu
     return evaluate_predictions(read_dataset(dataset).load_split(split), as_visible, EvaluationSettings(kinds=("amodal",)))
 
 
-def ground_truth_completion(checkpoint: Path, dataset: Path, out: Path, plan: DemoPlan,
-                            device: str) -> tuple[dict[str, dict[str, float]], list[Path], list[Path]]:
+def ground_truth_completion(checkpoint: Path, dataset: Path, out: Path, plan: DemoPlan, device: str,
+                            progress: ProgressReporter = SILENT) -> tuple[dict[str, dict[str, float]], Path | None, list[Path], list[Path]]:
     """Stage 2 alone on the ground-truth instances of the val split.
 
     Returns the completion protocol's metrics (``a3d evaluate --protocol completion``) of the
-    checkpoint's stage 2 and of the visible-mask baseline. ``a3d complete`` then completes the
-    ground truth of the first ``plan.predict_images`` val images, handed over as a segmenter's
-    visible-mask results (``out/completion/visible.json``): its overlays go to ``out/completion``
-    and, to ``out/meshes``, the mesh (OBJ) and turntable (GIF) of the first ``plan.meshes``
+    checkpoint's stage 2 and of the visible-mask baseline, and the files written:
+    ``out/summary.png`` (the ``plan.summary_instances`` most occluded instances, one row each:
+    input | visible mask | completed amodal mask | ground truth; none without instances), the
+    panels of the first ``plan.predict_images`` images in ``out/completion`` and, in
+    ``out/meshes``, the reconstructed mesh (OBJ) and turntable (GIF) of the first ``plan.meshes``
     instances at least :data:`MESH_MIN_OCCLUSION` occluded: the 3D prior behind each completion.
+    ``a3d complete`` then completes the ground truth of those first images, handed over as a
+    segmenter's visible-mask results (``out/completion/visible.json``), into ``out/complete``.
+    ``progress`` receives the phase of completing the val images.
     """
-    settings = EvaluationSettings(kinds=("amodal",))
     completer = load_checkpoint_completer(checkpoint, device=device)
-    metrics = {"stage2_on_ground_truth": _headline(evaluate_completion(dataset, completer, "val", settings)),
+    names = AmodalDetectionDataset(dataset, "val").categories.names
+    drawn: list[Path] = []
+    meshes: list[Path] = []
+    most_occluded: list[tuple[float, np.ndarray]] = []
+
+    def draw(image: torch.Tensor, target: dict, completion: dict) -> None:
+        pixels = (image.permute(1, 2, 0).cpu() * 255).round().byte().numpy()
+        visible, truth = target["masks"].cpu().numpy() > 0, target["amodal_masks"].cpu().numpy() > 0
+        completed = completion["amodal_masks"].cpu().numpy() > 0.5
+        rates = target["occlusion_rate"].tolist()
+        labels = [f"{k + 1} {names[int(label) - 1]}, {rate:.0%} hidden"
+                  for k, (label, rate) in enumerate(zip(target["labels"].tolist(), rates))]
+        if len(drawn) < plan.predict_images:
+            drawn.append(write_png(out / "completion" / f"val_{target['image_id']:05d}.png",
+                                   instance_figure(pixels, visible, completed, truth, labels)))
+        for k, rate in enumerate(rates):
+            most_occluded.append((rate, instance_row(pixels, visible[k], completed[k], truth[k], f"val {target['image_id']}: {labels[k]}")))
+        most_occluded.sort(key=lambda entry: -entry[0])
+        del most_occluded[plan.summary_instances:]
+        for k, rate in enumerate(rates):
+            if len(meshes) >= 2 * plan.meshes or rate < MESH_MIN_OCCLUSION or "vertices" not in completion:  # 2 files an instance
+                continue
+            name = f"val_{target['image_id']:05d}_instance_{k:02d}"
+            vertices, faces = completion["vertices"][k].cpu(), completion["faces"].cpu()
+            meshes.append(write_obj(out / "meshes" / f"{name}.obj", vertices, faces))
+            frames = render_turntable(vertices, faces, plan.turntable_frames, plan.turntable_size)
+            meshes.append(write_gif(out / "meshes" / f"{name}_turntable.gif", frames))
+
+    settings = EvaluationSettings(kinds=("amodal",))
+    completed = evaluate_completion(dataset, completer, "val", settings, on_image=draw,
+                                    progress=count_callback(progress, "stage 2 on the ground-truth val instances", "image"))
+    metrics = {"stage2_on_ground_truth": _headline(completed),
                "ground_truth_visible": _headline(evaluate_completion(dataset, VisibleCompleter(), "val", settings))}
+    summary = write_png(out / "summary.png", figure_of_rows([row for _, row in most_occluded], ground_truth=True)) if most_occluded else None
 
     folder = read_dataset(dataset)
     split = folder.load_split("val")
     images = split.images[:plan.predict_images]
     shown = {int(image["id"]) for image in images}
-    annotations = [a for a in split.annotations if int(a["image_id"]) in shown and not a.get("iscrowd", 0)]
     visible = atomic_write_json(out / "completion" / "visible.json", {
         "images": [{"id": image["id"], "file_name": image["file_name"]} for image in images], "categories": split.categories,
         "annotations": [{"image_id": a["image_id"], "category_id": a["category_id"], "score": 1.0, "segmentation": a["visible_mask"],
-                         "bbox": a["bbox"]} for a in annotations]})
-    completed = complete_images([folder.image_path(image) for image in images], visible, out / "complete",
-                                CompleteSettings(checkpoint=checkpoint, device=device, meshes=True, masks=False, overlay_scale=plan.overlay_scale))
-    index = json.loads(completed.images_file.read_text())["images"]
-    drawn = [Path(shutil.copyfile(out / "complete" / record["folder"] / "overlay.png", out / "completion" / f"val_{record['id']:05d}.png"))
-             for record in index]
-    folder_of = {int(record["id"]): record["folder"] for record in index}
-    rank: dict[int, int] = {}
-    meshes: list[Path] = []
-    for annotation in annotations:
-        image_id = int(annotation["image_id"])
-        k = rank[image_id] = rank.get(image_id, -1) + 1  # same scores: `a3d complete` keeps the file's order
-        if len(meshes) >= 2 * plan.meshes or float(annotation.get("occlusion_rate", 0.0)) < MESH_MIN_OCCLUSION:
-            continue
-        name = f"val_{image_id:05d}_instance_{k:02d}"
-        mesh = Path(shutil.copyfile(out / "complete" / folder_of[image_id] / f"instance_{k:02d}.obj", out / "meshes" / f"{name}.obj"))
-        vertices, faces, _ = load_obj(mesh, load_textures=False)
-        frames = render_turntable(vertices, faces.verts_idx, plan.turntable_frames, plan.turntable_size)
-        meshes += [mesh, write_gif(out / "meshes" / f"{name}_turntable.gif", frames)]
-    return metrics, drawn, meshes
+                         "bbox": a["bbox"]} for a in split.annotations if int(a["image_id"]) in shown and not a.get("iscrowd", 0)]})
+    complete_images([folder.image_path(image) for image in images], visible, out / "complete",
+                    CompleteSettings(checkpoint=checkpoint, device=device, meshes=False, masks=False, overlay_scale=plan.overlay_scale))
+    return metrics, summary, drawn, meshes
 
 
 def _headline(result: EvaluationResult) -> dict[str, float]:
@@ -343,6 +375,9 @@ def index_markdown(result: DemoResult, plan: DemoPlan) -> str:
              if result.detections_shown else
              f"No detection scored {plan.predict_score_threshold} or more: stage 1, trained from scratch for minutes on a CPU, "
              "is not yet confident about any object. Above, stage 2 completes the ground-truth visible masks.")
+    summary = "" if result.summary is None else (
+        f"![the most occluded val instances](summary.png)\n\nThe {plan.summary_instances} most occluded val instances, "
+        f"completed by stage 2 from their ground-truth box and visible mask: {PANELS_LEGEND}\n")
     completions = "\n".join(f"![{path.stem}]({path.relative_to(out).as_posix()})" for path in result.completions)
     meshes = f"No val instance is at least {MESH_MIN_OCCLUSION:.0%} occluded." if not result.meshes else "\n".join(
         f"- [{path.name}]({path.relative_to(out).as_posix()})" + (f"\n\n  ![{path.stem}]({path.relative_to(out).as_posix()})" if path.suffix == ".gif" else "")
@@ -353,6 +388,7 @@ def index_markdown(result: DemoResult, plan: DemoPlan) -> str:
 The whole A3D pipeline at a small scale on the built-in data (categories: {', '.join(plan.categories)}).
 Total time: {result.total_seconds:.0f} s.
 
+{summary}
 ## What stage 2 does, beside what stage 1 detects
 
 {evaluation_markdown(result.metrics)}
@@ -362,15 +398,6 @@ against the visible masks taken as amodal masks. The last two rows run the whole
 stage-1 detections, with and without completion. A stage 1 trained from scratch for minutes on a
 CPU detects poorly; start it from `--detector-weights` or `--backbone-weights` and train longer
 for real use, or hand the visible masks of any segmenter to `a3d complete`.
-
-Ground-truth visible masks completed by stage 2 (`a3d complete`; visible part tinted, completed
-hidden part hatched):
-
-{completions}
-
-Stage-1 detections, completed (`a3d predict`). {shown}
-
-{overlays}
 
 ## 1. Pretraining data (`a3d prepare shapenet`)
 
@@ -393,12 +420,19 @@ Run folder: `runs/scenes/`. Categories initialised from the prior (fine-tuning <
 The table above: `evaluation.json`, `evaluation.md`; the full pipeline's detections are in
 `predictions/predictions.json` (COCO results). The completion protocol's rows are
 `a3d evaluate --dataset data/scenes --protocol completion --checkpoint runs/scenes/best.pt`
-and `... --completer visible`.
+and `... --completer visible`. `complete/` is `a3d complete`'s output for the ground-truth
+visible masks in `completion/visible.json`, as any segmenter's masks would be handed over.
 
-## 6. Completion and predictions (`a3d complete`, `a3d predict`)
+Ground-truth instances completed by stage 2, one row each: {PANELS_LEGEND}
 
-`complete/` is `a3d complete`'s output for the ground-truth visible masks in
-`completion/visible.json`; `predict/` is `a3d predict`'s for stage-1 detections (pictures above).
+{completions}
+
+## 6. Predictions (`a3d predict`)
+
+Stage-1 detections completed by stage 2, one row each (best-scoring first; no ground truth here): {PANELS_LEGEND}
+{shown} The whole images with the same masks are `predict/<image>/overlay.png`.
+
+{overlays}
 
 ## 7. Meshes (the 3D prior behind the completions)
 

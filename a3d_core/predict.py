@@ -6,7 +6,10 @@ is likely to hand over, :func:`a3d_core.io.images.read_image`) and writes into `
     predictions.json        COCO results: image_id, category_id, score, bbox (amodal [x, y, w, h]),
                             segmentation (amodal RLE), visible_mask (RLE)
     images.json             image_id -> file_name, width, height; the categories (id, name); the checkpoint
-    <image>/overlay.png     visible parts tinted, occluded (completed) parts hatched, amodal outlines
+    <image>/panels.png      one row per instance (the best :data:`PANEL_INSTANCES`): input crop |
+                            visible mask | amodal mask, the completed hidden part in orange
+                            (:mod:`a3d_core.io.panels`)
+    <image>/overlay.png     the whole image: visible parts tinted, completed parts hatched, amodal outlines
     <image>/instance_<k>_amodal.png, instance_<k>_visible.png   per-instance masks (0 / 255)
     <image>/instance_<k>.obj                                    with ``meshes``: the instance's mesh
 
@@ -32,6 +35,7 @@ from a3d_core.data.detection import CategoryMapping
 from a3d_core.errors import InputError
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.io.images import find_images, overlay, read_image, write_png
+from a3d_core.io.panels import instance_figure
 from a3d_core.io.meshes import write_obj
 from a3d_core.model.a3d import load_a3d_from_checkpoint
 from a3d_core.runs import FINE_TUNED, RUNS_ROOT_ENV, newest_run, runs_root
@@ -39,6 +43,8 @@ from a3d_core.runtime import resolve_device
 
 PREDICTIONS_FILE = "predictions.json"
 IMAGES_FILE = "images.json"
+PANEL_INSTANCES = 8
+"""``panels.png`` shows this many of an image's detections, best-scoring first."""
 
 ProgressCallback = Callable[[int, int], None]
 """``progress(done, total)`` after each image."""
@@ -56,7 +62,7 @@ class PredictSettings:
         device: ``auto``, ``cpu`` or ``cuda[:N]``.
         meshes: also write each instance's mesh (3D stage-2 kinds).
         masks: write the per-instance mask PNGs.
-        overlays: write the overlay PNG of each image.
+        overlays: write the panels and the overlay PNG of each image.
         overlay_scale: draw overlays this many times larger than the image (nearest neighbour),
             so that small images stay readable.
         runs_root: where to look for a checkpoint (default ``$A3D_RUNS_ROOT`` or ``./runs``).
@@ -222,6 +228,8 @@ def _predict(
     category_ids: Mapping[str, int] | None,
     progress: ProgressCallback | None,
 ) -> PredictResult:
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: is a file, not a folder; choose another output folder for the predictions")
     found = settings.checkpoint is None
     checkpoint = find_latest_checkpoint(settings.runs_root) if found else Path(settings.checkpoint)
     device = resolve_device(settings.device)
@@ -237,7 +245,10 @@ def _predict(
     if settings.meshes and not model.stage2.is_3d:
         raise InputError(f"{checkpoint}: a {model.stage2.kind} model predicts no meshes; leave out --meshes")
 
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"{out}: cannot create the output folder ({error.strerror or error})") from None
     result = PredictResult(out=out, checkpoint=checkpoint, checkpoint_found=found)
     results: list[dict[str, Any]] = []
     index: list[dict[str, Any]] = []
@@ -256,7 +267,7 @@ def _predict(
             for job, image, detections in zip(batch_jobs, pixels, outputs):
                 entries = detections_to_results(detections, job.image_id, label_ids, settings.score_threshold)
                 results += entries
-                _write_image_outputs(out / job.folder_name, image, detections, len(entries), settings)
+                _write_image_outputs(out / job.folder_name, image, detections, len(entries), settings, names)
                 index.append({"id": job.image_id, "file_name": str(job.path), "folder": job.folder_name,
                               "width": int(image.shape[1]), "height": int(image.shape[0]), "instances": len(entries)})
                 result.images += 1
@@ -274,8 +285,8 @@ def _predict(
 
 
 def _write_image_outputs(folder: Path, image: np.ndarray, detections: Mapping[str, torch.Tensor], kept: int,
-                         settings: PredictSettings) -> None:
-    """The overlay, per-instance mask PNGs and meshes of the ``kept`` best-scoring detections."""
+                         settings: PredictSettings, category_names: Sequence[str]) -> None:
+    """The panels, overlay, per-instance mask PNGs and meshes of the ``kept`` best-scoring detections."""
     order = torch.argsort(detections["scores"].detach().cpu(), descending=True, stable=True)[:kept]
     amodal = (detections["amodal_masks"].detach().cpu()[order] > 0.5).numpy()
     visible = (detections["visible_masks"].detach().cpu()[order] > 0.5).numpy()
@@ -284,6 +295,10 @@ def _write_image_outputs(folder: Path, image: np.ndarray, detections: Mapping[st
     folder.mkdir(parents=True, exist_ok=True)
     if settings.overlays:
         write_png(folder / "overlay.png", overlay(image, visible, amodal, scale=settings.overlay_scale))
+        shown = order[:PANEL_INSTANCES].tolist()
+        labels = [f"{rank + 1} {category_names[int(detections['labels'][k]) - 1]} {float(detections['scores'][k]):.2f}"
+                  for rank, k in enumerate(shown)]
+        write_png(folder / "panels.png", instance_figure(image, visible[: len(shown)], amodal[: len(shown)], labels=labels))
     for rank, k in enumerate(order.tolist()):
         if settings.masks:
             write_png(folder / f"instance_{rank:02d}_amodal.png", amodal[rank])

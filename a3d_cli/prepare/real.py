@@ -10,15 +10,16 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
 from a3d_cli.common import console, user_errors
 from a3d_cli.prepare import app
+from a3d_cli.progress import ProgressDisplay
 from a3d_core.data.formats import layout_entry
 from a3d_core.data.prepare_real import RealPrepareRequest, RealPrepareResult, prepare_real
 from a3d_core.data.validate import StrictValidationError, ValidationReport
+from a3d_core.progress import count_callback
 
 PROBLEMS_SHOWN = 20
 
@@ -68,17 +69,12 @@ def _run(
         keep_stuff=keep_stuff,
     )
     title = layout_entry(layout).title
-    with Progress(
-        TextColumn(f"converting {title}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, transient=True,
-    ) as progress:
-        task = progress.add_task("convert", total=None)
-        try:
-            result = prepare_real(request, lambda done, total: progress.update(task, completed=done, total=total))
-        except StrictValidationError as error:
-            progress.stop()
-            print_problems(error.report)
-            raise
+    try:
+        with ProgressDisplay(console) as display:
+            result = prepare_real(request, count_callback(display, f"converting {title}", "annotation"))
+    except StrictValidationError as error:
+        print_problems(error.report)
+        raise
     print_result(result, title)
 
 

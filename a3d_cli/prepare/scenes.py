@@ -12,20 +12,21 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
 from a3d_cli.common import SeedOption, console, user_errors
 from a3d_cli.prepare import app
+from a3d_cli.progress import ProgressDisplay
 from a3d_core.data.prepare_scenes import OCCLUSION_BINS, ObjectPoolSettings, ScenesRequest, ScenesResult, prepare_scenes
 from a3d_core.data.scenes import SceneSettings
 from a3d_core.data.shapes import CATEGORIES
 from a3d_core.errors import InputError
+from a3d_core.progress import stage_callback
 
 DEFAULT_IMAGES = 250
 MAX_DEFAULT_WORKERS = 4
-STAGE_LABELS = {"render": "rendering objects", "train": "composing train", "val": "composing val"}
+STAGE_PHASES = {"render": ("rendering objects", "view"), "train": ("composing train", "image"), "val": ("composing val", "image")}
 
 
 def parse_image_size(text: str) -> tuple[int, int]:
@@ -113,18 +114,8 @@ def scenes(
         preview_path=preview,
     )
     started = time.perf_counter()
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, transient=True,
-    ) as progress:
-        tasks: dict[str, TaskID] = {}
-
-        def report(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = progress.add_task(STAGE_LABELS[stage], total=total)
-            progress.update(tasks[stage], completed=done, total=total)
-
-        result = prepare_scenes(request, report)
+    with ProgressDisplay(console) as display:
+        result = prepare_scenes(request, stage_callback(display, STAGE_PHASES))
     print_result(result, request, time.perf_counter() - started)
 
 

@@ -6,13 +6,14 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from a3d_cli.common import SeedOption, console, user_errors
 from a3d_cli.prepare import app
+from a3d_cli.progress import ProgressDisplay
 from a3d_core.data.viewpoints import parse_numbers, parse_pairs, parse_view_range
 from a3d_core.errors import InputError
+from a3d_core.progress import stage_callback
 
 
 def _parse_range(text: str | None) -> tuple[int, int] | None:
@@ -88,17 +89,9 @@ def shapenet(
     if config.out.exists() and not overwrite:
         raise InputError(f"{config.out}: already exists (pass --overwrite to replace it)")
 
-    labels = {"render": "rendering views", "occlude": "occluding views"}
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
-        tasks: dict[str, int] = {}
-
-        def report(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(labels.get(stage, stage), total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        result = prepare_shapenet(config, progress=report)
+    phases = {"render": ("rendering views", "view"), "occlude": ("occluding views", "view")}
+    with ProgressDisplay(console) as display:
+        result = prepare_shapenet(config, progress=stage_callback(display, phases))
 
     table = Table(title=f"ShapeNet-style dataset -> {result.out}")
     for column in ("split", "objects", "samples", "mean occlusion"):

@@ -35,6 +35,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from a3d_core import __version__
+from a3d_core.boxes import mask_bbox
 from a3d_core.errors import InputError
 from a3d_core.io.atomic import atomic_directory, atomic_write_json
 
@@ -81,16 +82,6 @@ def decode_segmentation(segmentation: Any, height: int, width: int) -> np.ndarra
         rles = mask_utils.frPyObjects([list(map(float, p)) for p in polygons], height, width)
         return mask_utils.decode(mask_utils.merge(rles)).astype(np.uint8)
     raise ValueError(f"unknown segmentation type {type(segmentation).__name__}")
-
-
-def mask_bbox(mask: np.ndarray) -> list[float]:
-    """Tight box ``[x, y, w, h]`` of a binary mask, in pixels (COCO's convention); zeros if empty."""
-    mask = np.asarray(mask)
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    if len(cols) == 0:
-        return [0.0, 0.0, 0.0, 0.0]
-    return [float(cols[0]), float(rows[0]), float(cols[-1] - cols[0] + 1), float(rows[-1] - rows[0] + 1)]
 
 
 def amodal_annotation(

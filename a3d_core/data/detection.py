@@ -148,6 +148,23 @@ def instance_targets(
     }
 
 
+def stage1_targets(
+    annotations: Sequence[Mapping[str, Any]],
+    height: int,
+    width: int,
+    label_of: Callable[[int], int],
+) -> dict[str, torch.Tensor]:
+    """Canonical annotations of one image -> a stage-1 training target (crowd regions left out).
+
+    Returns:
+        ``boxes`` float ``(N, 4)``: the AMODAL boxes, xyxy; ``labels`` int64 ``(N,)`` in
+        ``1..C`` (``label_of`` maps category ids); ``masks`` uint8 ``(N, H, W)``: the VISIBLE
+        masks.
+    """
+    targets = instance_targets(annotations, height, width, label_of, skip_crowd=True)
+    return {"boxes": targets["boxes"], "labels": targets["labels"], "masks": targets["masks"]}
+
+
 def _occlusion_rate(visible: np.ndarray, amodal: np.ndarray) -> float:
     amodal_area = int(amodal.sum())
     return 1.0 - int((visible & amodal).sum()) / amodal_area if amodal_area else 0.0

@@ -1,7 +1,7 @@
 """Frame single-object views the way the two-stage network frames its instances (paper 3.1, 3.3).
 
 In the two-stage network stage 2 sees each instance cropped at the square around its amodal box,
-``crop_scale`` times the box's longer side (:func:`~a3d_core.model.roi.square_boxes`): every
+``crop_scale`` times the box's longer side (:func:`~a3d_core.boxes.square_boxes`): every
 object fills the crop alike, whatever its size in the image. Kato's renders (and ``a3d prepare
 shapenet``'s) frame objects otherwise: a fixed camera distance, so an object's longer side spans
 about half of the view, more or less with its shape. A shape prior pretrained on those views
@@ -21,7 +21,7 @@ from typing import Any, Mapping
 import torch
 from torch.utils.data import Dataset
 
-from a3d_core.model.roi import crop_images, crop_masks, mask_boxes, square_boxes
+from a3d_core.boxes import crop_images, crop_masks, mask_boxes, square_boxes
 
 
 def frame_view(sample: Mapping[str, Any], scale: float) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -26,7 +26,7 @@ from a3d_core.errors import InputError
 from a3d_core.eval.coco import CocoEvaluation, CocoParams, DetectionTable, GroundTruthTable, Grouping, evaluate_tables
 from a3d_core.eval.iou import box_iou, iou_from_counts
 from a3d_core.eval.masks import rle_areas, rle_boxes, to_rle
-from a3d_core.eval.runs import parse_runs, run_intersections
+from a3d_core.eval.runs import CountsError, RunTable, parse_runs, run_intersections
 
 IOU_TYPES = ("segm", "bbox")
 
@@ -42,6 +42,7 @@ class CocoGroundTruth:
         table: the :class:`GroundTruthTable` (CPU).
         boxes: ``(G, 4)`` float64 ``bbox`` fields. rles: compressed RLE per annotation, or
             ``None`` when built for boxes only.
+        source, mask_key: name the file and the mask field in messages.
     """
 
     image_ids: list[int]
@@ -52,6 +53,12 @@ class CocoGroundTruth:
     table: GroundTruthTable
     boxes: torch.Tensor
     rles: list[dict[str, Any]] | None
+    source: str = "ground truth"
+    mask_key: str = "segmentation"
+
+    def describe(self, row: int) -> str:
+        """``"<source> annotation <id>: bad '<mask_key>'"`` for table row ``row``, in messages."""
+        return f"{self.source} annotation {int(self.table.ids[row])}: bad {self.mask_key!r}"
 
 
 @dataclass
@@ -61,11 +68,30 @@ class CocoDetections:
     Attributes:
         table: the :class:`DetectionTable` (CPU). boxes: ``(D, 4)`` float64.
         rles: compressed RLE per detection, or ``None`` for box evaluation.
+        source, mask_key: name the list and the mask field in messages.
     """
 
     table: DetectionTable
     boxes: torch.Tensor
     rles: list[dict[str, Any]] | None
+    source: str = "predictions"
+    mask_key: str = "segmentation"
+
+    def describe(self, row: int) -> str:
+        """``"<source> entry <row>: bad '<mask_key>'"`` (rows are results positions), in messages."""
+        return f"{self.source} entry {row}: bad {self.mask_key!r}"
+
+
+def parse_named_runs(rles: Sequence[Mapping[str, Any]], rows: Sequence[int], describe: Callable[[int], str]) -> RunTable:
+    """:func:`~a3d_core.eval.runs.parse_runs` of ``rles[r]`` for ``r`` in ``rows``.
+
+    Raises:
+        InputError: ``describe(row)`` and the problem, for a malformed counts string.
+    """
+    try:
+        return parse_runs([rles[r] for r in rows])
+    except CountsError as error:
+        raise InputError(f"{describe(rows[error.index])} ({error})") from None
 
 
 def _number(value: Any, what: str) -> float:
@@ -157,6 +183,8 @@ def load_ground_truth(
         table=table,
         boxes=torch.tensor(boxes, dtype=torch.float64).reshape(-1, 4),
         rles=rles if with_masks else None,
+        source=source,
+        mask_key=mask_key,
     )
 
 
@@ -230,7 +258,7 @@ def load_detections(
         area=area,
         ids=torch.arange(1, len(results) + 1, dtype=torch.int64),
     )
-    return CocoDetections(table=table, boxes=box_tensor, rles=rles if with_masks else None)
+    return CocoDetections(table=table, boxes=box_tensor, rles=rles if with_masks else None, source=source, mask_key=mask_key)
 
 
 class BoxPairIoU:
@@ -252,6 +280,8 @@ class MaskPairIoU:
     into foreground runs (:mod:`a3d_core.eval.runs`) and intersected on ``device``. Work goes in
     batches of consecutive images holding at most ``pairs_per_batch`` overlapping pairs, so memory stays
     bounded whatever the number of images: a batch's run tables are freed before the next.
+    A malformed counts string raises :class:`InputError` worded by ``describe_detection(row)``
+    or ``describe_gt(row)``.
     """
 
     def __init__(
@@ -261,6 +291,8 @@ class MaskPairIoU:
         gt_crowd: torch.Tensor,
         device: torch.device | str = "cpu",
         pairs_per_batch: int = 4_000,
+        describe_detection: Callable[[int], str] = lambda row: f"detection {row}",
+        describe_gt: Callable[[int], str] = lambda row: f"ground truth {row}",
     ) -> None:
         if pairs_per_batch < 1:
             raise ValueError(f"pairs_per_batch must be positive, got {pairs_per_batch}")
@@ -268,6 +300,7 @@ class MaskPairIoU:
         self.device = torch.device(device)
         self.gt_crowd = gt_crowd.to(self.device)
         self.pairs_per_batch = pairs_per_batch
+        self.describe_detection, self.describe_gt = describe_detection, describe_gt
 
     def _batches(self, pair_image: torch.Tensor) -> list[tuple[int, int]]:
         """Contiguous pair ranges (pairs are image-major) of about ``pairs_per_batch`` pairs."""
@@ -295,8 +328,8 @@ class MaskPairIoU:
             chosen = overlap[first:last]
             det_rows, det_local = torch.unique(det[chosen], return_inverse=True)
             gt_rows, gt_local = torch.unique(gt[chosen], return_inverse=True)
-            det_runs = parse_runs([self.detection_rles[r] for r in det_rows.tolist()]).to(self.device)
-            gt_runs = parse_runs([self.gt_rles[r] for r in gt_rows.tolist()]).to(self.device)
+            det_runs = parse_named_runs(self.detection_rles, det_rows.tolist(), self.describe_detection).to(self.device)
+            gt_runs = parse_named_runs(self.gt_rles, gt_rows.tolist(), self.describe_gt).to(self.device)
             intersection = run_intersections(det_runs, gt_runs, det_local, gt_local, pixels)
             out[chosen] = iou_from_counts(intersection, det_runs.area[det_local], gt_runs.area[gt_local], self.gt_crowd[gt[chosen]])
         return out
@@ -320,5 +353,6 @@ def evaluate_coco(
     else:
         if ground_truth.rles is None or detections.rles is None:
             raise ValueError("segm evaluation needs masks: load with with_masks=True")
-        pair_iou = MaskPairIoU(detections.rles, ground_truth.rles, ground_truth.table.crowd, device)
+        pair_iou = MaskPairIoU(detections.rles, ground_truth.rles, ground_truth.table.crowd, device,
+                               describe_detection=detections.describe, describe_gt=ground_truth.describe)
     return evaluate_tables(gt, dt, len(ground_truth.category_ids), pair_iou, params)

@@ -32,9 +32,15 @@ from a3d_core.data.canonical import AmodalSplit, read_dataset, read_json
 from a3d_core.data.catalog import resolve_dataset
 from a3d_core.errors import InputError
 from a3d_core.eval.coco import CocoEvaluation, CocoParams
-from a3d_core.eval.coco_inputs import CocoDetections, CocoGroundTruth, evaluate_coco, load_detections, load_ground_truth
+from a3d_core.eval.coco_inputs import (
+    CocoDetections,
+    CocoGroundTruth,
+    evaluate_coco,
+    load_detections,
+    load_ground_truth,
+    parse_named_runs,
+)
 from a3d_core.eval.masks import to_rle
-from a3d_core.eval.runs import parse_runs
 from a3d_core.eval.segments import SegmentMetrics, best_matches, occluded_region_iou, segment_metrics
 from a3d_core.runtime import resolve_device
 
@@ -137,9 +143,10 @@ def _segments(
             visible_rles.append(to_rle(annotation["visible_mask"], ground_truth.heights[image], ground_truth.widths[image]))
         except (KeyError, ValueError) as error:
             raise InputError(f"ground truth annotation {annotation.get('id', row)}: bad 'visible_mask' ({error})") from None
-    amodal = parse_runs(ground_truth.rles).to(device)
-    visible = parse_runs(visible_rles).to(device)
-    predicted = parse_runs(detections.rles).to(device)
+    amodal = parse_named_runs(ground_truth.rles, range(len(ground_truth.rles)), ground_truth.describe).to(device)
+    visible = parse_named_runs(visible_rles, range(len(visible_rles)),
+                               lambda row: f"ground truth annotation {annotations[row].get('id', row)}: bad 'visible_mask'").to(device)
+    predicted = parse_named_runs(detections.rles, range(len(detections.rles)), detections.describe).to(device)
     pixels = max((h * w for h, w in zip(ground_truth.heights, ground_truth.widths)), default=0)
     occluded = (amodal.area - visible.area)[gt_rows] > 0
     occluded_iou = occluded_region_iou(predicted, amodal, visible, best_det[gt_rows], gt_rows, pixels)
@@ -191,11 +198,11 @@ def evaluate_predictions(
         else:
             step("visible AP")
             visible_results = [
-                {"image_id": p["image_id"], "category_id": p["category_id"], "score": p["score"], "segmentation": p["visible_mask"]}
+                {"image_id": p["image_id"], "category_id": p["category_id"], "score": p["score"], "visible_mask": p["visible_mask"]}
                 for p in predictions
             ]
             visible_gt = load_ground_truth(coco, mask_key="visible_mask", area_key="visible_area", source=f"{split_name} ground truth")
-            visible_dt = load_detections(visible_results, visible_gt)
+            visible_dt = load_detections(visible_results, visible_gt, mask_key="visible_mask")
             result.kinds["visible"] = _kind_result(evaluate_coco(visible_gt, visible_dt, "segm", params, device), names)
     return result
 

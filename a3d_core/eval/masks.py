@@ -17,8 +17,10 @@ from pycocotools import mask as mask_utils
 def to_rle(segmentation: Any, height: int, width: int) -> dict[str, Any]:
     """A COCO segmentation (polygons, integer-count RLE or compressed RLE) -> compressed RLE.
 
-    Raises ``ValueError`` with the problem when the segmentation is malformed or its RLE size is
-    not ``[height, width]``.
+    Raises ``ValueError`` with the problem when the segmentation is malformed, its RLE size is
+    not ``[height, width]``, or its compressed counts hold characters pycocotools never writes or
+    end inside a number (checked here, one C-speed pass per string, so that the run parser of
+    :mod:`a3d_core.eval.runs` never meets them and the caller can name the entry).
     """
     if isinstance(segmentation, list):
         polygons = segmentation if segmentation and isinstance(segmentation[0], list) else [segmentation]
@@ -39,10 +41,21 @@ def to_rle(segmentation: Any, height: int, width: int) -> dict[str, Any]:
     if isinstance(counts, list):
         return mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
     if isinstance(counts, str):
+        if not counts.isascii():
+            raise ValueError(_OUTSIDE_ALPHABET)
         counts = counts.encode("ascii")
     if not isinstance(counts, bytes):
         raise ValueError(f"RLE counts of type {type(counts).__name__}")
+    if counts.translate(None, _COMPRESSED_ALPHABET):
+        raise ValueError(_OUTSIDE_ALPHABET)
+    if counts and (counts[-1] - 48) & 0x20:
+        raise ValueError("RLE counts string ends inside a number (truncated?)")
     return {"size": [height, width], "counts": counts}
+
+
+_COMPRESSED_ALPHABET = bytes(range(48, 48 + 64))
+"""pycocotools' compressed counts write each 5-bit group (plus a continuation bit) as ``48 + value``."""
+_OUTSIDE_ALPHABET = "RLE counts hold characters outside the compressed alphabet ('0' to 'o')"
 
 
 # pycocotools 2.0.x ``mask.area`` sizes an internal array with a uint8 under NumPy 2: more than

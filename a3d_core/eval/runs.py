@@ -59,17 +59,32 @@ def _chain_sums(values: np.ndarray, chain: np.ndarray) -> np.ndarray:
     return running - np.repeat(before, np.diff(np.append(starts, chain.size)))
 
 
+class CountsError(ValueError):
+    """A malformed compressed counts string; ``index`` is its position in the list parsed."""
+
+    def __init__(self, message: str, index: int) -> None:
+        super().__init__(message)
+        self.index = index
+
+
 def _decode_counts(strings: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Compressed counts strings -> all counts concatenated, the string of each count and its
-    position within its string."""
+    position within its string.
+
+    Raises:
+        CountsError: naming the first malformed string (found only once one is known to be there).
+    """
     lengths = np.fromiter((len(s) for s in strings), dtype=np.int64, count=len(strings))
     chars = np.frombuffer(b"".join(strings), dtype=np.uint8) - np.uint8(48)  # uint8: one byte per pass
     if chars.size and chars.max() > 63:
-        raise ValueError("RLE counts hold characters outside the compressed alphabet")
+        first_bad = np.flatnonzero(chars > 63)[0]
+        raise CountsError("RLE counts hold characters outside the compressed alphabet",
+                          int(np.searchsorted(np.cumsum(lengths), first_bad, side="right")))
     ends = (chars & 0x20) == 0
     string_end = np.cumsum(lengths) - 1
-    if not ends[string_end[lengths > 0]].all():
-        raise ValueError("RLE counts string ends inside a number")
+    nonempty = np.flatnonzero(lengths > 0)
+    if not ends[string_end[nonempty]].all():
+        raise CountsError("RLE counts string ends inside a number", int(nonempty[~ends[string_end[nonempty]]][0]))
     last_char = np.flatnonzero(ends)
     first_char = np.concatenate(([0], last_char[:-1] + 1))
     token_chars = last_char - first_char + 1
@@ -83,7 +98,7 @@ def _decode_counts(strings: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray, np
     cum_ends = np.concatenate(([0], np.cumsum(ends)))
     tokens_per_string = cum_ends[np.cumsum(lengths)] - cum_ends[np.cumsum(lengths) - lengths]
     if (tokens_per_string == 0).any():
-        raise ValueError("empty RLE counts string")
+        raise CountsError("empty RLE counts string", int(np.flatnonzero(tokens_per_string == 0)[0]))
     string_of_token = np.repeat(np.arange(len(strings)), tokens_per_string)
     position = np.arange(values.size) - (np.cumsum(tokens_per_string) - tokens_per_string)[string_of_token]
     # counts[m] = values[m] + counts[m - 2] for m > 2: running sums along the odd positions from
@@ -93,17 +108,24 @@ def _decode_counts(strings: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray, np
         chained = np.flatnonzero((position >= first) & (position % 2 == parity))
         counts[chained] = _chain_sums(values[chained], string_of_token[chained])
     if (counts < 0).any():
-        raise ValueError("RLE counts decode to a negative run length")
+        raise CountsError("RLE counts decode to a negative run length", int(string_of_token[np.flatnonzero(counts < 0)[0]]))
     return counts, string_of_token, position
 
 
 def parse_runs(rles: Sequence[Mapping[str, Any]]) -> RunTable:
-    """Compressed RLEs (``counts`` as bytes) -> their foreground :class:`RunTable` (CPU)."""
+    """Compressed RLEs (``counts`` as bytes) -> their foreground :class:`RunTable` (CPU).
+
+    Raises:
+        CountsError: a malformed counts string, with its position in ``rles``.
+    """
     starts, lengths, masks, areas = [], [], [], []
     for batch_start in range(0, len(rles), _PARSE_BATCH):
         batch = rles[batch_start : batch_start + _PARSE_BATCH]
         strings = [r["counts"] if isinstance(r["counts"], bytes) else str(r["counts"]).encode("ascii") for r in batch]
-        counts, string_of_count, position = _decode_counts(strings)
+        try:
+            counts, string_of_count, position = _decode_counts(strings)
+        except CountsError as error:
+            raise CountsError(str(error), batch_start + error.index) from None
         exclusive = np.cumsum(counts) - counts
         run_start = exclusive - exclusive[np.flatnonzero(position == 0)][string_of_count] if counts.size else exclusive
         foreground = np.flatnonzero((position & 1).astype(bool) & (counts > 0))

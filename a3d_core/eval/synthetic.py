@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from a3d_core.data.canonical import encode_mask, mask_bbox
+from a3d_core.boxes import mask_bbox
+from a3d_core.data.canonical import encode_mask
 
 
 @dataclass(frozen=True)

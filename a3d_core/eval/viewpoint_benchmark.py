@@ -55,7 +55,7 @@ from a3d_core.eval.shape3d import to_data_frame, voxel_iou, voxelize
 from a3d_core.eval.viewpoint_diagnostics import DEFAULT_STEPS, align_azimuths, novel_view_ious, viewpoint_errors
 from a3d_core.io.atomic import atomic_write_bytes, atomic_write_json
 from a3d_core.model.asm import ASMSettings, build_stage2, load_stage2_from_checkpoint
-from a3d_core.model.roi import DEFAULT_CROP_SCALE
+from a3d_core.boxes import DEFAULT_CROP_SCALE
 from a3d_core.model.shapedict import ShapeDictSettings
 from a3d_core.runtime import resolve_device
 from a3d_core.train.loop import TrainSettings

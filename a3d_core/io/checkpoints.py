@@ -8,12 +8,17 @@ what is wrong with it.
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
 from a3d_core.errors import InputError
+
+
+_REFUSED_BY_WEIGHTS_ONLY = "Weights only load failed"
+"""How torch's message begins when its safe unpickler refuses a file (it goes on to suggest weights_only=False)."""
 
 
 def read_checkpoint(path: str | os.PathLike, required_keys: tuple[str, ...], description: str,
@@ -33,6 +38,10 @@ def read_checkpoint(path: str | os.PathLike, required_keys: tuple[str, ...], des
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises many types for truncated, foreign or unsafe files
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if reason.startswith(_REFUSED_BY_WEIGHTS_ONLY):  # torch's advice to load unsafely is not ours to give
+            reason = "it holds objects other than tensors and plain containers; torch.load(weights_only=True) refused it"
+        if not zipfile.is_zipfile(path):
+            reason = f"not the zip archive torch.save writes; torch.load: {reason}"
         raise InputError(f"{path}: not a readable checkpoint ({reason})") from None
     if not isinstance(checkpoint, dict):
         raise InputError(f"{path}: not {description} (holds a {type(checkpoint).__name__}, expected a dict)")

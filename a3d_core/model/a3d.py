@@ -5,11 +5,11 @@
 2. Each instance is cropped with RoIAlign at the square around its amodal box (the box's longer
    side, times ``crop_scale``, so the object keeps its aspect ratio as in the single-object
    pretraining views): ``A_i = [I_i^a, M_i^v]``, ``4 x S x S``
-   (:func:`~a3d_core.model.roi.crop_images`, :func:`~a3d_core.model.roi.crop_masks`).
+   (:func:`~a3d_core.boxes.crop_images`, :func:`~a3d_core.boxes.crop_masks`).
 3. Stage 2 (:class:`~a3d_core.model.asm.AmodalShapeModel`, paper 3.3-3.5) predicts the amodal
    mask in that crop; its category-specific shape decoder is the one of stage 1's label.
 4. The crop mask is pasted back into the full image at the same square
-   (:func:`~a3d_core.model.roi.paste_masks`, exact at integer boxes).
+   (:func:`~a3d_core.boxes.paste_masks`, exact at integer boxes).
 
 Contract (torchvision's)::
 
@@ -23,7 +23,7 @@ and ``amodal_masks`` ``(N, H, W)`` uint8 (as
 :class:`~a3d_core.data.detection.AmodalDetectionDataset` serves them). Label ``l`` is stage-2
 category index ``l - 1``; both stages list the same category names.
 
-Training stage 2 (paper 3.6): on the ground-truth boxes, jittered (:func:`~a3d_core.model.roi.jitter_boxes`,
+Training stage 2 (paper 3.6): on the ground-truth boxes, jittered (:func:`~a3d_core.boxes.jitter_boxes`,
 drawn from torch's global generator, which the training loop seeds and checkpoints) so that they
 look like stage-1 predictions, with the ground-truth visible masks; optionally also on stage 1's
 own detections matched to the ground truth (``train_on_detections``). At most
@@ -45,7 +45,7 @@ from torchvision.ops import box_iou
 from a3d_core.errors import InputError
 from a3d_core.io.checkpoints import load_checked_weights, read_checkpoint
 from a3d_core.model.asm import KINDS, AmodalShapeModel, ASMSettings, build_stage2
-from a3d_core.model.roi import DEFAULT_CROP_SCALE, crop_images, crop_masks, jitter_boxes, paste_masks, square_boxes
+from a3d_core.boxes import DEFAULT_CROP_SCALE, crop_images, crop_masks, jitter_boxes, paste_masks, square_boxes
 from a3d_core.model.stage1 import Stage1MaskRCNN, Stage1Settings
 
 ARCHITECTURE = "a3d-two-stage"
@@ -66,7 +66,7 @@ class A3DSettings:
             pretrained with (``stage2.input_framing``, :mod:`a3d_core.data.framing`), which
             ``a3d finetune`` takes by default.
         jitter: the largest move of a ground-truth box side in stage-2 training, as a fraction
-            of the box side (:func:`~a3d_core.model.roi.jitter_boxes`); 0 switches it off.
+            of the box side (:func:`~a3d_core.boxes.jitter_boxes`); 0 switches it off.
         max_instances_per_image: stage 2 trains on at most this many instances per image.
         train_on_detections: also train stage 2 on stage 1's detections (with their predicted
             visible masks) matched to a ground-truth instance with box IoU ``>= match_iou``.

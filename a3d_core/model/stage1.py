@@ -3,7 +3,7 @@
 A torchvision Mask R-CNN whose box head learns AMODAL boxes and classes and whose mask head
 learns VISIBLE masks. Nothing in the architecture changes: the supervision does. The targets
 handed to it carry amodal boxes under ``"boxes"`` and visible masks under ``"masks"``
-(:func:`stage1_targets`, or :class:`~a3d_core.data.detection.AmodalDetectionDataset` directly),
+(:func:`a3d_core.data.detection.stage1_targets`, or :class:`~a3d_core.data.detection.AmodalDetectionDataset`),
 so the RPN and box head regress amodal boxes, and the mask head learns the visible mask in the
 region of each (amodal) proposal, exactly the ``M_i^v`` "in the region of amodal bounding box"
 that stage 2 consumes.
@@ -27,7 +27,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -40,7 +40,6 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads
 from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from a3d_core.data.detection import instance_targets
 from a3d_core.errors import InputError
 
 BACKBONES = ("resnet50-fpn", "resnet50-fpn-v2", "resnet18-fpn", "mobilenet_v3-fpn")
@@ -245,23 +244,6 @@ class Stage1MaskRCNN(MaskRCNN):
             **heads,
         )
         self.settings = settings
-
-
-def stage1_targets(
-    annotations: Sequence[Mapping[str, Any]],
-    height: int,
-    width: int,
-    label_of: Callable[[int], int],
-) -> dict[str, torch.Tensor]:
-    """Canonical annotations of one image -> a stage-1 training target (crowd regions left out).
-
-    Returns:
-        ``boxes`` float ``(N, 4)``: the AMODAL boxes, xyxy; ``labels`` int64 ``(N,)`` in
-        ``1..C`` (``label_of`` maps category ids); ``masks`` uint8 ``(N, H, W)``: the VISIBLE
-        masks.
-    """
-    targets = instance_targets(annotations, height, width, label_of, skip_crowd=True)
-    return {"boxes": targets["boxes"], "labels": targets["labels"], "masks": targets["masks"]}
 
 
 # ------------------------------------------------------------------------------ weight files

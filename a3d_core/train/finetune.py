@@ -40,9 +40,10 @@ from a3d_core.eval.evaluate import EvaluationSettings, evaluate_predictions
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.model.a3d import A3DNetwork, A3DSettings, build_a3d
 from a3d_core.model.asm import ASMSettings, AmodalShapeModel, load_stage2_from_checkpoint, transfer_pretrained
-from a3d_core.model.roi import DEFAULT_CROP_SCALE
+from a3d_core.boxes import DEFAULT_CROP_SCALE
 from a3d_core.model.stage1 import SMALL_ANCHOR_SIZES, Stage1Settings, load_backbone_weights, load_detector_weights
 from a3d_core.predict import detections_to_results
+from a3d_core.progress import SILENT, ProgressReporter
 from a3d_core.train.distributed import barrier, init_distributed, shutdown_distributed
 from a3d_core.train.loop import TrainResult, TrainSettings, train
 
@@ -269,8 +270,8 @@ def _validation(folder: AmodalDataset, settings: FinetuneSettings, train_set: Am
     return validate
 
 
-def finetune(settings: FinetuneSettings) -> FinetuneResult:
-    """Fine-tune the two-stage network; see the module docstring.
+def finetune(settings: FinetuneSettings, progress: ProgressReporter = SILENT) -> FinetuneResult:
+    """Fine-tune the two-stage network; see the module docstring. ``progress`` receives the phase ``train``.
 
     Raises:
         InputError: a missing dataset, split or checkpoint, a bad category map, a run folder in the way.
@@ -311,6 +312,7 @@ def finetune(settings: FinetuneSettings) -> FinetuneResult:
             run_config=run_config,
             resume=settings.resume,
             context=context,
+            progress=progress,
         )
         result = FinetuneResult(out=settings.out, dataset=folder.name, category_names=category_names, transfer=transfer,
                                 training=training, weight_reports=reports, main_process=context.is_main)

@@ -21,8 +21,9 @@ What the loop guarantees:
 * Validation through a passed-in function every ``val_every`` steps and at the end, without
   touching the training generators; a checkpoint follows every validation, ``best.pt`` keeps
   the best one.
-* Metrics as JSONL (``<out>/metrics.jsonl``) and TensorBoard when installed; a rich progress
-  bar with the loss, the latest validation mIoU, instances per second and the ETA.
+* Metrics as JSONL (``<out>/metrics.jsonl``) and TensorBoard when installed; progress (the
+  step, the loss, the latest value of the validation metric, instances per second) reported to
+  a passed-in :class:`~a3d_core.progress.ProgressReporter` (the CLI draws a bar or prints lines).
 * Runs under ``torchrun`` (see :mod:`a3d_core.train.distributed`); only rank 0 writes.
 """
 
@@ -36,11 +37,11 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from a3d_core.errors import InputError, TrainingError
+from a3d_core.progress import SILENT, ProgressReporter
 from a3d_core.runtime import resolve_device, seed_everything
 from a3d_core.train.checkpoint import (
     BEST_CHECKPOINT,
@@ -97,7 +98,7 @@ class TrainSettings:
         checkpoint_every: write ``last.pt`` every this many steps (and after each validation,
             and at the end).
         best_metric: validation metric that selects ``best.pt`` (higher is better).
-        progress: show a progress bar (rank 0 only).
+        progress: report progress to the reporter passed to :func:`train` (rank 0 only).
         tensorboard: also log to TensorBoard when ``torch.utils.tensorboard`` is importable.
     """
 
@@ -314,6 +315,7 @@ def train(
     run_config: Mapping[str, Any] | None = None,
     resume: bool = False,
     context: DistributedContext | None = None,
+    progress: ProgressReporter = SILENT,
 ) -> TrainResult:
     """Train ``model`` on ``dataset``; write checkpoints and metrics under ``out_dir``.
 
@@ -329,6 +331,8 @@ def train(
         run_config: the command's own configuration, stored as ``config`` beside the loop's.
         resume: continue from ``<out_dir>/last.pt``.
         context: process rank and device (default: one process on ``resolve_device("auto")``).
+        progress: receives the phase ``train`` (steps, loss, latest validation metric, instances per
+            second) when ``settings.progress``, on rank 0.
 
     Raises:
         InputError: resume without a checkpoint, or a fresh run into a folder that holds one.
@@ -354,44 +358,45 @@ def train(
 
     validations: list[dict[str, float]] = []
     last_losses: dict[str, float] = {}
-    progress = _TrainingProgress(total_steps, start_step, enabled=settings.progress and context.is_main,
-                                 metric=settings.best_metric)
+    reporter = _TrainingReporter(progress if settings.progress and context.is_main else SILENT, settings.best_metric,
+                                 run.state.latest_metrics.get(settings.best_metric))
+    reporter.start(total_steps, start_step)
     iterator = None
     step = start_step
     try:
-        with progress:
-            for step in range(start_step + 1, total_steps + 1):
-                epoch, batch_in_epoch = divmod(step - 1, batches.steps_per_epoch)
-                if iterator is None or batch_in_epoch == 0:
-                    iterator = iter(_epoch_loader(dataset, batches, epoch, batch_in_epoch, collate_fn, settings, context))
-                step_started = time.perf_counter()
-                losses = run.optimizer_step(trained, move_to_device(next(iterator), context.device), step)
-                seconds = time.perf_counter() - step_started
-                run.state.window.add(losses, settings.batch_size, seconds)
-                progress.advance(step, losses["loss"], instances_per_second=settings.batch_size / max(seconds, 1e-9))
+        for step in range(start_step + 1, total_steps + 1):
+            epoch, batch_in_epoch = divmod(step - 1, batches.steps_per_epoch)
+            if iterator is None or batch_in_epoch == 0:
+                iterator = iter(_epoch_loader(dataset, batches, epoch, batch_in_epoch, collate_fn, settings, context))
+            step_started = time.perf_counter()
+            losses = run.optimizer_step(trained, move_to_device(next(iterator), context.device), step)
+            seconds = time.perf_counter() - step_started
+            run.state.window.add(losses, settings.batch_size, seconds)
+            reporter.advance(step, losses["loss"], instances_per_second=settings.batch_size / max(seconds, 1e-9))
 
-                if step % settings.log_every == 0 or step == total_steps:
-                    last_losses = run.state.window.means()
-                    record = {"step": step, "split": "train", "epoch": epoch, **last_losses, "lr": run.scheduler.get_last_lr()[0]}
-                    _append(sinks, {**record, "instances_per_s": run.state.window.instances_per_second()})
-                    run.state.window = _LossWindow()
+            if step % settings.log_every == 0 or step == total_steps:
+                last_losses = run.state.window.means()
+                record = {"step": step, "split": "train", "epoch": epoch, **last_losses, "lr": run.scheduler.get_last_lr()[0]}
+                _append(sinks, {**record, "instances_per_s": run.state.window.instances_per_second()})
+                run.state.window = _LossWindow()
 
-                validates = validate is not None and (step == total_steps or (settings.val_every is not None and step % settings.val_every == 0))
-                improved = False
-                if validates and context.is_main:
-                    metrics = _validate(validate, run.module, settings.best_metric)
-                    validations.append({"step": step, **metrics})
-                    _append(sinks, {"step": step, "split": "val", **metrics})
-                    progress.show_validation(metrics[settings.best_metric])
-                    improved = run.state.record_validation(step, metrics, settings.best_metric)
+            validates = validate is not None and (step == total_steps or (settings.val_every is not None and step % settings.val_every == 0))
+            improved = False
+            if validates and context.is_main:
+                metrics = _validate(validate, run.module, settings.best_metric)
+                validations.append({"step": step, **metrics})
+                _append(sinks, {"step": step, "split": "val", **metrics})
+                reporter.show_validation(step, metrics[settings.best_metric])
+                improved = run.state.record_validation(step, metrics, settings.best_metric)
 
-                if validates or step % settings.checkpoint_every == 0 or step == total_steps:
-                    rng_by_rank = all_gather_objects(capture_rng_state(), context)
-                    if context.is_main:
-                        checkpoint = run.checkpoint(step, epoch, rng_by_rank, dict(checkpoint_metadata or {}), config)
-                        save_checkpoint(checkpoint, last_path)
-                        if improved:
-                            save_checkpoint(checkpoint, best_path)
+            if validates or step % settings.checkpoint_every == 0 or step == total_steps:
+                rng_by_rank = all_gather_objects(capture_rng_state(), context)
+                if context.is_main:
+                    checkpoint = run.checkpoint(step, epoch, rng_by_rank, dict(checkpoint_metadata or {}), config)
+                    save_checkpoint(checkpoint, last_path)
+                    if improved:
+                        save_checkpoint(checkpoint, best_path)
+        reporter.end()
     finally:
         for sink in sinks:
             sink.close()
@@ -584,35 +589,24 @@ def _validate(validate: ValidateFn, model: nn.Module, best_metric: str) -> dict[
 _METRIC_LABELS = {"miou": "mIoU", "ap": "AP"}
 
 
-class _TrainingProgress:
-    """Rich progress bar: step M/N, loss, the latest value of the validation metric that selects
-    ``best.pt`` (mIoU in pretraining, AP in fine-tuning), instances per second, ETA."""
+class _TrainingReporter:
+    """Reports the phase ``train``: step M/N, loss, the latest value of the validation metric that
+    selects ``best.pt`` (mIoU in pretraining, AP in fine-tuning) and instances per second."""
 
-    def __init__(self, total_steps: int, start_step: int, enabled: bool, metric: str) -> None:
-        self._progress = Progress(
-            TextColumn("[bold]train"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"),
-            TextColumn(f"val {_METRIC_LABELS.get(metric, metric)} " + "{task.fields[metric]}"),
-            TextColumn("{task.fields[speed]} inst/s"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            disable=not enabled,
-        )
-        self._task = self._progress.add_task("train", total=total_steps, completed=start_step, loss="-", metric="-", speed="-")
+    def __init__(self, reporter: ProgressReporter, metric: str, latest: float | None) -> None:
+        self.reporter = reporter
+        self.metric_label = f"val {_METRIC_LABELS.get(metric, metric)}"
+        self.metric = "-" if latest is None else f"{latest:.3f}"
 
-    def __enter__(self) -> _TrainingProgress:
-        self._progress.__enter__()
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self._progress.__exit__(*exc_info)
+    def start(self, total_steps: int, start_step: int) -> None:
+        self.reporter.start("train", total_steps, done=start_step, unit="step")
 
     def advance(self, step: int, loss: float, instances_per_second: float) -> None:
-        self._progress.update(self._task, completed=step, loss=f"{loss:.4f}", speed=f"{instances_per_second:.1f}")
+        self.reporter.update(step, **{"loss": f"{loss:.4f}", self.metric_label: self.metric, "inst/s": f"{instances_per_second:.1f}"})
 
-    def show_validation(self, value: float) -> None:
-        self._progress.update(self._task, metric=f"{value:.3f}")
+    def show_validation(self, step: int, value: float) -> None:
+        self.metric = f"{value:.3f}"
+        self.reporter.update(step, **{self.metric_label: self.metric})
 
+    def end(self) -> None:
+        self.reporter.end()

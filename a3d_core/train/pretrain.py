@@ -32,7 +32,8 @@ from a3d_core.model.asm import ASMSettings, build_stage2
 from a3d_core.model.shape import ShapeDecoderSettings
 from a3d_core.model.shapedict import ShapeDictSettings
 from a3d_core.model.viewpoint import ViewpointSettings
-from a3d_core.model.roi import DEFAULT_CROP_SCALE
+from a3d_core.boxes import DEFAULT_CROP_SCALE
+from a3d_core.progress import SILENT, ProgressReporter
 from a3d_core.runtime import seed_everything
 from a3d_core.train.checkpoint import load_checkpoint, load_model_state
 from a3d_core.train.augment import HorizontalFlips
@@ -222,8 +223,12 @@ class PretrainResult:
         }
 
 
-def pretrain(settings: PretrainSettings, components: PretrainComponents | None = None) -> PretrainResult:
+def pretrain(settings: PretrainSettings, components: PretrainComponents | None = None,
+             progress: ProgressReporter = SILENT) -> PretrainResult:
     """Pretrain a stage-2 network on ``settings.data`` into ``settings.out``; see the module docstring.
+
+    ``progress`` receives the phases ``train`` and ``evaluate <split>`` of each test split (when
+    ``settings.train.progress``).
 
     Raises:
         InputError: a missing dataset or split, an unknown model kind, a run folder in the way.
@@ -293,6 +298,7 @@ def pretrain(settings: PretrainSettings, components: PretrainComponents | None =
             run_config=run_config,
             resume=settings.resume,
             context=context,
+            progress=progress,
         )
 
         evaluated = training.best_checkpoint or training.last_checkpoint
@@ -307,7 +313,7 @@ def pretrain(settings: PretrainSettings, components: PretrainComponents | None =
                     split=split,
                     device=context.device,
                     batch_size=settings.eval_batch_size,
-                    progress=settings.train.progress,
+                    progress=progress if settings.train.progress else SILENT,
                 )
         result = PretrainResult(
             out=settings.out,

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
-from rich.progress import Progress
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
 from a3d_core.errors import InputError
+from a3d_core.progress import SILENT, ProgressReporter
 from a3d_core.train.loop import move_to_device
 from a3d_core.train.metrics import IoUByCategory, IoUSummary, mask_iou
 
@@ -63,7 +63,7 @@ def evaluate_amodal(
     batch_size: int = 64,
     workers: int = 0,
     collate_fn: Callable[[list[Any]], Any] = default_collate,
-    progress: bool = False,
+    progress: ProgressReporter = SILENT,
 ) -> AmodalEvaluation:
     """Mask IoU (threshold 0.5) of ``model``'s amodal masks and of the visible masks, vs. the GT amodal masks.
 
@@ -73,6 +73,7 @@ def evaluate_amodal(
         dataset: items with ``rgb`` (3, S, S), ``visible`` (1, S, S), ``amodal`` (1, S, S),
             ``category`` (int64 scalar, index into ``category_names``).
         split: the split's name, for the report.
+        progress: receives the phase ``evaluate <split>`` (instances).
     """
     if len(dataset) == 0:
         raise InputError(f"split {split!r} has no instances to evaluate")
@@ -81,14 +82,17 @@ def evaluate_amodal(
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), Progress(disable=not progress, transient=True) as bar:
-            task = bar.add_task(f"evaluate {split}", total=len(dataset))
+        progress.start(f"evaluate {split}", len(dataset), unit="instance")
+        done = 0
+        with torch.no_grad():
             for batch in loader:
                 batch = move_to_device(batch, device)
                 predicted = model(batch)["amodal_mask"]
                 model_ious.update(mask_iou(predicted, batch["amodal"]), batch["category"])
                 baseline_ious.update(mask_iou(batch["visible"], batch["amodal"]), batch["category"])
-                bar.advance(task, len(batch["category"]))
+                done += len(batch["category"])
+                progress.update(done)
+        progress.end()
     finally:
         model.train(was_training)
     return AmodalEvaluation(split=split, instances=len(dataset), model=model_ious.summary(), visible_baseline=baseline_ious.summary())

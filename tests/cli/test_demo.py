@@ -35,8 +35,11 @@ def test_demo_quick_writes_a_browsable_folder(tmp_path: Path) -> None:
     assert sorted((out / "completion").glob("*.png"))[0].relative_to(out).as_posix() in index
     overlays = sorted((out / "overlays").glob("*.png"))
     assert overlays and all(f"({path.relative_to(out).as_posix()})" in index for path in overlays)
-    assert Image.open(overlays[0]).size == (3 * 64, 3 * 48)
-    assert "detections scored at least 0.0 in these images" in index or "No detection scored" in index  # QUICK's 64 x 48 scenes, drawn 3 times larger
+    assert Image.open(overlays[0]).size[0] == 3 * 192 + 2 * 4  # panels: input | visible | amodal, 192 pixels each
+    assert "detections scored at least 0.0 in these images" in index or "No detection scored" in index
+    assert index.index("![the most occluded val instances](summary.png)") < index.index("## 1.")  # the summary leads
+    summary = Image.open(out / "summary.png")
+    assert summary.size == (4 * 192 + 3 * 4, 22 + 2 * (192 + 4))  # a header and QUICK's 2 most occluded instances, with ground truth
     assert (out / "predictions" / "predictions.json").is_file()
     assert (out / "runs" / "scenes" / "last.pt").is_file() and (out / "runs" / "pretrain" / "last.pt").is_file()
     meshes = sorted(path.suffix for path in (out / "meshes").iterdir())

@@ -7,12 +7,12 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from a3d_core.boxes import mask_bbox
 from a3d_core.data.canonical import (
     AmodalSplit,
     amodal_annotation,
     decode_segmentation,
     encode_mask,
-    mask_bbox,
     read_dataset,
     write_dataset,
 )

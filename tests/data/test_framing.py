@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from a3d_core.data.framing import FramedViews, frame_view
-from a3d_core.model.roi import mask_boxes
+from a3d_core.boxes import mask_boxes
 
 
 def _view(size: int = 16) -> dict[str, torch.Tensor]:

@@ -7,7 +7,7 @@ from pycocotools import mask as mask_utils
 
 from a3d_core.eval.iou import box_iou, mask_intersections, mask_iou
 from a3d_core.eval.masks import rle_areas, to_rle
-from a3d_core.eval.runs import parse_runs, run_intersections
+from a3d_core.eval.runs import CountsError, parse_runs, run_intersections
 
 
 def test_box_iou_by_hand():
@@ -95,3 +95,16 @@ def test_to_rle_follows_annToRLE_for_polygons_and_integer_counts():
 def test_parse_runs_rejects_a_truncated_counts_string():
     with pytest.raises(ValueError, match="ends inside a number"):
         parse_runs([{"size": [4, 4], "counts": b"0h"}])  # 'h' (= 56) has the continuation bit
+
+
+@pytest.mark.parametrize(
+    "counts, problem",
+    [(b"~~0b9", "outside the compressed alphabet"), (b"0h", "ends inside a number"), (b"", "empty RLE counts string"),
+     (b"53F3", "negative run length")],  # 53F3: counts 5, 3, then 5 - 10
+)
+def test_a_malformed_counts_string_is_named_by_its_position(counts, problem):
+    good = mask_utils.encode(np.asfortranarray(np.eye(4, dtype=np.uint8)))
+    rles = [good] * 600 + [{"size": [4, 4], "counts": counts}] + [good]  # past the first parsing batch of 512
+    with pytest.raises(CountsError, match=problem) as raised:
+        parse_runs(rles)
+    assert raised.value.index == 600

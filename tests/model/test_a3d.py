@@ -10,7 +10,7 @@ from torch import nn
 
 from a3d_core.errors import InputError
 from a3d_core.model.a3d import A3DNetwork, A3DSettings, build_a3d, load_a3d_from_checkpoint
-from a3d_core.model.roi import square_boxes
+from a3d_core.boxes import square_boxes
 from a3d_core.model.stage1 import Stage1Settings
 from tests.model.tiny_scenes import (
     HEIGHT,

@@ -6,14 +6,13 @@ import torch
 import torchvision
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from a3d_core.data.detection import AmodalDetectionDataset
+from a3d_core.data.detection import AmodalDetectionDataset, stage1_targets
 from a3d_core.errors import InputError
 from a3d_core.model.stage1 import (
     Stage1MaskRCNN,
     Stage1Settings,
     load_backbone_weights,
     load_detector_weights,
-    stage1_targets,
 )
 from tests.data.amodal_scene import BOX_A, BOX_B, scene_masks, write_scene_dataset
 

@@ -1,4 +1,8 @@
-"""Between the stages: crops at amodal boxes, and pasting crop masks back into the image.
+"""Boxes and crops at boxes: what the data pipeline and the network share, knowing neither.
+
+Single-object views are framed at their amodal boxes (:mod:`a3d_core.data.framing`), and the
+network crops every instance at its amodal box between the stages (:mod:`a3d_core.model.a3d`),
+with the same functions here.
 
 Stage 2 sees each instance as ``A_i = [I_i^a, M_i^v]`` (paper 3.2-3.3): the image and the
 visible mask cropped at the amodal box ``B_i^a`` and resampled to ``S x S``. Its amodal mask,
@@ -9,6 +13,8 @@ Coordinates are continuous pixel corners: pixel ``(row y, column x)`` covers
 ``(x0, y0, x1, y1)`` that covers pixel columns 2..5 has ``x0 = 2, x1 = 6`` (the canonical
 format's amodal ``[x, y, w, h]`` becomes ``(x, y, x + w, y + h)``).
 
+- :func:`mask_bbox` (numpy, COCO ``[x, y, w, h]``) and :func:`mask_boxes` (torch, xyxy) are the
+  tight boxes of masks.
 - :func:`square_boxes` turns amodal boxes into the squares actually cropped: centred on the
   box, ``crop_scale`` times its longer side, so an object keeps its aspect ratio and every
   instance is framed alike, whatever its size (single-object pretraining views are framed the
@@ -25,6 +31,8 @@ format's amodal ``[x, y, w, h]`` becomes ``(x, y, x + w, y + h)``).
   rounded to integers and the crop is not padded with a zero border, so an all-ones crop pasted
   at an integer box fills exactly that box, and pasting a crop of an integer box of side ``S``
   gives back the pixels that were cropped.
+- :func:`square_box` and :func:`crop_instance` do the same for one instance given as a COCO box
+  (``a3d export-mesh``).
 """
 
 from __future__ import annotations
@@ -32,14 +40,25 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torchvision.ops import roi_align
 
-from a3d_core.data.canonical import mask_bbox
+from a3d_core.errors import InputError
 
 DEFAULT_CROP_SCALE = 1.1
 """An instance's crop side as a multiple of its amodal box's longer side: a small margin."""
+
+
+def mask_bbox(mask: np.ndarray) -> list[float]:
+    """Tight box ``[x, y, w, h]`` of a binary mask, in pixels (COCO's convention); zeros if empty."""
+    mask = np.asarray(mask)
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if len(cols) == 0:
+        return [0.0, 0.0, 0.0, 0.0]
+    return [float(cols[0]), float(rows[0]), float(cols[-1] - cols[0] + 1), float(rows[-1] - rows[0] + 1)]
 
 
 def square_boxes(boxes: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
@@ -202,3 +221,29 @@ def jitter_boxes(
     moved[:, 1::2] = moved[:, 1::2].clamp(0, height)
     usable = ((moved[:, 2] - moved[:, 0]) >= 1) & ((moved[:, 3] - moved[:, 1]) >= 1)
     return torch.where(usable[:, None], moved, boxes)
+
+
+def square_box(box_xywh: Sequence[float], scale: float = 1.0) -> tuple[float, float, float, float]:
+    """The square ``(x0, y0, x1, y1)`` centred on a box ``[x, y, w, h]``, of side ``scale * max(w, h)``
+    (:func:`square_boxes` for one COCO box)."""
+    x, y, w, h = (float(v) for v in box_xywh)
+    square = square_boxes(torch.tensor([[x, y, x + w, y + h]], dtype=torch.float64), scale)[0]
+    return tuple(float(v) for v in square)
+
+
+def crop_instance(rgb: torch.Tensor, masks: torch.Tensor, box_xyxy: Sequence[float], size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Crop ``box_xyxy`` (pixels, may extend past the image) from an image and its masks, resized to ``size``.
+
+    rgb ``(3, H, W)`` in [0, 1], masks ``(K, H, W)`` {0, 1} -> rgb ``(3, size, size)`` and masks
+    ``(K, size, size)`` re-binarised at 0.5.
+    """
+    if rgb.ndim != 3 or rgb.shape[0] != 3 or masks.ndim != 3 or masks.shape[1:] != rgb.shape[1:]:
+        raise InputError(f"crop_instance needs rgb (3, H, W) and masks (K, H, W) of the same size, got "
+                         f"{tuple(rgb.shape)}, {tuple(masks.shape)}")
+    x0, y0, x1, y1 = (float(v) for v in box_xyxy)
+    if not (x1 > x0 and y1 > y0):
+        raise InputError(f"cannot crop an empty box {list(box_xyxy)}")
+    stacked = torch.cat([rgb.float(), masks.float()])[None]
+    boxes = torch.tensor([[0.0, x0, y0, x1, y1]])
+    cropped = roi_align(stacked, boxes, output_size=size, spatial_scale=1.0, sampling_ratio=2, aligned=True)[0]
+    return cropped[:3].clamp(0.0, 1.0), (cropped[3:] >= 0.5).float()

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from a3d_core.model.roi import crop_images, crop_masks, jitter_boxes, paste_masks
+from a3d_core.boxes import crop_images, crop_masks, jitter_boxes, paste_masks
 
 
 def test_all_ones_crop_pasted_at_an_integer_box_fills_exactly_that_box():

@@ -9,14 +9,14 @@ import pytest
 import torch
 from pytorch3d.io import load_obj, load_ply
 
+from a3d_core.boxes import crop_instance, square_box
 from a3d_core.data.canonical import AmodalSplit, amodal_annotation, write_dataset
 from a3d_core.data.framing import frame_view
 from a3d_core.errors import InputError
 from a3d_core.io.meshes import png_bytes, render_turntable, write_gif
+from a3d_core.export import export_instance_mesh
 from a3d_core.model.asm import build_stage2
-from a3d_core.model.export import export_instance_mesh
-from a3d_core.model.inputs import crop_instance, square_box
-from tests.model.conftest import CATEGORIES, SIZE, disc, tiny_settings
+from tests.model.conftest import CATEGORIES, SIZE, disc, one_thread, tiny_settings  # noqa: F401  (one_thread: autouse)
 
 
 def save_checkpoint(tmp_path, kind="a3d", input_framing=None):

@@ -10,6 +10,10 @@ of a canonical dataset split, and writes into ``out_dir``:
     input_rgb.png, input_visible.png   the S x S network input, to compare with
     turntable.gif          the mesh shaded at evenly spaced azimuths
     summary.json           category, viewpoint, mask areas (and IoU with the ground truth)
+
+It lives beside :mod:`a3d_core.predict` rather than in the model package because it reads files
+and datasets (:func:`read_rgb`, :func:`read_mask`, canonical splits, ShapeNet shards); the network
+only ever sees tensors.
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import imageio.v3 as iio
+import numpy as np
 import torch
 
+from a3d_core.boxes import crop_instance, square_box
 from a3d_core.data.canonical import decode_segmentation, read_dataset
 from a3d_core.data.catalog import resolve_dataset
 from a3d_core.data.framing import frame_view
@@ -30,10 +37,47 @@ from a3d_core.errors import InputError
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.io.meshes import render_turntable, write_gif, write_mask_png, write_obj, write_ply, write_rgb_png
 from a3d_core.model.asm import AmodalShapeModel, load_stage2_from_checkpoint
-from a3d_core.model.inputs import crop_instance, read_mask, read_rgb, square_box
 from a3d_core.runtime import resolve_device
 
 CROP_MODES = ("amodal-box", "full-image")
+
+
+def read_rgb(path: str | os.PathLike) -> torch.Tensor:
+    """An image file as ``(3, H, W)`` float in [0, 1] (grey is repeated, alpha dropped)."""
+    array = _read_image(path)
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise InputError(f"{path}: expected a grey, RGB or RGBA image, got an array of shape {array.shape}")
+    return _to_unit_float(array[..., :3]).permute(2, 0, 1).contiguous()
+
+
+def read_mask(path: str | os.PathLike) -> torch.Tensor:
+    """A mask image as ``(H, W)`` float {0, 1}: any non-zero pixel (of any channel) is inside."""
+    array = _read_image(path)
+    if array.ndim == 3:
+        array = array.max(axis=2)
+    if array.ndim != 2:
+        raise InputError(f"{path}: expected a single-channel mask image, got an array of shape {array.shape}")
+    return torch.from_numpy((array > 0).astype(np.float32))
+
+
+def _read_image(path: str | os.PathLike) -> np.ndarray:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: image not found")
+    try:
+        return np.asarray(iio.imread(path, plugin="pillow"))
+    except Exception as error:  # imageio raises plugin-specific errors for unreadable files
+        raise InputError(f"{path}: not a readable image ({type(error).__name__})") from None
+
+
+def _to_unit_float(array: np.ndarray) -> torch.Tensor:
+    if array.dtype == np.uint8:
+        return torch.from_numpy(array.astype(np.float32) / 255.0)
+    if array.dtype == np.uint16:
+        return torch.from_numpy(array.astype(np.float32) / 65535.0)
+    return torch.from_numpy(array.astype(np.float32)).clamp(0.0, 1.0)
 
 
 @dataclass
