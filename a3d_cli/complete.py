@@ -6,19 +6,21 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from a3d_cli.common import DeviceOption, console, user_errors
+from a3d_cli.common import DeviceOption, announce, console, user_errors
+from a3d_cli.progress import ProgressDisplay
 from a3d_core.complete import CompleteResult, CompleteSettings, complete_images
 from a3d_core.errors import InputError
+from a3d_core.predict import find_latest_checkpoint
+from a3d_core.progress import count_callback
 
 
 @user_errors
 def complete(
     inputs: List[str] = typer.Argument(..., help="Image files, folders or glob patterns (quote patterns: 'photos/*.jpg')."),
     visible: Path = typer.Option(..., "--visible", help="Visible instance masks as COCO results (a list, or an object with annotations/images/categories): image_id or file_name, category_id or category_name, score, segmentation (the VISIBLE mask, RLE or polygons), optional bbox (the amodal box to crop around)."),
-    checkpoint: Path = typer.Option(..., "--checkpoint", help="A pretraining (`a3d pretrain`) or fine-tuned (`a3d finetune`) checkpoint: its stage 2 completes each instance."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A pretraining (`a3d pretrain`) or fine-tuned (`a3d finetune`) checkpoint: its stage 2 completes each instance. Default: the newest fine-tuned run under $A3D_RUNS_ROOT or ./runs."),
     out: Path = typer.Option(..., "--out", help="Folder for predictions.json (amodal COCO results for `a3d evaluate --predictions`), images.json and one folder per image (overlay, masks, meshes)."),
     categories: Optional[str] = typer.Option(None, "--categories", help="What the category_id values mean, when the file does not say: a dataset (name or folder) or a JSON file with 'categories' (e.g. `a3d predict`'s images.json)."),
     images_index: Optional[Path] = typer.Option(None, "--images-index", help="A JSON file with 'images' (id, file_name) giving the image_id values (e.g. `a3d predict`'s images.json or a dataset split). Default: the file's own images, else positions in the sorted image list (as `a3d predict` numbers them)."),
@@ -34,15 +36,17 @@ def complete(
 
     Each instance (its box and VISIBLE mask) is cropped and completed through its category's 3D shape prior, viewpoint, renderer and edge refine (paper 3.3-3.5). Categories match the checkpoint's by name or through the category map. Every entry is checked first: a bad one stops the run with its index, before anything is written.
     """
+    if checkpoint is None:
+        checkpoint = find_latest_checkpoint()
+        announce(f"using the newest fine-tuned checkpoint: {checkpoint} (--checkpoint FILE to choose)")
     try:
         settings = CompleteSettings(checkpoint=checkpoint, categories=categories, images_index=images_index, category_map=category_map,
                                     shipped_category_map=shipped_category_map, batch_size=batch_size, device=device, meshes=meshes,
                                     overlay_scale=overlay_scale, data_root=data_root)
     except ValueError as error:
         raise InputError(str(error)) from None
-    with Progress(TextColumn("[bold]complete"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
-        task = bar.add_task("complete", total=None)
-        result = complete_images(inputs, visible, out, settings, lambda done, total: bar.update(task, completed=done, total=total))
+    with ProgressDisplay(console) as display:
+        result = complete_images(inputs, visible, out, settings, count_callback(display, "complete", "image"))
     console.print(summary_table(result))
     console.print(f"COCO results: {result.predictions_file}; image ids and categories: {result.images_file}; "
                   f"overlays and masks: {result.out}/<image>/", highlight=False)

@@ -48,7 +48,7 @@ from a3d_core.data.category_map import CategoryMap
 from a3d_core.errors import InputError
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.io.images import find_images, read_image
-from a3d_core.predict import IMAGES_FILE, PREDICTIONS_FILE, PredictSettings, _folder_names, _write_image_outputs
+from a3d_core.predict import IMAGES_FILE, PREDICTIONS_FILE, PredictSettings, image_folder_names, write_image_outputs
 
 ProgressCallback = Callable[[int, int], None]
 """``progress(done, total)`` after each batch of images."""
@@ -189,9 +189,9 @@ def complete_images(
             labels = torch.tensor([names.index(i.category) + 1 for i in job.instances])
             scores = torch.tensor([i.score for i in job.instances])
             predictions += completion_results(job.image_id, amodal, masks, labels, scores, [category_ids[n] for n in names])
-            detections = {"scores": scores, "amodal_masks": amodal, "visible_masks": masks,
+            detections = {"scores": scores, "labels": labels, "amodal_masks": amodal, "visible_masks": masks,
                           **{key: value.detach().cpu() for key, value in completion.items() if key in ("vertices", "faces")}}
-            _write_image_outputs(out / job.folder_name, image, detections, len(job.instances), drawing)
+            write_image_outputs(out / job.folder_name, image, detections, len(job.instances), drawing, names)
             _count(result, job, amodal)
             index.append({"id": job.image_id, "file_name": str(job.path), "folder": job.folder_name,
                           "width": int(image.shape[1]), "height": int(image.shape[0]), "instances": len(job.instances)})
@@ -263,7 +263,7 @@ def _resolve_images(visible: Path, paths: list[Path], file_images: Any, settings
     if table is None and settings.images_index is not None:
         data = read_json(settings.images_index)
         table, table_source = (data.get("images") if isinstance(data, Mapping) else None), str(settings.images_index)
-    names = _folder_names(paths)
+    names = image_folder_names(paths)
     if table is None:
         return [_Image(position, path, name) for position, (path, name) in enumerate(zip(paths, names))]
     if not isinstance(table, list) or not all(isinstance(i, Mapping) and isinstance(i.get("id"), int) and isinstance(i.get("file_name"), str)

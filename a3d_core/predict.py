@@ -185,7 +185,7 @@ def predict_images(
 ) -> PredictResult:
     """Predict image files, folders or glob patterns (see the module docstring); ids = positions."""
     paths = find_images(inputs)
-    jobs = [_ImageJob(index, path, name) for index, (path, name) in enumerate(zip(paths, _folder_names(paths)))]
+    jobs = [_ImageJob(index, path, name) for index, (path, name) in enumerate(zip(paths, image_folder_names(paths)))]
     return _predict(jobs, Path(out), settings or PredictSettings(), category_ids=None, progress=progress)
 
 
@@ -203,12 +203,12 @@ def predict_dataset(
     records = folder.load_split(split)
     mapping = CategoryMapping.from_categories(records.categories)
     paths = [folder.image_path(record) for record in records.images]
-    jobs = [_ImageJob(int(record["id"]), path, name) for record, path, name in zip(records.images, paths, _folder_names(paths))]
+    jobs = [_ImageJob(int(record["id"]), path, name) for record, path, name in zip(records.images, paths, image_folder_names(paths))]
     id_of_name = dict(zip(mapping.names, mapping.category_ids))
     return _predict(jobs, Path(out), settings or PredictSettings(), category_ids=id_of_name, progress=progress)
 
 
-def _folder_names(paths: Sequence[Path]) -> list[str]:
+def image_folder_names(paths: Sequence[Path]) -> list[str]:
     """A unique output folder name per image: its stem, numbered when stems repeat."""
     names, seen = [], set()
     for path in paths:
@@ -267,7 +267,7 @@ def _predict(
             for job, image, detections in zip(batch_jobs, pixels, outputs):
                 entries = detections_to_results(detections, job.image_id, label_ids, settings.score_threshold)
                 results += entries
-                _write_image_outputs(out / job.folder_name, image, detections, len(entries), settings, names)
+                write_image_outputs(out / job.folder_name, image, detections, len(entries), settings, names)
                 index.append({"id": job.image_id, "file_name": str(job.path), "folder": job.folder_name,
                               "width": int(image.shape[1]), "height": int(image.shape[0]), "instances": len(entries)})
                 result.images += 1
@@ -284,7 +284,7 @@ def _predict(
     return result
 
 
-def _write_image_outputs(folder: Path, image: np.ndarray, detections: Mapping[str, torch.Tensor], kept: int,
+def write_image_outputs(folder: Path, image: np.ndarray, detections: Mapping[str, torch.Tensor], kept: int,
                          settings: PredictSettings, category_names: Sequence[str]) -> None:
     """The panels, overlay, per-instance mask PNGs and meshes of the ``kept`` best-scoring detections."""
     order = torch.argsort(detections["scores"].detach().cpu(), descending=True, stable=True)[:kept]

@@ -141,3 +141,18 @@ def test_category_ids_need_names(tmp_path: Path) -> None:
                                  "--out", str(tmp_path / "out"), "--device", "cpu"])
     assert result.exit_code == 1 and "entry 0: category_id" in result.output and "--categories" in result.output
     assert read_dataset(folder.root).splits == ["train", "val"]
+
+
+def test_without_a_checkpoint_the_newest_fine_tuned_run_completes(tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    folder = write_tiny_scenes(tmp_path / "data", train_images=0, val_images=1)
+    run = Path(os.environ["A3D_RUNS_ROOT"]) / "scenes"
+    run.mkdir(parents=True)
+    checkpoint = write_two_stage_checkpoint(run / "best.pt", ["car", "chair"])
+    visible = _write(tmp_path / "visible.json", _ground_truth_as_results(folder))
+    result = runner.invoke(app, ["complete", str(folder.root / "images"), "--visible", str(visible), "--out", str(tmp_path / "out"),
+                                 "--categories", str(folder.root), "--images-index", str(folder.split_path("val")), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert f"using the newest fine-tuned checkpoint: {checkpoint}" in result.output
+    assert (tmp_path / "out" / "predictions.json").is_file()

