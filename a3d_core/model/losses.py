@@ -23,7 +23,9 @@ from torch import nn
 
 @dataclass
 class LossSettings:
-    """Weights of every term (0 switches a term off); ``edge_outside_visible`` is eq. 2's lambda."""
+    """Weights of every term (0 switches a term off); ``edge_outside_visible`` is eq. 2's lambda;
+    ``hypothesis_score`` weighs the cross-entropy of scored azimuth hypotheses (not in the paper,
+    :mod:`a3d_core.model.viewpoint`)."""
 
     reconstruction: float = 1.0
     edge_refine: float = 1.0
@@ -31,6 +33,7 @@ class LossSettings:
     laplacian: float = 5e-3
     flatten: float = 5e-4
     classification: float = 1.0
+    hypothesis_score: float = 0.1
 
     def __post_init__(self) -> None:
         for item in fields(self):

@@ -13,7 +13,11 @@ silhouette does not change when it turns, a single azimuth gets no gradient: the
 predicting one azimuth for every view, the shape decoder explains each view by a view-specific
 shape, and cross-view consistency averages those into a blob that looks alike from everywhere.
 With K hypotheses ``a + 2 pi k / K`` the shape is rendered at all K; which one is used is decided
-by the caller (:class:`~a3d_core.model.asm.MeshMaskBranch`).
+by the caller (:class:`~a3d_core.model.asm.MeshMaskBranch`). With ``hypothesis_selection =
+"scores"`` the estimator also scores its K hypotheses (K more outputs of its head), trained by
+cross-entropy towards the one whose silhouette fits the amodal mask best (the camera multiplex's
+and Unicorn's selection), so that inference renders only the best-scored one: the cost of a
+single camera.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ from a3d_core.geometry import KATO_DISTANCE, KATO_ELEVATION_DEG, Viewpoint
 from a3d_core.model.encoder import Encoder, EncoderSettings
 
 
+HYPOTHESIS_SELECTIONS = ("render", "scores")
+
+
 @dataclass
 class ViewpointSettings:
     """elevation_range_deg, distance_range: ``(low, high)`` bounds of the predictions.
@@ -35,6 +42,9 @@ class ViewpointSettings:
     head_init_std: std of the initial head weights (small: early predictions stay near the initial view).
     encoder: widths of the estimator's own encoder.
     azimuth_hypotheses: K, the number of azimuth hypotheses, evenly spaced around the circle (1: a single azimuth).
+    hypothesis_selection: with K > 1, how evaluation picks one: ``"render"`` renders all K and takes
+        the silhouette that agrees best with the visible mask; ``"scores"`` takes the hypothesis the
+        estimator scores highest and renders only that one.
     """
 
     elevation_range_deg: tuple[float, float] = (-30.0, 75.0)
@@ -44,6 +54,7 @@ class ViewpointSettings:
     head_init_std: float = 1e-3
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
     azimuth_hypotheses: int = 4
+    hypothesis_selection: str = "render"
 
     def __post_init__(self) -> None:
         self.elevation_range_deg = tuple(float(x) for x in self.elevation_range_deg)
@@ -64,6 +75,13 @@ class ViewpointSettings:
             raise ValueError(f"head_init_std must be non-negative, got {self.head_init_std}")
         if self.azimuth_hypotheses < 1:
             raise ValueError(f"azimuth_hypotheses must be at least 1, got {self.azimuth_hypotheses}")
+        if self.hypothesis_selection not in HYPOTHESIS_SELECTIONS:
+            raise ValueError(f"hypothesis_selection must be one of {HYPOTHESIS_SELECTIONS}, got {self.hypothesis_selection!r}")
+
+    @property
+    def scores_hypotheses(self) -> bool:
+        """Whether the estimator scores its hypotheses (K > 1 and selection by scores)."""
+        return self.azimuth_hypotheses > 1 and self.hypothesis_selection == "scores"
 
 
 def pick_hypotheses(hypotheses: Viewpoint, choice: torch.Tensor) -> Viewpoint:
@@ -82,14 +100,16 @@ class ViewpointEstimator(nn.Module):
     """forward(inputs ``(B, 4, S, S)``) -> :class:`~a3d_core.geometry.Viewpoint` of ``B * K``
     (radians), instance-major: entry ``b * K + k`` is hypothesis k of instance b, whose azimuth
     is ``a_b + 2 pi k / K``; elevation and distance are shared by an instance's hypotheses.
-    With K = 1 (the paper's single camera) that is one viewpoint per instance."""
+    With K = 1 (the paper's single camera) that is one viewpoint per instance. :meth:`hypotheses`
+    also returns the hypotheses' scores ``(B, K)`` when the settings ask for them."""
 
     def __init__(self, image_size: int, in_channels: int = 4, settings: ViewpointSettings | None = None) -> None:
         super().__init__()
         self.settings = settings or ViewpointSettings()
         self.encoder = Encoder(image_size, in_channels, self.settings.encoder)
         self.num_hypotheses = self.settings.azimuth_hypotheses
-        self.head = nn.Linear(self.encoder.feature_dim, 4)  # elevation, distance, a_x, a_y
+        scores = self.num_hypotheses if self.settings.scores_hypotheses else 0
+        self.head = nn.Linear(self.encoder.feature_dim, 4 + scores)  # elevation, distance, a_x, a_y[, K scores]
         nn.init.normal_(self.head.weight, std=self.settings.head_init_std)
         with torch.no_grad():
             self.head.bias.copy_(torch.tensor([
@@ -97,17 +117,23 @@ class ViewpointEstimator(nn.Module):
                 _inverse_sigmoid_fraction(self.settings.initial_distance, *self.settings.distance_range),
                 0.0,
                 1.0,  # (a_x, a_y) = (0, tanh 1): azimuth 0 with a well-conditioned atan2
-            ]))
+            ] + [0.0] * scores))  # equal scores at first
 
     def forward(self, inputs: torch.Tensor) -> Viewpoint:
-        viewpoint = self._bounded(self.head(self.encoder(inputs)))
+        return self.hypotheses(inputs)[0]
+
+    def hypotheses(self, inputs: torch.Tensor) -> tuple[Viewpoint, torch.Tensor | None]:
+        """``(viewpoints of B * K, scores (B, K) or None)``; see the class docstring."""
+        raw = self.head(self.encoder(inputs))
+        viewpoint = self._bounded(raw[:, :4])
+        scores = raw[:, 4:] if self.settings.scores_hypotheses else None
         count = self.num_hypotheses
         if count == 1:
-            return viewpoint
+            return viewpoint, None
         turns = torch.arange(count, device=inputs.device, dtype=viewpoint.azimuth.dtype) * (2 * math.pi / count)
         azimuth = torch.remainder(viewpoint.azimuth[:, None] + turns + math.pi, 2 * math.pi) - math.pi
         return Viewpoint(viewpoint.elevation.repeat_interleave(count), azimuth.reshape(-1),
-                         viewpoint.distance.repeat_interleave(count))
+                         viewpoint.distance.repeat_interleave(count)), scores
 
     def _bounded(self, raw: torch.Tensor) -> Viewpoint:
         """Raw head outputs ``(B, 4)`` -> the viewpoint in its ranges."""

@@ -62,6 +62,7 @@ class ModelOptions:
         symmetric: mirror-symmetric meshes (``ShapeDecoderSettings.symmetric``).
         azimuth_hypotheses: K turned cameras per instance (``ViewpointSettings.azimuth_hypotheses``).
         shapedict_atoms: atoms per category of a ShapeDict (``ShapeDictSettings.atoms_per_category``).
+        hypothesis_selection: how evaluation picks an azimuth hypothesis (``ViewpointSettings.hypothesis_selection``).
     """
 
     image_size: int
@@ -71,6 +72,7 @@ class ModelOptions:
     symmetric: bool = True
     azimuth_hypotheses: int = 4
     shapedict_atoms: int = ShapeDictSettings.atoms_per_category
+    hypothesis_selection: str = "render"
 
 
 BuildModel = Callable[[str, list[str], ModelOptions], nn.Module]
@@ -102,7 +104,8 @@ def build_asm(kind: str, category_names: list[str], options: ModelOptions) -> nn
     """The 3D-ASM network (or its 2D baseline) of ``kind`` with default parts (a :data:`BuildModel`)."""
     settings = ASMSettings(image_size=options.image_size, cross_view_weight=options.cross_view_weight, template_level=options.template_level,
                            input_framing=options.input_framing, shape=ShapeDecoderSettings(symmetric=options.symmetric),
-                           viewpoint=ViewpointSettings(azimuth_hypotheses=options.azimuth_hypotheses),
+                           viewpoint=ViewpointSettings(azimuth_hypotheses=options.azimuth_hypotheses,
+                                                       hypothesis_selection=options.hypothesis_selection),
                            shapedict=ShapeDictSettings(atoms_per_category=options.shapedict_atoms))
     return build_stage2(kind, category_names, settings)
 
@@ -135,6 +138,8 @@ class PretrainSettings:
             instances (:mod:`a3d_core.data.framing`), so the prior transfers to ``a3d finetune``;
             ``None``: the views as they are (Kato's framing, the paper's pretraining data).
         shapedict_atoms: K-means atoms per category of the ``shapedict`` kinds (0: every mask).
+        hypothesis_selection: ``render`` (all K hypotheses rendered, the silhouette that agrees
+            with the visible mask chosen) or ``scores`` (the estimator scores them; one rendered).
         flip: horizontal-flip augmentation, per object and epoch (:mod:`a3d_core.train.augment`);
             off in the paper.
         device: ``auto``, ``cpu`` or ``cuda[:N]`` (under ``torchrun``: one device per process).
@@ -156,6 +161,7 @@ class PretrainSettings:
     azimuth_hypotheses: int = 4
     framing: float | None = DEFAULT_CROP_SCALE
     shapedict_atoms: int = ShapeDictSettings.atoms_per_category
+    hypothesis_selection: str = "render"
     flip: bool = False
     device: str = "auto"
     resume: bool = False
@@ -254,7 +260,8 @@ def pretrain(settings: PretrainSettings, components: PretrainComponents | None =
         seed_everything(settings.train.seed)
         try:
             options = ModelOptions(image_size, settings.cross_view_weight if cross_view else 0.0, settings.template_level, settings.framing,
-                                   settings.symmetric, settings.azimuth_hypotheses, settings.shapedict_atoms)
+                                   settings.symmetric, settings.azimuth_hypotheses, settings.shapedict_atoms,
+                                   settings.hypothesis_selection)
             model = components.build_model(settings.model, category_names, options)
         except ValueError as error:
             raise InputError(f"--model {settings.model}: {error}") from None
