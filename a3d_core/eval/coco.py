@@ -357,6 +357,16 @@ class Accumulated:
     recall: torch.Tensor
 
 
+def _suffix_max(values: torch.Tensor) -> torch.Tensor:
+    """Running maximum from the right along the last dim (``flip.cummax.flip``, by doubling: a few
+    elementwise maxima, faster than ``cummax`` on CPU)."""
+    values, step = values.clone(), 1
+    while step < values.shape[-1]:
+        values[..., :-step] = torch.maximum(values[..., :-step], values[..., step:])
+        step *= 2
+    return values
+
+
 def accumulate(
     grouping: Grouping,
     gt: GroundTruthTable,
@@ -381,9 +391,6 @@ def accumulate(
     num_areas, num_thr = len(params.area_ranges), len(params.iou_thresholds)
     num_rec, num_max = len(params.recall_thresholds), len(params.max_detections)
     recall_thresholds = torch.tensor(params.recall_thresholds, dtype=torch.float64, device=device)
-    precision = torch.full((num_thr, num_rec, num_categories, num_areas, num_max), -1.0, dtype=torch.float64, device=device)
-    recall = torch.full((num_thr, num_categories, num_areas, num_max), -1.0, dtype=torch.float64, device=device)
-
     area_low = torch.tensor([r[0] for r in params.area_ranges], dtype=torch.float64, device=device)
     area_high = torch.tensor([r[1] for r in params.area_ranges], dtype=torch.float64, device=device)
     gt_counted = ~(gt.ignore.unsqueeze(0) | (gt.area.unsqueeze(0) < area_low.unsqueeze(1)) | (gt.area.unsqueeze(0) > area_high.unsqueeze(1)))
@@ -412,6 +419,11 @@ def accumulate(
     flags = flags.T.contiguous().index_select(0, order).T.contiguous()  # (2 cells, kept), columns in `order`
     ordered_rank, ordered_category = rank[order], category[order]
     bin_stride = num_rec + 1
+    # Precision is 0 (a category with ground truth) or -1 except in rows (cap, area, threshold,
+    # category) that have a true positive; recall is tp / npig (or -1).
+    blank = torch.where(valid, 0.0, -1.0).to(torch.float64).view(1, num_areas, 1, num_categories, 1)
+    precision = blank.expand(num_max, -1, num_thr, -1, num_rec).contiguous()  # (M, A, T, K, R), permuted at the end
+    recall = torch.zeros((num_max, num_areas, num_thr, num_categories), dtype=torch.float64, device=device)
 
     for m_index, max_det in enumerate(params.max_detections):
         columns = torch.nonzero(ordered_rank < max_det).flatten()  # the first m of each image, same order
@@ -421,36 +433,55 @@ def accumulate(
         for first, last in _budget_ranges(cat_count * cells, budget):
             low, high = int(cat_start[first]), int(cat_start[last - 1] + cat_count[last - 1])
             cats, count = categories[low:high] - first, last - first
-            steps = within[:, low:high].to(torch.float64)  # 0/1: float64 sums stay exact integers
-            starts = (cat_start[first:last][cat_count[first:last] > 0] - low)[1:]
-            before = steps.cumsum(-1)[:, starts - 1]  # everything before each category start
-            steps[:, starts] -= before.diff(dim=-1, prepend=torch.zeros_like(before[:, :1]))  # sums restart there
-            sums = steps.cumsum(-1)
-            tp, fp = sums[:cells], sums[cells:]
-            pr = tp / (fp + tp + _FLOAT_EPS)
-            reached = recall_bin[table_start[:, first + cats].unsqueeze(1) + tp.to(torch.int64).view(num_areas, num_thr, -1)]
-            where = (torch.arange(cells, device=device).view(num_areas, num_thr, 1) * count + cats) * bin_stride + reached
-            best = torch.zeros(cells * count * bin_stride, dtype=torch.float64, device=device)
-            best.scatter_reduce_(0, where.reshape(-1), pr.reshape(-1), "amax")
-            q = best.view(num_areas, num_thr, count, bin_stride)[..., 1:].flip(-1).cummax(-1).values.flip(-1)
-            end = (cat_start[first:last] + cat_count[first:last] - 1 - low).clamp(min=0)
-            final = tp[:, end] if high > low else torch.zeros((cells, count), dtype=torch.float64, device=device)
-            final = torch.where(cat_count[first:last] > 0, final, torch.zeros_like(final)).view(num_areas, num_thr, count)
-            chunk_valid = valid[:, first:last].unsqueeze(1)  # (A, 1, k)
-            rec = torch.where(chunk_valid, final / positives[:, first:last].unsqueeze(1), -1.0)
-            prec = torch.where(chunk_valid.unsqueeze(3), q, -1.0)
-            precision[:, :, first:last, :, m_index] = prec.permute(1, 3, 2, 0)
-            recall[:, first:last, :, m_index] = rec.permute(1, 2, 0)
+            fp_sum = within[cells:, low:high].cumsum(-1)  # (cells, n) int64; restarted per category below
+            start = cat_start[first:last] - low
+            fp_before = torch.where(start > 0, fp_sum[:, (start - 1).clamp(min=0)], 0) if high > low else fp_sum.new_zeros((cells, count))
+            cell, position = torch.nonzero(within[:cells, low:high]).unbind(1)  # true positives, by (cell, position)
+            group = cell * count + cats[position]  # (cell, category), non-decreasing
+            tp_count = torch.bincount(group, minlength=cells * count)
+            tp = torch.arange(len(group), device=device) - (torch.cumsum(tp_count, 0) - tp_count)[group] + 1
+            fp = fp_sum[cell, position] - fp_before[cell, cats[position]]
+            tp_float = tp.to(torch.float64)
+            pr = tp_float / (fp.to(torch.float64) + tp_float + _FLOAT_EPS)
+            reached = recall_bin[table_start[cell // num_thr, first + cats[position]] + tp]
+            rows = torch.nonzero(tp_count).flatten()  # (cell, category) rows with a true positive
+            compact = torch.cumsum(tp_count > 0, 0) - 1
+            best = torch.zeros(len(rows) * bin_stride, dtype=torch.float64, device=device)
+            best.scatter_reduce_(0, compact[group] * bin_stride + reached, pr, "amax")
+            precision_rows = (m_index * cells + rows // count) * num_categories + first + rows % count
+            precision.view(-1, num_rec)[precision_rows] = _suffix_max(best.view(len(rows), bin_stride)[:, 1:])
+            recall[m_index, :, :, first:last] = tp_count.view(num_areas, num_thr, count).to(torch.float64)
+    recall = torch.where(valid.view(1, num_areas, 1, -1), recall / positives.view(1, num_areas, 1, -1), -1.0)
+    precision, recall = precision.permute(2, 4, 3, 1, 0).contiguous(), recall.permute(2, 3, 1, 0).contiguous()
     return Accumulated(precision=precision, recall=recall)
 
 
-def _mean_valid(values: torch.Tensor, category_dim: int) -> torch.Tensor:
-    """Mean of the entries ``> -1`` per category (``-1`` when none): ``(K,)`` float64."""
-    values = values.movedim(category_dim, 0).reshape(values.shape[category_dim], -1)
-    valid = values > -1
-    count = valid.sum(1)
-    total = torch.where(valid, values, torch.zeros_like(values)).sum(1)
-    return torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, -1.0))
+def _stat_sums(accumulated: Accumulated, params: CocoParams) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per category, the sum and the number of the valid (``> -1``) entries each of the 12 stats
+    averages: two ``(K, 12)`` tensors, float64 and int64, in ``STAT_NAMES`` order."""
+    if not params.summary_ready:
+        raise ValueError("the 12 COCO stats need max_detections of 3 caps, all/small/medium/large and IoU 0.5, 0.75")
+    area = [params.area_labels.index(label) for label in ("all", "small", "medium", "large")]
+    top = len(params.max_detections) - 1
+    at_thresholds = [params.iou_thresholds.index(0.5), params.iou_thresholds.index(0.75)]
+    precision = accumulated.precision[..., top]  # (T, R, K, A)
+    recall = accumulated.recall  # (T, K, A, M)
+    sums, counts = [], []
+    for values, dims in ((precision, (0, 1)), (precision[at_thresholds][..., area[0]], (1,)), (recall, (0,))):
+        valid = values > -1
+        sums.append(torch.where(valid, values, torch.zeros_like(values)).sum(dims))
+        counts.append(valid.sum(dims))
+
+    def columns(per_area: torch.Tensor, per_threshold: torch.Tensor, per_cap: torch.Tensor) -> torch.Tensor:
+        ap = [per_area[:, area[0]], per_threshold[0], per_threshold[1], *(per_area[:, a] for a in area[1:])]
+        ar = [per_cap[:, area[0], 0], per_cap[:, area[0], 1], *(per_cap[:, a, top] for a in area)]
+        return torch.stack(ap + ar, dim=1)
+
+    return columns(*sums), columns(*counts)
+
+
+def _means(sums: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    return torch.where(counts > 0, sums / counts.clamp(min=1), torch.full_like(sums, -1.0))
 
 
 def summarize(accumulated: Accumulated, params: CocoParams, per_category: bool = False) -> torch.Tensor:
@@ -458,29 +489,8 @@ def summarize(accumulated: Accumulated, params: CocoParams, per_category: bool =
 
     Stats are in ``STAT_NAMES`` order; a stat with nothing to average is -1, as in pycocotools.
     """
-    if not params.summary_ready:
-        raise ValueError("the 12 COCO stats need max_detections of 3 caps, all/small/medium/large and IoU 0.5, 0.75")
-    precision, recall = accumulated.precision, accumulated.recall
-    area = {label: i for i, label in enumerate(params.area_labels)}
-    top = len(params.max_detections) - 1
-    t50 = params.iou_thresholds.index(0.5)
-    t75 = params.iou_thresholds.index(0.75)
-
-    def ap(area_label: str = "all", threshold: int | None = None) -> torch.Tensor:
-        s = precision[:, :, :, area[area_label], top]
-        s = s if threshold is None else s[threshold : threshold + 1]
-        return _mean_valid(s, 2) if per_category else _mean_valid(s.reshape(1, -1), 0)
-
-    def ar(max_index: int, area_label: str = "all") -> torch.Tensor:
-        s = recall[:, :, area[area_label], max_index]
-        return _mean_valid(s, 1) if per_category else _mean_valid(s.reshape(1, -1), 0)
-
-    values = (
-        ap(), ap(threshold=t50), ap(threshold=t75), ap("small"), ap("medium"), ap("large"),
-        ar(0), ar(1), ar(top), ar(top, "small"), ar(top, "medium"), ar(top, "large"),
-    )  # fmt: skip
-    stacked = torch.stack(values, dim=-1)
-    return stacked if per_category else stacked[0]
+    sums, counts = _stat_sums(accumulated, params)
+    return _means(sums, counts) if per_category else _means(sums.sum(0), counts.sum(0))
 
 
 @dataclass
