@@ -284,6 +284,35 @@ def _budget_ranges(weight: torch.Tensor, budget: int) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:]))
 
 
+def _equivalent_problems(
+    grouping: Grouping, gt_regular: torch.Tensor, pair_group: torch.Tensor, above: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each group, the first threshold and the first area range whose matching problem is the
+    same: ``(T, N)`` and ``(A, N)`` int64 (an index equal to its own position is solved, the
+    others copy it).
+
+    Thresholds passed by the same number of the group's candidate pairs pass the same pairs (the
+    sets are nested). Area ranges that split the group's ground truth into the same regular and
+    ignored ones match alike, and so do ranges where all of it is ignored and all is regular
+    (the preference order is the same).
+
+    Args:
+        gt_regular: ``(A, G rows)`` bool. pair_group: ``(P,)`` group of each candidate pair.
+        above: ``(T, P)`` bool, the pair's IoU clears the threshold.
+    """
+    device, num_groups = above.device, len(grouping.image)
+    passing = torch.zeros((len(above), num_groups), dtype=torch.int64, device=device).index_add_(1, pair_group, above.to(torch.int64))
+    same_threshold = (passing.unsqueeze(0) == passing.unsqueeze(1)).to(torch.int8).argmax(0)  # first equal
+    gt_group = torch.empty(gt_regular.shape[1], dtype=torch.int64, device=device)
+    gt_group[grouping.gt_rows] = torch.repeat_interleave(torch.arange(num_groups, device=device), grouping.gt_count)
+    regular_count = torch.zeros((len(gt_regular), num_groups), dtype=torch.int64, device=device).index_add_(1, gt_group, gt_regular.to(torch.int64))
+    split = gt_regular | (regular_count == 0)[:, gt_group]  # all ignored counts as all regular
+    differ = (split.unsqueeze(0) != split.unsqueeze(1)).to(torch.int64)  # (A, A, G)
+    mismatches = torch.zeros((len(split), len(split), num_groups), dtype=torch.int64, device=device).index_add_(2, gt_group, differ)
+    same_area = (mismatches == 0).to(torch.int8).argmax(0)
+    return same_threshold, same_area
+
+
 def match_all(
     grouping: Grouping,
     gt: GroundTruthTable,
@@ -311,13 +340,16 @@ def match_all(
     group, det_slot, gt_row, iou = group[candidate], det_slot[candidate], grouping.gt_rows[gt_slot[candidate]], pair_iou[candidate]
     above = iou.unsqueeze(0) >= capped.unsqueeze(1)  # (T, candidate pairs)
     slot_group = torch.repeat_interleave(torch.arange(num_groups, device=device), grouping.det_count)
+    same_threshold, same_area = _equivalent_problems(grouping, gt_regular, group, above)
     group_weight = torch.zeros(num_groups, dtype=torch.int64, device=device).index_add_(0, group, above.sum(0) * num_areas)
     for first_group, last_group in _budget_ranges(group_weight, budget):
         first, last = torch.searchsorted(group, torch.tensor([first_group, last_group], device=device)).tolist()
         threshold, pair = torch.nonzero(above[:, first:last]).unbind(1)  # threshold-major, pairs in order
         pair = pair + first
-        area = torch.arange(num_areas, device=device).repeat_interleave(len(pair))
-        threshold, pair = threshold.repeat(num_areas), pair.repeat(num_areas)
+        keep = same_threshold[threshold, group[pair]] == threshold
+        threshold, pair = threshold[keep], pair[keep]
+        area, element = torch.nonzero(same_area[:, group[pair]] == torch.arange(num_areas, device=device).unsqueeze(1)).unbind(1)
+        threshold, pair = threshold[element], pair[element]
         rows = gt_row[pair]
         candidates = Candidates(
             detection=(area * num_thr + threshold) * kept + det_slot[pair],  # sorted by (area, threshold, slot)
@@ -330,6 +362,8 @@ def match_all(
         )
         matched, chosen = solve(candidates, num_areas * num_thr)
         matched_gt.view(-1)[matched] = chosen
+    source = (same_area[:, slot_group].unsqueeze(1) * num_thr + same_threshold[:, slot_group].unsqueeze(0)) * kept
+    matched_gt = matched_gt.view(-1)[source + torch.arange(kept, device=device)]  # copy to the equivalent problems
 
     has_match = matched_gt >= 0
     if len(gt):
