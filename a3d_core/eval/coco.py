@@ -22,7 +22,9 @@ The protocol, step by step as ``COCOeval`` runs it (``evaluate``, ``evaluateImg`
 5. The 12 stats average the valid (``> -1``) entries.
 
 All IoUs and ratios are float64 computed with the same operations as pycocotools, so the stats
-agree with ``COCOeval.stats`` to rounding of the final means.
+agree with ``COCOeval.stats`` to rounding of the final means. Step 3 is solved for all problems at
+once in rounds (:mod:`a3d_core.eval.greedy`, :func:`match_all`), step 4 only at the true
+positives (:func:`accumulate`).
 """
 
 from __future__ import annotations
@@ -412,14 +414,17 @@ def accumulate(
 ) -> Accumulated:
     """``COCOeval.accumulate``: precision at the recall thresholds and final recall.
 
-    Each category's detections (the first ``m`` per image, by score) are one flat segment: true
-    and false positives are cumulated with one ``cumsum`` less each segment's start. pycocotools
-    reads the right-to-left running maximum of precision at the first detection whose recall
-    reaches each recall threshold; as recall only grows, that is the largest precision among the
-    detections whose recall reaches it, so each detection's precision goes into the bin of the
-    highest threshold its recall reaches (a scatter max) and a running maximum over the bins,
-    from the right, gives the same floats. Categories are processed in chunks of about ``budget``
-    (area range, threshold, detection) entries.
+    Each category's detections (the first ``m`` per image, by score) are one segment. pycocotools
+    reads, at each recall threshold, the right-to-left running maximum of precision at the first
+    detection whose recall reaches it. Recall only grows and precision only falls between two
+    true positives, so that is the largest precision among the *true positives* whose recall
+    reaches the threshold (0 when none does). So precision is computed at the true positives only
+    (``tp / (tp + fp + eps)``, the false positives before each from one ``cumsum``), goes into
+    the bin of the highest threshold its recall ``tp / npig`` reaches (a table holds the bin of
+    every possible ``tp``), and a scatter maximum per bin then a running maximum over the bins,
+    from the right, give the same floats, in the (cap, area, threshold, category) rows that have
+    a true positive; the others are 0, or -1 without ground truth. Categories are processed in
+    chunks of about ``budget`` (area range, threshold, detection) entries.
     """
     device = result.matched.device
     num_areas, num_thr = len(params.area_ranges), len(params.iou_thresholds)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 _REGULAR_BIT = 1 << 62  # above the bits of any float64 in [0, 1]
-_NONE = 1 << 62
+_NO_RANK = 1 << 62  # above any rank: "no taker yet", "no conflict"
 
 
 def preference_keys(iou: torch.Tensor, regular: torch.Tensor) -> torch.Tensor:
@@ -81,8 +81,8 @@ def solve(candidates: Candidates, num_instances: int) -> tuple[torch.Tensor, tor
     device = candidates.key.device
     num_slots, num_gt = len(candidates.slot_group), len(candidates.crowd)
     taken = torch.zeros(num_instances * num_gt, dtype=torch.bool, device=device)
-    first_taker = torch.full((num_instances * num_gt,), _NONE, dtype=torch.int64, device=device)
-    first_conflict = torch.full((num_instances * candidates.num_groups,), _NONE, dtype=torch.int64, device=device)
+    first_taker = torch.full((num_instances * num_gt,), _NO_RANK, dtype=torch.int64, device=device)
+    first_conflict = torch.full((num_instances * candidates.num_groups,), _NO_RANK, dtype=torch.int64, device=device)
     matched, chosen = [], []
     while candidates.key.numel():
         detections, inverse = torch.unique_consecutive(candidates.detection, return_inverse=True)
@@ -101,8 +101,8 @@ def solve(candidates: Candidates, num_instances: int) -> tuple[torch.Tensor, tor
         conflict = takes & (rank > first_taker[gt])
         first_conflict.scatter_reduce_(0, problem[conflict], rank[conflict], "amin")
         resolved = rank < first_conflict[problem]
-        first_taker[gt[takes]] = _NONE
-        first_conflict[problem[conflict]] = _NONE
+        first_taker[gt[takes]] = _NO_RANK
+        first_conflict[problem[conflict]] = _NO_RANK
         matched.append(detections[resolved])
         chosen.append(latest[resolved])
         taken[gt[resolved & takes]] = True
