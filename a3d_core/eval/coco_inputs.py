@@ -292,7 +292,8 @@ def _plain_columns(
     rles = []
     if need_masks:
         image_sizes = [[h, w] for h, w in zip(ground_truth.heights, ground_truth.widths)]
-        if sizes != [image_sizes[i] for i in images.tolist()]:
+        own_sizes = [image_sizes[i] for i in images.tolist()]
+        if sizes != own_sizes:
             return None
         kinds = set(map(type, counts))
         if kinds == {str}:
@@ -302,13 +303,16 @@ def _plain_columns(
                 return None
         elif kinds - {bytes}:
             return None
-        rles = [{"size": size, "counts": c} for size, c in zip(sizes, counts)]
+        rles = [{"size": size, "counts": c} for size, c in zip(own_sizes, counts)]
     return images, categories, score, boxes, rles
 
 
 def _indices(ids: list[int], known: list[int]) -> np.ndarray | None:
     """Positions of ``ids`` in the ascending ``known`` ids, ``None`` when one is unknown."""
-    ids_array, known_array = np.asarray(ids, dtype=np.int64), np.asarray(known, dtype=np.int64)
+    try:
+        ids_array, known_array = np.asarray(ids, dtype=np.int64), np.asarray(known, dtype=np.int64)
+    except OverflowError:
+        return None
     if not len(known_array):
         return None if len(ids_array) else np.zeros(0, np.int64)
     position = np.searchsorted(known_array, ids_array).clip(max=len(known_array) - 1)
