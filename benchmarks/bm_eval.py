@@ -10,7 +10,8 @@ Each tool does the same work from in-memory JSON: load ground truth and results,
 accumulate, summarize (printing suppressed). Every row also checks that a3d's 12 stats equal
 pycocotools' (max |difference|). ``--threads`` sets torch's CPU threads (default 1: fair against
 the single-threaded pycocotools, and fastest on a shared machine). Peak memory is the process's
-maximum resident set size.
+maximum resident set size, printed once the inputs exist and again at the end. Run from the
+checkout as ``PYTHONPATH=. python benchmarks/bm_eval.py`` so that its ``a3d_core`` is the one timed.
 """
 
 from __future__ import annotations
@@ -81,6 +82,11 @@ def timed(function: Callable[[dict, list], np.ndarray], ground_truth: dict, resu
         stats = function(gt_copy, results_copy)
         best = min(best, time.perf_counter() - start)
     return best, stats
+
+
+def peak_memory_gib() -> float:
+    """The process's maximum resident set size so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def faster_available() -> bool:
@@ -171,6 +177,7 @@ def main() -> None:
         gt, results = synthetic_coco(settings, seed=0)
         name = f"generated {images}x{detections}"
     print(f"generated {images} images x {detections} detections in {time.perf_counter() - start:.1f} s")
+    print(f"peak resident memory with the inputs alone: {peak_memory_gib():.2f} GiB")
     cases.append((name, gt, results, "segm"))
     cases.append((name, gt, with_boxes(results), "bbox"))
 
@@ -195,7 +202,7 @@ def main() -> None:
             f"{name:<22} {iou_type:<5} {py_time:>13.3f} {fast_text:>18} {a3d_time:>14.3f} "
             f"{py_time / a3d_time:>8.2f}x {ratio_fast:>9} {difference:>11.1e}"
         )
-    print(f"peak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
+    print(f"peak resident memory: {peak_memory_gib():.2f} GiB")
 
 
 if __name__ == "__main__":

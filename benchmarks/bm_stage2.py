@@ -1,6 +1,6 @@
 """Stage-2 network speed: one training step and one eval forward, per kind, same process.
 
-Run by hand: ``python benchmarks/bm_stage2.py [--batch 8] [--size 64] [--level 3] [--repeats 3]``.
+Run by hand: ``python benchmarks/bm_stage2.py [--batch 8] [--size 64] [--level 3] [--repeats 3] [--device cuda]``.
 The 2D baseline (no mesh, no renderer) is the reference beside the full A3D network; the
 difference is the price of the 3D branch (mostly pytorch3d's soft rasteriser). A3D with a single
 azimuth (the paper's camera) shows the training price of the default 4 azimuth hypotheses, which
@@ -30,11 +30,15 @@ def synthetic_batch(batch: int, size: int, categories: int) -> dict[str, torch.T
             "category": torch.arange(batch) % categories}
 
 
-def seconds(function, repeats: int) -> float:
+def seconds(function, repeats: int, device: str) -> float:
+    """Mean wall time of ``function`` after a warm-up; on CUDA the queued kernels are waited for."""
+    synchronize = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     function()  # warm-up
+    synchronize()
     start = time.perf_counter()
     for _ in range(repeats):
         function()
+    synchronize()
     return (time.perf_counter() - start) / repeats
 
 
@@ -71,8 +75,8 @@ def main() -> None:
             with torch.no_grad():
                 model(batch)
 
-        step = seconds(train_step, args.repeats)
-        forward = seconds(eval_forward, args.repeats)
+        step = seconds(train_step, args.repeats, args.device)
+        forward = seconds(eval_forward, args.repeats, args.device)
         parameters = sum(p.numel() for p in model.parameters())
         table.add_row(label, f"{parameters / 1e6:.1f} M", f"{step:.3f}", f"{args.batch / step:.1f}", f"{forward:.3f}")
     Console().print(table)

@@ -22,7 +22,9 @@ The protocol, step by step as ``COCOeval`` runs it (``evaluate``, ``evaluateImg`
 5. The 12 stats average the valid (``> -1``) entries.
 
 All IoUs and ratios are float64 computed with the same operations as pycocotools, so the stats
-agree with ``COCOeval.stats`` to rounding of the final means.
+agree with ``COCOeval.stats`` to rounding of the final means. Step 3 is solved for all problems at
+once in rounds (:mod:`a3d_core.eval.greedy`, :func:`match_all`), step 4 only at the true
+positives (:func:`accumulate`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from typing import Callable
 
 import numpy as np
 import torch
+
+from a3d_core.eval.greedy import Candidates, preference_keys, solve
 
 STAT_NAMES = (
     "AP", "AP50", "AP75", "APs", "APm", "APl",
@@ -153,15 +157,19 @@ class Grouping:
     pair_start: torch.Tensor
     num_pairs: int
 
-    def pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The flat pair layout as ``(detection rows (P,), ground-truth rows (P,))``."""
+    def pair_slots(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The flat pair layout as ``(group (P,), detection slot (P,), ground-truth slot (P,))``;
+        slots index ``det_rows`` and ``gt_rows``."""
         sizes = self.det_count * self.gt_count
         group = torch.repeat_interleave(torch.arange(len(sizes), device=sizes.device), sizes)
         local = torch.arange(self.num_pairs, device=sizes.device) - self.pair_start[group]
         columns = self.gt_count[group]
-        det = self.det_rows[self.det_start[group] + local // columns]
-        gt = self.gt_rows[self.gt_start[group] + local % columns]
-        return det, gt
+        return group, self.det_start[group] + local // columns, self.gt_start[group] + local % columns
+
+    def pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The flat pair layout as ``(detection rows (P,), ground-truth rows (P,))``."""
+        _, det_slot, gt_slot = self.pair_slots()
+        return self.det_rows[det_slot], self.gt_rows[gt_slot]
 
 
 PairIoU = Callable[[Grouping], torch.Tensor]
@@ -211,13 +219,6 @@ def group_instances(gt: GroundTruthTable, dt: DetectionTable, num_categories: in
     )
 
 
-def _last_argmax(values: torch.Tensor, allowed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Index of the LAST maximum of ``values`` over the allowed entries of the last dim, and whether any."""
-    scored = torch.where(allowed, values, torch.full_like(values, -torch.inf))
-    last = scored.shape[-1] - 1 - torch.argmax(scored.flip(-1), dim=-1)
-    return last, allowed.any(-1)
-
-
 def greedy_match(
     iou: torch.Tensor,
     gt_crowd: torch.Tensor,
@@ -237,22 +238,24 @@ def greedy_match(
         for none.
     """
     n, num_det, num_gt = iou.shape
-    num_areas = gt_ignored.shape[1]
-    capped = thresholds.clamp(max=1 - 1e-10).view(1, 1, -1, 1)
-    taken = torch.zeros((n, num_areas, len(thresholds), num_gt), dtype=torch.bool, device=iou.device)
-    matches = torch.full((n, num_areas, len(thresholds), num_det), -1, dtype=torch.int64, device=iou.device)
-    columns = torch.arange(num_gt, device=iou.device)
-    free_crowd = gt_crowd.view(n, 1, 1, num_gt)
-    ignored = gt_ignored.unsqueeze(2)
-    for d in range(num_det):
-        row = iou[:, d, :].view(n, 1, 1, num_gt)
-        candidate = (row >= capped) & (free_crowd | ~taken)
-        regular, has_regular = _last_argmax(row, candidate & ~ignored)
-        fallback, has_fallback = _last_argmax(row, candidate & ignored)
-        chosen = torch.where(has_regular, regular, torch.where(has_fallback, fallback, torch.full_like(regular, -1)))
-        matches[..., d] = chosen
-        taken |= columns == chosen.unsqueeze(-1)
-    return matches
+    num_areas, num_thr = gt_ignored.shape[1], len(thresholds)
+    capped = thresholds.clamp(max=1 - 1e-10).view(1, -1, 1, 1, 1)
+    above = (iou.view(1, 1, n, num_det, num_gt) >= capped).expand(num_areas, num_thr, n, num_det, num_gt)
+    area, threshold, group, det, gt = torch.nonzero(above).unbind(1)  # sorted by (area, threshold, group, det)
+    slots = torch.arange(n * num_det, device=iou.device)
+    candidates = Candidates(
+        detection=(area * num_thr + threshold) * (n * num_det) + group * num_det + det,
+        ground_truth=group * num_gt + gt,
+        key=preference_keys(iou[group, det, gt], ~gt_ignored[group, area, gt]),
+        slot_group=slots // num_det,
+        slot_rank=slots % num_det,
+        crowd=gt_crowd.reshape(-1),
+        num_groups=n,
+    )
+    matched, chosen = solve(candidates, num_areas * num_thr)
+    matches = torch.full((num_areas, num_thr, n, num_det), -1, dtype=torch.int64, device=iou.device)
+    matches.view(-1)[matched] = chosen % num_gt
+    return matches.permute(2, 0, 1, 3)
 
 
 @dataclass
@@ -271,22 +274,45 @@ class MatchResult:
     matched_gt: torch.Tensor
 
 
-def _chunks(det_count: torch.Tensor, gt_count: torch.Tensor, per_pair: int, budget: int) -> list[torch.Tensor]:
-    """Groups with both detections and ground truth, sorted by size and cut into chunks whose
-    padded ``groups x D x G x per_pair`` stays under ``budget`` (a single group may exceed it)."""
-    active = torch.nonzero((det_count > 0) & (gt_count > 0)).flatten()
-    dets, gts = det_count[active], gt_count[active]
-    order = torch.argsort(dets * (int(gts.max()) + 1 if len(gts) else 1) + gts)
-    active, dets, gts = active[order], dets[order].tolist(), gts[order].tolist()
-    chunks, start, widest_d, widest_g = [], 0, 0, 0
-    for i, (d, g) in enumerate(zip(dets, gts)):
-        widest_d, widest_g = max(widest_d, d), max(widest_g, g)
-        if i > start and (i + 1 - start) * widest_d * widest_g * per_pair > budget:
-            chunks.append(active[start:i])
-            start, widest_d, widest_g = i, d, g
-    if start < len(dets):
-        chunks.append(active[start:])
-    return chunks
+def _budget_ranges(weight: torch.Tensor, budget: int) -> list[tuple[int, int]]:
+    """Consecutive ranges ``[first, last)`` of items whose ``weight`` sums stay near ``budget``
+    (a single item may exceed it); every item is in one range."""
+    total = len(weight)
+    if total == 0:
+        return []
+    running = torch.cumsum(weight, 0)
+    cuts = torch.searchsorted(running, torch.arange(budget, max(int(running[-1]), budget), budget, device=weight.device), right=True)
+    edges = sorted({0, total, *cuts.clamp(max=total).tolist()})
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _equivalent_problems(
+    grouping: Grouping, gt_regular: torch.Tensor, pair_group: torch.Tensor, above: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each group, the first threshold and the first area range whose matching problem is the
+    same: ``(T, N)`` and ``(A, N)`` int64 (an index equal to its own position is solved, the
+    others copy it).
+
+    Thresholds passed by the same number of the group's candidate pairs pass the same pairs (the
+    sets are nested). Area ranges that split the group's ground truth into the same regular and
+    ignored ones match alike, and so do ranges where all of it is ignored and all is regular
+    (the preference order is the same).
+
+    Args:
+        gt_regular: ``(A, G rows)`` bool. pair_group: ``(P,)`` group of each candidate pair.
+        above: ``(T, P)`` bool, the pair's IoU clears the threshold.
+    """
+    device, num_groups = above.device, len(grouping.image)
+    passing = torch.zeros((len(above), num_groups), dtype=torch.int64, device=device).index_add_(1, pair_group, above.to(torch.int64))
+    same_threshold = (passing.unsqueeze(0) == passing.unsqueeze(1)).to(torch.int8).argmax(0)  # first equal
+    gt_group = torch.empty(gt_regular.shape[1], dtype=torch.int64, device=device)
+    gt_group[grouping.gt_rows] = torch.repeat_interleave(torch.arange(num_groups, device=device), grouping.gt_count)
+    regular_count = torch.zeros((len(gt_regular), num_groups), dtype=torch.int64, device=device).index_add_(1, gt_group, gt_regular.to(torch.int64))
+    split = gt_regular | (regular_count == 0)[:, gt_group]  # all ignored counts as all regular
+    differ = (split.unsqueeze(0) != split.unsqueeze(1)).to(torch.int64)  # (A, A, G)
+    mismatches = torch.zeros((len(split), len(split), num_groups), dtype=torch.int64, device=device).index_add_(2, gt_group, differ)
+    same_area = (mismatches == 0).to(torch.int8).argmax(0)
+    return same_threshold, same_area
 
 
 def match_all(
@@ -295,67 +321,57 @@ def match_all(
     dt: DetectionTable,
     pair_iou: torch.Tensor,
     params: CocoParams,
-    budget: int = 2**24,
+    budget: int = 2**22,
 ) -> MatchResult:
-    """Run :func:`greedy_match` over all groups, in chunks of similar size to bound memory.
+    """Greedy matching of every group, area range and threshold (:mod:`a3d_core.eval.greedy`).
 
-    ``budget`` caps ``groups x D x G x A x T`` per chunk (the size of the matching state).
+    Only pairs whose IoU clears a threshold are candidates there; they are solved in chunks of
+    whole groups holding about ``budget`` (pair, area range, threshold) candidates, to bound memory.
     """
     device = pair_iou.device
     area_low = torch.tensor([r[0] for r in params.area_ranges], dtype=torch.float64, device=device)
     area_high = torch.tensor([r[1] for r in params.area_ranges], dtype=torch.float64, device=device)
     gt_out = (gt.area.unsqueeze(0) < area_low.unsqueeze(1)) | (gt.area.unsqueeze(0) > area_high.unsqueeze(1))
-    gt_ignored = gt_out | gt.ignore.unsqueeze(0)  # (A, G rows)
-    thresholds = torch.tensor(params.iou_thresholds, dtype=torch.float64, device=device)
-    num_areas, num_thr, kept = len(params.area_ranges), len(thresholds), len(grouping.det_rows)
+    gt_regular = ~(gt_out | gt.ignore.unsqueeze(0))  # (A, G rows)
+    capped = torch.tensor(params.iou_thresholds, dtype=torch.float64, device=device).clamp(max=1 - 1e-10)
+    num_areas, num_thr, kept, num_groups = len(params.area_ranges), len(capped), len(grouping.det_rows), len(grouping.image)
     matched_gt = torch.full((num_areas, num_thr, kept), -1, dtype=torch.int64, device=device)
 
-    # Only detections with some IoU >= the lowest threshold can match; the others change no state,
-    # so each group's matching loop runs over its matchable detections alone (order kept).
-    det_group = torch.repeat_interleave(torch.arange(len(grouping.det_count), device=device), grouping.det_count)
-    pair_det, _ = grouping.pairs()
-    slot_of_row = torch.empty(len(dt), dtype=torch.int64, device=device)
-    slot_of_row[grouping.det_rows] = torch.arange(kept, device=device)
-    best = torch.full((kept,), -1.0, dtype=torch.float64, device=device).scatter_reduce(
-        0, slot_of_row[pair_det], pair_iou, reduce="amax", include_self=True
-    )
-    matchable = torch.nonzero(best >= thresholds.min().clamp(max=1 - 1e-10)).flatten()  # det slots, group order
-    match_group = det_group[matchable]
-    match_start, match_count = _segments(match_group, len(grouping.det_count))
-    match_rank = torch.arange(len(matchable), device=device) - match_start[match_group]
-    position = torch.full((len(grouping.det_count),), -1, dtype=torch.int64, device=device)
-
-    for groups in _chunks(match_count, grouping.gt_count, num_areas * num_thr, budget):
-        num_det = int(match_count[groups].max())
-        num_gt = int(grouping.gt_count[groups].max())
-        position[groups] = torch.arange(len(groups), device=device)
-        in_chunk = position[match_group] >= 0
-        slots = torch.full((len(groups), num_det), -1, dtype=torch.int64, device=device)  # (n, D) det slots
-        slots[position[match_group[in_chunk]], match_rank[in_chunk]] = matchable[in_chunk]
-        position[groups] = -1
-        det_valid = slots >= 0
-        d_local = grouping.det_rank[slots.clamp(min=0)]  # position within the group's kept detections
-        g_local = torch.arange(num_gt, device=device)
-        gt_valid = g_local.unsqueeze(0) < grouping.gt_count[groups].unsqueeze(1)  # (n, G)
-        gt_slot = (grouping.gt_start[groups].unsqueeze(1) + g_local).clamp(max=max(len(grouping.gt_rows) - 1, 0))
-        gt_row = grouping.gt_rows[gt_slot]
-        pair = (
-            grouping.pair_start[groups].view(-1, 1, 1)
-            + d_local.unsqueeze(2) * grouping.gt_count[groups].view(-1, 1, 1)
-            + g_local.view(1, 1, -1)
+    group, det_slot, gt_slot = grouping.pair_slots()
+    candidate = torch.nonzero(pair_iou >= capped.min()).flatten()
+    group, det_slot, gt_row, iou = group[candidate], det_slot[candidate], grouping.gt_rows[gt_slot[candidate]], pair_iou[candidate]
+    above = iou.unsqueeze(0) >= capped.unsqueeze(1)  # (T, candidate pairs)
+    slot_group = torch.repeat_interleave(torch.arange(num_groups, device=device), grouping.det_count)
+    same_threshold, same_area = _equivalent_problems(grouping, gt_regular, group, above)
+    group_weight = torch.zeros(num_groups, dtype=torch.int64, device=device).index_add_(0, group, above.sum(0) * num_areas)
+    for first_group, last_group in _budget_ranges(group_weight, budget):
+        first, last = torch.searchsorted(group, torch.tensor([first_group, last_group], device=device)).tolist()
+        threshold, pair = torch.nonzero(above[:, first:last]).unbind(1)  # threshold-major, pairs in order
+        pair = pair + first
+        keep = same_threshold[threshold, group[pair]] == threshold
+        threshold, pair = threshold[keep], pair[keep]
+        area, element = torch.nonzero(same_area[:, group[pair]] == torch.arange(num_areas, device=device).unsqueeze(1)).unbind(1)
+        threshold, pair = threshold[element], pair[element]
+        rows = gt_row[pair]
+        candidates = Candidates(
+            detection=(area * num_thr + threshold) * kept + det_slot[pair],  # sorted by (area, threshold, slot)
+            ground_truth=rows,  # within a group, rows are in annotation order
+            key=preference_keys(iou[pair], gt_regular[area, rows]),
+            slot_group=slot_group,
+            slot_rank=grouping.det_rank,
+            crowd=gt.crowd,
+            num_groups=num_groups,
         )
-        valid = det_valid.unsqueeze(2) & gt_valid.unsqueeze(1)
-        iou = torch.where(valid, pair_iou[pair.clamp(max=max(grouping.num_pairs - 1, 0))], torch.full_like(pair, -1, dtype=torch.float64))
-        ignored = gt_ignored[:, gt_row].permute(1, 0, 2)  # (n, A, G)
-        local = greedy_match(iou, gt.crowd[gt_row] & gt_valid, ignored, thresholds)
-        rows = torch.where(local >= 0, gt_row.unsqueeze(1).unsqueeze(1).expand(-1, num_areas, num_thr, -1).gather(3, local.clamp(min=0)), -1)
-        matched_gt[:, :, slots[det_valid]] = rows.permute(1, 2, 0, 3)[:, :, det_valid]
+        matched, chosen = solve(candidates, num_areas * num_thr)
+        matched_gt.view(-1)[matched] = chosen
+    source = (same_area[:, slot_group].unsqueeze(1) * num_thr + same_threshold[:, slot_group].unsqueeze(0)) * kept
+    matched_gt = matched_gt.view(-1)[source + torch.arange(kept, device=device)]  # copy to the equivalent problems
 
     has_match = matched_gt >= 0
     if len(gt):
         safe = matched_gt.clamp(min=0)
         matched = has_match & (gt.ids[safe] != 0)
-        ignored_gt = has_match & gt_ignored.gather(1, safe.reshape(num_areas, -1)).reshape(safe.shape)
+        ignored_gt = has_match & ~gt_regular.gather(1, safe.reshape(num_areas, -1)).reshape(safe.shape)
     else:
         matched, ignored_gt = has_match, has_match
     det_area = dt.area[grouping.det_rows]
@@ -377,6 +393,16 @@ class Accumulated:
     recall: torch.Tensor
 
 
+def _suffix_max(values: torch.Tensor) -> torch.Tensor:
+    """Running maximum from the right along the last dim (``flip.cummax.flip``, by doubling: a few
+    elementwise maxima, faster than ``cummax`` on CPU)."""
+    values, step = values.clone(), 1
+    while step < values.shape[-1]:
+        values[..., :-step] = torch.maximum(values[..., :-step], values[..., step:])
+        step *= 2
+    return values
+
+
 def accumulate(
     grouping: Grouping,
     gt: GroundTruthTable,
@@ -384,79 +410,117 @@ def accumulate(
     result: MatchResult,
     num_categories: int,
     params: CocoParams,
-    budget: int = 2**24,
+    budget: int = 2**22,
 ) -> Accumulated:
     """``COCOeval.accumulate``: precision at the recall thresholds and final recall.
 
-    Categories are processed in chunks whose padded ``(A, T, categories, detections)`` arrays
-    stay under ``budget`` elements.
+    Each category's detections (the first ``m`` per image, by score) are one segment. pycocotools
+    reads, at each recall threshold, the right-to-left running maximum of precision at the first
+    detection whose recall reaches it. Recall only grows and precision only falls between two
+    true positives, so that is the largest precision among the *true positives* whose recall
+    reaches the threshold (0 when none does). So precision is computed at the true positives only
+    (``tp / (tp + fp + eps)``, the false positives before each from one ``cumsum``), goes into
+    the bin of the highest threshold its recall ``tp / npig`` reaches (a table holds the bin of
+    every possible ``tp``), and a scatter maximum per bin then a running maximum over the bins,
+    from the right, give the same floats, in the (cap, area, threshold, category) rows that have
+    a true positive; the others are 0, or -1 without ground truth. Categories are processed in
+    chunks of about ``budget`` (area range, threshold, detection) entries.
     """
     device = result.matched.device
     num_areas, num_thr = len(params.area_ranges), len(params.iou_thresholds)
     num_rec, num_max = len(params.recall_thresholds), len(params.max_detections)
     recall_thresholds = torch.tensor(params.recall_thresholds, dtype=torch.float64, device=device)
-    precision = torch.full((num_thr, num_rec, num_categories, num_areas, num_max), -1.0, dtype=torch.float64, device=device)
-    recall = torch.full((num_thr, num_categories, num_areas, num_max), -1.0, dtype=torch.float64, device=device)
-
     area_low = torch.tensor([r[0] for r in params.area_ranges], dtype=torch.float64, device=device)
     area_high = torch.tensor([r[1] for r in params.area_ranges], dtype=torch.float64, device=device)
     gt_counted = ~(gt.ignore.unsqueeze(0) | (gt.area.unsqueeze(0) < area_low.unsqueeze(1)) | (gt.area.unsqueeze(0) > area_high.unsqueeze(1)))
     npig = torch.zeros((num_areas, num_categories), dtype=torch.float64, device=device)
     npig.index_add_(1, gt.category, gt_counted.to(torch.float64))
+    valid = npig > 0  # (A, K); the others stay -1
+    positives = torch.where(valid, npig, torch.ones_like(npig))
 
     rows = grouping.det_rows
     category, score, rank = dt.category[rows], dt.score[rows], grouping.det_rank
     order = torch.arange(len(rows), device=device)
     for key in (-score, category):  # category first, then score; ties keep (image, rank) order
         order = order[torch.sort(key[order], stable=True).indices]
-    true_pos = result.matched & ~result.ignored
-    false_pos = ~result.matched & ~result.ignored
+    # Recall is tp / npig with tp in 0..npig: the recall bin of every possible (area, category, tp)
+    # is looked up in a small table instead of searching each detection's recall.
+    table_size = torch.where(valid, npig.to(torch.int64) + 1, torch.ones_like(npig, dtype=torch.int64)).reshape(-1)
+    table_start = torch.cumsum(table_size, 0) - table_size
+    table_owner = torch.repeat_interleave(torch.arange(len(table_size), device=device), table_size)
+    table_tp = torch.arange(len(table_owner), device=device) - table_start[table_owner]
+    recall_bin = torch.searchsorted(recall_thresholds, table_tp / positives.reshape(-1)[table_owner], right=True)  # 0: below all
+    table_start = table_start.view(num_areas, num_categories)
+
+    cells = num_areas * num_thr  # rows (tp and fp per area range and threshold) over detection columns
+    counted = ~result.ignored.reshape(cells, -1)
+    flags = torch.cat([result.matched.reshape(cells, -1) & counted, ~result.matched.reshape(cells, -1) & counted])
+    flags = flags.T.contiguous().index_select(0, order).T.contiguous()  # (2 cells, kept), columns in `order`
+    ordered_rank, ordered_category = rank[order], category[order]
+    bin_stride = num_rec + 1
+    # Precision is 0 (a category with ground truth) or -1 except in rows (cap, area, threshold,
+    # category) that have a true positive; recall is tp / npig (or -1).
+    blank = torch.where(valid, 0.0, -1.0).to(torch.float64).view(1, num_areas, 1, num_categories, 1)
+    precision = blank.expand(num_max, -1, num_thr, -1, num_rec).contiguous()  # (M, A, T, K, R), permuted at the end
+    recall = torch.zeros((num_max, num_areas, num_thr, num_categories), dtype=torch.float64, device=device)
 
     for m_index, max_det in enumerate(params.max_detections):
-        chosen = order[rank[order] < max_det]
-        chosen_cat = category[chosen]
-        cat_start, cat_count = _segments(chosen_cat, num_categories)
-        column = torch.arange(len(chosen), device=device) - cat_start[chosen_cat]
-        longest = max(int(cat_count.max()) if num_categories else 0, 1)
-        per_category = num_areas * num_thr * longest
-        step = max(1, budget // per_category)
-        for first in range(0, num_categories, step):
-            last = min(first + step, num_categories)
-            in_chunk = (chosen_cat >= first) & (chosen_cat < last)
-            dets, cats, cols = chosen[in_chunk], chosen_cat[in_chunk] - first, column[in_chunk]
-            shape = (num_areas, num_thr, last - first, longest)
-            tp = torch.zeros(shape, dtype=torch.float64, device=device)
-            fp = torch.zeros(shape, dtype=torch.float64, device=device)
-            tp[:, :, cats, cols] = true_pos[:, :, dets].to(torch.float64)
-            fp[:, :, cats, cols] = false_pos[:, :, dets].to(torch.float64)
-            tp, fp = tp.cumsum(-1), fp.cumsum(-1)
-            count = cat_count[first:last].view(1, 1, -1, 1)
-            present = torch.arange(longest, device=device).view(1, 1, 1, -1) < count
-            positives = npig[:, first:last].view(num_areas, 1, -1, 1)
-            rc = torch.where(present, tp / positives, torch.full_like(tp, torch.inf))
-            pr = torch.where(present, tp / (fp + tp + _FLOAT_EPS), torch.zeros_like(tp))
-            envelope = pr.flip(-1).cummax(-1).values.flip(-1)
-            where = torch.searchsorted(rc.reshape(-1, longest), recall_thresholds.expand(rc.numel() // longest, -1).contiguous(), side="left")
-            where = where.view(num_areas, num_thr, last - first, num_rec)
-            q = envelope.gather(3, where.clamp(max=longest - 1))
-            q = torch.where(where < count, q, torch.zeros_like(q))
-            final_tp = tp.gather(3, (count - 1).clamp(min=0).expand(num_areas, num_thr, -1, 1)).squeeze(3)
-            final_tp = torch.where(count.squeeze(3) > 0, final_tp, torch.zeros_like(final_tp))
-            valid = npig[:, first:last] > 0  # (A, k)
-            rec = torch.where(valid.unsqueeze(1), final_tp / positives.squeeze(3), torch.full_like(final_tp, -1.0))
-            prec = torch.where(valid.view(num_areas, 1, -1, 1), q, torch.full_like(q, -1.0))
-            precision[:, :, first:last, :, m_index] = prec.permute(1, 3, 2, 0)
-            recall[:, first:last, :, m_index] = rec.permute(1, 2, 0)
+        columns = torch.nonzero(ordered_rank < max_det).flatten()  # the first m of each image, same order
+        within = flags if len(columns) == len(order) else flags.index_select(1, columns)
+        categories = ordered_category[columns]
+        cat_start, cat_count = _segments(categories, num_categories)
+        for first, last in _budget_ranges(cat_count * cells, budget):
+            low, high = int(cat_start[first]), int(cat_start[last - 1] + cat_count[last - 1])
+            cats, count = categories[low:high] - first, last - first
+            fp_sum = within[cells:, low:high].cumsum(-1)  # (cells, n) int64; restarted per category below
+            start = cat_start[first:last] - low
+            fp_before = torch.where(start > 0, fp_sum[:, (start - 1).clamp(min=0)], 0) if high > low else fp_sum.new_zeros((cells, count))
+            cell, position = torch.nonzero(within[:cells, low:high]).unbind(1)  # true positives, by (cell, position)
+            group = cell * count + cats[position]  # (cell, category), non-decreasing
+            tp_count = torch.bincount(group, minlength=cells * count)
+            tp = torch.arange(len(group), device=device) - (torch.cumsum(tp_count, 0) - tp_count)[group] + 1
+            fp = fp_sum[cell, position] - fp_before[cell, cats[position]]
+            tp_float = tp.to(torch.float64)
+            pr = tp_float / (fp.to(torch.float64) + tp_float + _FLOAT_EPS)
+            reached = recall_bin[table_start[cell // num_thr, first + cats[position]] + tp]
+            rows = torch.nonzero(tp_count).flatten()  # (cell, category) rows with a true positive
+            compact = torch.cumsum(tp_count > 0, 0) - 1
+            best = torch.zeros(len(rows) * bin_stride, dtype=torch.float64, device=device)
+            best.scatter_reduce_(0, compact[group] * bin_stride + reached, pr, "amax")
+            precision_rows = (m_index * cells + rows // count) * num_categories + first + rows % count
+            precision.view(-1, num_rec)[precision_rows] = _suffix_max(best.view(len(rows), bin_stride)[:, 1:])
+            recall[m_index, :, :, first:last] = tp_count.view(num_areas, num_thr, count).to(torch.float64)
+    recall = torch.where(valid.view(1, num_areas, 1, -1), recall / positives.view(1, num_areas, 1, -1), -1.0)
+    precision, recall = precision.permute(2, 4, 3, 1, 0).contiguous(), recall.permute(2, 3, 1, 0).contiguous()
     return Accumulated(precision=precision, recall=recall)
 
 
-def _mean_valid(values: torch.Tensor, category_dim: int) -> torch.Tensor:
-    """Mean of the entries ``> -1`` per category (``-1`` when none): ``(K,)`` float64."""
-    values = values.movedim(category_dim, 0).reshape(values.shape[category_dim], -1)
-    valid = values > -1
-    count = valid.sum(1)
-    total = torch.where(valid, values, torch.zeros_like(values)).sum(1)
-    return torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, -1.0))
+def _stat_sums(accumulated: Accumulated, params: CocoParams) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per category, the sum and the number of the valid (``> -1``) entries each of the 12 stats
+    averages: two ``(K, 12)`` tensors, float64 and int64, in ``STAT_NAMES`` order."""
+    if not params.summary_ready:
+        raise ValueError("the 12 COCO stats need max_detections of 3 caps, all/small/medium/large and IoU 0.5, 0.75")
+    area = [params.area_labels.index(label) for label in ("all", "small", "medium", "large")]
+    top = len(params.max_detections) - 1
+    at_thresholds = [params.iou_thresholds.index(0.5), params.iou_thresholds.index(0.75)]
+    precision = accumulated.precision[..., top]  # (T, R, K, A)
+    recall = accumulated.recall  # (T, K, A, M)
+    sums, counts = [], []
+    for values, dims in ((precision, (0, 1)), (precision[at_thresholds][..., area[0]], (1,)), (recall, (0,))):
+        valid = values > -1
+        sums.append(torch.where(valid, values, torch.zeros_like(values)).sum(dims))
+        counts.append(valid.sum(dims))
+
+    def columns(per_area: torch.Tensor, per_threshold: torch.Tensor, per_cap: torch.Tensor) -> torch.Tensor:
+        ap = [per_area[:, area[0]], per_threshold[0], per_threshold[1], *(per_area[:, a] for a in area[1:])]
+        ar = [per_cap[:, area[0], 0], per_cap[:, area[0], 1], *(per_cap[:, a, top] for a in area)]
+        return torch.stack(ap + ar, dim=1)
+
+    return columns(*sums), columns(*counts)
+
+
+def _means(sums: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    return torch.where(counts > 0, sums / counts.clamp(min=1), torch.full_like(sums, -1.0))
 
 
 def summarize(accumulated: Accumulated, params: CocoParams, per_category: bool = False) -> torch.Tensor:
@@ -464,29 +528,8 @@ def summarize(accumulated: Accumulated, params: CocoParams, per_category: bool =
 
     Stats are in ``STAT_NAMES`` order; a stat with nothing to average is -1, as in pycocotools.
     """
-    if not params.summary_ready:
-        raise ValueError("the 12 COCO stats need max_detections of 3 caps, all/small/medium/large and IoU 0.5, 0.75")
-    precision, recall = accumulated.precision, accumulated.recall
-    area = {label: i for i, label in enumerate(params.area_labels)}
-    top = len(params.max_detections) - 1
-    t50 = params.iou_thresholds.index(0.5)
-    t75 = params.iou_thresholds.index(0.75)
-
-    def ap(area_label: str = "all", threshold: int | None = None) -> torch.Tensor:
-        s = precision[:, :, :, area[area_label], top]
-        s = s if threshold is None else s[threshold : threshold + 1]
-        return _mean_valid(s, 2) if per_category else _mean_valid(s.reshape(1, -1), 0)
-
-    def ar(max_index: int, area_label: str = "all") -> torch.Tensor:
-        s = recall[:, :, area[area_label], max_index]
-        return _mean_valid(s, 1) if per_category else _mean_valid(s.reshape(1, -1), 0)
-
-    values = (
-        ap(), ap(threshold=t50), ap(threshold=t75), ap("small"), ap("medium"), ap("large"),
-        ar(0), ar(1), ar(top), ar(top, "small"), ar(top, "medium"), ar(top, "large"),
-    )  # fmt: skip
-    stacked = torch.stack(values, dim=-1)
-    return stacked if per_category else stacked[0]
+    sums, counts = _stat_sums(accumulated, params)
+    return _means(sums, counts) if per_category else _means(sums.sum(0), counts.sum(0))
 
 
 @dataclass

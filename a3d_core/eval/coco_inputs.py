@@ -20,12 +20,14 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
 import torch
+from pycocotools import mask as mask_utils
 
 from a3d_core.errors import InputError
 from a3d_core.eval.coco import CocoEvaluation, CocoParams, DetectionTable, GroundTruthTable, Grouping, evaluate_tables
 from a3d_core.eval.iou import box_iou, iou_from_counts
-from a3d_core.eval.masks import rle_areas, rle_boxes, to_rle
+from a3d_core.eval.masks import compressed_counts_problem, rle_areas, rle_boxes, to_rle
 from a3d_core.eval.runs import CountsError, RunTable, parse_runs, run_intersections
 
 IOU_TYPES = ("segm", "bbox")
@@ -202,10 +204,40 @@ def load_detections(
     """
     if not isinstance(results, (list, tuple)):
         raise InputError(f"{source}: expected a list of results, got {type(results).__name__}")
-    image_index = {image_id: i for i, image_id in enumerate(ground_truth.image_ids)}
-    category_index = {category_id: k for k, category_id in enumerate(ground_truth.category_ids)}
     box_areas = bool(results) and isinstance(results[0], Mapping) and bool(results[0].get("bbox"))
 
+    need_masks = with_masks or not box_areas
+    columns = _plain_columns(results, ground_truth, box_areas, need_masks, mask_key)
+    if columns is None:
+        columns = _checked_columns(results, ground_truth, box_areas, with_masks, mask_key, source)
+    images, categories, scores, boxes, rles = columns
+
+    if box_areas:
+        box_tensor = torch.as_tensor(np.asarray(boxes, dtype=np.float64)).reshape(-1, 4)
+        area = box_tensor[:, 2] * box_tensor[:, 3]
+    else:
+        box_tensor = torch.from_numpy(rle_boxes(rles))
+        given = [i for i, b in enumerate(boxes) if b is not None]
+        if given:
+            box_tensor[given] = torch.tensor([boxes[i] for i in given], dtype=torch.float64)
+        area = torch.from_numpy(rle_areas(rles))
+    table = DetectionTable(
+        image=torch.as_tensor(np.asarray(images, dtype=np.int64)),
+        category=torch.as_tensor(np.asarray(categories, dtype=np.int64)),
+        score=torch.as_tensor(np.asarray(scores, dtype=np.float64)),
+        area=area,
+        ids=torch.arange(1, len(results) + 1, dtype=torch.int64),
+    )
+    return CocoDetections(table=table, boxes=box_tensor, rles=rles if with_masks else None, source=source, mask_key=mask_key)
+
+
+def _checked_columns(
+    results: Sequence[Any], ground_truth: CocoGroundTruth, box_areas: bool, with_masks: bool, mask_key: str, source: str
+) -> tuple[list, list, list, list, list]:
+    """Image and category indices, scores, boxes (``None`` where absent) and RLEs of a results
+    list, entry by entry; the first bad entry raises :class:`InputError` naming it."""
+    image_index = {image_id: i for i, image_id in enumerate(ground_truth.image_ids)}
+    category_index = {category_id: k for k, category_id in enumerate(ground_truth.category_ids)}
     images, categories, scores, boxes, rles = [], [], [], [], []
     for position, result in enumerate(results):
         what = f"{source} entry {position}"
@@ -241,24 +273,80 @@ def load_detections(
             except ValueError as error:
                 raise InputError(f"{what}: bad {mask_key!r} ({error})") from None
         boxes.append(box)
+    return images, categories, scores, boxes, rles
 
+
+def _plain_columns(
+    results: Sequence[Any], ground_truth: CocoGroundTruth, box_areas: bool, need_masks: bool, mask_key: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any, list] | None:
+    """What :func:`_checked_columns` returns, read column by column when every entry is plain:
+    a dict with int ids of the dataset, int or float finite scores, ``[x, y, w, h]`` lists of
+    finite numbers (when boxes decide areas, else no entry has a box) and compressed RLE dicts
+    of their image's size. ``None`` when any entry is not (the checked reading then names it)."""
+    count = len(results)
+    try:
+        if not set(map(type, results)) <= {dict}:
+            return None
+        image_ids = [r["image_id"] for r in results]
+        category_ids = [r["category_id"] for r in results]
+        scores = [r["score"] for r in results]
+        boxes = [r["bbox"] for r in results] if box_areas else None
+        segmentations = [r[mask_key] for r in results] if need_masks else []
+        if not set(map(type, image_ids + category_ids)) <= {int} or not set(map(type, scores)) <= {int, float}:
+            return None
+        if not set(map(type, segmentations)) <= {dict}:
+            return None
+        sizes, counts = [m["size"] for m in segmentations], [m["counts"] for m in segmentations]
+    except KeyError:
+        return None
+    images = _indices(image_ids, ground_truth.image_ids)
+    categories = _indices(category_ids, ground_truth.category_ids)
+    score = np.asarray(scores, dtype=np.float64)
+    if images is None or categories is None or not np.isfinite(score).all():
+        return None
     if box_areas:
-        box_tensor = torch.tensor(boxes, dtype=torch.float64).reshape(-1, 4)
-        area = box_tensor[:, 2] * box_tensor[:, 3]
+        if not set(map(type, boxes)) <= {list}:
+            return None
+        try:
+            boxes = np.asarray(boxes, dtype=np.float64)
+        except (TypeError, ValueError):
+            return None
+        if boxes.shape != (count, 4) or not np.isfinite(boxes).all():
+            return None
+    elif any("bbox" in r for r in results):
+        return None
     else:
-        box_tensor = torch.from_numpy(rle_boxes(rles))
-        given = [i for i, b in enumerate(boxes) if b is not None]
-        if given:
-            box_tensor[given] = torch.tensor([boxes[i] for i in given], dtype=torch.float64)
-        area = torch.from_numpy(rle_areas(rles))
-    table = DetectionTable(
-        image=torch.tensor(images, dtype=torch.int64),
-        category=torch.tensor(categories, dtype=torch.int64),
-        score=torch.tensor(scores, dtype=torch.float64),
-        area=area,
-        ids=torch.arange(1, len(results) + 1, dtype=torch.int64),
-    )
-    return CocoDetections(table=table, boxes=box_tensor, rles=rles if with_masks else None, source=source, mask_key=mask_key)
+        boxes = [None] * count
+    rles = []
+    if need_masks:
+        image_sizes = [[h, w] for h, w in zip(ground_truth.heights, ground_truth.widths)]
+        own_sizes = [image_sizes[i] for i in images.tolist()]
+        if sizes != own_sizes:
+            return None
+        kinds = set(map(type, counts))
+        if kinds == {str}:
+            try:
+                counts = [c.encode("ascii") for c in counts]
+            except UnicodeEncodeError:
+                return None
+        elif kinds - {bytes}:
+            return None
+        if any(map(compressed_counts_problem, counts)):
+            return None  # a malformed string: the checked reading names its entry
+        rles = [{"size": size, "counts": c} for size, c in zip(own_sizes, counts)]
+    return images, categories, score, boxes, rles
+
+
+def _indices(ids: list[int], known: list[int]) -> np.ndarray | None:
+    """Positions of ``ids`` in the ascending ``known`` ids, ``None`` when one is unknown."""
+    try:
+        ids_array, known_array = np.asarray(ids, dtype=np.int64), np.asarray(known, dtype=np.int64)
+    except OverflowError:
+        return None
+    if not len(known_array):
+        return None if len(ids_array) else np.zeros(0, np.int64)
+    position = np.searchsorted(known_array, ids_array).clip(max=len(known_array) - 1)
+    return position if (known_array[position] == ids_array).all() else None
 
 
 class BoxPairIoU:
@@ -276,12 +364,14 @@ class BoxPairIoU:
 class MaskPairIoU:
     """Mask IoU of every pair of a grouping, equal to ``pycocotools.mask.iou`` on the RLEs.
 
-    Only pairs whose boxes overlap are computed (the others have IoU 0). Their masks are parsed
-    into foreground runs (:mod:`a3d_core.eval.runs`) and intersected on ``device``. Work goes in
-    batches of consecutive images holding at most ``pairs_per_batch`` overlapping pairs, so memory stays
-    bounded whatever the number of images: a batch's run tables are freed before the next.
-    A malformed counts string raises :class:`InputError` worded by ``describe_detection(row)``
-    or ``describe_gt(row)``.
+    On the CPU each (image, category) block is ``pycocotools.mask.iou`` itself (C, ``rleIou``,
+    one call per block). Elsewhere (``runs=True`` forces it on the CPU too), only pairs whose
+    boxes overlap are computed (the others have IoU 0): their masks are parsed into foreground
+    runs (:mod:`a3d_core.eval.runs`) and intersected on ``device``, in batches of consecutive
+    images holding at most ``pairs_per_batch`` overlapping pairs, so memory stays bounded whatever
+    the number of images: a batch's run tables are freed before the next. Both give the same
+    floats. A malformed counts string raises :class:`InputError` worded by ``describe_detection(row)``
+    or ``describe_gt(row)`` (the loaders check counts already; this guards other callers' RLEs).
     """
 
     def __init__(
@@ -291,6 +381,7 @@ class MaskPairIoU:
         gt_crowd: torch.Tensor,
         device: torch.device | str = "cpu",
         pairs_per_batch: int = 4_000,
+        runs: bool | None = None,
         describe_detection: Callable[[int], str] = lambda row: f"detection {row}",
         describe_gt: Callable[[int], str] = lambda row: f"ground truth {row}",
     ) -> None:
@@ -300,6 +391,7 @@ class MaskPairIoU:
         self.device = torch.device(device)
         self.gt_crowd = gt_crowd.to(self.device)
         self.pairs_per_batch = pairs_per_batch
+        self.runs = self.device.type != "cpu" if runs is None else runs
         self.describe_detection, self.describe_gt = describe_detection, describe_gt
 
     def _batches(self, pair_image: torch.Tensor) -> list[tuple[int, int]]:
@@ -315,6 +407,23 @@ class MaskPairIoU:
         return list(zip(edges[:-1], edges[1:]))
 
     def __call__(self, grouping: Grouping) -> torch.Tensor:
+        return self._by_runs(grouping) if self.runs else self._by_block(grouping)
+
+    def _by_block(self, grouping: Grouping) -> torch.Tensor:
+        """``pycocotools.mask.iou`` per (image, category) block, in the pair layout (row-major)."""
+        det_rows, gt_rows, crowd = grouping.det_rows.tolist(), grouping.gt_rows.tolist(), self.gt_crowd.tolist()
+        blocks = []
+        for det_start, det_count, gt_start, gt_count in zip(
+            grouping.det_start.tolist(), grouping.det_count.tolist(), grouping.gt_start.tolist(), grouping.gt_count.tolist()
+        ):
+            if det_count and gt_count:
+                gts = gt_rows[gt_start : gt_start + gt_count]
+                detections = [self.detection_rles[r] for r in det_rows[det_start : det_start + det_count]]
+                blocks.append(np.asarray(mask_utils.iou(detections, [self.gt_rles[r] for r in gts], [crowd[r] for r in gts])).reshape(-1))
+        return torch.from_numpy(np.concatenate(blocks) if blocks else np.zeros(0, np.float64)).to(self.device)
+
+    def _by_runs(self, grouping: Grouping) -> torch.Tensor:
+        """Run intersections of the box-overlapping pairs, in batches of whole images."""
         det_box = torch.from_numpy(rle_boxes(self.detection_rles)).to(self.device)
         gt_box = torch.from_numpy(rle_boxes(self.gt_rles)).to(self.device)
         det, gt = grouping.pairs()

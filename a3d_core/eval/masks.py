@@ -46,11 +46,20 @@ def to_rle(segmentation: Any, height: int, width: int) -> dict[str, Any]:
         counts = counts.encode("ascii")
     if not isinstance(counts, bytes):
         raise ValueError(f"RLE counts of type {type(counts).__name__}")
-    if counts.translate(None, _COMPRESSED_ALPHABET):
-        raise ValueError(_OUTSIDE_ALPHABET)
-    if counts and (counts[-1] - 48) & 0x20:
-        raise ValueError("RLE counts string ends inside a number (truncated?)")
+    problem = compressed_counts_problem(counts)
+    if problem:
+        raise ValueError(problem)
     return {"size": [height, width], "counts": counts}
+
+
+def compressed_counts_problem(counts: bytes) -> str | None:
+    """What is wrong with a compressed counts string, or ``None``: characters outside the
+    alphabet, or an end inside a number (pycocotools would decode either into garbage)."""
+    if counts.translate(None, _COMPRESSED_ALPHABET):
+        return _OUTSIDE_ALPHABET
+    if counts and (counts[-1] - 48) & 0x20:
+        return "RLE counts string ends inside a number (truncated?)"
+    return None
 
 
 _COMPRESSED_ALPHABET = bytes(range(48, 48 + 64))

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import default_collate
 
 from a3d_core.train.distributed import ShardedBatches, all_reduce_mean, init_distributed, shutdown_distributed, wrap_model
-from a3d_core.train.loop import TrainSettings, train
+from a3d_core.train.loop import TrainSettings, move_to_device, train
 from tests.train.toys import ToyAmodalDataset, ToyAmodalModel
 
 GLOBAL_BATCH = 4
@@ -31,16 +31,18 @@ def first_step_gradients(model: torch.nn.Module, batch: dict) -> tuple[float, di
     return total.detach(), {name.removeprefix("module."): parameter.grad.clone() for name, parameter in model.named_parameters()}
 
 
-def run_worker(rank: int, world_size: int, port: int, results: str) -> None:
-    """Join a gloo group as ``torchrun`` would, take one gradient, then train a short run."""
+def run_worker(rank: int, world_size: int, port: int, results: str, device: str = "cpu") -> None:
+    """Join a process group as ``torchrun`` would (gloo on ``cpu``, NCCL on ``cuda``), take one
+    gradient, then train a short run."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    context = init_distributed("cpu")
+    context = init_distributed(device)
     try:
         dataset = ToyAmodalDataset()
         local_indices = next(ShardedBatches(len(dataset), GLOBAL_BATCH, context, seed=0).epoch(0))
         model = toy_model()
-        loss, gradients = first_step_gradients(wrap_model(model, context), default_collate([dataset[i] for i in local_indices]))
+        batch = move_to_device(default_collate([dataset[i] for i in local_indices]), context.device)
+        loss, gradients = first_step_gradients(wrap_model(model, context), batch)
         torch.save(
             {"indices": local_indices, "loss": all_reduce_mean(loss, context), "gradients": gradients},
             Path(results) / f"gradients-{rank}.pt",
