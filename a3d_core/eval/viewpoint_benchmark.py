@@ -435,6 +435,7 @@ def run_viewpoint_benchmark(settings: BenchmarkSettings, log: Log = print, comma
                                "protocol": manifest["viewpoint_protocol"], "categories": category_names, "models": {},
                                "splits": {}, "differences": {}, "diagnostics": {}}
     tables: dict[str, dict[str, InstanceTable]] = {}
+    loaded: dict[str, Any] = {}
     for spec in settings.specs:
         run = out / "runs" / spec.slug
         record = {"name": spec.name, "kind": spec.kind, "instances": 0, "seconds": 0.0, "steps": 0}
@@ -444,6 +445,7 @@ def run_viewpoint_benchmark(settings: BenchmarkSettings, log: Log = print, comma
         device = resolve_device(settings.device)
         if model is not None:
             model.to(device)
+        loaded[spec.name] = model
         record.update(description=spec.description,
                       parameters=model.active_parameter_count() if model is not None and spec.trained else 0)
         log(f"evaluate {spec.name}")
@@ -468,6 +470,9 @@ def run_viewpoint_benchmark(settings: BenchmarkSettings, log: Log = print, comma
                                    for metric, field_name in (("miou", "iou"), ("hidden_miou", "hidden_iou"))}
                            for split in test_splits}
                 for opponent in baselines}
+    if results.get("best_baseline") and MAIN_MODEL in loaded:
+        shown = {name: loaded[name] for name in (results["best_baseline"], MAIN_MODEL)}
+        atomic_write_bytes(out / "examples.png", example_figure(data, shown, [s for s in test_splits if s != "test"], device))
     results["seconds"] = time.perf_counter() - started
     results["load_average"] = {"start": load_before, "end": os.getloadavg()}
     atomic_write_json(out / "results.json", results, indent=1)
@@ -580,6 +585,10 @@ def report_markdown(results: dict[str, Any]) -> str:
             lines.append(f"| {category} | " + " | ".join("-" if c is None else f"{c['value']:.1f}" for c in cells) + " |")
         lines.append("")
     lines += ["## What the table shows", "", *what_it_shows(results), "",
+              "![examples](examples.png)", "",
+              f"Above: the most occluded held-out instances ({EXAMPLES_PER_SPLIT} categories a split), completed by the best "
+              "baseline and by A3D; each row: the input, the visible mask, the predicted amodal mask with its completed "
+              "part in orange, the ground truth.", "",
               "Plots: " + ", ".join(f"[{p}]({p})" for p in plot_names(results)), ""]
     return "\n".join(lines)
 
@@ -599,6 +608,46 @@ def what_it_shows(results: dict[str, Any]) -> list[str]:
                              f"{row['reuse_input_mask']['value']:.1f} for reusing the input view's mask: the mesh is "
                              f"{_verdict(row['difference'])}.")
     return sentences
+
+
+EXAMPLES_PER_SPLIT = 2
+EXAMPLE_MIN_OCCLUSION = 0.4
+
+
+def example_figure(data: Path, models: dict[str, Any], splits: Sequence[str], device: torch.device) -> bytes:
+    """Panels (input | visible | predicted amodal, its completed part in orange | ground truth), one
+    row per model, for the most occluded instance of the first categories of each held-out split."""
+    import imageio.v3 as iio
+
+    from a3d_core.io.panels import figure_of_rows, instance_row
+
+    rows = []
+    for split in splits:
+        dataset = open_split(data, split)
+        rates = np.asarray([float(dataset[i]["occlusion_rate"]) for i in range(len(dataset))])
+        picks, categories = [], set()
+        for i in np.argsort(-rates, kind="stable"):
+            category = int(dataset.category_index[i])
+            if category not in categories and rates[i] >= EXAMPLE_MIN_OCCLUSION:
+                picks.append(int(i))
+                categories.add(category)
+            if len(picks) == EXAMPLES_PER_SPLIT:
+                break
+        if not picks:
+            continue
+        items = [dataset[i] for i in picks]
+        batch = {key: torch.stack([item[key] for item in items]).to(device) for key in ("rgb", "visible", "amodal")}
+        for k, item in enumerate(items):
+            pixels = (item["rgb"].permute(1, 2, 0) * 255).round().byte().numpy()
+            name = dataset.categories[int(dataset.category_index[picks[k]])]
+            for model_name, model in models.items():
+                with torch.no_grad():
+                    predicted = model.eval()({key: value[k : k + 1] for key, value in batch.items()})["amodal_mask"][0].cpu().numpy()
+                rows.append(instance_row(pixels, item["visible"][0].numpy(), predicted, item["amodal"][0].numpy(),
+                                         f"{split} {name}: {model_name}"))
+    if not rows:
+        return iio.imwrite("<bytes>", np.zeros((8, 8, 3), np.uint8), extension=".png")
+    return iio.imwrite("<bytes>", figure_of_rows(rows, ground_truth=True), extension=".png")
 
 
 def plot_names(results: dict[str, Any]) -> list[str]:
