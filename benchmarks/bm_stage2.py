@@ -4,7 +4,8 @@ Run by hand: ``python benchmarks/bm_stage2.py [--batch 8] [--size 64] [--level 3
 The 2D baseline (no mesh, no renderer) is the reference beside the full A3D network; the
 difference is the price of the 3D branch (mostly pytorch3d's soft rasteriser). A3D with a single
 azimuth (the paper's camera) shows the training price of the default 4 azimuth hypotheses, which
-render every shape 4 times.
+render every shape 4 times; with scored hypotheses (``--hypothesis-selection scores``) the eval
+forward renders one.
 """
 
 from __future__ import annotations
@@ -56,10 +57,12 @@ def main() -> None:
                         f"{torch.get_num_threads()} threads")
     for column in ("kind", "parameters", "train step (s)", "instances / s (train)", "eval forward (s)"):
         table.add_column(column, justify="right")
-    variants = [("2d", "2d", 4), ("a3d-no-refine", "a3d-no-refine", 4), ("a3d, 1 azimuth", "a3d", 1), ("a3d", "a3d", 4)]
-    for label, kind, hypotheses in variants:
+    variants = [("2d", "2d", 4, "render"), ("a3d-no-refine", "a3d-no-refine", 4, "render"), ("a3d, 1 azimuth", "a3d", 1, "render"),
+                ("a3d", "a3d", 4, "render"), ("a3d, 4 scored hypotheses", "a3d", 4, "scores")]
+    for label, kind, hypotheses, selection in variants:
         torch.manual_seed(0)
-        settings = ASMSettings(image_size=args.size, template_level=args.level, viewpoint=ViewpointSettings(azimuth_hypotheses=hypotheses))
+        viewpoint = ViewpointSettings(azimuth_hypotheses=hypotheses, hypothesis_selection=selection)
+        settings = ASMSettings(image_size=args.size, template_level=args.level, viewpoint=viewpoint)
         model = build_stage2(kind, names, settings).to(args.device)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
