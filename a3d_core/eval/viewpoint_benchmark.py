@@ -118,6 +118,7 @@ class ModelSpec:
     trained: bool = True
     cross_view: bool = False
     azimuth_hypotheses: int = 4
+    hypothesis_selection: str = "render"
 
     @property
     def slug(self) -> str:
@@ -140,6 +141,8 @@ MODELS = (
     ModelSpec("A3D, 1 camera", "a3d", "mesh + viewpoint + renderer + refine, the paper's single camera, symmetric meshes, cross-view",
               cross_view=True, azimuth_hypotheses=1),
     ModelSpec("A3D", "a3d", "a3d's defaults: 4 azimuth hypotheses, symmetric meshes, cross-view", cross_view=True),
+    ModelSpec("A3D, scored", "a3d", "A3D whose viewpoint estimator scores its 4 hypotheses; one rendered in evaluation",
+              cross_view=True, hypothesis_selection="scores"),
 )
 BASELINES = ("retrieval", "ShapeDict", "2D", "U-Net")
 """The 2D baselines, of which the best on val is A3D's opponent."""
@@ -218,6 +221,7 @@ def train_model(spec: ModelSpec, scale: BenchmarkScale, data: Path, run: Path, s
                                    progress=False, tensorboard=False)
     settings = PretrainSettings(data=data, out=run, model=spec.kind, train=train_settings, cross_view=spec.cross_view,
                                 template_level=scale.template_level, azimuth_hypotheses=spec.azimuth_hypotheses,
+                                hypothesis_selection=spec.hypothesis_selection,
                                 shapedict_atoms=scale.atoms_per_category, flip=True, device=device,
                                 resume=(run / "last.pt").is_file(), val_instances=scale.val_instances, evaluate_tests=False)
     log(f"train {spec.name}: {steps} steps of {scale.batch_size}{' x 2 views' if spec.cross_view else ''}")
@@ -464,7 +468,7 @@ def run_viewpoint_benchmark(settings: BenchmarkSettings, log: Log = print, comma
     if baselines:
         best = max(baselines, key=lambda name: results["models"][name]["val"]["miou"]["value"])
         results["best_baseline"] = best
-        for name in (m for m in (MAIN_MODEL, "A3D, 1 camera") if m in tables):
+        for name in (spec.name for spec in settings.specs if spec.is_3d):
             results["differences"][name] = {
                 opponent: {split: {metric: _difference(tables[name][split], tables[opponent][split], field_name, scale.resamples, settings.seed)
                                    for metric, field_name in (("miou", "iou"), ("hidden_miou", "hidden_iou"))}
