@@ -65,7 +65,9 @@ class Prefixed:
         self.reporter.end()
 
 
-def stage_callback(reporter: ProgressReporter, phases: Mapping[str, tuple[str, str]]) -> Callable[[str, int, int], None]:
+def stage_callback(
+    reporter: ProgressReporter, phases: Mapping[str, tuple[str, str]]
+) -> Callable[[str, int, int], None]:
     """A ``progress(stage, done, total)`` callback (the prepare functions' kind) that reports each new
     stage as its own phase; ``phases`` maps a stage to its phase name and unit (unlisted: the stage's
     own name, in steps). The caller ends the last phase."""

@@ -56,7 +56,10 @@ def grid_3x3():
     faces = []
     for j in range(2):
         for i in range(2):
-            faces += [[index(i, j), index(i + 1, j), index(i + 1, j + 1)], [index(i, j), index(i + 1, j + 1), index(i, j + 1)]]
+            faces += [
+                [index(i, j), index(i + 1, j), index(i + 1, j + 1)],
+                [index(i, j), index(i + 1, j + 1), index(i, j + 1)],
+            ]
     return vertices, torch.tensor(faces)
 
 
