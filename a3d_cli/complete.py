@@ -24,27 +24,34 @@ def complete(
     visible: Path = typer.Option(
         ...,
         "--visible",
-        help="Visible instance masks as COCO results (a list, or an object with annotations/images/categories): image_id or file_name, category_id or category_name, score, segmentation (the VISIBLE mask, RLE or polygons), optional bbox (the amodal box to crop around).",
+        help="Visible instance masks as COCO results (a list, or an object with annotations/images/categories): "
+        "image_id or file_name, category_id or category_name, score, segmentation (the VISIBLE mask, RLE or polygons), "
+        "optional bbox (the amodal box to crop around).",
     ),
     checkpoint: Optional[Path] = typer.Option(
         None,
         "--checkpoint",
-        help="A pretraining (`a3d pretrain`) or fine-tuned (`a3d finetune`) checkpoint: its stage 2 completes each instance. Default: the newest fine-tuned run under $A3D_RUNS_ROOT or ./runs.",
+        help="A pretraining (`a3d pretrain`) or fine-tuned (`a3d finetune`) checkpoint: its stage 2 completes each "
+        "instance. Default: the newest fine-tuned run under $A3D_RUNS_ROOT or ./runs.",
     ),
     out: Path = typer.Option(
         ...,
         "--out",
-        help="Folder for predictions.json (amodal COCO results for `a3d evaluate --predictions`), images.json and one folder per image (overlay, masks, meshes).",
+        help="Folder for predictions.json (amodal COCO results for `a3d evaluate --predictions`), images.json and one "
+        "folder per image (overlay, masks, meshes).",
     ),
     categories: Optional[str] = typer.Option(
         None,
         "--categories",
-        help="What the category_id values mean, when the file does not say: a dataset (name or folder) or a JSON file with 'categories' (e.g. `a3d predict`'s images.json).",
+        help="What the category_id values mean, when the file does not say: a dataset (name or folder) or a JSON file "
+        "with 'categories' (e.g. `a3d predict`'s images.json).",
     ),
     images_index: Optional[Path] = typer.Option(
         None,
         "--images-index",
-        help="A JSON file with 'images' (id, file_name) giving the image_id values (e.g. `a3d predict`'s images.json or a dataset split). Default: the file's own images, else positions in the sorted image list (as `a3d predict` numbers them).",
+        help="A JSON file with 'images' (id, file_name) giving the image_id values (e.g. `a3d predict`'s images.json "
+        "or a dataset split). Default: the file's own images, else positions in the sorted image list "
+        "(as `a3d predict` numbers them).",
     ),
     category_map: Optional[Path] = typer.Option(
         None,
@@ -54,7 +61,8 @@ def complete(
     shipped_category_map: bool = typer.Option(
         True,
         "--default-category-map/--no-category-map",
-        help="Match classes the checkpoint does not have through the shipped map to the 13 ShapeNet categories, or by name only.",
+        help="Match classes the checkpoint does not have through the shipped map to the 13 ShapeNet categories, or by "
+        "name only.",
     ),
     batch_size: int = typer.Option(1, "--batch-size", min=1, help="Images per completion pass."),
     overlay_scale: int = typer.Option(
@@ -69,7 +77,7 @@ def complete(
     """Complete the visible instance masks of any segmenter into amodal masks (stage 2 alone).
 
     Each instance (its box and VISIBLE mask) is cropped and completed through its category's 3D shape prior, viewpoint, renderer and edge refine (paper 3.3-3.5). Categories match the checkpoint's by name or through the category map. Every entry is checked first: a bad one stops the run with its index, before anything is written.
-    """
+    """  # noqa: E501 (typer's help keeps the line breaks of a paragraph: one line each, the terminal wraps them)
     if checkpoint is None:
         checkpoint = find_latest_checkpoint()
         announce(f"using the newest fine-tuned checkpoint: {checkpoint} (--checkpoint FILE to choose)")

@@ -88,7 +88,8 @@ def newest_checkpoint_for(dataset: str) -> Path:
             "or give --checkpoint FILE or --predictions FILE"
         )
     announce(
-        f"checkpoint: {run.checkpoint}, the newest fine-tuned run for {name} under {runs_root()} (--checkpoint FILE to choose)"
+        f"checkpoint: {run.checkpoint}, the newest fine-tuned run for {name} under {runs_root()} (--checkpoint FILE to "
+        "choose)"
     )
     return run.checkpoint
 
@@ -101,22 +102,28 @@ def evaluate(
     predictions: Optional[Path] = typer.Option(
         None,
         "--predictions",
-        help="COCO results JSON (as `a3d predict` writes): image_id, category_id, score, segmentation (amodal RLE), optional visible_mask.",
+        help="COCO results JSON (as `a3d predict` writes): image_id, category_id, score, segmentation (amodal RLE), "
+        "optional visible_mask.",
     ),
     checkpoint: Optional[Path] = typer.Option(
         None,
         "--checkpoint",
-        help="A fine-tuned checkpoint (`a3d finetune`): predict the split with it, then evaluate. With --protocol completion also a pretraining one (`a3d pretrain`). Default (without --predictions): the newest fine-tuned run for this dataset under $A3D_RUNS_ROOT or ./runs.",
+        help="A fine-tuned checkpoint (`a3d finetune`): predict the split with it, then evaluate. With --protocol "
+        "completion also a pretraining one (`a3d pretrain`). Default (without --predictions): the newest fine-tuned "
+        "run for this dataset under $A3D_RUNS_ROOT or ./runs.",
     ),
     protocol: str = typer.Option(
         "detection",
         "--protocol",
-        help="detection: score --predictions or the --checkpoint's detections. completion: complete the ground-truth visible masks (ground-truth boxes as detections, C2F-Seg's setting) with --completer.",
+        help="detection: score --predictions or the --checkpoint's detections. completion: complete the ground-truth "
+        "visible masks (ground-truth boxes as detections, C2F-Seg's setting) with --completer.",
     ),
     completer: str = typer.Option(
         "checkpoint",
         "--completer",
-        help="With --protocol completion: checkpoint (stage 2 of --checkpoint), visible (the visible mask as amodal mask: the baseline) or shapedict (K-means atoms of the dataset's train masks retrieved by the visible mask: the 2D shape-prior baseline).",
+        help="With --protocol completion: checkpoint (stage 2 of --checkpoint), visible (the visible mask as amodal "
+        "mask: the baseline) or shapedict (K-means atoms of the dataset's train masks retrieved by the visible mask: "
+        "the 2D shape-prior baseline).",
     ),
     category_map: Optional[Path] = typer.Option(
         None,
@@ -126,12 +133,14 @@ def evaluate(
     shipped_category_map: bool = typer.Option(
         True,
         "--default-category-map/--no-category-map",
-        help="With --protocol completion: match the dataset's classes to the checkpoint's through the shipped map (couch -> sofa, ...), or by name only.",
+        help="With --protocol completion: match the dataset's classes to the checkpoint's through the shipped map "
+        "(couch -> sofa, ...), or by name only.",
     ),
     predictions_out: Optional[Path] = typer.Option(
         None,
         "--predictions-out",
-        help="With --checkpoint or --protocol completion: keep the predictions (COCO results; overlays for detection) in this folder.",
+        help="With --checkpoint or --protocol completion: keep the predictions (COCO results; overlays for detection) "
+        "in this folder.",
     ),
     score_threshold: float = typer.Option(
         0.05, "--score-threshold", min=0.0, max=1.0, help="With --checkpoint: leave out detections scoring below this."

@@ -42,7 +42,8 @@ def export_mesh(
     checkpoint: Optional[Path] = typer.Option(
         None,
         "--checkpoint",
-        help="Stage-2 checkpoint (from `a3d pretrain` or `a3d finetune`). Default: the newest pretraining run under $A3D_RUNS_ROOT or ./runs.",
+        help="Stage-2 checkpoint (from `a3d pretrain` or `a3d finetune`). Default: the newest pretraining run under "
+        "$A3D_RUNS_ROOT or ./runs.",
     ),
     out: Path = typer.Option(
         ..., "--out", help="Folder to write mesh.obj, mesh.ply, the mask PNGs, turntable.gif and summary.json into."
@@ -59,7 +60,8 @@ def export_mesh(
     data: Optional[str] = typer.Option(
         None,
         "--data",
-        help="A prepared dataset (folder or name under the data root) instead of --image. Default (without --image): the dataset the checkpoint was pretrained on, when it is still there.",
+        help="A prepared dataset (folder or name under the data root) instead of --image. Default (without --image): "
+        "the dataset the checkpoint was pretrained on, when it is still there.",
     ),
     index: Optional[int] = typer.Option(
         None,
@@ -77,7 +79,7 @@ def export_mesh(
     """Export the reconstructed mesh of an instance (OBJ, PLY, masks, turntable GIF).
 
     Give either --image and --visible-mask, or --data and --index. The network reconstructs the instance's 3D shape, renders it at the predicted viewpoint (coarse mask) and refines it (final amodal mask); the turntable GIF shows the mesh all around.
-    """
+    """  # noqa: E501 (typer's help keeps the line breaks of a paragraph: one line each, the terminal wraps them)
     if checkpoint is None:
         checkpoint = newest_pretraining_checkpoint()
     if data is None and image is None and visible_mask is None:
@@ -107,7 +109,8 @@ def export_mesh(
     table.add_row("mesh", f"{result.num_vertices} vertices, {result.num_faces} faces")
     table.add_row(
         "viewpoint",
-        f"elevation {result.elevation_deg:.1f} deg, azimuth {result.azimuth_deg:.1f} deg, distance {result.distance:.3f}",
+        f"elevation {result.elevation_deg:.1f} deg, azimuth {result.azimuth_deg:.1f} deg, distance "
+        f"{result.distance:.3f}",
     )
     table.add_row(
         "mask pixels", f"visible {result.visible_pixels}, coarse {result.coarse_pixels}, refined {result.amodal_pixels}"

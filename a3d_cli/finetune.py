@@ -24,17 +24,20 @@ def finetune(
     dataset: str = typer.Option(
         ...,
         "--dataset",
-        help="Dataset name under the data root (d2sa, kins, kins2020, cocoa-cls, cocoa, scenes) or a canonical dataset folder.",
+        help="Dataset name under the data root (d2sa, kins, kins2020, cocoa-cls, cocoa, scenes) or a canonical dataset "
+        "folder.",
     ),
     out: Optional[Path] = typer.Option(
         None,
         "--out",
-        help="Run folder: last.pt, best.pt (best val AP), metrics.jsonl, results.json. Default: runs/<dataset name> under $A3D_RUNS_ROOT or ./runs, or runs/<name>-2, -3, ... when it holds a run (with --resume: the latest).",
+        help="Run folder: last.pt, best.pt (best val AP), metrics.jsonl, results.json. Default: runs/<dataset name> "
+        "under $A3D_RUNS_ROOT or ./runs, or runs/<name>-2, -3, ... when it holds a run (with --resume: the latest).",
     ),
     init: Optional[Path] = typer.Option(
         None,
         "--init",
-        help="Stage-2 checkpoint of `a3d pretrain` to start from. Default: the newest pretraining run under the runs root, when there is one (with --resume: the one the run began with).",
+        help="Stage-2 checkpoint of `a3d pretrain` to start from. Default: the newest pretraining run under the runs "
+        "root, when there is one (with --resume: the one the run began with).",
     ),
     no_init: bool = typer.Option(
         False, "--no-init", help="Train stage 2 from scratch (paper Table 3, N), even when a pretraining run exists."
@@ -42,12 +45,14 @@ def finetune(
     category_map: Optional[Path] = typer.Option(
         None,
         "--category-map",
-        help='JSON {"dataset class": "pretrained category" or null} over the shipped map (couch -> sofa, van -> car, ...; docs/twostage.md), e.g. {"bus": "car"}.',
+        help='JSON {"dataset class": "pretrained category" or null} over the shipped map (couch -> sofa, van -> car, '
+        '...; docs/twostage.md), e.g. {"bus": "car"}.',
     ),
     shipped_category_map: bool = typer.Option(
         True,
         "--default-category-map/--no-category-map",
-        help="Use the shipped map from the real datasets' class names to the 13 ShapeNet categories; --no-category-map: same names (and --category-map) only.",
+        help="Use the shipped map from the real datasets' class names to the 13 ShapeNet categories; "
+        "--no-category-map: same names (and --category-map) only.",
     ),
     backbone: str = typer.Option(
         "mobilenet_v3-fpn",
@@ -65,7 +70,8 @@ def finetune(
     stage1_norm: str = typer.Option(
         "group",
         "--stage1-norm",
-        help="Normalisation of a stage-1 backbone trained from scratch: group (GroupNorm, for small batches) or batch (torchvision's). Pretrained backbones keep frozen BatchNorm.",
+        help="Normalisation of a stage-1 backbone trained from scratch: group (GroupNorm, for small batches) or batch "
+        "(torchvision's). Pretrained backbones keep frozen BatchNorm.",
     ),
     min_size: int = typer.Option(
         128, "--min-size", min=16, help="Stage 1 resizes images to this short side (paper: 800)."
@@ -94,7 +100,8 @@ def finetune(
         "--crop-scale",
         min=1.0,
         max=4.0,
-        help="Stage 2 sees each instance at the square around its amodal box, this many times its longer side. Default: the framing the --init checkpoint was pretrained with, else 1.1.",
+        help="Stage 2 sees each instance at the square around its amodal box, this many times its longer side. "
+        "Default: the framing the --init checkpoint was pretrained with, else 1.1.",
     ),
     train_on_detections: bool = typer.Option(
         False, "--train-on-detections", help="Also train stage 2 on stage-1 detections matched to the ground truth."
@@ -135,7 +142,7 @@ def finetune(
     """Fine-tune both stages on an amodal dataset, transferring categories by name (paper 3.7).
 
     Stage 1 (Mask R-CNN) learns amodal boxes and visible masks; stage 2 completes each instance through its 3D shape prior. With --init, categories present in both the pretraining and this dataset reuse the pretrained shape decoders; the others start fresh. Validates amodal AP and mIoU on the val split; runs under torchrun for data parallelism.
-    """
+    """  # noqa: E501 (typer's help keeps the line breaks of a paragraph: one line each, the terminal wraps them)
     from a3d_core.model.asm import ASMSettings  # the training stack loads only when the command runs
     from a3d_core.train.finetune import BEST_METRIC, FinetuneSettings, finetune as run_finetune, small_stage1_settings
     from a3d_core.train.loop import TrainSettings
@@ -211,7 +218,8 @@ def default_init(out: Path, resume: bool) -> Optional[Path]:
     run = newest_run(PRETRAINING)
     if run is None:
         announce(
-            f"stage 2: from scratch, no pretraining run under {runs_root()} (`a3d pretrain` makes one; --init FILE to choose one)"
+            f"stage 2: from scratch, no pretraining run under {runs_root()} (`a3d pretrain` makes one; --init FILE to "
+            "choose one)"
         )
         return None
     announce(

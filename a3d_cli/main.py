@@ -1,4 +1,6 @@
-"""The ``a3d`` application: ``a3d demo | prepare | pretrain | finetune | evaluate | predict | complete | export-mesh``."""
+"""The ``a3d`` application:
+``a3d demo | prepare | pretrain | finetune | evaluate | predict | complete | export-mesh``.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +35,8 @@ def main(
         "--progress-every",
         min=0.0,
         envvar=progress.INTERVAL_ENV,
-        help="When the output is not a terminal (a log file, CI), print a progress line every this many seconds (0: at every step).",
+        help="When the output is not a terminal (a log file, CI), print a progress line every this many seconds (0: at "
+        "every step).",
     ),
 ) -> None:
     """Amodal instance segmentation guided by a 3D shape prior."""

@@ -29,12 +29,14 @@ def predict(
     checkpoint: Optional[Path] = typer.Option(
         None,
         "--checkpoint",
-        help="Fine-tuned checkpoint (`a3d finetune`). Default: the newest best.pt/last.pt under ./runs (or $A3D_RUNS_ROOT).",
+        help="Fine-tuned checkpoint (`a3d finetune`). Default: the newest best.pt/last.pt under ./runs (or "
+        "$A3D_RUNS_ROOT).",
     ),
     dataset: Optional[str] = typer.Option(
         None,
         "--dataset",
-        help="Predict a split of this canonical dataset (name or folder) instead, with its image and category ids (for `a3d evaluate --predictions`).",
+        help="Predict a split of this canonical dataset (name or folder) instead, with its image and category ids (for "
+        "`a3d evaluate --predictions`).",
     ),
     split: str = typer.Option("val", "--split", help="With --dataset: the split to predict."),
     score_threshold: float = typer.Option(
@@ -60,7 +62,7 @@ def predict(
     """Predict amodal and visible masks for images.
 
     Writes a COCO results JSON (amodal mask as segmentation, visible_mask, bbox, category_id, score), per image panels.png (one row per detection: input crop | visible mask | amodal mask with the part completed by the 3D prior in orange, enlarged to be readable) and overlay.png (the whole image: visible parts tinted, completed parts hatched), and per-instance mask PNGs. Any readable image works; an unreadable one is reported and skipped, and the exit code is 1 when some failed.
-    """
+    """  # noqa: E501 (typer's help keeps the line breaks of a paragraph: one line each, the terminal wraps them)
     if (dataset is None) == (not inputs):
         fail("give images (files, folders or patterns), or --dataset NAME with --split")
     if checkpoint is None:

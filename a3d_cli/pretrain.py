@@ -29,12 +29,14 @@ def pretrain(
     data: Optional[str] = typer.Option(
         None,
         "--data",
-        help="Dataset folder (or name under the data root) from `a3d prepare shapenet`. Default: shapenet under the data root ($A3D_DATA_ROOT or ./data).",
+        help="Dataset folder (or name under the data root) from `a3d prepare shapenet`. Default: shapenet under the "
+        "data root ($A3D_DATA_ROOT or ./data).",
     ),
     out: Optional[Path] = typer.Option(
         None,
         "--out",
-        help="Run folder: last.pt, best.pt, metrics.jsonl, results.json. Default: runs/pretrain under $A3D_RUNS_ROOT or ./runs, or runs/pretrain-2, -3, ... when it holds a run (with --resume: the latest).",
+        help="Run folder: last.pt, best.pt, metrics.jsonl, results.json. Default: runs/pretrain under $A3D_RUNS_ROOT "
+        "or ./runs, or runs/pretrain-2, -3, ... when it holds a run (with --resume: the latest).",
     ),
     model: str = typer.Option("a3d", "--model", help=MODEL_HELP),
     epochs: int = typer.Option(
@@ -66,19 +68,23 @@ def pretrain(
         4,
         "--azimuth-hypotheses",
         min=1,
-        help="Turned cameras per instance; training learns from the one closest to the amodal mask, which lets the viewpoint learn to turn. 1: the paper's single camera.",
+        help="Turned cameras per instance; training learns from the one closest to the amodal mask, which lets the "
+        "viewpoint learn to turn. 1: the paper's single camera.",
     ),
     framing: float = typer.Option(
         1.1,
         "--framing",
         min=0.0,
         max=4.0,
-        help="Crop every view at the square around its amodal box, this many times its longer side, as `a3d finetune` crops instances. 0: keep the views as they are (Kato's framing).",
+        help="Crop every view at the square around its amodal box, this many times its longer side, as `a3d finetune` "
+        "crops instances. 0: keep the views as they are (Kato's framing).",
     ),
     hypothesis_selection: str = typer.Option(
         "render",
         "--hypothesis-selection",
-        help="With several azimuth hypotheses, how evaluation picks one: render (all, the silhouette agreeing best with the visible mask) or scores (the viewpoint estimator scores them, trained towards the best-fitting one; one rendered: a single camera's cost).",
+        help="With several azimuth hypotheses, how evaluation picks one: render (all, the silhouette agreeing best "
+        "with the visible mask) or scores (the viewpoint estimator scores them, trained towards the best-fitting one; "
+        "one rendered: a single camera's cost).",
     ),
     shapedict_atoms: int = typer.Option(
         64,
@@ -89,7 +95,8 @@ def pretrain(
     flip: bool = typer.Option(
         False,
         "--flip/--no-flip",
-        help="Horizontal-flip augmentation, drawn per object and epoch (all views of an object flip together). Off in the paper.",
+        help="Horizontal-flip augmentation, drawn per object and epoch (all views of an object flip together). Off in "
+        "the paper.",
     ),
     resume: bool = typer.Option(
         False, "--resume", help="Continue the run in --out from last.pt, exactly as if never interrupted."
@@ -113,7 +120,7 @@ def pretrain(
     """Pretrain the 3D shape prior (stage 2) on single-object data, unsupervised (paper 3.7).
 
     Trains on the train split and validates on val (mIoU); then reports the mIoU of the checkpoint chosen on val, on test and every held-out viewpoint split (test_newview, test_elevation, test_combination), beside the visible-mask baseline (the IoU of the visible mask itself with the amodal mask). Runs under torchrun for data parallelism.
-    """
+    """  # noqa: E501 (typer's help keeps the line breaks of a paragraph: one line each, the terminal wraps them)
     if data is None:
         data = DEFAULT_DATASET
         announce(f"data: {resolve_dataset(data)} (the default; --data DATASET to choose)")

@@ -10,7 +10,7 @@ such as the loss, elapsed time and time left). When standard output is not a ter
   SECONDS`` or ``$A3D_PROGRESS_EVERY``; 0 prints a line at every update)::
 
       [a3d] train: 120/600 steps (20%) | loss 0.4123 | val mIoU 0.812 | inst/s 12.3 | steps/s 4.10 | elapsed 0:00:29 | left 0:01:57
-"""
+"""  # noqa: E501 (the example above is one progress line, as printed)
 
 from __future__ import annotations
 
@@ -138,8 +138,8 @@ class ProgressDisplay:
             else:
                 rate = (self._done - self._first_done) / seconds if seconds > 0 else 0.0
                 self._line(
-                    f"{self._phase}: done, {self._done} {_plural(self._unit, self._done)} in {format_duration(seconds)} "
-                    f"({rate:.2f} {self._unit}s/s)"
+                    f"{self._phase}: done, {self._done} {_plural(self._unit, self._done)} in "
+                    f"{format_duration(seconds)} ({rate:.2f} {self._unit}s/s)"
                 )
         self._phase = None
 

@@ -127,8 +127,9 @@ class CheckpointCompleter:
         missing = [name for name in names if name not in resolved]
         if missing:
             raise InputError(
-                f"{self.name}: no shape decoder for categories {missing} (it has {', '.join(self.stage2.category_names)}); "
-                f"map them with --category-map FILE.json, e.g. {json.dumps({missing[0]: self.stage2.category_names[0]})}"
+                f"{self.name}: no shape decoder for categories {missing} "
+                f"(it has {', '.join(self.stage2.category_names)}); map them with --category-map FILE.json, "
+                f"e.g. {json.dumps({missing[0]: self.stage2.category_names[0]})}"
             )
         self.decoders.update(resolved)
 

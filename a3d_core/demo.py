@@ -445,9 +445,8 @@ def ground_truth_completion(
         most_occluded.sort(key=lambda entry: -entry[0])
         del most_occluded[plan.summary_instances :]
         for k, rate in enumerate(rates):
-            if (
-                len(meshes) >= 2 * plan.meshes or rate < MESH_MIN_OCCLUSION or "vertices" not in completion
-            ):  # 2 files an instance
+            # 2 files an instance
+            if len(meshes) >= 2 * plan.meshes or rate < MESH_MIN_OCCLUSION or "vertices" not in completion:
                 continue
             name = f"val_{target['image_id']:05d}_instance_{k:02d}"
             vertices, faces = completion["vertices"][k].cpu(), completion["faces"].cpu()
@@ -555,15 +554,15 @@ def index_markdown(result: DemoResult, plan: DemoPlan) -> str:
     shown = (
         f"{result.detections_shown} detections scored at least {plan.predict_score_threshold} in these images."
         if result.detections_shown
-        else f"No detection scored {plan.predict_score_threshold} or more: stage 1, trained from scratch for minutes on a CPU, "
-        "is not yet confident about any object. Above, stage 2 completes the ground-truth visible masks."
+        else f"No detection scored {plan.predict_score_threshold} or more: stage 1, trained from scratch for minutes "
+        "on a CPU, is not yet confident about any object. Above, stage 2 completes the ground-truth visible masks."
     )
     summary = (
         ""
         if result.summary is None
         else (
-            f"![the most occluded val instances](summary.png)\n\nThe {plan.summary_instances} most occluded val instances, "
-            f"completed by stage 2 from their ground-truth box and visible mask: {PANELS_LEGEND}\n"
+            f"![the most occluded val instances](summary.png)\n\nThe {plan.summary_instances} most occluded val "
+            f"instances, completed by stage 2 from their ground-truth box and visible mask: {PANELS_LEGEND}\n"
         )
     )
     completions = "\n".join(f"![{path.stem}]({path.relative_to(out).as_posix()})" for path in result.completions)

@@ -149,14 +149,16 @@ def dataset_instance(
     annotations = dataset.load_split(split)
     if not 0 <= index < len(annotations.annotations):
         raise InputError(
-            f"{dataset.split_path(split)}: index {index} is out of range (it has {len(annotations.annotations)} annotations)"
+            f"{dataset.split_path(split)}: index {index} is out of range (it has {len(annotations.annotations)} "
+            "annotations)"
         )
     annotation = annotations.annotations[index]
     images = {int(entry["id"]): entry for entry in annotations.images}
     entry = images.get(int(annotation["image_id"]))
     if entry is None:
         raise InputError(
-            f"{dataset.split_path(split)}: annotation {annotation.get('id')} refers to a missing image {annotation['image_id']}"
+            f"{dataset.split_path(split)}: annotation {annotation.get('id')} refers to a missing image "
+            f"{annotation['image_id']}"
         )
     image_path = dataset.image_path(entry)
     rgb = read_rgb(image_path)

@@ -42,7 +42,9 @@ class Viewpoint:
 
     @classmethod
     def from_degrees(cls, elevation, azimuth, distance) -> "Viewpoint":
-        as_tensor = lambda x: torch.as_tensor(x, dtype=torch.float32).reshape(-1)  # noqa: E731
+        def as_tensor(x):
+            return torch.as_tensor(x, dtype=torch.float32).reshape(-1)
+
         elevation, azimuth, distance = torch.broadcast_tensors(
             as_tensor(elevation), as_tensor(azimuth), as_tensor(distance)
         )

@@ -32,10 +32,8 @@ CHECKPOINT_NAMES = (BEST_CHECKPOINT, LAST_CHECKPOINT)
 
 PRETRAINING = "pretraining"
 FINE_TUNED = "fine-tuned"
-_CONFIG_KEYS = {
-    PRETRAINING: ("pretrain", "data"),
-    FINE_TUNED: ("finetune", "dataset"),
-}  # kind -> (config section, dataset entry)
+# kind -> (config section, dataset entry)
+_CONFIG_KEYS = {PRETRAINING: ("pretrain", "data"), FINE_TUNED: ("finetune", "dataset")}
 
 
 @dataclass(frozen=True)

@@ -161,8 +161,10 @@ def box_masks_coco(
         for rle, cat, score in zip(
             mask_utils.frPyObjects(np.ascontiguousarray(boxes, dtype=np.float64), height, width), cats, scores
         ):
-            results.append({"image_id": image_id, "category_id": int(cat), "score": float(score),
-                            "segmentation": {"size": [height, width], "counts": rle["counts"].decode("ascii")}})  # fmt: skip
+            segmentation = {"size": [height, width], "counts": rle["counts"].decode("ascii")}
+            results.append(
+                {"image_id": image_id, "category_id": int(cat), "score": float(score), "segmentation": segmentation}
+            )
     return gt, results
 
 
@@ -204,7 +206,10 @@ def main() -> None:
     cases.append((name, gt, with_boxes(results), "bbox"))
 
     repeat = 1 if args.scale else args.repeat
-    header = f"{'inputs':<22} {'type':<5} {'pycocotools s':>13} {'faster-coco-eval s':>18} {f'a3d ({args.device}) s':>14} {'vs pycoco':>9} {'vs faster':>9} {'max |Δstat|':>11}"
+    header = (
+        f"{'inputs':<22} {'type':<5} {'pycocotools s':>13} {'faster-coco-eval s':>18} "
+        f"{f'a3d ({args.device}) s':>14} {'vs pycoco':>9} {'vs faster':>9} {'max |Δstat|':>11}"
+    )
     print(f"torch threads: {args.threads}, best of {repeat}")
     print(header)
     print("-" * len(header))

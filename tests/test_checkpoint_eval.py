@@ -35,12 +35,10 @@ def test_the_visible_baseline_scores_visible_over_amodal_area(tmp_path: Path) ->
         for a in annotations
     ]
     assert result.segments.num_instances == 6 and result.segments.miou == pytest.approx(float(np.mean(ious)), abs=1e-6)
-    assert (
-        result.segments.num_occluded == 3 and result.segments.miou_occ == 0.0
-    )  # nothing of the hidden part is predicted
-    assert result.kinds["amodal"].per_category["chair"]["AP"] == pytest.approx(
-        1.0
-    )  # unoccluded: the visible mask is exact
+    # nothing of the hidden part is predicted
+    assert result.segments.num_occluded == 3 and result.segments.miou_occ == 0.0
+    # unoccluded: the visible mask is exact
+    assert result.kinds["amodal"].per_category["chair"]["AP"] == pytest.approx(1.0)
 
 
 def test_mask_boxes_measure_as_pycocotools() -> None:

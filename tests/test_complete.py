@@ -83,12 +83,8 @@ def test_completes_ground_truth_visible_masks_as_the_completion_protocol_does(tm
         visible_mask = decode_segmentation(prediction["visible_mask"], HEIGHT, WIDTH)
         assert np.all(amodal >= visible_mask)  # the visible part is kept
         rows, cols = np.flatnonzero(amodal.any(1)), np.flatnonzero(amodal.any(0))
-        assert prediction["bbox"] == [
-            cols[0],
-            rows[0],
-            cols[-1] - cols[0] + 1,
-            rows[-1] - rows[0] + 1,
-        ]  # the completed mask's box
+        # the completed mask's box
+        assert prediction["bbox"] == [cols[0], rows[0], cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1]
     index = json.loads((out / "images.json").read_text())
     assert sorted(c["name"] for c in index["categories"]) == ["car", "chair"]
     folders = [image["folder"] for image in index["images"]]
@@ -99,7 +95,10 @@ def test_completes_ground_truth_visible_masks_as_the_completion_protocol_does(tm
     # the same instances through the completion protocol's machinery give the same masks
     completer = load_checkpoint_completer(checkpoint, device="cpu")
     protocol = complete_ground_truth(completer, AmodalDetectionDataset(folder, "val"))
-    key = lambda entry: (entry["image_id"], entry["category_id"])  # noqa: E731
+
+    def key(entry):
+        return entry["image_id"], entry["category_id"]
+
     assert [p["segmentation"] for p in sorted(protocol, key=key)] == [
         p["segmentation"] for p in sorted(predictions, key=key)
     ]

@@ -68,9 +68,8 @@ def test_predict_odd_images_and_a_corrupt_file(tmp_path: Path) -> None:
     for entry in ids.values():
         overlay = np.asarray(Image.open(tmp_path / "out" / entry["folder"] / "overlay.png"))
         assert overlay.shape == (entry["height"], entry["width"], 3)
-        assert (
-            Image.open(tmp_path / "out" / entry["folder"] / "panels.png").size[0] == 3 * 192 + 2 * 4
-        )  # input | visible | amodal
+        # input | visible | amodal
+        assert Image.open(tmp_path / "out" / entry["folder"] / "panels.png").size[0] == 3 * 192 + 2 * 4
     assert predictions, "an untrained network still scores above 0"
     for prediction in predictions:
         image = ids[prediction["image_id"]]

@@ -81,9 +81,8 @@ def test_the_newest_run_of_a_kind_and_a_dataset(tmp_path: Path) -> None:
     pretrained = newest_run(PRETRAINING, tmp_path)
     assert (pretrained.checkpoint, pretrained.dataset) == (tmp_path / "pretrain" / "best.pt", Path("data/shapenet"))
     assert newest_run(FINE_TUNED, tmp_path).checkpoint == tmp_path / "kins" / "last.pt"
-    assert (
-        newest_run(FINE_TUNED, tmp_path, dataset="d2sa").checkpoint == tmp_path / "d2sa-2" / "last.pt"
-    )  # matched by folder name
+    # matched by folder name
+    assert newest_run(FINE_TUNED, tmp_path, dataset="d2sa").checkpoint == tmp_path / "d2sa-2" / "last.pt"
     assert newest_run(FINE_TUNED, tmp_path, dataset="data/kins").checkpoint.parent == tmp_path / "kins"
     assert newest_run(FINE_TUNED, tmp_path, dataset="cocoa") is None
     assert read_run(tmp_path / "broken" / "best.pt") is None

@@ -58,7 +58,8 @@ def shapenet(
     elevations: str = typer.Option(
         "30",
         "--elevations",
-        help="Training elevations in degrees, e.g. 0,30; each is rendered at every azimuth (Kato npz renders: 30 only).",
+        help="Training elevations in degrees, e.g. 0,30; each is rendered at every azimuth (Kato npz renders: 30 "
+        "only).",
     ),
     image_size: int = typer.Option(64, "--image-size", min=8, help="Image side in pixels (Kato: 64)."),
     supersample: int = typer.Option(
@@ -75,7 +76,8 @@ def shapenet(
         None,
         "--holdout-views",
         help="FIRST-LAST Kato view ids kept out of training together with their mirror images "
-        "(view v mirrors (24 - v) mod 24: 18-23 also holds out 1-6); the test objects at these views form test_newview.",
+        "(view v mirrors (24 - v) mod 24: 18-23 also holds out 1-6); the test objects at these views form "
+        "test_newview.",
     ),
     holdout_elevations: Optional[str] = typer.Option(
         None,

@@ -262,9 +262,8 @@ def _resize(view: ObjectView, scale: float) -> _Sprite:
     height, width = view.silhouette.shape
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     channels = [np.ascontiguousarray(view.rgb[..., c]) for c in range(3)] + [view.silhouette.astype(np.float32)]
-    resized = [
-        np.asarray(Image.fromarray(c).resize(size, Image.Resampling.BILINEAR)) for c in channels
-    ]  # float32 "F" images
+    # float32 "F" images
+    resized = [np.asarray(Image.fromarray(c).resize(size, Image.Resampling.BILINEAR)) for c in channels]
     alpha = np.clip(resized[3], 0.0, 1.0)
     rgb = np.clip(np.stack(resized[:3], axis=-1), 0.0, alpha[..., None])
     return _Sprite(rgb, alpha)

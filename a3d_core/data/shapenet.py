@@ -207,9 +207,10 @@ class ShapeNetAmodalDataset(Dataset):
 
     All shards of the split are loaded once at construction (uint8 in memory: 20 KiB a sample at
     64 x 64). The cameras are kept as metadata for evaluation (``ds.elevation``, ``ds.azimuth``,
-    degrees, ``(N,)`` arrays), never served to training. ``occlusion`` (an :class:`a3d_core.data.occlusion.OcclusionGenerator`), if given,
-    re-occludes the clean render on the fly instead of serving the stored occlusion, drawing
-    from ``(seed, epoch, i)`` (set ``ds.epoch``).
+    degrees, ``(N,)`` arrays), never served to training. ``occlusion`` (an
+    :class:`a3d_core.data.occlusion.OcclusionGenerator`), if given, re-occludes the clean render on
+    the fly instead of serving the stored occlusion, drawing from ``(seed, epoch, i)`` (set
+    ``ds.epoch``).
     """
 
     def __init__(self, root: str | os.PathLike, split: str, occlusion=None, seed: int = 0) -> None:
@@ -233,7 +234,8 @@ class ShapeNetAmodalDataset(Dataset):
             self.category_index.min() < 0 or self.category_index.max() >= len(self.categories)
         ):
             raise InputError(
-                f"{self.root}: split {split!r} has category indices outside the manifest's {len(self.categories)} categories"
+                f"{self.root}: split {split!r} has category indices outside the manifest's {len(self.categories)} "
+                "categories"
             )
 
     def __len__(self) -> int:

@@ -94,7 +94,10 @@ def histogram(title: str, samples: Mapping[str, np.ndarray], bins: np.ndarray, x
     y_range = (0.0, float(np.ceil(top * 10) / 10))
     image, draw, box = _frame(width, height, title, y_range, "share of instances")
     span = bins[-1] - bins[0]
-    to_x = lambda v: box[0] + (v - bins[0]) / span * (box[2] - box[0])
+
+    def to_x(v):
+        return box[0] + (v - bins[0]) / span * (box[2] - box[0])
+
     for k, (name, share) in enumerate(shares.items()):
         points = []
         for i, value in enumerate(share):

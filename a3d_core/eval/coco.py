@@ -479,9 +479,8 @@ def accumulate(
     table_start = torch.cumsum(table_size, 0) - table_size
     table_owner = torch.repeat_interleave(torch.arange(len(table_size), device=device), table_size)
     table_tp = torch.arange(len(table_owner), device=device) - table_start[table_owner]
-    recall_bin = torch.searchsorted(
-        recall_thresholds, table_tp / positives.reshape(-1)[table_owner], right=True
-    )  # 0: below all
+    # 0: below all
+    recall_bin = torch.searchsorted(recall_thresholds, table_tp / positives.reshape(-1)[table_owner], right=True)
     table_start = table_start.view(num_areas, num_categories)
 
     cells = num_areas * num_thr  # rows (tp and fp per area range and threshold) over detection columns

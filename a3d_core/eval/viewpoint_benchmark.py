@@ -257,7 +257,8 @@ def prepare_data(scale: BenchmarkScale, root: Path, seed: int, log: Log) -> Path
         log(f"data: reusing {root}")
         return root
     log(
-        f"data: preparing {root} ({scale.objects_per_category} objects per category, {len(config.protocol.cameras)} cameras)"
+        f"data: preparing {root} ({scale.objects_per_category} objects per category, {len(config.protocol.cameras)} "
+        "cameras)"
     )
     started = time.perf_counter()
     prepare_shapenet(config)
@@ -326,7 +327,8 @@ def train_model(
     }
     atomic_write_json(record_path, record, indent=2)
     log(
-        f"train {spec.name}: done in {record['seconds']:.0f} s, best val mIoU {100 * (record['val_miou'] or 0):.1f} at step {record['best_step']}"
+        f"train {spec.name}: done in {record['seconds']:.0f} s, best val mIoU {100 * (record['val_miou'] or 0):.1f} at "
+        f"step {record['best_step']}"
     )
     return record
 
@@ -703,20 +705,22 @@ def report_markdown(results: dict[str, Any]) -> str:
         lines += [f"Command: `{results['command']}`", ""]
     load = results["load_average"]
     lines += [
-        f"Machine: {machine['platform']}, {machine['cpus']} CPUs, torch {machine['torch']} with {machine['torch_threads']} "
-        f"threads{', ' + machine['cuda'] if machine['cuda'] else ', no GPU'}; load average {load['start'][0]:.1f} at the start, "
-        f"{load['end'][0]:.1f} at the end; {results['seconds'] / 60:.0f} min in all.",
+        f"Machine: {machine['platform']}, {machine['cpus']} CPUs, torch {machine['torch']} with "
+        f"{machine['torch_threads']} threads{', ' + machine['cuda'] if machine['cuda'] else ', no GPU'}; "
+        f"load average {load['start'][0]:.1f} at the start, {load['end'][0]:.1f} at the end; "
+        f"{results['seconds'] / 60:.0f} min in all.",
         "",
     ]
     lines += [
         "## Protocol",
         "",
-        f"Built-in shape library, {len(results['categories'])} categories, {scale['objects_per_category']} objects each "
-        f"(split {scale['split_fractions']} by object), {scale['image_size']}x{scale['image_size']} views framed at "
-        f"{DEFAULT_CROP_SCALE}, synthetic occlusion. Training elevations {protocol['elevations']}; Kato azimuth views "
-        f"{protocol['view_ids']} (view v is azimuth -15 v degrees; v mirrors (24 - v) mod 24). Held out: views "
-        f"{protocol['holdout_views']}, elevations {protocol['holdout_elevations']}, pairs {protocol['holdout_pairs']}. "
-        "Train and val objects are seen at the training cameras only; checkpoints and the best baseline are chosen on val.",
+        f"Built-in shape library, {len(results['categories'])} categories, {scale['objects_per_category']} objects "
+        f"each (split {scale['split_fractions']} by object), {scale['image_size']}x{scale['image_size']} views framed "
+        f"at {DEFAULT_CROP_SCALE}, synthetic occlusion. Training elevations {protocol['elevations']}; Kato azimuth "
+        f"views {protocol['view_ids']} (view v is azimuth -15 v degrees; v mirrors (24 - v) mod 24). Held out: views "
+        f"{protocol['holdout_views']}, elevations {protocol['holdout_elevations']}, pairs "
+        f"{protocol['holdout_pairs']}. Train and val objects are seen at the training cameras only; checkpoints and "
+        "the best baseline are chosen on val.",
         "",
         "| split | what it holds | cameras | instances | objects |",
         "|---|---|---:|---:|---:|",
@@ -732,16 +736,17 @@ def report_markdown(results: dict[str, Any]) -> str:
         "",
         "## Models",
         "",
-        f"Every trained model: flips per object, Adam {scale['lr']:g}, batch {scale['batch_size']}, {scale['instances']:,} "
-        "training instances (a cross-view step counts both views), checkpoint chosen on val mIoU.",
+        f"Every trained model: flips per object, Adam {scale['lr']:g}, batch {scale['batch_size']}, "
+        f"{scale['instances']:,} training instances (a cross-view step counts both views), checkpoint chosen on val "
+        "mIoU.",
         "",
         "| model | what it is | active parameters | instances seen | steps | train time (s) | val mIoU |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for name, record in models.items():
         lines.append(
-            f"| {name} | {record['description']} | {record['parameters']:,} | {record['instances']:,} | {record['steps']:,} "
-            f"| {record['seconds']:.0f} | {_cell(record['val']['miou'])} |"
+            f"| {name} | {record['description']} | {record['parameters']:,} | {record['instances']:,} | "
+            f"{record['steps']:,} | {record['seconds']:.0f} | {_cell(record['val']['miou'])} |"
         )
     lines += [
         "",
@@ -817,7 +822,8 @@ def report_markdown(results: dict[str, Any]) -> str:
         ]
         for label, row in diagnostics["novel_view"].items():
             lines.append(
-                f"| {label} | {row['pairs']} | {_cell(row['mesh'])} | {_cell(row['reuse_input_mask'])} | {_signed(row['difference'])} |"
+                f"| {label} | {row['pairs']} | {_cell(row['mesh'])} | {_cell(row['reuse_input_mask'])} | "
+                f"{_signed(row['difference'])} |"
             )
     lines += ["", "## Per category, mIoU (%)", ""]
     for split in splits:
@@ -902,18 +908,18 @@ def write_plots(results: dict[str, Any], out: Path) -> None:
     for name, d in results["diagnostics"].items():
         series[f"{name}: mesh"] = [
             tuple(
-                d["novel_view"].get(l, {}).get("mesh", {"value": math.nan, "low": math.nan, "high": math.nan})[k]
+                d["novel_view"].get(label, {}).get("mesh", {"value": math.nan, "low": math.nan, "high": math.nan})[k]
                 for k in ("value", "low", "high")
             )
-            for l in labels
+            for label in labels
         ]
     reference = next(iter(results["diagnostics"].values()))["novel_view"]
     series["reuse input mask"] = [
         tuple(
-            reference.get(l, {}).get("reuse_input_mask", {"value": math.nan, "low": math.nan, "high": math.nan})[k]
+            reference.get(label, {}).get("reuse_input_mask", {"value": math.nan, "low": math.nan, "high": math.nan})[k]
             for k in ("value", "low", "high")
         )
-        for l in labels
+        for label in labels
     ]
     atomic_write_bytes(
         out / "novel_view.png", charts.lines("novel-view IoU against the step", labels, series, y_label="IoU (%)")

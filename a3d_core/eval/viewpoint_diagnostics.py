@@ -194,9 +194,8 @@ def novel_view_ious(
             target = torch.stack(target_masks[start : start + batch_size]).float()
             mirror = np.array([alignments[int(c)].mirror for c in table.category[chosen]], dtype=np.float64)
             azimuth = table.predicted_azimuth[chosen] + mirror * step.views * KATO_AZIMUTH_STEP_DEG
-            elevation = np.clip(
-                table.predicted_elevation[chosen] + step.elevation, -85.0, 85.0
-            )  # look-at flips at the poles
+            # look-at flips at the poles
+            elevation = np.clip(table.predicted_elevation[chosen] + step.elevation, -85.0, 85.0)
             viewpoint = Viewpoint.from_degrees(elevation, azimuth, table.predicted_distance[chosen])
             with torch.no_grad():
                 silhouettes = (render(torch.from_numpy(table.vertices[chosen]), viewpoint) >= 0.5).float()
@@ -204,8 +203,12 @@ def novel_view_ious(
                 silhouettes = frame_masks(silhouettes, framing)
             mesh_ious.append(mask_iou(silhouettes, target).numpy())
             reuse_ious.append(mask_iou(input_masks[torch.from_numpy(chosen)].float(), target).numpy())
-        join = lambda parts: np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
         results.append(
-            NovelViewResult(step, join(mesh_ious), join(reuse_ious), table.category[pairs], table.object_index[pairs])
+            NovelViewResult(step, _join(mesh_ious), _join(reuse_ious), table.category[pairs], table.object_index[pairs])
         )
     return results
+
+
+def _join(parts: list[np.ndarray]) -> np.ndarray:
+    """The batches' IoUs as one float64 array (empty when no pair had a target)."""
+    return np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)

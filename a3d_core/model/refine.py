@@ -28,7 +28,9 @@ class RefineSettings:
 
 
 class EdgeRefine(nn.Module):
-    """forward(coarse ``(B, S, S)`` in [0, 1], rgb ``(B, 3, S, S)``, visible ``(B, 1, S, S)``) -> logits ``(B, S, S)``."""
+    """forward(coarse ``(B, S, S)`` in [0, 1], rgb ``(B, 3, S, S)``, visible ``(B, 1, S, S)``)
+    -> logits ``(B, S, S)``.
+    """
 
     def __init__(self, settings: RefineSettings | None = None) -> None:
         super().__init__()

@@ -71,7 +71,8 @@ def mirror_vertex_index(vertices: torch.Tensor, tolerance: float = 1e-3) -> torc
     distance, index = torch.cdist(mirrored, vertices).min(dim=1)
     if float(distance.max()) > tolerance:
         raise ValueError(
-            f"the template is not symmetric about x = 0 (a vertex's mirror is {float(distance.max()):.3g} from any vertex)"
+            f"the template is not symmetric about x = 0 (a vertex's mirror is {float(distance.max()):.3g} from any "
+            "vertex)"
         )
     return index
 

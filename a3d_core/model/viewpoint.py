@@ -63,11 +63,13 @@ class ViewpointSettings:
         low, high = self.elevation_range_deg
         if not -90.0 < low < high < 90.0:
             raise ValueError(
-                f"elevation_range_deg must satisfy -90 < low < high < 90 (look-at cameras flip at the poles), got {self.elevation_range_deg}"
+                "elevation_range_deg must satisfy -90 < low < high < 90 (look-at cameras flip at the poles), got "
+                f"{self.elevation_range_deg}"
             )
         if not low < self.initial_elevation_deg < high:
             raise ValueError(
-                f"initial_elevation_deg {self.initial_elevation_deg} is outside elevation_range_deg {self.elevation_range_deg}"
+                f"initial_elevation_deg {self.initial_elevation_deg} is outside elevation_range_deg "
+                f"{self.elevation_range_deg}"
             )
         low, high = self.distance_range
         if not 0.0 < low < high:
@@ -129,9 +131,9 @@ class ViewpointEstimator(nn.Module):
                         0.0,
                         1.0,  # (a_x, a_y) = (0, tanh 1): azimuth 0 with a well-conditioned atan2
                     ]
-                    + [0.0] * scores
+                    + [0.0] * scores  # equal scores at first
                 )
-            )  # equal scores at first
+            )
 
     def forward(self, inputs: torch.Tensor) -> Viewpoint:
         return self.hypotheses(inputs)[0]

@@ -74,7 +74,8 @@ def load_model_state(model: torch.nn.Module, checkpoint: Mapping[str, Any], path
         current_config = model.config()
         if saved_config != current_config:
             raise TrainingError(
-                f"{path}: checkpoint of another architecture ({describe_config_difference(saved_config, current_config)})"
+                f"{path}: checkpoint of another architecture "
+                f"({describe_config_difference(saved_config, current_config)})"
             )
     try:
         model.load_state_dict(checkpoint["model"], strict=True)

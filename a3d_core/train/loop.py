@@ -356,7 +356,8 @@ def train(
     else:
         if last_path.exists():
             raise InputError(
-                f"{out_dir}: holds a run already ({last_path.name}); pass --resume to continue it or choose another output folder"
+                f"{out_dir}: holds a run already ({last_path.name}); pass --resume to continue it or choose another "
+                "output folder"
             )
         seed_everything(settings.seed + context.rank)
         start_step = 0
@@ -593,7 +594,8 @@ def _epoch_loader(
 def _loss_terms(losses: Any, step: int) -> tuple[list[str], list[torch.Tensor]]:
     if not isinstance(losses, Mapping) or not losses:
         raise TrainingError(
-            f"step {step}: the model returned {type(losses).__name__} in training mode, expected a dict of scalar losses"
+            f"step {step}: the model returned {type(losses).__name__} in training mode, expected a dict of scalar "
+            "losses"
         )
     names, terms = [], []
     for name, term in losses.items():

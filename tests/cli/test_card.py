@@ -127,7 +127,5 @@ def test_the_card_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     said = run(["evaluate", "--dataset", "d2sa"])
     assert "checkpoint: runs/d2sa/best.pt, the newest fine-tuned run for d2sa under runs" in said
     assert "COCO mask AP/AR on d2sa/val" in said and "mIoU" in said
-    assert sorted(path.name for path in Path("runs").iterdir()) == [
-        "d2sa",
-        "pretrain",
-    ]  # nothing else was written there
+    # nothing else was written there
+    assert sorted(path.name for path in Path("runs").iterdir()) == ["d2sa", "pretrain"]

@@ -68,9 +68,8 @@ def test_the_interval_comes_from_the_environment(tmp_path, monkeypatch):
     result = _pretrain(tmp_path, monkeypatch, env={"A3D_PROGRESS_EVERY": "3600"})
     assert result.exit_code == 0, result.output
     train_lines = [line for line in result.output.splitlines() if line.startswith("[a3d] train:")]
-    assert (
-        len(train_lines) == 2 and "started" in train_lines[0] and "done" in train_lines[1]
-    )  # no status line within an hour
+    # no status line within an hour
+    assert len(train_lines) == 2 and "started" in train_lines[0] and "done" in train_lines[1]
 
 
 def test_prepare_shapenet_reports_its_phases(tmp_path):

@@ -117,9 +117,8 @@ def test_overlap_counts_as_docs_twostage_md_states() -> None:
     resolved = CategoryMap().resolve(list(COCO_NAMES), CATEGORIES)
     assert resolved["couch"] == "sofa" and resolved["tv"] == "display" and "bus" not in resolved and len(resolved) == 10
     assert CategoryMap().resolve(["object"], CATEGORIES) == {}  # class-agnostic COCOA starts fresh
-    assert CategoryMap().resolve(list(CATEGORIES), CATEGORIES) == {
-        name: name for name in CATEGORIES
-    }  # the built-in scenes
+    # the built-in scenes
+    assert CategoryMap().resolve(list(CATEGORIES), CATEGORIES) == {name: name for name in CATEGORIES}
 
 
 def test_a_user_file_overrides_the_shipped_entries(tmp_path: Path) -> None:

@@ -136,9 +136,8 @@ def test_overlay_scale_draws_on_the_enlarged_image():
     assert drawn.shape == (12, 15, 3)
     assert np.array_equal(drawn, overlay(enlarged, visible.repeat(3, 1).repeat(3, 2), amodal.repeat(3, 1).repeat(3, 2)))
     assert drawn[:3, :3].tolist() == [[[7, 7, 7]] * 3] * 3  # a pixel becomes a 3 x 3 block
-    assert (
-        drawn[4, 4].tolist() == np.rint(0.45 * 100 + 0.55 * np.array([230, 25, 75])).tolist()
-    )  # interior of the visible part
+    # interior of the visible part
+    assert drawn[4, 4].tolist() == np.rint(0.45 * 100 + 0.55 * np.array([230, 25, 75])).tolist()
     with pytest.raises(ValueError, match="scale"):
         overlay(image, visible, amodal, scale=0)
 

@@ -42,9 +42,8 @@ def test_visible_masks_ground_truth_and_images_agree():
         assert read_image(dataset.image_path(image)).shape == (image["height"], image["width"], 3)
         mask = decode_segmentation(entry["segmentation"], image["height"], image["width"])
         amodal = decode_segmentation(annotation["segmentation"], image["height"], image["width"])
-        assert mask.sum() == annotation["visible_area"] and np.all(
-            amodal[mask > 0] > 0
-        )  # the visible part lies in the amodal mask
+        # the visible part lies in the amodal mask
+        assert mask.sum() == annotation["visible_area"] and np.all(amodal[mask > 0] > 0)
 
 
 def test_the_evaluator_reads_the_folder_and_the_visible_masks_miss_the_hidden_parts():

@@ -406,7 +406,10 @@ def test_transfer_pretrained_copies_shared_parts_and_overlapping_categories_only
     fresh_boat = finetuned.category_state("boat")
     assert transfer_pretrained(finetuned, pretrained) == ["car"]
     assert torch.equal(finetuned.encoder.convs[0][0].weight, pretrained.encoder.convs[0][0].weight)
-    viewpoint_head = lambda m: m.mask_branch.viewpoint_estimator.head.weight  # noqa: E731
+
+    def viewpoint_head(m):
+        return m.mask_branch.viewpoint_estimator.head.weight
+
     assert torch.equal(viewpoint_head(finetuned), viewpoint_head(pretrained))
     car = finetuned.category_state("car")["shape"]
     assert all(torch.equal(car[k], v) for k, v in pretrained.category_state("car")["shape"].items())

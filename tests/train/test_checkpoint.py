@@ -100,7 +100,8 @@ def test_a_pickled_object_is_refused_by_weights_only_loading(tmp_path):
     torch.save({"model": {}, "payload": ToyAmodalModel}, tmp_path / "unsafe.pt")
     with pytest.raises(
         InputError,
-        match=r"unsafe\.pt: not a readable checkpoint \(it holds objects other than tensors and plain containers; torch.load\(weights_only=True\) refused it\)$",
+        match=r"unsafe\.pt: not a readable checkpoint \(it holds objects other than tensors and plain containers; "
+        r"torch.load\(weights_only=True\) refused it\)$",
     ):
         load_checkpoint(tmp_path / "unsafe.pt", required_keys=("model",))
 

@@ -200,9 +200,8 @@ def test_finetune_end_to_end_on_tiny_scenes(tmp_path: Path) -> None:
     assert evaluated.exit_code == 0, evaluated.output
     report = json.loads((tmp_path / "report.json").read_text())
     best = next(r for r in results["validation"] if r["step"] == results["best_step"])
-    assert max(report["coco"]["amodal"]["stats"]["AP"], 0.0) == pytest.approx(
-        best["ap"]
-    )  # the same predictions as validation
+    # the same predictions as validation
+    assert max(report["coco"]["amodal"]["stats"]["AP"], 0.0) == pytest.approx(best["ap"])
     assert report["miou"]["miou"] == pytest.approx(best["miou"])
 
     again = CliRunner().invoke(app, args)

@@ -93,9 +93,8 @@ def test_pretrain_beats_the_visible_baseline_on_both_test_splits_and_writes_resu
         assert evaluation.visible_baseline.per_category == pytest.approx(expected_visible_baseline(split))
         assert evaluation.model.miou > evaluation.visible_baseline.miou + 0.1
     assert result.training.steps == 60
-    assert [entry["step"] for entry in result.training.validation] == list(
-        range(4, 61, 4)
-    )  # once per epoch: 16 items / 4
+    # once per epoch: 16 items / 4
+    assert [entry["step"] for entry in result.training.validation] == list(range(4, 61, 4))
     assert result.evaluated_checkpoint == tmp_path / "run" / "best.pt"
 
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
@@ -210,9 +209,8 @@ def test_the_command_passes_the_mesh_and_camera_options_to_the_network(tmp_path,
     assert (options.symmetric, options.azimuth_hypotheses, options.template_level) == (False, 1, 1)
     settings = build_asm("a3d", ["cube"], options).settings  # and the real network is built with them
     assert (settings.shape.symmetric, settings.viewpoint.azimuth_hypotheses, settings.template_level) == (False, 1, 1)
-    assert (
-        build_asm("a3d", ["cube"], ModelOptions(image_size=16)).settings.viewpoint.azimuth_hypotheses == 4
-    )  # the default
+    # the default
+    assert build_asm("a3d", ["cube"], ModelOptions(image_size=16)).settings.viewpoint.azimuth_hypotheses == 4
 
 
 @pytest.mark.parametrize(

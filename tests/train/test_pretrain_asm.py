@@ -58,6 +58,7 @@ def shapes(tmp_path_factory):
 
 def run(shapes, out, steps, resume=False, build_model=tiny_asm, model="a3d"):
     components = dataclasses.replace(shapenet_components(), build_model=build_model)
+    # validation at the same steps, interrupted at 2 or not
     train = TrainSettings(
         lr=1e-3,
         batch_size=4,
@@ -68,7 +69,7 @@ def run(shapes, out, steps, resume=False, build_model=tiny_asm, model="a3d"):
         log_every=1,
         progress=False,
         tensorboard=False,
-    )  # validation at the same steps, interrupted at 2 or not
+    )
     settings = PretrainSettings(
         data=shapes, out=out, model=model, train=train, resume=resume, device="cpu", template_level=1
     )

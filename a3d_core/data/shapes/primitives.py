@@ -82,7 +82,10 @@ def loft(
     if bottom.shape != top.shape or bottom.ndim != 2 or bottom.shape[1] != 2 or len(bottom) < 3:
         raise ValueError(f"loft rings must both be (N >= 3, 2), got {bottom.shape} and {top.shape}")
     n = len(bottom)
-    ring = lambda xz, y: np.column_stack([xz[:, 0], np.full(n, y, np.float32), xz[:, 1]])  # noqa: E731
+
+    def ring(xz, y):
+        return np.column_stack([xz[:, 0], np.full(n, y, np.float32), xz[:, 1]])
+
     centres = np.array(
         [[bottom[:, 0].mean(), -height / 2, bottom[:, 1].mean()], [top[:, 0].mean(), height / 2, top[:, 1].mean()]],
         dtype=np.float32,
