@@ -17,8 +17,12 @@ if TYPE_CHECKING:
 
 @user_errors
 def demo(
-    out: Path = typer.Option(Path("demo"), "--out", help="Folder to write everything into (index.md is the front page)."),
-    quick: bool = typer.Option(False, "--quick", help="A seconds-long run that only shows every step connects (nothing learns)."),
+    out: Path = typer.Option(
+        Path("demo"), "--out", help="Folder to write everything into (index.md is the front page)."
+    ),
+    quick: bool = typer.Option(
+        False, "--quick", help="A seconds-long run that only shows every step connects (nothing learns)."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out when it is not empty."),
     device: str = DeviceOption,
     seed: int = SeedOption,
@@ -26,11 +30,13 @@ def demo(
     """Run the whole pipeline at a small scale on the built-in data, into a browsable folder.
 
     prepare shapenet -> pretrain the 3D shape prior -> prepare scenes -> fine-tune both stages -> evaluate (amodal AP, mIoU, beside the visible-mask baseline) -> complete the ground-truth instances (panels, meshes and turntables) -> predict (panels). OUT/index.md opens with summary.png: the most occluded val instances, completed, beside the ground truth. About eleven minutes on two idle CPU cores; open OUT/index.md.
-    """
+    """  # noqa: E501 (typer's help keeps the line breaks of a paragraph: one line each, the terminal wraps them)
     from a3d_core.demo import FULL, QUICK, run_demo  # imports every stage: only when the command runs
 
     with ProgressDisplay(console, transient=False) as display:
-        result = run_demo(out, QUICK if quick else FULL, seed=seed, device=device, overwrite=overwrite, progress=display)
+        result = run_demo(
+            out, QUICK if quick else FULL, seed=seed, device=device, overwrite=overwrite, progress=display
+        )
     console.print(summary_table(result))
     console.print(f"open {result.index}", highlight=False)
 
@@ -43,8 +49,12 @@ def summary_table(result: DemoResult) -> Table:
     for name, seconds in result.seconds.items():
         table.add_row(name, f"{seconds:.0f}", f"{result.cpu_seconds[name]:.0f}")
     table.add_section()
-    labels = {"model": "A3D (detections)", "visible_baseline": "visible as amodal (detections)",
-              "stage2_on_ground_truth": "stage 2 on GT boxes", "ground_truth_visible": "GT visible as amodal"}
+    labels = {
+        "model": "A3D (detections)",
+        "visible_baseline": "visible as amodal (detections)",
+        "stage2_on_ground_truth": "stage 2 on GT boxes",
+        "ground_truth_visible": "GT visible as amodal",
+    }
     for method, values in result.metrics.items():
         label = labels[method]
         table.add_row(f"{label}: AP / mIoU (%)", f"{100 * values['AP']:.1f} / {100 * values['mIoU']:.1f}", "")

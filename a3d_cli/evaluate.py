@@ -72,7 +72,9 @@ def _miou_table(result: EvaluationResult) -> Table:
     table = Table(title="Instance IoU (best-matching prediction per instance, %)")
     for column in ("mIoU", "instances", "mIoU_occ", "occluded instances"):
         table.add_column(column, justify="right")
-    table.add_row(_percent(segments.miou), str(segments.num_instances), _percent(segments.miou_occ), str(segments.num_occluded))
+    table.add_row(
+        _percent(segments.miou), str(segments.num_instances), _percent(segments.miou_occ), str(segments.num_occluded)
+    )
     return table
 
 
@@ -81,30 +83,79 @@ def newest_checkpoint_for(dataset: str) -> Path:
     name = dataset_name(dataset)
     run = newest_run(FINE_TUNED, dataset=name)
     if run is None:
-        raise InputError(f"no fine-tuned run for {name} under {runs_root()}: train one with `a3d finetune --dataset {dataset}`, "
-                         "or give --checkpoint FILE or --predictions FILE")
-    announce(f"checkpoint: {run.checkpoint}, the newest fine-tuned run for {name} under {runs_root()} (--checkpoint FILE to choose)")
+        raise InputError(
+            f"no fine-tuned run for {name} under {runs_root()}: train one with `a3d finetune --dataset {dataset}`, "
+            "or give --checkpoint FILE or --predictions FILE"
+        )
+    announce(
+        f"checkpoint: {run.checkpoint}, the newest fine-tuned run for {name} under {runs_root()} (--checkpoint FILE to "
+        "choose)"
+    )
     return run.checkpoint
 
 
 @user_errors
 def evaluate(
-    dataset: str = typer.Option(..., "--dataset", help="A dataset folder written by `a3d prepare`, or its name under the data root."),
-    predictions: Optional[Path] = typer.Option(
-        None, "--predictions", help="COCO results JSON (as `a3d predict` writes): image_id, category_id, score, segmentation (amodal RLE), optional visible_mask."
+    dataset: str = typer.Option(
+        ..., "--dataset", help="A dataset folder written by `a3d prepare`, or its name under the data root."
     ),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A fine-tuned checkpoint (`a3d finetune`): predict the split with it, then evaluate. With --protocol completion also a pretraining one (`a3d pretrain`). Default (without --predictions): the newest fine-tuned run for this dataset under $A3D_RUNS_ROOT or ./runs."),
-    protocol: str = typer.Option("detection", "--protocol", help="detection: score --predictions or the --checkpoint's detections. completion: complete the ground-truth visible masks (ground-truth boxes as detections, C2F-Seg's setting) with --completer."),
-    completer: str = typer.Option("checkpoint", "--completer", help="With --protocol completion: checkpoint (stage 2 of --checkpoint), visible (the visible mask as amodal mask: the baseline) or shapedict (K-means atoms of the dataset's train masks retrieved by the visible mask: the 2D shape-prior baseline)."),
-    category_map: Optional[Path] = typer.Option(None, "--category-map", help='With --protocol completion: JSON {"dataset class": "checkpoint category"} over the shipped map.'),
-    shipped_category_map: bool = typer.Option(True, "--default-category-map/--no-category-map", help="With --protocol completion: match the dataset's classes to the checkpoint's through the shipped map (couch -> sofa, ...), or by name only."),
-    predictions_out: Optional[Path] = typer.Option(None, "--predictions-out", help="With --checkpoint or --protocol completion: keep the predictions (COCO results; overlays for detection) in this folder."),
-    score_threshold: float = typer.Option(0.05, "--score-threshold", min=0.0, max=1.0, help="With --checkpoint: leave out detections scoring below this."),
+    predictions: Optional[Path] = typer.Option(
+        None,
+        "--predictions",
+        help="COCO results JSON (as `a3d predict` writes): image_id, category_id, score, segmentation (amodal RLE), "
+        "optional visible_mask.",
+    ),
+    checkpoint: Optional[Path] = typer.Option(
+        None,
+        "--checkpoint",
+        help="A fine-tuned checkpoint (`a3d finetune`): predict the split with it, then evaluate. With --protocol "
+        "completion also a pretraining one (`a3d pretrain`). Default (without --predictions): the newest fine-tuned "
+        "run for this dataset under $A3D_RUNS_ROOT or ./runs.",
+    ),
+    protocol: str = typer.Option(
+        "detection",
+        "--protocol",
+        help="detection: score --predictions or the --checkpoint's detections. completion: complete the ground-truth "
+        "visible masks (ground-truth boxes as detections, C2F-Seg's setting) with --completer.",
+    ),
+    completer: str = typer.Option(
+        "checkpoint",
+        "--completer",
+        help="With --protocol completion: checkpoint (stage 2 of --checkpoint), visible (the visible mask as amodal "
+        "mask: the baseline) or shapedict (K-means atoms of the dataset's train masks retrieved by the visible mask: "
+        "the 2D shape-prior baseline).",
+    ),
+    category_map: Optional[Path] = typer.Option(
+        None,
+        "--category-map",
+        help='With --protocol completion: JSON {"dataset class": "checkpoint category"} over the shipped map.',
+    ),
+    shipped_category_map: bool = typer.Option(
+        True,
+        "--default-category-map/--no-category-map",
+        help="With --protocol completion: match the dataset's classes to the checkpoint's through the shipped map "
+        "(couch -> sofa, ...), or by name only.",
+    ),
+    predictions_out: Optional[Path] = typer.Option(
+        None,
+        "--predictions-out",
+        help="With --checkpoint or --protocol completion: keep the predictions (COCO results; overlays for detection) "
+        "in this folder.",
+    ),
+    score_threshold: float = typer.Option(
+        0.05, "--score-threshold", min=0.0, max=1.0, help="With --checkpoint: leave out detections scoring below this."
+    ),
     split: str = typer.Option("val", "--split", help="Which split of the dataset to evaluate against."),
     kind: str = typer.Option("all", "--kind", help="amodal, visible, occluded (occlusion rate >= 0.15) or all."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full report (all stats, per category, mIoU) to this JSON file."),
-    plots: Optional[Path] = typer.Option(None, "--plots", help="Write precision-recall curves and an IoU histogram (PNG) into this folder."),
-    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Where named datasets live (default $A3D_DATA_ROOT or ./data)."),
+    json_out: Optional[Path] = typer.Option(
+        None, "--json", help="Write the full report (all stats, per category, mIoU) to this JSON file."
+    ),
+    plots: Optional[Path] = typer.Option(
+        None, "--plots", help="Write precision-recall curves and an IoU histogram (PNG) into this folder."
+    ),
+    data_root: Optional[Path] = typer.Option(
+        None, "--data-root", help="Where named datasets live (default $A3D_DATA_ROOT or ./data)."
+    ),
     device: str = DeviceOption,
 ) -> None:
     """Evaluate amodal predictions: COCO AP, mIoU, occluded AP (paper 4.2).
@@ -121,13 +172,30 @@ def evaluate(
         fail(f"--protocol {protocol}: expected one of {', '.join(PROTOCOLS)}")
     if kind not in KIND_CHOICES:
         fail(f"--kind {kind}: expected one of {', '.join(KIND_CHOICES)}")
-    settings = EvaluationSettings(kinds=KINDS if kind == "all" else (kind,), require_visible=kind == "visible", device=device)
+    settings = EvaluationSettings(
+        kinds=KINDS if kind == "all" else (kind,), require_visible=kind == "visible", device=device
+    )
     if protocol == "completion":
         if predictions is not None:
             fail("--protocol completion completes the ground-truth visible masks itself: leave out --predictions")
-        result = _completion(dataset, split, completer, checkpoint, category_map, shipped_category_map, predictions_out, settings,
-                             data_root, device)
-        _print_result(result, json_out, plots, f"{completer} completer" + (f" ({checkpoint})" if completer == "checkpoint" else ""))
+        result = _completion(
+            dataset,
+            split,
+            completer,
+            checkpoint,
+            category_map,
+            shipped_category_map,
+            predictions_out,
+            settings,
+            data_root,
+            device,
+        )
+        _print_result(
+            result,
+            json_out,
+            plots,
+            f"{completer} completer" + (f" ({checkpoint})" if completer == "checkpoint" else ""),
+        )
         return
     if predictions is not None and checkpoint is not None:
         fail("give either --predictions FILE (a COCO results JSON) or --checkpoint FILE (a fine-tuned model), not both")
@@ -135,27 +203,56 @@ def evaluate(
         checkpoint = newest_checkpoint_for(dataset)
     with ProgressDisplay(console) as display:
         if checkpoint is not None:
-            predict_settings = PredictSettings(checkpoint=checkpoint, score_threshold=score_threshold, device=device,
-                                               masks=False, overlays=predictions_out is not None)
-            result = evaluate_checkpoint(dataset, split, predict_settings, settings, predictions_out, data_root, progress=display).evaluation
+            predict_settings = PredictSettings(
+                checkpoint=checkpoint,
+                score_threshold=score_threshold,
+                device=device,
+                masks=False,
+                overlays=predictions_out is not None,
+            )
+            result = evaluate_checkpoint(
+                dataset, split, predict_settings, settings, predictions_out, data_root, progress=display
+            ).evaluation
         else:
-            result = evaluate_dataset(dataset, predictions, split, settings, data_root, on_step=step_callback(display, "evaluate"))
+            result = evaluate_dataset(
+                dataset, predictions, split, settings, data_root, on_step=step_callback(display, "evaluate")
+            )
     _print_result(result, json_out, plots, str(predictions or checkpoint))
 
 
-def _completion(dataset: str, split: str, completer: str, checkpoint: Optional[Path], category_map: Optional[Path],
-                shipped_category_map: bool, predictions_out: Optional[Path], settings: EvaluationSettings,
-                data_root: Optional[Path], device: str) -> EvaluationResult:
+def _completion(
+    dataset: str,
+    split: str,
+    completer: str,
+    checkpoint: Optional[Path],
+    category_map: Optional[Path],
+    shipped_category_map: bool,
+    predictions_out: Optional[Path],
+    settings: EvaluationSettings,
+    data_root: Optional[Path],
+    device: str,
+) -> EvaluationResult:
     """The completion protocol, its progress over the split's images reported."""
-    request = CompleterRequest(checkpoint=checkpoint, category_map=CategoryMap.load(category_map, shipped_category_map), device=device,
-                               dataset=resolve_dataset(dataset, data_root))
+    request = CompleterRequest(
+        checkpoint=checkpoint,
+        category_map=CategoryMap.load(category_map, shipped_category_map),
+        device=device,
+        dataset=resolve_dataset(dataset, data_root),
+    )
     built = build_completer(completer, request)
     predictions_file = predictions_out / "predictions.json" if predictions_out is not None else None
     if predictions_file is not None:
         predictions_out.mkdir(parents=True, exist_ok=True)
     with ProgressDisplay(console) as display:
-        return evaluate_completion(dataset, built, split, settings, data_root, predictions_file,
-                                   progress=count_callback(display, f"complete {split} with {built.name}", "image"))
+        return evaluate_completion(
+            dataset,
+            built,
+            split,
+            settings,
+            data_root,
+            predictions_file,
+            progress=count_callback(display, f"complete {split} with {built.name}", "image"),
+        )
 
 
 def _print_result(result: EvaluationResult, json_out: Optional[Path], plots: Optional[Path], source: str) -> None:

@@ -18,8 +18,12 @@ def newest_pretraining_checkpoint() -> Path:
     """The newest pretraining run under the runs root, announced."""
     run = newest_run(PRETRAINING)
     if run is None:
-        raise InputError(f"no pretraining run under {runs_root()}: train one with `a3d pretrain`, or give --checkpoint FILE")
-    announce(f"checkpoint: {run.checkpoint}, the newest pretraining run under {runs_root()} (--checkpoint FILE to choose)")
+        raise InputError(
+            f"no pretraining run under {runs_root()}: train one with `a3d pretrain`, or give --checkpoint FILE"
+        )
+    announce(
+        f"checkpoint: {run.checkpoint}, the newest pretraining run under {runs_root()} (--checkpoint FILE to choose)"
+    )
     return run.checkpoint
 
 
@@ -35,15 +39,39 @@ def pretraining_data(checkpoint: Path) -> Optional[str]:
 
 @user_errors
 def export_mesh(
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Stage-2 checkpoint (from `a3d pretrain` or `a3d finetune`). Default: the newest pretraining run under $A3D_RUNS_ROOT or ./runs."),
-    out: Path = typer.Option(..., "--out", help="Folder to write mesh.obj, mesh.ply, the mask PNGs, turntable.gif and summary.json into."),
-    image: Optional[Path] = typer.Option(None, "--image", help="The instance's image: its crop, or a single-object image (used whole)."),
-    visible_mask: Optional[Path] = typer.Option(None, "--visible-mask", help="The instance's visible mask, same size as --image (non-zero = visible)."),
-    category: Optional[str] = typer.Option(None, "--category", help="Use this category's shape decoder instead of the predicted one."),
-    data: Optional[str] = typer.Option(None, "--data", help="A prepared dataset (folder or name under the data root) instead of --image. Default (without --image): the dataset the checkpoint was pretrained on, when it is still there."),
-    index: Optional[int] = typer.Option(None, "--index", help="With --data: the annotation's 0-based position in the split (default with the checkpoint's dataset: 0)."),
+    checkpoint: Optional[Path] = typer.Option(
+        None,
+        "--checkpoint",
+        help="Stage-2 checkpoint (from `a3d pretrain` or `a3d finetune`). Default: the newest pretraining run under "
+        "$A3D_RUNS_ROOT or ./runs.",
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Folder to write mesh.obj, mesh.ply, the mask PNGs, turntable.gif and summary.json into."
+    ),
+    image: Optional[Path] = typer.Option(
+        None, "--image", help="The instance's image: its crop, or a single-object image (used whole)."
+    ),
+    visible_mask: Optional[Path] = typer.Option(
+        None, "--visible-mask", help="The instance's visible mask, same size as --image (non-zero = visible)."
+    ),
+    category: Optional[str] = typer.Option(
+        None, "--category", help="Use this category's shape decoder instead of the predicted one."
+    ),
+    data: Optional[str] = typer.Option(
+        None,
+        "--data",
+        help="A prepared dataset (folder or name under the data root) instead of --image. Default (without --image): "
+        "the dataset the checkpoint was pretrained on, when it is still there.",
+    ),
+    index: Optional[int] = typer.Option(
+        None,
+        "--index",
+        help="With --data: the annotation's 0-based position in the split (default with the checkpoint's dataset: 0).",
+    ),
     split: str = typer.Option("test", "--split", help="With --data: the split to read."),
-    crop: str = typer.Option("amodal-box", "--crop", help="With --data: amodal-box (square around the amodal box) or full-image."),
+    crop: str = typer.Option(
+        "amodal-box", "--crop", help="With --data: amodal-box (square around the amodal box) or full-image."
+    ),
     frames: int = typer.Option(24, "--frames", help="Number of turntable frames (evenly spaced azimuths)."),
     turntable_size: int = typer.Option(128, "--turntable-size", help="Side of the turntable frames in pixels."),
     device: str = DeviceOption,
@@ -51,7 +79,7 @@ def export_mesh(
     """Export the reconstructed mesh of an instance (OBJ, PLY, masks, turntable GIF).
 
     Give either --image and --visible-mask, or --data and --index. The network reconstructs the instance's 3D shape, renders it at the predicted viewpoint (coarse mask) and refines it (final amodal mask); the turntable GIF shows the mesh all around.
-    """
+    """  # noqa: E501 (typer's help keeps the line breaks of a paragraph: one line each, the terminal wraps them)
     if checkpoint is None:
         checkpoint = newest_pretraining_checkpoint()
     if data is None and image is None and visible_mask is None:
@@ -61,16 +89,32 @@ def export_mesh(
             announce(f"instance: --index 0 of the {split} split (--index N to choose)")
     with console.status("reconstructing and rendering the turntable..."):
         result = export_instance_mesh(
-            checkpoint, out, image=image, visible_mask=visible_mask, data=data, index=index, split=split,
-            category=category, crop=crop, device=device, turntable_frames=frames, turntable_size=turntable_size,
+            checkpoint,
+            out,
+            image=image,
+            visible_mask=visible_mask,
+            data=data,
+            index=index,
+            split=split,
+            category=category,
+            crop=crop,
+            device=device,
+            turntable_frames=frames,
+            turntable_size=turntable_size,
         )
     table = Table(title=f"export-mesh: {result.source}", show_header=False)
     table.add_row("category", f"{result.category} ({result.category_source}, p = {result.category_probability:.2f})")
     if result.ground_truth_category is not None:
         table.add_row("ground-truth category", result.ground_truth_category)
     table.add_row("mesh", f"{result.num_vertices} vertices, {result.num_faces} faces")
-    table.add_row("viewpoint", f"elevation {result.elevation_deg:.1f} deg, azimuth {result.azimuth_deg:.1f} deg, distance {result.distance:.3f}")
-    table.add_row("mask pixels", f"visible {result.visible_pixels}, coarse {result.coarse_pixels}, refined {result.amodal_pixels}")
+    table.add_row(
+        "viewpoint",
+        f"elevation {result.elevation_deg:.1f} deg, azimuth {result.azimuth_deg:.1f} deg, distance "
+        f"{result.distance:.3f}",
+    )
+    table.add_row(
+        "mask pixels", f"visible {result.visible_pixels}, coarse {result.coarse_pixels}, refined {result.amodal_pixels}"
+    )
     if result.amodal_iou is not None:
         table.add_row("IoU with the GT amodal mask", f"{result.amodal_iou:.3f}")
     for name, path in result.files.items():

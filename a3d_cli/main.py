@@ -1,4 +1,6 @@
-"""The ``a3d`` application: ``a3d demo | prepare | pretrain | finetune | evaluate | predict | complete | export-mesh``."""
+"""The ``a3d`` application:
+``a3d demo | prepare | pretrain | finetune | evaluate | predict | complete | export-mesh``.
+"""
 
 from __future__ import annotations
 
@@ -25,10 +27,16 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def main(
-    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Show the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Show the version and exit."
+    ),
     progress_every: float = typer.Option(
-        progress.DEFAULT_INTERVAL, "--progress-every", min=0.0, envvar=progress.INTERVAL_ENV,
-        help="When the output is not a terminal (a log file, CI), print a progress line every this many seconds (0: at every step).",
+        progress.DEFAULT_INTERVAL,
+        "--progress-every",
+        min=0.0,
+        envvar=progress.INTERVAL_ENV,
+        help="When the output is not a terminal (a log file, CI), print a progress line every this many seconds (0: at "
+        "every step).",
     ),
 ) -> None:
     """Amodal instance segmentation guided by a 3D shape prior."""

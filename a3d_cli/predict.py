@@ -18,31 +18,66 @@ from a3d_core.progress import count_callback
 
 @user_errors
 def predict(
-    inputs: Optional[List[str]] = typer.Argument(None, help="Image files, folders or glob patterns (quote patterns: 'photos/*.jpg')."),
-    out: Path = typer.Option(..., "--out", help="Folder for predictions.json, images.json and one folder per image (panels, overlay, masks, meshes)."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Fine-tuned checkpoint (`a3d finetune`). Default: the newest best.pt/last.pt under ./runs (or $A3D_RUNS_ROOT)."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="Predict a split of this canonical dataset (name or folder) instead, with its image and category ids (for `a3d evaluate --predictions`)."),
+    inputs: Optional[List[str]] = typer.Argument(
+        None, help="Image files, folders or glob patterns (quote patterns: 'photos/*.jpg')."
+    ),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        help="Folder for predictions.json, images.json and one folder per image (panels, overlay, masks, meshes).",
+    ),
+    checkpoint: Optional[Path] = typer.Option(
+        None,
+        "--checkpoint",
+        help="Fine-tuned checkpoint (`a3d finetune`). Default: the newest best.pt/last.pt under ./runs (or "
+        "$A3D_RUNS_ROOT).",
+    ),
+    dataset: Optional[str] = typer.Option(
+        None,
+        "--dataset",
+        help="Predict a split of this canonical dataset (name or folder) instead, with its image and category ids (for "
+        "`a3d evaluate --predictions`).",
+    ),
     split: str = typer.Option("val", "--split", help="With --dataset: the split to predict."),
-    score_threshold: float = typer.Option(0.5, "--score-threshold", min=0.0, max=1.0, help="Leave out detections scoring below this."),
+    score_threshold: float = typer.Option(
+        0.5, "--score-threshold", min=0.0, max=1.0, help="Leave out detections scoring below this."
+    ),
     batch_size: int = typer.Option(1, "--batch-size", min=1, help="Images per forward pass."),
-    overlay_scale: int = typer.Option(1, "--overlay-scale", min=1, max=16, help="Draw the overlays this many times larger than the images (for small images)."),
+    overlay_scale: int = typer.Option(
+        1,
+        "--overlay-scale",
+        min=1,
+        max=16,
+        help="Draw the overlays this many times larger than the images (for small images).",
+    ),
     meshes: bool = typer.Option(False, "--meshes", help="Also write each instance's reconstructed mesh (OBJ)."),
-    runs_root: Optional[Path] = typer.Option(None, "--runs-root", help="Where to look for a checkpoint when --checkpoint is not given."),
-    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Where named datasets live (default $A3D_DATA_ROOT or ./data)."),
+    runs_root: Optional[Path] = typer.Option(
+        None, "--runs-root", help="Where to look for a checkpoint when --checkpoint is not given."
+    ),
+    data_root: Optional[Path] = typer.Option(
+        None, "--data-root", help="Where named datasets live (default $A3D_DATA_ROOT or ./data)."
+    ),
     device: str = DeviceOption,
 ) -> None:
     """Predict amodal and visible masks for images.
 
     Writes a COCO results JSON (amodal mask as segmentation, visible_mask, bbox, category_id, score), per image panels.png (one row per detection: input crop | visible mask | amodal mask with the part completed by the 3D prior in orange, enlarged to be readable) and overlay.png (the whole image: visible parts tinted, completed parts hatched), and per-instance mask PNGs. Any readable image works; an unreadable one is reported and skipped, and the exit code is 1 when some failed.
-    """
+    """  # noqa: E501 (typer's help keeps the line breaks of a paragraph: one line each, the terminal wraps them)
     if (dataset is None) == (not inputs):
         fail("give images (files, folders or patterns), or --dataset NAME with --split")
     if checkpoint is None:
         checkpoint = find_latest_checkpoint(runs_root)
         announce(f"using the newest fine-tuned checkpoint: {checkpoint} (--checkpoint FILE to choose)")
     try:
-        settings = PredictSettings(checkpoint=checkpoint, score_threshold=score_threshold, batch_size=batch_size,
-                                   device=device, meshes=meshes, overlay_scale=overlay_scale, runs_root=runs_root)
+        settings = PredictSettings(
+            checkpoint=checkpoint,
+            score_threshold=score_threshold,
+            batch_size=batch_size,
+            device=device,
+            meshes=meshes,
+            overlay_scale=overlay_scale,
+            runs_root=runs_root,
+        )
     except ValueError as error:
         raise InputError(str(error)) from None
     with ProgressDisplay(console) as display:
@@ -53,7 +88,9 @@ def predict(
             result = predict_images(inputs, out, settings, advance)
     console.print(summary_table(result))
     for path, reason in result.failed:
-        error_console.print(f"[bold red]skipped[/] {escape(str(path))}: {escape(reason)}", highlight=False, soft_wrap=True)
+        error_console.print(
+            f"[bold red]skipped[/] {escape(str(path))}: {escape(reason)}", highlight=False, soft_wrap=True
+        )
     if result.failed:
         raise typer.Exit(1)
 

@@ -17,35 +17,102 @@ from a3d_core.train.pretrain import PretrainResult, PretrainSettings, pretrain a
 
 DEFAULT_DATASET = "shapenet"
 RUN_NAME = "pretrain"
-MODEL_HELP = ("a3d (mesh + viewpoint + renderer + edge refine), a3d-no-refine (ablation), 2d (2D mask decoder baseline), "
-              "2d-no-refine, 2d-unet (U-Net decoder, about A3D's active parameters), shapedict (K-means dictionary of "
-              "training masks retrieved by the visible mask, then the edge refine), shapedict-no-refine.")
+MODEL_HELP = (
+    "a3d (mesh + viewpoint + renderer + edge refine), a3d-no-refine (ablation), 2d (2D mask decoder baseline), "
+    "2d-no-refine, 2d-unet (U-Net decoder, about A3D's active parameters), shapedict (K-means dictionary of "
+    "training masks retrieved by the visible mask, then the edge refine), shapedict-no-refine."
+)
 
 
 @user_errors
 def pretrain(
-    data: Optional[str] = typer.Option(None, "--data", help="Dataset folder (or name under the data root) from `a3d prepare shapenet`. Default: shapenet under the data root ($A3D_DATA_ROOT or ./data)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run folder: last.pt, best.pt, metrics.jsonl, results.json. Default: runs/pretrain under $A3D_RUNS_ROOT or ./runs, or runs/pretrain-2, -3, ... when it holds a run (with --resume: the latest)."),
+    data: Optional[str] = typer.Option(
+        None,
+        "--data",
+        help="Dataset folder (or name under the data root) from `a3d prepare shapenet`. Default: shapenet under the "
+        "data root ($A3D_DATA_ROOT or ./data).",
+    ),
+    out: Optional[Path] = typer.Option(
+        None,
+        "--out",
+        help="Run folder: last.pt, best.pt, metrics.jsonl, results.json. Default: runs/pretrain under $A3D_RUNS_ROOT "
+        "or ./runs, or runs/pretrain-2, -3, ... when it holds a run (with --resume: the latest).",
+    ),
     model: str = typer.Option("a3d", "--model", help=MODEL_HELP),
-    epochs: int = typer.Option(10, "--epochs", min=1, help="Passes over the training split (ignored when --steps is given)."),
-    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Train for this many optimizer steps instead of --epochs."),
-    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Instances per step, over all processes (paper: 64)."),
+    epochs: int = typer.Option(
+        10, "--epochs", min=1, help="Passes over the training split (ignored when --steps is given)."
+    ),
+    steps: Optional[int] = typer.Option(
+        None, "--steps", min=1, help="Train for this many optimizer steps instead of --epochs."
+    ),
+    batch_size: int = typer.Option(
+        64, "--batch-size", min=1, help="Instances per step, over all processes (paper: 64)."
+    ),
     lr: float = typer.Option(1e-4, "--lr", help="Adam learning rate (paper: 1e-4)."),
     cross_view: Optional[bool] = typer.Option(
-        None, "--cross-view/--no-cross-view", help="Cross-view consistency (paper 3.7). Default: on for a3d kinds, off for 2d."
+        None,
+        "--cross-view/--no-cross-view",
+        help="Cross-view consistency (paper 3.7). Default: on for a3d kinds, off for 2d.",
     ),
-    template_level: int = typer.Option(3, "--template-level", min=0, max=6, help="Ico-sphere level of the mesh template: 3 = 642 vertices (paper), 2 = 162 (faster on CPU)."),
-    symmetric: bool = typer.Option(True, "--symmetric/--asymmetric", help="Mirror-symmetric meshes (as CMR): each shape equals its mirror image."),
-    azimuth_hypotheses: int = typer.Option(4, "--azimuth-hypotheses", min=1, help="Turned cameras per instance; training learns from the one closest to the amodal mask, which lets the viewpoint learn to turn. 1: the paper's single camera."),
-    framing: float = typer.Option(1.1, "--framing", min=0.0, max=4.0, help="Crop every view at the square around its amodal box, this many times its longer side, as `a3d finetune` crops instances. 0: keep the views as they are (Kato's framing)."),
-    hypothesis_selection: str = typer.Option("render", "--hypothesis-selection", help="With several azimuth hypotheses, how evaluation picks one: render (all, the silhouette agreeing best with the visible mask) or scores (the viewpoint estimator scores them, trained towards the best-fitting one; one rendered: a single camera's cost)."),
-    shapedict_atoms: int = typer.Option(64, "--shapedict-atoms", min=0, help="K-means atoms per category of --model shapedict*; 0: every training mask is an atom."),
-    flip: bool = typer.Option(False, "--flip/--no-flip", help="Horizontal-flip augmentation, drawn per object and epoch (all views of an object flip together). Off in the paper."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from last.pt, exactly as if never interrupted."),
-    val_every: Optional[int] = typer.Option(None, "--val-every", min=1, help="Validate (and checkpoint) every N steps. Default: once per epoch."),
-    val_instances: int = typer.Option(512, "--val-instances", min=1, help="Validate on at most this many val instances, evenly spread."),
-    checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1, help="Write last.pt every N steps (also after each validation)."),
-    amp: str = typer.Option("bf16", "--amp", help="Mixed precision on CUDA: bf16, fp16 (with loss scaling) or off. CPU runs in float32."),
+    template_level: int = typer.Option(
+        3,
+        "--template-level",
+        min=0,
+        max=6,
+        help="Ico-sphere level of the mesh template: 3 = 642 vertices (paper), 2 = 162 (faster on CPU).",
+    ),
+    symmetric: bool = typer.Option(
+        True, "--symmetric/--asymmetric", help="Mirror-symmetric meshes (as CMR): each shape equals its mirror image."
+    ),
+    azimuth_hypotheses: int = typer.Option(
+        4,
+        "--azimuth-hypotheses",
+        min=1,
+        help="Turned cameras per instance; training learns from the one closest to the amodal mask, which lets the "
+        "viewpoint learn to turn. 1: the paper's single camera.",
+    ),
+    framing: float = typer.Option(
+        1.1,
+        "--framing",
+        min=0.0,
+        max=4.0,
+        help="Crop every view at the square around its amodal box, this many times its longer side, as `a3d finetune` "
+        "crops instances. 0: keep the views as they are (Kato's framing).",
+    ),
+    hypothesis_selection: str = typer.Option(
+        "render",
+        "--hypothesis-selection",
+        help="With several azimuth hypotheses, how evaluation picks one: render (all, the silhouette agreeing best "
+        "with the visible mask) or scores (the viewpoint estimator scores them, trained towards the best-fitting one; "
+        "one rendered: a single camera's cost).",
+    ),
+    shapedict_atoms: int = typer.Option(
+        64,
+        "--shapedict-atoms",
+        min=0,
+        help="K-means atoms per category of --model shapedict*; 0: every training mask is an atom.",
+    ),
+    flip: bool = typer.Option(
+        False,
+        "--flip/--no-flip",
+        help="Horizontal-flip augmentation, drawn per object and epoch (all views of an object flip together). Off in "
+        "the paper.",
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run in --out from last.pt, exactly as if never interrupted."
+    ),
+    val_every: Optional[int] = typer.Option(
+        None, "--val-every", min=1, help="Validate (and checkpoint) every N steps. Default: once per epoch."
+    ),
+    val_instances: int = typer.Option(
+        512, "--val-instances", min=1, help="Validate on at most this many val instances, evenly spread."
+    ),
+    checkpoint_every: int = typer.Option(
+        500, "--checkpoint-every", min=1, help="Write last.pt every N steps (also after each validation)."
+    ),
+    amp: str = typer.Option(
+        "bf16", "--amp", help="Mixed precision on CUDA: bf16, fp16 (with loss scaling) or off. CPU runs in float32."
+    ),
     device: str = DeviceOption,
     seed: int = SeedOption,
     workers: int = typer.Option(0, "--workers", min=0, help="DataLoader worker processes."),
@@ -53,7 +120,7 @@ def pretrain(
     """Pretrain the 3D shape prior (stage 2) on single-object data, unsupervised (paper 3.7).
 
     Trains on the train split and validates on val (mIoU); then reports the mIoU of the checkpoint chosen on val, on test and every held-out viewpoint split (test_newview, test_elevation, test_combination), beside the visible-mask baseline (the IoU of the visible mask itself with the amodal mask). Runs under torchrun for data parallelism.
-    """
+    """  # noqa: E501 (typer's help keeps the line breaks of a paragraph: one line each, the terminal wraps them)
     if data is None:
         data = DEFAULT_DATASET
         announce(f"data: {resolve_dataset(data)} (the default; --data DATASET to choose)")
@@ -111,7 +178,9 @@ def result_table(result: PretrainResult) -> Table:
 
     The last row is the mIoU: the mean of the category IoUs, as in the paper's Table 1.
     """
-    table = Table(title=f"Amodal mask IoU (%): {result.model} ({result.evaluated_checkpoint.name}) vs. the visible mask")
+    table = Table(
+        title=f"Amodal mask IoU (%): {result.model} ({result.evaluated_checkpoint.name}) vs. the visible mask"
+    )
     table.add_column("category")
     for split in result.evaluations:
         table.add_column(f"{split}\n{result.model}", justify="right")
@@ -119,7 +188,10 @@ def result_table(result: PretrainResult) -> Table:
     for name in result.category_names:
         cells = []
         for evaluation in result.evaluations.values():
-            cells += [_percent(evaluation.model.per_category.get(name)), _percent(evaluation.visible_baseline.per_category.get(name))]
+            cells += [
+                _percent(evaluation.model.per_category.get(name)),
+                _percent(evaluation.visible_baseline.per_category.get(name)),
+            ]
         table.add_row(name, *cells)
     table.add_section()
     means = []

@@ -10,7 +10,7 @@ such as the loss, elapsed time and time left). When standard output is not a ter
   SECONDS`` or ``$A3D_PROGRESS_EVERY``; 0 prints a line at every update)::
 
       [a3d] train: 120/600 steps (20%) | loss 0.4123 | val mIoU 0.812 | inst/s 12.3 | steps/s 4.10 | elapsed 0:00:29 | left 0:01:57
-"""
+"""  # noqa: E501 (the example above is one progress line, as printed)
 
 from __future__ import annotations
 
@@ -19,7 +19,15 @@ import time
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 DEFAULT_INTERVAL = 30.0
 """Seconds between two plain progress lines."""
@@ -54,8 +62,15 @@ class ProgressDisplay:
         self.interval = _interval if interval is None else interval
         self.interactive = console.is_terminal
         self._bars = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[values]}"),
-            TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=console, transient=transient,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[values]}"),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=transient,
             disable=not self.interactive,
         )
         self._task: TaskID | None = None
@@ -79,7 +94,14 @@ class ProgressDisplay:
 
     def start(self, phase: str, total: int | None = None, done: int = 0, unit: str = "step") -> None:
         self.end()
-        self._phase, self._total, self._done, self._first_done, self._unit, self._fields = phase, total, done, done, unit, {}
+        self._phase, self._total, self._done, self._first_done, self._unit, self._fields = (
+            phase,
+            total,
+            done,
+            done,
+            unit,
+            {},
+        )
         self._started = self._last_line = time.perf_counter()
         if self.interactive:
             self._task = self._bars.add_task(phase, total=total, completed=done, values="")
@@ -115,8 +137,10 @@ class ProgressDisplay:
                 self._line(f"{self._phase}: done in {format_duration(seconds)}")
             else:
                 rate = (self._done - self._first_done) / seconds if seconds > 0 else 0.0
-                self._line(f"{self._phase}: done, {self._done} {_plural(self._unit, self._done)} in {format_duration(seconds)} "
-                           f"({rate:.2f} {self._unit}s/s)")
+                self._line(
+                    f"{self._phase}: done, {self._done} {_plural(self._unit, self._done)} in "
+                    f"{format_duration(seconds)} ({rate:.2f} {self._unit}s/s)"
+                )
         self._phase = None
 
     def status_line(self, now: float) -> str:
@@ -127,8 +151,13 @@ class ProgressDisplay:
         if self._total:
             count += f" ({100 * self._done / self._total:.0f}%)"
         left = format_duration((self._total - self._done) / rate) if rate > 0 and self._total is not None else "?"
-        parts = [count, *(f"{label} {value}" for label, value in self._fields.items()),
-                 f"{self._unit}s/s {rate:.2f}", f"elapsed {format_duration(elapsed)}", f"left {left}"]
+        parts = [
+            count,
+            *(f"{label} {value}" for label, value in self._fields.items()),
+            f"{self._unit}s/s {rate:.2f}",
+            f"elapsed {format_duration(elapsed)}",
+            f"left {left}",
+        ]
         return f"{self._phase}: " + " | ".join(parts)
 
     def _line(self, text: str) -> None:

@@ -231,15 +231,19 @@ def square_box(box_xywh: Sequence[float], scale: float = 1.0) -> tuple[float, fl
     return tuple(float(v) for v in square)
 
 
-def crop_instance(rgb: torch.Tensor, masks: torch.Tensor, box_xyxy: Sequence[float], size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def crop_instance(
+    rgb: torch.Tensor, masks: torch.Tensor, box_xyxy: Sequence[float], size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Crop ``box_xyxy`` (pixels, may extend past the image) from an image and its masks, resized to ``size``.
 
     rgb ``(3, H, W)`` in [0, 1], masks ``(K, H, W)`` {0, 1} -> rgb ``(3, size, size)`` and masks
     ``(K, size, size)`` re-binarised at 0.5.
     """
     if rgb.ndim != 3 or rgb.shape[0] != 3 or masks.ndim != 3 or masks.shape[1:] != rgb.shape[1:]:
-        raise InputError(f"crop_instance needs rgb (3, H, W) and masks (K, H, W) of the same size, got "
-                         f"{tuple(rgb.shape)}, {tuple(masks.shape)}")
+        raise InputError(
+            f"crop_instance needs rgb (3, H, W) and masks (K, H, W) of the same size, got "
+            f"{tuple(rgb.shape)}, {tuple(masks.shape)}"
+        )
     x0, y0, x1, y1 = (float(v) for v in box_xyxy)
     if not (x1 > x0 and y1 > y0):
         raise InputError(f"cannot crop an empty box {list(box_xyxy)}")

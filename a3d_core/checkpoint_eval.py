@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
-
 from torchvision.ops import masks_to_boxes
 
 from a3d_core.completers import Completer
@@ -61,12 +60,26 @@ def evaluate_checkpoint(
         return _run(dataset, split, Path(folder), predict_settings, evaluation_settings, data_root, progress)
 
 
-def _run(dataset: str | os.PathLike, split: str, folder: Path, predict_settings: PredictSettings,
-         evaluation_settings: EvaluationSettings | None, data_root: str | os.PathLike | None,
-         progress: ProgressReporter) -> CheckpointEvaluation:
-    prediction = predict_dataset(dataset, split, folder, predict_settings, count_callback(progress, f"predict {split}", "image"), data_root)
-    evaluation = evaluate_dataset(dataset, prediction.predictions_file, split, evaluation_settings, data_root,
-                                  on_step=step_callback(progress, "score"))
+def _run(
+    dataset: str | os.PathLike,
+    split: str,
+    folder: Path,
+    predict_settings: PredictSettings,
+    evaluation_settings: EvaluationSettings | None,
+    data_root: str | os.PathLike | None,
+    progress: ProgressReporter,
+) -> CheckpointEvaluation:
+    prediction = predict_dataset(
+        dataset, split, folder, predict_settings, count_callback(progress, f"predict {split}", "image"), data_root
+    )
+    evaluation = evaluate_dataset(
+        dataset,
+        prediction.predictions_file,
+        split,
+        evaluation_settings,
+        data_root,
+        on_step=step_callback(progress, "score"),
+    )
     progress.end()
     return CheckpointEvaluation(prediction, evaluation)
 
@@ -82,8 +95,14 @@ def mask_boxes(masks: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     return boxes
 
 
-def completion_results(image_id: int, amodal_masks: torch.Tensor, visible_masks: torch.Tensor, labels: torch.Tensor,
-                       scores: torch.Tensor, category_id_of_label: Sequence[int]) -> list[dict[str, Any]]:
+def completion_results(
+    image_id: int,
+    amodal_masks: torch.Tensor,
+    visible_masks: torch.Tensor,
+    labels: torch.Tensor,
+    scores: torch.Tensor,
+    category_id_of_label: Sequence[int],
+) -> list[dict[str, Any]]:
     """One image's completed instances -> COCO results (:func:`~a3d_core.predict.detections_to_results`)
     whose ``bbox`` is the box of the completed amodal mask and ``visible_mask`` the given one.
 
@@ -92,8 +111,13 @@ def completion_results(image_id: int, amodal_masks: torch.Tensor, visible_masks:
         labels: ``(K,)`` in ``1..C``; ``category_id_of_label[l - 1]`` is label ``l``'s category id.
         scores: ``(K,)``.
     """
-    detections = {"boxes": mask_boxes(amodal_masks), "labels": labels, "scores": scores,
-                  "amodal_masks": amodal_masks, "visible_masks": visible_masks.float()}
+    detections = {
+        "boxes": mask_boxes(amodal_masks),
+        "labels": labels,
+        "scores": scores,
+        "amodal_masks": amodal_masks,
+        "visible_masks": visible_masks.float(),
+    }
     return detections_to_results(detections, image_id, category_id_of_label)
 
 
@@ -124,12 +148,22 @@ def complete_ground_truth(
         items = [dataset[index] for index in range(start, min(start + batch_size, len(dataset)))]
         images = [image for image, _ in items]
         targets = [target for _, target in items]
-        completions = completer.complete(images, [t["boxes"] for t in targets], [t["masks"].float() for t in targets],
-                                         [[names[label - 1] for label in t["labels"].tolist()] for t in targets])
+        completions = completer.complete(
+            images,
+            [t["boxes"] for t in targets],
+            [t["masks"].float() for t in targets],
+            [[names[label - 1] for label in t["labels"].tolist()] for t in targets],
+        )
         for image, target, completion in zip(images, targets, completions):
             amodal = completion["amodal_masks"].cpu()
-            results += completion_results(target["image_id"], amodal, target["masks"], target["labels"],
-                                          torch.ones(len(target["labels"])), category_ids)
+            results += completion_results(
+                target["image_id"],
+                amodal,
+                target["masks"],
+                target["labels"],
+                torch.ones(len(target["labels"])),
+                category_ids,
+            )
             if on_image is not None:
                 on_image(image, target, completion)
         if progress is not None:

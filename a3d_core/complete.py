@@ -162,8 +162,11 @@ def complete_images(
     category_ids = _read_instances(visible, entries, images, categories)
     names = list(category_ids)
 
-    request = CompleterRequest(checkpoint=settings.checkpoint, category_map=CategoryMap.load(settings.category_map, settings.shipped_category_map),
-                               device=settings.device)
+    request = CompleterRequest(
+        checkpoint=settings.checkpoint,
+        category_map=CategoryMap.load(settings.category_map, settings.shipped_category_map),
+        device=settings.device,
+    )
     completer = build_completer(settings.completer, request)
     completer.check_categories(names)
     if settings.meshes and not getattr(completer, "is_3d", False):
@@ -175,36 +178,64 @@ def complete_images(
     jobs = [job for job in images if job.instances]
     predictions: list[dict[str, Any]] = []
     index: list[dict[str, Any]] = []
-    drawing = PredictSettings(device=settings.device, meshes=settings.meshes, masks=settings.masks, overlays=settings.overlays,
-                              overlay_scale=settings.overlay_scale)
+    drawing = PredictSettings(
+        device=settings.device,
+        meshes=settings.meshes,
+        masks=settings.masks,
+        overlays=settings.overlays,
+        overlay_scale=settings.overlay_scale,
+    )
     for start in range(0, len(jobs), settings.batch_size):
         batch = jobs[start : start + settings.batch_size]
         pixels = [read_image(job.path) for job in batch]
         tensors = [torch.from_numpy(p).permute(2, 0, 1).float().div(255.0) for p in pixels]
         visible_masks = [torch.from_numpy(np.stack([i.visible for i in job.instances])).float() for job in batch]
-        completions = completer.complete(tensors, [torch.tensor([i.box for i in job.instances]) for job in batch], visible_masks,
-                                         [[i.category for i in job.instances] for job in batch])
+        completions = completer.complete(
+            tensors,
+            [torch.tensor([i.box for i in job.instances]) for job in batch],
+            visible_masks,
+            [[i.category for i in job.instances] for job in batch],
+        )
         for job, image, masks, completion in zip(batch, pixels, visible_masks, completions):
             amodal = completion["amodal_masks"].detach().cpu()
             labels = torch.tensor([names.index(i.category) + 1 for i in job.instances])
             scores = torch.tensor([i.score for i in job.instances])
-            predictions += completion_results(job.image_id, amodal, masks, labels, scores, [category_ids[n] for n in names])
-            detections = {"scores": scores, "labels": labels, "amodal_masks": amodal, "visible_masks": masks,
-                          **{key: value.detach().cpu() for key, value in completion.items() if key in ("vertices", "faces")}}
+            predictions += completion_results(
+                job.image_id, amodal, masks, labels, scores, [category_ids[n] for n in names]
+            )
+            detections = {
+                "scores": scores,
+                "labels": labels,
+                "amodal_masks": amodal,
+                "visible_masks": masks,
+                **{key: value.detach().cpu() for key, value in completion.items() if key in ("vertices", "faces")},
+            }
             write_image_outputs(out / job.folder_name, image, detections, len(job.instances), drawing, names)
             _count(result, job, amodal)
-            index.append({"id": job.image_id, "file_name": str(job.path), "folder": job.folder_name,
-                          "width": int(image.shape[1]), "height": int(image.shape[0]), "instances": len(job.instances)})
+            index.append(
+                {
+                    "id": job.image_id,
+                    "file_name": str(job.path),
+                    "folder": job.folder_name,
+                    "width": int(image.shape[1]),
+                    "height": int(image.shape[0]),
+                    "instances": len(job.instances),
+                }
+            )
         if progress is not None:
             progress(min(start + settings.batch_size, len(jobs)), len(jobs))
     result.predictions_file = atomic_write_json(out / PREDICTIONS_FILE, predictions)
-    result.images_file = atomic_write_json(out / IMAGES_FILE, {
-        "checkpoint": str(settings.checkpoint) if settings.checkpoint else None,
-        "completer": completer.name,
-        "visible": str(visible),
-        "images": index,
-        "categories": [{"id": category_ids[name], "name": name} for name in names],
-    }, indent=1)
+    result.images_file = atomic_write_json(
+        out / IMAGES_FILE,
+        {
+            "checkpoint": str(settings.checkpoint) if settings.checkpoint else None,
+            "completer": completer.name,
+            "visible": str(visible),
+            "images": index,
+            "categories": [{"id": category_ids[name], "name": name} for name in names],
+        },
+        indent=1,
+    )
     return result
 
 
@@ -227,7 +258,9 @@ def _read_visible_file(path: Path) -> tuple[list[Any], list[Any] | None, list[An
     elif isinstance(data, Mapping) and isinstance(data.get("annotations"), list):
         entries, images, categories = data["annotations"], data.get("images"), data.get("categories")
     else:
-        raise InputError(f"{path}: expected a COCO results list, or an object with 'annotations' (visible instance masks)")
+        raise InputError(
+            f"{path}: expected a COCO results list, or an object with 'annotations' (visible instance masks)"
+        )
     if not entries:
         raise InputError(f"{path}: no instances to complete")
     return entries, images, categories
@@ -266,8 +299,9 @@ def _resolve_images(visible: Path, paths: list[Path], file_images: Any, settings
     names = image_folder_names(paths)
     if table is None:
         return [_Image(position, path, name) for position, (path, name) in enumerate(zip(paths, names))]
-    if not isinstance(table, list) or not all(isinstance(i, Mapping) and isinstance(i.get("id"), int) and isinstance(i.get("file_name"), str)
-                                              for i in table):
+    if not isinstance(table, list) or not all(
+        isinstance(i, Mapping) and isinstance(i.get("id"), int) and isinstance(i.get("file_name"), str) for i in table
+    ):
         raise InputError(f"{table_source}: 'images' must be a list of {{'id': int, 'file_name': str}}")
     ids = {}
     for record in table:
@@ -280,13 +314,15 @@ def _resolve_images(visible: Path, paths: list[Path], file_images: Any, settings
 def _match_file(paths: Sequence[Path], file_name: str) -> Path | None:
     """The image whose path ends with the parts of ``file_name`` (the fewest parts that decide)."""
     wanted = Path(file_name).parts
-    matches = [path for path in paths if path.parts[-len(wanted):] == wanted] if wanted else []
+    matches = [path for path in paths if path.parts[-len(wanted) :] == wanted] if wanted else []
     if not matches:
         matches = [path for path in paths if path.name == Path(file_name).name]
     return matches[0] if len(matches) == 1 else None
 
 
-def _read_instances(visible: Path, entries: list[Any], images: list[_Image], categories: dict[int, str] | None) -> dict[str, int]:
+def _read_instances(
+    visible: Path, entries: list[Any], images: list[_Image], categories: dict[int, str] | None
+) -> dict[str, int]:
     """Check every entry and attach it to its image; returns category name -> output category id."""
     by_id = {image.image_id: image for image in images}
     sizes: dict[int, tuple[int, int]] = {}
@@ -307,7 +343,9 @@ def _read_instances(visible: Path, entries: list[Any], images: list[_Image], cat
         try:
             mask = decode_segmentation(entry[key], height, width)
         except (ValueError, TypeError) as error:
-            raise InputError(f"{where}: bad {key!r} for the {width}x{height} image {image.path.name} ({error})") from None
+            raise InputError(
+                f"{where}: bad {key!r} for the {width}x{height} image {image.path.name} ({error})"
+            ) from None
         if not mask.any():
             raise InputError(f"{where}: the visible mask is empty")
         score = entry.get("score", 1.0)
@@ -331,8 +369,9 @@ def _entry_image(where: str, entry: Mapping[str, Any], by_id: Mapping[int, _Imag
     return by_id[image_id]
 
 
-def _entry_category(where: str, entry: Mapping[str, Any], categories: dict[int, str] | None,
-                    category_ids: dict[str, int]) -> tuple[str, int]:
+def _entry_category(
+    where: str, entry: Mapping[str, Any], categories: dict[int, str] | None, category_ids: dict[str, int]
+) -> tuple[str, int]:
     """(name, output id): the id of ``categories`` when given, else numbered by first appearance."""
     name = entry.get("category_name")
     if isinstance(name, str) and name.strip():
@@ -345,8 +384,10 @@ def _entry_category(where: str, entry: Mapping[str, Any], categories: dict[int, 
     if not isinstance(category_id, int) or isinstance(category_id, bool):
         raise InputError(f"{where}: needs an integer 'category_id' or a 'category_name'")
     if categories is None:
-        raise InputError(f"{where}: category_id {category_id} but no categories name it: pass --categories DATASET|JSON "
-                         "(or give 'categories' in the file, or 'category_name' per entry)")
+        raise InputError(
+            f"{where}: category_id {category_id} but no categories name it: pass --categories DATASET|JSON "
+            "(or give 'categories' in the file, or 'category_name' per entry)"
+        )
     if category_id not in categories:
         raise InputError(f"{where}: unknown category_id {category_id} (known: {sorted(categories)})")
     return categories[category_id], category_id
@@ -357,8 +398,15 @@ def _entry_box(where: str, entry: Mapping[str, Any], mask: np.ndarray) -> tuple[
     box = entry.get("bbox")
     if box is None:
         box = mask_bbox(mask)
-    elif not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)) \
-            or box[2] <= 0 or box[3] <= 0:
+    elif (
+        not (
+            isinstance(box, list)
+            and len(box) == 4
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)
+        )
+        or box[2] <= 0
+        or box[3] <= 0
+    ):
         raise InputError(f"{where}: 'bbox' must be [x, y, w, h] with w, h > 0, got {box!r}")
     x, y, w, h = (float(v) for v in box)
     return x, y, x + w, y + h

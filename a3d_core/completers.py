@@ -33,12 +33,12 @@ from typing import Callable, Protocol, Sequence
 
 import torch
 
+from a3d_core.boxes import DEFAULT_CROP_SCALE, crop_masks, square_boxes
 from a3d_core.data.category_map import CategoryMap
 from a3d_core.errors import InputError
 from a3d_core.model.a3d import A3DSettings, complete_instances, load_a3d_from_checkpoint
 from a3d_core.model.asm import AmodalShapeModel, ASMSettings, build_stage2, load_stage2_from_checkpoint
 from a3d_core.model.shapedict import ShapeDictSettings
-from a3d_core.boxes import DEFAULT_CROP_SCALE, crop_masks, square_boxes
 from a3d_core.runs import FINE_TUNED, read_run
 from a3d_core.runtime import resolve_device
 
@@ -52,8 +52,13 @@ class Completer(Protocol):
     def check_categories(self, names: Sequence[str]) -> None:
         """Raise :class:`InputError` naming the categories among ``names`` it cannot complete."""
 
-    def complete(self, images: Sequence[torch.Tensor], boxes: Sequence[torch.Tensor], visible_masks: Sequence[torch.Tensor],
-                 categories: Sequence[Sequence[str]]) -> list[dict[str, torch.Tensor]]:
+    def complete(
+        self,
+        images: Sequence[torch.Tensor],
+        boxes: Sequence[torch.Tensor],
+        visible_masks: Sequence[torch.Tensor],
+        categories: Sequence[Sequence[str]],
+    ) -> list[dict[str, torch.Tensor]]:
         """Amodal masks of the given instances.
 
         Args:
@@ -98,8 +103,13 @@ class CheckpointCompleter:
         name: the label for tables.
     """
 
-    def __init__(self, stage2: AmodalShapeModel, settings: A3DSettings, category_map: CategoryMap | None = None,
-                 name: str = "stage 2") -> None:
+    def __init__(
+        self,
+        stage2: AmodalShapeModel,
+        settings: A3DSettings,
+        category_map: CategoryMap | None = None,
+        name: str = "stage 2",
+    ) -> None:
         self.stage2 = stage2.eval()
         self.settings = settings
         self.category_map = category_map or CategoryMap()
@@ -117,22 +127,37 @@ class CheckpointCompleter:
         missing = [name for name in names if name not in resolved]
         if missing:
             raise InputError(
-                f"{self.name}: no shape decoder for categories {missing} (it has {', '.join(self.stage2.category_names)}); "
-                f"map them with --category-map FILE.json, e.g. {json.dumps({missing[0]: self.stage2.category_names[0]})}"
+                f"{self.name}: no shape decoder for categories {missing} "
+                f"(it has {', '.join(self.stage2.category_names)}); map them with --category-map FILE.json, "
+                f"e.g. {json.dumps({missing[0]: self.stage2.category_names[0]})}"
             )
         self.decoders.update(resolved)
 
-    def complete(self, images: Sequence[torch.Tensor], boxes: Sequence[torch.Tensor], visible_masks: Sequence[torch.Tensor],
-                 categories: Sequence[Sequence[str]]) -> list[dict[str, torch.Tensor]]:
+    def complete(
+        self,
+        images: Sequence[torch.Tensor],
+        boxes: Sequence[torch.Tensor],
+        visible_masks: Sequence[torch.Tensor],
+        categories: Sequence[Sequence[str]],
+    ) -> list[dict[str, torch.Tensor]]:
         unresolved = [name for names in categories for name in names if name not in self.decoders]
         if unresolved:  # check_categories(all names) up front keeps a user map's checks to the whole set
             self.check_categories(unresolved)
         device = next(self.stage2.parameters()).device
         index = {name: k + 1 for k, name in enumerate(self.stage2.category_names)}
-        labels = [torch.tensor([index[self.decoders[name]] for name in names], dtype=torch.int64, device=device) for names in categories]
+        labels = [
+            torch.tensor([index[self.decoders[name]] for name in names], dtype=torch.int64, device=device)
+            for names in categories
+        ]
         with torch.no_grad():
-            return complete_instances(self.stage2, self.settings, [i.to(device) for i in images], [b.to(device) for b in boxes],
-                                      [m.to(device) for m in visible_masks], labels)
+            return complete_instances(
+                self.stage2,
+                self.settings,
+                [i.to(device) for i in images],
+                [b.to(device) for b in boxes],
+                [m.to(device) for m in visible_masks],
+                labels,
+            )
 
 
 class VisibleCompleter:
@@ -144,13 +169,19 @@ class VisibleCompleter:
     def check_categories(self, names: Sequence[str]) -> None:
         """Any category: nothing is category-specific."""
 
-    def complete(self, images: Sequence[torch.Tensor], boxes: Sequence[torch.Tensor], visible_masks: Sequence[torch.Tensor],
-                 categories: Sequence[Sequence[str]]) -> list[dict[str, torch.Tensor]]:
+    def complete(
+        self,
+        images: Sequence[torch.Tensor],
+        boxes: Sequence[torch.Tensor],
+        visible_masks: Sequence[torch.Tensor],
+        categories: Sequence[Sequence[str]],
+    ) -> list[dict[str, torch.Tensor]]:
         return [{"amodal_masks": masks.float()} for masks in visible_masks]
 
 
-def load_checkpoint_completer(path: str | os.PathLike, category_map: CategoryMap | None = None,
-                              device: str = "auto") -> CheckpointCompleter:
+def load_checkpoint_completer(
+    path: str | os.PathLike, category_map: CategoryMap | None = None, device: str = "auto"
+) -> CheckpointCompleter:
     """The stage 2 of a fine-tuned two-stage checkpoint, or of a pretraining one; a pretrained
     stage 2 crops instances as its views were framed (``input_framing``, else 1.1).
 
@@ -164,9 +195,14 @@ def load_checkpoint_completer(path: str | os.PathLike, category_map: CategoryMap
         stage2, settings = network.stage2, network.settings
     else:
         stage2 = load_stage2_from_checkpoint(path)
-        settings = A3DSettings(stage2_kind=stage2.kind, stage2=stage2.settings,
-                               crop_scale=stage2.settings.input_framing or DEFAULT_CROP_SCALE)
-    return CheckpointCompleter(stage2.to(resolve_device(device)), settings, category_map, name=f"stage 2 of {path.name}")
+        settings = A3DSettings(
+            stage2_kind=stage2.kind,
+            stage2=stage2.settings,
+            crop_scale=stage2.settings.input_framing or DEFAULT_CROP_SCALE,
+        )
+    return CheckpointCompleter(
+        stage2.to(resolve_device(device)), settings, category_map, name=f"stage 2 of {path.name}"
+    )
 
 
 SHAPEDICT_CROP_SIZE = 64
@@ -174,16 +210,23 @@ SHAPEDICT_MASKS_PER_CATEGORY = 2000
 """Training masks a category's K-means sees at most (evenly spread over the split)."""
 
 
-def fit_shapedict_completer(dataset: str | os.PathLike, split: str = "train", device: str = "auto",
-                            settings: ShapeDictSettings | None = None, crop_size: int = SHAPEDICT_CROP_SIZE) -> CheckpointCompleter:
+def fit_shapedict_completer(
+    dataset: str | os.PathLike,
+    split: str = "train",
+    device: str = "auto",
+    settings: ShapeDictSettings | None = None,
+    crop_size: int = SHAPEDICT_CROP_SIZE,
+) -> CheckpointCompleter:
     """The ``shapedict`` completer of ``dataset``: its dictionary fitted on ``split``'s amodal masks,
     each cropped at the square around its amodal box (:data:`DEFAULT_CROP_SCALE`), as stage 2 crops."""
     from a3d_core.data.canonical import decode_segmentation, read_dataset
 
     source = read_dataset(dataset)
     if split not in source.splits:
-        raise InputError(f"{dataset}: the shapedict completer learns from the {split!r} split, which it lacks "
-                         f"(has {', '.join(source.splits)})")
+        raise InputError(
+            f"{dataset}: the shapedict completer learns from the {split!r} split, which it lacks "
+            f"(has {', '.join(source.splits)})"
+        )
     coco = source.load_split(split)
     names = coco.category_names
     sizes = {image["id"]: (int(image["height"]), int(image["width"])) for image in coco.images}
@@ -209,14 +252,20 @@ def fit_shapedict_completer(dataset: str | os.PathLike, split: str = "train", de
     model = build_stage2("shapedict-no-refine", category_names, stage2_settings)
     model.fit_to_masks(torch.cat(masks), torch.tensor(labels))
     completion = A3DSettings(stage2_kind="shapedict-no-refine", stage2=stage2_settings, crop_scale=DEFAULT_CROP_SCALE)
-    return CheckpointCompleter(model.to(resolve_device(device)), completion, CategoryMap(shipped=False),
-                               name=f"ShapeDict of {source.name}/{split}")
+    return CheckpointCompleter(
+        model.to(resolve_device(device)),
+        completion,
+        CategoryMap(shipped=False),
+        name=f"ShapeDict of {source.name}/{split}",
+    )
 
 
 def _shapedict(request: CompleterRequest) -> Completer:
     if request.dataset is None:
-        raise InputError("the shapedict completer learns from a prepared dataset's training split: use it with "
-                         "`a3d evaluate --protocol completion --dataset NAME`")
+        raise InputError(
+            "the shapedict completer learns from a prepared dataset's training split: use it with "
+            "`a3d evaluate --protocol completion --dataset NAME`"
+        )
     return fit_shapedict_completer(request.dataset, request.train_split, request.device)
 
 

@@ -52,8 +52,8 @@ import torch
 from a3d_core.checkpoint_eval import evaluate_checkpoint, evaluate_completion
 from a3d_core.complete import CompleteSettings, complete_images
 from a3d_core.completers import VisibleCompleter, load_checkpoint_completer
-from a3d_core.data.detection import AmodalDetectionDataset
 from a3d_core.data.canonical import read_dataset
+from a3d_core.data.detection import AmodalDetectionDataset
 from a3d_core.data.prepare_scenes import ObjectPoolSettings, ScenesRequest, prepare_scenes
 from a3d_core.data.prepare_shapenet import PrepareShapeNetConfig, prepare_shapenet
 from a3d_core.data.scenes import SceneSettings
@@ -61,16 +61,18 @@ from a3d_core.errors import InputError
 from a3d_core.eval.evaluate import EvaluationResult, EvaluationSettings, evaluate_predictions, load_predictions
 from a3d_core.io.atomic import atomic_write_json, atomic_write_text
 from a3d_core.io.images import write_png
-from a3d_core.io.panels import figure_of_rows, instance_figure, instance_row
 from a3d_core.io.meshes import render_turntable, write_gif, write_obj
+from a3d_core.io.panels import figure_of_rows, instance_figure, instance_row
 from a3d_core.predict import PredictSettings, predict_images
 from a3d_core.progress import SILENT, Prefixed, ProgressReporter, count_callback, stage_callback
 from a3d_core.train.finetune import FinetuneSettings, finetune, small_stage1_settings
 from a3d_core.train.loop import TrainSettings
 from a3d_core.train.pretrain import PretrainSettings, pretrain
 
-PANELS_LEGEND = ("the input; the visible mask (blue); the amodal mask, its completed hidden part in orange; "
-                 "the ground truth drawn the same way, with the predicted mask's outline in white.")
+PANELS_LEGEND = (
+    "the input; the visible mask (blue); the amodal mask, its completed hidden part in orange; "
+    "the ground truth drawn the same way, with the predicted mask's outline in white."
+)
 """What the columns of the panels (:mod:`a3d_core.io.panels`) show, for the front page."""
 MESH_MIN_OCCLUSION = 0.2
 """Meshes are exported for ground-truth instances at least this occluded (1 - visible / amodal area)."""
@@ -141,10 +143,29 @@ FULL = DemoPlan()
 """About eleven minutes on two idle CPU cores."""
 
 QUICK = DemoPlan(
-    categories=("car", "chair"), objects_per_category=3, views=4, image_size=32, template_level=1,
-    pretrain_steps=2, pretrain_batch=4, scene_width=64, scene_height=48, scene_objects=(2, 2), train_scenes=2,
-    val_scenes=2, scene_objects_per_category=1, finetune_steps=2, finetune_batch=2, finetune_val_every=2,
-    stage1_min_size=48, predict_images=1, summary_instances=2, predict_score_threshold=0.0, meshes=1, turntable_frames=2, turntable_size=32,
+    categories=("car", "chair"),
+    objects_per_category=3,
+    views=4,
+    image_size=32,
+    template_level=1,
+    pretrain_steps=2,
+    pretrain_batch=4,
+    scene_width=64,
+    scene_height=48,
+    scene_objects=(2, 2),
+    train_scenes=2,
+    val_scenes=2,
+    scene_objects_per_category=1,
+    finetune_steps=2,
+    finetune_batch=2,
+    finetune_val_every=2,
+    stage1_min_size=48,
+    predict_images=1,
+    summary_instances=2,
+    predict_score_threshold=0.0,
+    meshes=1,
+    turntable_frames=2,
+    turntable_size=32,
 )
 """Seconds: every step runs, nothing learns much (for tests)."""
 
@@ -181,8 +202,14 @@ class DemoResult:
         return sum(self.seconds.values())
 
 
-def run_demo(out: str | Path, plan: DemoPlan = FULL, seed: int = 0, device: str = "auto", overwrite: bool = False,
-             progress: ProgressReporter = SILENT) -> DemoResult:
+def run_demo(
+    out: str | Path,
+    plan: DemoPlan = FULL,
+    seed: int = 0,
+    device: str = "auto",
+    overwrite: bool = False,
+    progress: ProgressReporter = SILENT,
+) -> DemoResult:
     """Run every step of the demo into ``out`` (see the module docstring).
 
     ``progress`` receives each step's phases, named ``"<k>/7 <step>: <phase>"``.
@@ -193,7 +220,9 @@ def run_demo(out: str | Path, plan: DemoPlan = FULL, seed: int = 0, device: str 
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
-            raise InputError(f"{out}: exists and is not empty (pass --overwrite to replace it, or choose another folder)")
+            raise InputError(
+                f"{out}: exists and is not empty (pass --overwrite to replace it, or choose another folder)"
+            )
         shutil.rmtree(out)
     for folder in ("previews", "overlays", "completion", "meshes", "data", "runs"):
         (out / folder).mkdir(parents=True, exist_ok=True)
@@ -211,51 +240,143 @@ def run_demo(out: str | Path, plan: DemoPlan = FULL, seed: int = 0, device: str 
 
     shapenet_dir, scenes_dir = out / "data" / "shapenet", out / "data" / "scenes"
     view_phases = {"render": ("render the pretraining views", "view"), "occlude": ("occlude them", "view")}
-    timed("prepare shapenet", lambda reporter: prepare_shapenet(PrepareShapeNetConfig(
-        out=shapenet_dir, objects_per_category=plan.objects_per_category, views=plan.views, image_size=plan.image_size,
-        categories=plan.categories, seed=seed, preview=out / "previews" / "shapenet.png"), stage_callback(reporter, view_phases)))
+    timed(
+        "prepare shapenet",
+        lambda reporter: prepare_shapenet(
+            PrepareShapeNetConfig(
+                out=shapenet_dir,
+                objects_per_category=plan.objects_per_category,
+                views=plan.views,
+                image_size=plan.image_size,
+                categories=plan.categories,
+                seed=seed,
+                preview=out / "previews" / "shapenet.png",
+            ),
+            stage_callback(reporter, view_phases),
+        ),
+    )
 
-    pretrain_train = TrainSettings(batch_size=plan.pretrain_batch, epochs=None, steps=plan.pretrain_steps, seed=seed,
-                                   val_every=plan.pretrain_steps, tensorboard=False)
-    pretrained = timed("pretrain", lambda reporter: pretrain(PretrainSettings(
-        data=shapenet_dir, out=out / "runs" / "pretrain", train=pretrain_train, cross_view=plan.cross_view,
-        template_level=plan.template_level, device=device, val_instances=64), progress=reporter))
+    pretrain_train = TrainSettings(
+        batch_size=plan.pretrain_batch,
+        epochs=None,
+        steps=plan.pretrain_steps,
+        seed=seed,
+        val_every=plan.pretrain_steps,
+        tensorboard=False,
+    )
+    pretrained = timed(
+        "pretrain",
+        lambda reporter: pretrain(
+            PretrainSettings(
+                data=shapenet_dir,
+                out=out / "runs" / "pretrain",
+                train=pretrain_train,
+                cross_view=plan.cross_view,
+                template_level=plan.template_level,
+                device=device,
+                val_instances=64,
+            ),
+            progress=reporter,
+        ),
+    )
 
-    scene_phases = {"render": ("render the objects", "view"), "train": ("compose train scenes", "image"),
-                    "val": ("compose val scenes", "image")}
-    timed("prepare scenes", lambda reporter: prepare_scenes(ScenesRequest(
-        train_images=plan.train_scenes, val_images=plan.val_scenes, categories=plan.categories,
-        scene=SceneSettings(width=plan.scene_width, height=plan.scene_height, objects_min=plan.scene_objects[0], objects_max=plan.scene_objects[1]),
-        pool=ObjectPoolSettings(train_objects=plan.scene_objects_per_category, val_objects=plan.scene_objects_per_category),
-        seed=seed, out_dir=scenes_dir, preview_path=out / "previews" / "scenes.png"), stage_callback(reporter, scene_phases)))
+    scene_phases = {
+        "render": ("render the objects", "view"),
+        "train": ("compose train scenes", "image"),
+        "val": ("compose val scenes", "image"),
+    }
+    timed(
+        "prepare scenes",
+        lambda reporter: prepare_scenes(
+            ScenesRequest(
+                train_images=plan.train_scenes,
+                val_images=plan.val_scenes,
+                categories=plan.categories,
+                scene=SceneSettings(
+                    width=plan.scene_width,
+                    height=plan.scene_height,
+                    objects_min=plan.scene_objects[0],
+                    objects_max=plan.scene_objects[1],
+                ),
+                pool=ObjectPoolSettings(
+                    train_objects=plan.scene_objects_per_category, val_objects=plan.scene_objects_per_category
+                ),
+                seed=seed,
+                out_dir=scenes_dir,
+                preview_path=out / "previews" / "scenes.png",
+            ),
+            stage_callback(reporter, scene_phases),
+        ),
+    )
 
     init = pretrained.evaluated_checkpoint
-    finetune_train = TrainSettings(lr=plan.finetune_lr, batch_size=plan.finetune_batch, epochs=None, steps=plan.finetune_steps, seed=seed,
-                                   val_every=plan.finetune_val_every, tensorboard=False, best_metric="ap")
-    finetuned = timed("finetune", lambda reporter: finetune(FinetuneSettings(
-        dataset=scenes_dir, out=out / "runs" / "scenes", init=init,
-        stage1=small_stage1_settings(plan.stage1_backbone, plan.stage1_min_size, 2 * plan.stage1_min_size),
-        stage1_lr=plan.stage1_lr, jitter=plan.finetune_jitter,
-        train=finetune_train, val_images=plan.val_scenes, device=device), progress=reporter))
+    finetune_train = TrainSettings(
+        lr=plan.finetune_lr,
+        batch_size=plan.finetune_batch,
+        epochs=None,
+        steps=plan.finetune_steps,
+        seed=seed,
+        val_every=plan.finetune_val_every,
+        tensorboard=False,
+        best_metric="ap",
+    )
+    finetuned = timed(
+        "finetune",
+        lambda reporter: finetune(
+            FinetuneSettings(
+                dataset=scenes_dir,
+                out=out / "runs" / "scenes",
+                init=init,
+                stage1=small_stage1_settings(plan.stage1_backbone, plan.stage1_min_size, 2 * plan.stage1_min_size),
+                stage1_lr=plan.stage1_lr,
+                jitter=plan.finetune_jitter,
+                train=finetune_train,
+                val_images=plan.val_scenes,
+                device=device,
+            ),
+            progress=reporter,
+        ),
+    )
     result.transferred = dict(finetuned.transfer.transferred)
     checkpoint = finetuned.training.best_checkpoint or finetuned.training.last_checkpoint
 
-    evaluated = timed("evaluate", lambda reporter: evaluate_checkpoint(
-        scenes_dir, "val", PredictSettings(checkpoint=checkpoint, score_threshold=0.05, device=device, masks=False),
-        EvaluationSettings(kinds=("amodal",)), predictions_dir=out / "predictions", progress=reporter))
+    evaluated = timed(
+        "evaluate",
+        lambda reporter: evaluate_checkpoint(
+            scenes_dir,
+            "val",
+            PredictSettings(checkpoint=checkpoint, score_threshold=0.05, device=device, masks=False),
+            EvaluationSettings(kinds=("amodal",)),
+            predictions_dir=out / "predictions",
+            progress=reporter,
+        ),
+    )
     baseline = visible_baseline(scenes_dir, "val", evaluated.prediction.predictions_file)
     result.metrics = {"model": _headline(evaluated.evaluation), "visible_baseline": _headline(baseline)}
     oracle, result.summary, result.completions, result.meshes = timed(
-        "complete ground truth", lambda reporter: ground_truth_completion(checkpoint, scenes_dir, out, plan, device, reporter))
+        "complete ground truth",
+        lambda reporter: ground_truth_completion(checkpoint, scenes_dir, out, plan, device, reporter),
+    )
     result.metrics.update(oracle)
     atomic_write_json(out / "evaluation.json", {**result.metrics, "checkpoint": str(checkpoint)}, indent=2)
     atomic_write_text(out / "evaluation.md", evaluation_markdown(result.metrics))
 
     val_images = _val_image_paths(scenes_dir, plan.predict_images)
-    predicted = timed("predict", lambda reporter: predict_images(
-        val_images, out / "predict", PredictSettings(checkpoint=checkpoint, score_threshold=plan.predict_score_threshold, device=device,
-                                                     meshes=True, overlay_scale=plan.overlay_scale),
-        count_callback(reporter, "overlays, masks and meshes of val images", "image")))
+    predicted = timed(
+        "predict",
+        lambda reporter: predict_images(
+            val_images,
+            out / "predict",
+            PredictSettings(
+                checkpoint=checkpoint,
+                score_threshold=plan.predict_score_threshold,
+                device=device,
+                meshes=True,
+                overlay_scale=plan.overlay_scale,
+            ),
+            count_callback(reporter, "overlays, masks and meshes of val images", "image"),
+        ),
+    )
     for record in json.loads(predicted.images_file.read_text())["images"]:
         source = out / "predict" / record["folder"] / "panels.png"
         target = out / "overlays" / f"{record['folder']}.png"
@@ -271,11 +392,14 @@ def visible_baseline(dataset: Path, split: str, predictions_file: Path) -> Evalu
     """The same detections scored with their VISIBLE masks as amodal masks: the no-completion baseline."""
     predictions = load_predictions(predictions_file)
     as_visible = [{**entry, "segmentation": entry["visible_mask"]} for entry in predictions]
-    return evaluate_predictions(read_dataset(dataset).load_split(split), as_visible, EvaluationSettings(kinds=("amodal",)))
+    return evaluate_predictions(
+        read_dataset(dataset).load_split(split), as_visible, EvaluationSettings(kinds=("amodal",))
+    )
 
 
-def ground_truth_completion(checkpoint: Path, dataset: Path, out: Path, plan: DemoPlan, device: str,
-                            progress: ProgressReporter = SILENT) -> tuple[dict[str, dict[str, float]], Path | None, list[Path], list[Path]]:
+def ground_truth_completion(
+    checkpoint: Path, dataset: Path, out: Path, plan: DemoPlan, device: str, progress: ProgressReporter = SILENT
+) -> tuple[dict[str, dict[str, float]], Path | None, list[Path], list[Path]]:
     """Stage 2 alone on the ground-truth instances of the val split.
 
     Returns the completion protocol's metrics (``a3d evaluate --protocol completion``) of the
@@ -300,17 +424,29 @@ def ground_truth_completion(checkpoint: Path, dataset: Path, out: Path, plan: De
         visible, truth = target["masks"].cpu().numpy() > 0, target["amodal_masks"].cpu().numpy() > 0
         completed = completion["amodal_masks"].cpu().numpy() > 0.5
         rates = target["occlusion_rate"].tolist()
-        labels = [f"{k + 1} {names[int(label) - 1]}, {rate:.0%} hidden"
-                  for k, (label, rate) in enumerate(zip(target["labels"].tolist(), rates))]
+        labels = [
+            f"{k + 1} {names[int(label) - 1]}, {rate:.0%} hidden"
+            for k, (label, rate) in enumerate(zip(target["labels"].tolist(), rates))
+        ]
         if len(drawn) < plan.predict_images:
-            drawn.append(write_png(out / "completion" / f"val_{target['image_id']:05d}.png",
-                                   instance_figure(pixels, visible, completed, truth, labels)))
+            drawn.append(
+                write_png(
+                    out / "completion" / f"val_{target['image_id']:05d}.png",
+                    instance_figure(pixels, visible, completed, truth, labels),
+                )
+            )
         for k, rate in enumerate(rates):
-            most_occluded.append((rate, instance_row(pixels, visible[k], completed[k], truth[k], f"val {target['image_id']}: {labels[k]}")))
+            most_occluded.append(
+                (
+                    rate,
+                    instance_row(pixels, visible[k], completed[k], truth[k], f"val {target['image_id']}: {labels[k]}"),
+                )
+            )
         most_occluded.sort(key=lambda entry: -entry[0])
-        del most_occluded[plan.summary_instances:]
+        del most_occluded[plan.summary_instances :]
         for k, rate in enumerate(rates):
-            if len(meshes) >= 2 * plan.meshes or rate < MESH_MIN_OCCLUSION or "vertices" not in completion:  # 2 files an instance
+            # 2 files an instance
+            if len(meshes) >= 2 * plan.meshes or rate < MESH_MIN_OCCLUSION or "vertices" not in completion:
                 continue
             name = f"val_{target['image_id']:05d}_instance_{k:02d}"
             vertices, faces = completion["vertices"][k].cpu(), completion["faces"].cpu()
@@ -319,44 +455,86 @@ def ground_truth_completion(checkpoint: Path, dataset: Path, out: Path, plan: De
             meshes.append(write_gif(out / "meshes" / f"{name}_turntable.gif", frames))
 
     settings = EvaluationSettings(kinds=("amodal",))
-    completed = evaluate_completion(dataset, completer, "val", settings, on_image=draw,
-                                    progress=count_callback(progress, "stage 2 on the ground-truth val instances", "image"))
-    metrics = {"stage2_on_ground_truth": _headline(completed),
-               "ground_truth_visible": _headline(evaluate_completion(dataset, VisibleCompleter(), "val", settings))}
-    summary = write_png(out / "summary.png", figure_of_rows([row for _, row in most_occluded], ground_truth=True)) if most_occluded else None
+    completed = evaluate_completion(
+        dataset,
+        completer,
+        "val",
+        settings,
+        on_image=draw,
+        progress=count_callback(progress, "stage 2 on the ground-truth val instances", "image"),
+    )
+    metrics = {
+        "stage2_on_ground_truth": _headline(completed),
+        "ground_truth_visible": _headline(evaluate_completion(dataset, VisibleCompleter(), "val", settings)),
+    }
+    summary = (
+        write_png(out / "summary.png", figure_of_rows([row for _, row in most_occluded], ground_truth=True))
+        if most_occluded
+        else None
+    )
 
     folder = read_dataset(dataset)
     split = folder.load_split("val")
-    images = split.images[:plan.predict_images]
+    images = split.images[: plan.predict_images]
     shown = {int(image["id"]) for image in images}
-    visible = atomic_write_json(out / "completion" / "visible.json", {
-        "images": [{"id": image["id"], "file_name": image["file_name"]} for image in images], "categories": split.categories,
-        "annotations": [{"image_id": a["image_id"], "category_id": a["category_id"], "score": 1.0, "segmentation": a["visible_mask"],
-                         "bbox": a["bbox"]} for a in split.annotations if int(a["image_id"]) in shown and not a.get("iscrowd", 0)]})
-    complete_images([folder.image_path(image) for image in images], visible, out / "complete",
-                    CompleteSettings(checkpoint=checkpoint, device=device, meshes=False, masks=False, overlay_scale=plan.overlay_scale))
+    visible = atomic_write_json(
+        out / "completion" / "visible.json",
+        {
+            "images": [{"id": image["id"], "file_name": image["file_name"]} for image in images],
+            "categories": split.categories,
+            "annotations": [
+                {
+                    "image_id": a["image_id"],
+                    "category_id": a["category_id"],
+                    "score": 1.0,
+                    "segmentation": a["visible_mask"],
+                    "bbox": a["bbox"],
+                }
+                for a in split.annotations
+                if int(a["image_id"]) in shown and not a.get("iscrowd", 0)
+            ],
+        },
+    )
+    complete_images(
+        [folder.image_path(image) for image in images],
+        visible,
+        out / "complete",
+        CompleteSettings(
+            checkpoint=checkpoint, device=device, meshes=False, masks=False, overlay_scale=plan.overlay_scale
+        ),
+    )
     return metrics, summary, drawn, meshes
 
 
 def _headline(result: EvaluationResult) -> dict[str, float]:
     stats = result.kinds["amodal"].stats
     segments = result.segments
-    return {"AP": stats["AP"], "AP50": stats["AP50"], "AP75": stats["AP75"],
-            "mIoU": segments.miou if segments else -1.0, "mIoU_occ": segments.miou_occ if segments else -1.0}
+    return {
+        "AP": stats["AP"],
+        "AP50": stats["AP50"],
+        "AP75": stats["AP75"],
+        "mIoU": segments.miou if segments else -1.0,
+        "mIoU_occ": segments.miou_occ if segments else -1.0,
+    }
 
 
 def evaluation_markdown(metrics: dict[str, dict[str, float]]) -> str:
     """The evaluation table (%), one row per method."""
     columns = ("AP", "AP50", "AP75", "mIoU", "mIoU_occ")
     lines = ["| amodal masks on the val scenes (%) | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    labels = {"stage2_on_ground_truth": "stage 2 on ground-truth boxes + visible masks (completion protocol)",
-              "ground_truth_visible": "ground-truth visible mask as amodal mask",
-              "model": "A3D, full pipeline (stage-1 detections)", "visible_baseline": "same detections, visible mask as amodal mask"}
+    labels = {
+        "stage2_on_ground_truth": "stage 2 on ground-truth boxes + visible masks (completion protocol)",
+        "ground_truth_visible": "ground-truth visible mask as amodal mask",
+        "model": "A3D, full pipeline (stage-1 detections)",
+        "visible_baseline": "same detections, visible mask as amodal mask",
+    }
     for key, label in labels.items():
         if key not in metrics:
             continue
         values = metrics[key]
-        lines.append(f"| {label} | " + " | ".join("-" if values[c] < 0 else f"{100 * values[c]:.1f}" for c in columns) + " |")
+        lines.append(
+            f"| {label} | " + " | ".join("-" if values[c] < 0 else f"{100 * values[c]:.1f}" for c in columns) + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -368,24 +546,38 @@ def _val_image_paths(scenes_dir: Path, count: int) -> list[Path]:
 def index_markdown(result: DemoResult, plan: DemoPlan) -> str:
     """The demo folder's front page."""
     out = result.out
-    timing = "\n".join(f"| {name} | {seconds:.0f} | {result.cpu_seconds[name]:.0f} |" for name, seconds in result.seconds.items())
+    timing = "\n".join(
+        f"| {name} | {seconds:.0f} | {result.cpu_seconds[name]:.0f} |" for name, seconds in result.seconds.items()
+    )
     transferred = ", ".join(f"{name} <- {source}" for name, source in result.transferred.items()) or "none"
     overlays = "\n".join(f"![{path.stem}]({path.relative_to(out).as_posix()})" for path in result.overlays)
-    shown = (f"{result.detections_shown} detections scored at least {plan.predict_score_threshold} in these images."
-             if result.detections_shown else
-             f"No detection scored {plan.predict_score_threshold} or more: stage 1, trained from scratch for minutes on a CPU, "
-             "is not yet confident about any object. Above, stage 2 completes the ground-truth visible masks.")
-    summary = "" if result.summary is None else (
-        f"![the most occluded val instances](summary.png)\n\nThe {plan.summary_instances} most occluded val instances, "
-        f"completed by stage 2 from their ground-truth box and visible mask: {PANELS_LEGEND}\n")
+    shown = (
+        f"{result.detections_shown} detections scored at least {plan.predict_score_threshold} in these images."
+        if result.detections_shown
+        else f"No detection scored {plan.predict_score_threshold} or more: stage 1, trained from scratch for minutes "
+        "on a CPU, is not yet confident about any object. Above, stage 2 completes the ground-truth visible masks."
+    )
+    summary = (
+        ""
+        if result.summary is None
+        else (
+            f"![the most occluded val instances](summary.png)\n\nThe {plan.summary_instances} most occluded val "
+            f"instances, completed by stage 2 from their ground-truth box and visible mask: {PANELS_LEGEND}\n"
+        )
+    )
     completions = "\n".join(f"![{path.stem}]({path.relative_to(out).as_posix()})" for path in result.completions)
-    meshes = f"No val instance is at least {MESH_MIN_OCCLUSION:.0%} occluded." if not result.meshes else "\n".join(
-        f"- [{path.name}]({path.relative_to(out).as_posix()})" + (f"\n\n  ![{path.stem}]({path.relative_to(out).as_posix()})" if path.suffix == ".gif" else "")
-        for path in result.meshes
+    meshes = (
+        f"No val instance is at least {MESH_MIN_OCCLUSION:.0%} occluded."
+        if not result.meshes
+        else "\n".join(
+            f"- [{path.name}]({path.relative_to(out).as_posix()})"
+            + (f"\n\n  ![{path.stem}]({path.relative_to(out).as_posix()})" if path.suffix == ".gif" else "")
+            for path in result.meshes
+        )
     )
     return f"""# a3d demo
 
-The whole A3D pipeline at a small scale on the built-in data (categories: {', '.join(plan.categories)}).
+The whole A3D pipeline at a small scale on the built-in data (categories: {", ".join(plan.categories)}).
 Total time: {result.total_seconds:.0f} s.
 
 {summary}

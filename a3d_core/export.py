@@ -125,15 +125,18 @@ def image_instance(image: str | os.PathLike, visible_mask: str | os.PathLike, si
     """An instance from an image file (its whole area is the crop) and a same-sized visible-mask file."""
     rgb, visible = read_rgb(image), read_mask(visible_mask)
     if visible.shape != rgb.shape[1:]:
-        raise InputError(f"{visible_mask}: mask is {visible.shape[1]}x{visible.shape[0]} but {image} is "
-                         f"{rgb.shape[2]}x{rgb.shape[1]}; they must have the same size")
+        raise InputError(
+            f"{visible_mask}: mask is {visible.shape[1]}x{visible.shape[0]} but {image} is "
+            f"{rgb.shape[2]}x{rgb.shape[1]}; they must have the same size"
+        )
     height, width = visible.shape
     rgb, masks = crop_instance(rgb, visible[None], (0.0, 0.0, float(width), float(height)), size)
     return InstanceInput(rgb=rgb, visible=masks, source=f"{image} + {visible_mask}")
 
 
-def dataset_instance(data: str | os.PathLike, index: int, split: str, size: int, crop: str = "amodal-box",
-                     framing: float | None = None) -> InstanceInput:
+def dataset_instance(
+    data: str | os.PathLike, index: int, split: str, size: int, crop: str = "amodal-box", framing: float | None = None
+) -> InstanceInput:
     """Annotation ``index`` (0-based, in file order) of a canonical dataset split, cropped by ``crop``:
     ``amodal-box`` = the square around the ground-truth amodal box, ``framing`` (default 1) times
     its longer side, ``full-image`` = the whole image. A ShapeNet-style shard dataset serves its
@@ -145,12 +148,18 @@ def dataset_instance(data: str | os.PathLike, index: int, split: str, size: int,
         return shard_instance(dataset.root, index, split, size, framing)
     annotations = dataset.load_split(split)
     if not 0 <= index < len(annotations.annotations):
-        raise InputError(f"{dataset.split_path(split)}: index {index} is out of range (it has {len(annotations.annotations)} annotations)")
+        raise InputError(
+            f"{dataset.split_path(split)}: index {index} is out of range (it has {len(annotations.annotations)} "
+            "annotations)"
+        )
     annotation = annotations.annotations[index]
     images = {int(entry["id"]): entry for entry in annotations.images}
     entry = images.get(int(annotation["image_id"]))
     if entry is None:
-        raise InputError(f"{dataset.split_path(split)}: annotation {annotation.get('id')} refers to a missing image {annotation['image_id']}")
+        raise InputError(
+            f"{dataset.split_path(split)}: annotation {annotation.get('id')} refers to a missing image "
+            f"{annotation['image_id']}"
+        )
     image_path = dataset.image_path(entry)
     rgb = read_rgb(image_path)
     height, width = rgb.shape[1:]
@@ -158,12 +167,23 @@ def dataset_instance(data: str | os.PathLike, index: int, split: str, size: int,
         visible = torch.from_numpy(decode_segmentation(annotation["visible_mask"], height, width)).float()
         amodal = torch.from_numpy(decode_segmentation(annotation["segmentation"], height, width)).float()
     except (KeyError, ValueError) as error:
-        raise InputError(f"{dataset.split_path(split)}: annotation {annotation.get('id')} has unreadable masks ({error})") from None
-    box = square_box(annotation["bbox"], framing or 1.0) if crop == "amodal-box" else (0.0, 0.0, float(width), float(height))
+        raise InputError(
+            f"{dataset.split_path(split)}: annotation {annotation.get('id')} has unreadable masks ({error})"
+        ) from None
+    box = (
+        square_box(annotation["bbox"], framing or 1.0)
+        if crop == "amodal-box"
+        else (0.0, 0.0, float(width), float(height))
+    )
     rgb, masks = crop_instance(rgb, torch.stack([visible, amodal]), box, size)
     category = annotations.category_names.get(int(annotation["category_id"]))
-    return InstanceInput(rgb=rgb, visible=masks[:1], amodal=masks[1:], category=category,
-                         source=f"{dataset.root} {split}[{index}] (annotation {annotation.get('id')}, {image_path.name})")
+    return InstanceInput(
+        rgb=rgb,
+        visible=masks[:1],
+        amodal=masks[1:],
+        category=category,
+        source=f"{dataset.root} {split}[{index}] (annotation {annotation.get('id')}, {image_path.name})",
+    )
 
 
 def shard_instance(root: Path, index: int, split: str, size: int, framing: float | None = None) -> InstanceInput:
@@ -177,9 +197,16 @@ def shard_instance(root: Path, index: int, split: str, size: int, framing: float
     if framing is not None:
         sample = frame_view(sample, framing)
     side = float(sample["rgb"].shape[-1])
-    rgb, masks = crop_instance(sample["rgb"], torch.cat([sample["visible"], sample["amodal"]]), (0.0, 0.0, side, side), size)
-    return InstanceInput(rgb=rgb, visible=masks[:1], amodal=masks[1:], category=samples.categories[int(sample["category"])],
-                         source=f"{root} {split}[{index}] (object {int(sample['object_index'])}, view {int(sample['view_id'])})")
+    rgb, masks = crop_instance(
+        sample["rgb"], torch.cat([sample["visible"], sample["amodal"]]), (0.0, 0.0, side, side), size
+    )
+    return InstanceInput(
+        rgb=rgb,
+        visible=masks[:1],
+        amodal=masks[1:],
+        category=samples.categories[int(sample["category"])],
+        source=f"{root} {split}[{index}] (object {int(sample['object_index'])}, view {int(sample['view_id'])})",
+    )
 
 
 def predict_instance(model: AmodalShapeModel, instance: InstanceInput, category: str | None = None) -> dict[str, Any]:
@@ -218,7 +245,9 @@ def export_instance_mesh(
     if from_data and (data is None or index is None):
         raise InputError("--data and --index go together")
     if turntable_frames < 1 or turntable_size < 8:
-        raise InputError(f"the turntable needs at least 1 frame of at least 8 pixels, got {turntable_frames} of {turntable_size}")
+        raise InputError(
+            f"the turntable needs at least 1 frame of at least 8 pixels, got {turntable_frames} of {turntable_size}"
+        )
 
     torch_device = resolve_device(device)
     model = load_stage2_from_checkpoint(checkpoint, map_location=torch_device).to(torch_device)
@@ -226,7 +255,11 @@ def export_instance_mesh(
         raise InputError(f"{checkpoint}: a {model.kind!r} checkpoint has no 3D branch, so no mesh to export")
     size = model.settings.image_size
     framing = model.settings.input_framing
-    instance = image_instance(image, visible_mask, size) if from_image else dataset_instance(data, index, split, size, crop, framing)
+    instance = (
+        image_instance(image, visible_mask, size)
+        if from_image
+        else dataset_instance(data, index, split, size, crop, framing)
+    )
     out = predict_instance(model, instance, category)
 
     vertices, faces = out["vertices"][0].cpu(), out["faces"].cpu()
@@ -243,7 +276,9 @@ def export_instance_mesh(
         "amodal_mask": write_mask_png(out_dir / "amodal_mask.png", amodal),
         "input_rgb": write_rgb_png(out_dir / "input_rgb.png", instance.rgb),
         "input_visible": write_mask_png(out_dir / "input_visible.png", instance.visible[0]),
-        "turntable": write_gif(out_dir / "turntable.gif", render_turntable(vertices, faces, turntable_frames, turntable_size)),
+        "turntable": write_gif(
+            out_dir / "turntable.gif", render_turntable(vertices, faces, turntable_frames, turntable_size)
+        ),
     }
     amodal_iou = None
     if instance.amodal is not None:
@@ -251,13 +286,23 @@ def export_instance_mesh(
         union = int((prediction | truth).sum())
         amodal_iou = float((prediction & truth).sum()) / union if union else 1.0
     result = MeshExportResult(
-        out_dir=out_dir, source=instance.source, kind=model.kind,
-        category=model.category_names[predicted], category_source="given" if category is not None else "predicted",
-        category_probability=probability, num_vertices=int(vertices.shape[0]), num_faces=int(faces.shape[0]),
-        elevation_deg=math.degrees(float(viewpoint.elevation[0])), azimuth_deg=math.degrees(float(viewpoint.azimuth[0])),
-        distance=float(viewpoint.distance[0]), visible_pixels=int(instance.visible.sum()),
-        coarse_pixels=int((coarse > 0.5).sum()), amodal_pixels=int((amodal > 0.5).sum()),
-        ground_truth_category=instance.category, amodal_iou=amodal_iou, files=files,
+        out_dir=out_dir,
+        source=instance.source,
+        kind=model.kind,
+        category=model.category_names[predicted],
+        category_source="given" if category is not None else "predicted",
+        category_probability=probability,
+        num_vertices=int(vertices.shape[0]),
+        num_faces=int(faces.shape[0]),
+        elevation_deg=math.degrees(float(viewpoint.elevation[0])),
+        azimuth_deg=math.degrees(float(viewpoint.azimuth[0])),
+        distance=float(viewpoint.distance[0]),
+        visible_pixels=int(instance.visible.sum()),
+        coarse_pixels=int((coarse > 0.5).sum()),
+        amodal_pixels=int((amodal > 0.5).sum()),
+        ground_truth_category=instance.category,
+        amodal_iou=amodal_iou,
+        files=files,
     )
     result.files["summary"] = out_dir / "summary.json"
     atomic_write_json(result.files["summary"], result.to_json(), indent=2)

@@ -42,8 +42,12 @@ class Viewpoint:
 
     @classmethod
     def from_degrees(cls, elevation, azimuth, distance) -> "Viewpoint":
-        as_tensor = lambda x: torch.as_tensor(x, dtype=torch.float32).reshape(-1)  # noqa: E731
-        elevation, azimuth, distance = torch.broadcast_tensors(as_tensor(elevation), as_tensor(azimuth), as_tensor(distance))
+        def as_tensor(x):
+            return torch.as_tensor(x, dtype=torch.float32).reshape(-1)
+
+        elevation, azimuth, distance = torch.broadcast_tensors(
+            as_tensor(elevation), as_tensor(azimuth), as_tensor(distance)
+        )
         return cls(torch.deg2rad(elevation), torch.deg2rad(azimuth), distance.clone())
 
 
@@ -59,8 +63,9 @@ def eye_positions(viewpoint: Viewpoint) -> torch.Tensor:
     return torch.stack([d * torch.cos(e) * torch.sin(a), d * torch.sin(e), -d * torch.cos(e) * torch.cos(a)], dim=-1)
 
 
-def look_at_cameras(viewpoint: Viewpoint, fov_degrees: float = KATO_FOV_DEG, znear: float = 0.1,
-                    zfar: float = 100.0) -> FoVPerspectiveCameras:
+def look_at_cameras(
+    viewpoint: Viewpoint, fov_degrees: float = KATO_FOV_DEG, znear: float = 0.1, zfar: float = 100.0
+) -> FoVPerspectiveCameras:
     """pytorch3d perspective cameras at ``viewpoint`` looking at the origin, +Y up.
 
     Differentiable with respect to the viewpoint tensors (the rotation and translation are built

@@ -35,8 +35,8 @@ from a3d_core.data.detection import CategoryMapping
 from a3d_core.errors import InputError
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.io.images import find_images, overlay, read_image, write_png
-from a3d_core.io.panels import instance_figure
 from a3d_core.io.meshes import write_obj
+from a3d_core.io.panels import instance_figure
 from a3d_core.model.a3d import load_a3d_from_checkpoint
 from a3d_core.runs import FINE_TUNED, RUNS_ROOT_ENV, newest_run, runs_root
 from a3d_core.runtime import resolve_device
@@ -158,14 +158,16 @@ def detections_to_results(
         if score < score_threshold:
             continue
         x0, y0, x1, y1 = (float(v) for v in boxes[k])
-        results.append({
-            "image_id": int(image_id),
-            "category_id": int(category_id_of_label[int(labels[k]) - 1]),
-            "score": round(score, 6),
-            "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
-            "segmentation": encode_mask(amodal[k]),
-            "visible_mask": encode_mask(visible[k]),
-        })
+        results.append(
+            {
+                "image_id": int(image_id),
+                "category_id": int(category_id_of_label[int(labels[k]) - 1]),
+                "score": round(score, 6),
+                "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
+                "segmentation": encode_mask(amodal[k]),
+                "visible_mask": encode_mask(visible[k]),
+            }
+        )
     return results
 
 
@@ -203,7 +205,10 @@ def predict_dataset(
     records = folder.load_split(split)
     mapping = CategoryMapping.from_categories(records.categories)
     paths = [folder.image_path(record) for record in records.images]
-    jobs = [_ImageJob(int(record["id"]), path, name) for record, path, name in zip(records.images, paths, image_folder_names(paths))]
+    jobs = [
+        _ImageJob(int(record["id"]), path, name)
+        for record, path, name in zip(records.images, paths, image_folder_names(paths))
+    ]
     id_of_name = dict(zip(mapping.names, mapping.category_ids))
     return _predict(jobs, Path(out), settings or PredictSettings(), category_ids=id_of_name, progress=progress)
 
@@ -240,7 +245,9 @@ def _predict(
     else:
         unknown = [name for name in names if name not in category_ids]
         if unknown:
-            raise InputError(f"{checkpoint}: categories {unknown} are not in the dataset (it has {sorted(category_ids)})")
+            raise InputError(
+                f"{checkpoint}: categories {unknown} are not in the dataset (it has {sorted(category_ids)})"
+            )
         label_ids = [category_ids[name] for name in names]
     if settings.meshes and not model.stage2.is_3d:
         raise InputError(f"{checkpoint}: a {model.stage2.kind} model predicts no meshes; leave out --meshes")
@@ -268,24 +275,42 @@ def _predict(
                 entries = detections_to_results(detections, job.image_id, label_ids, settings.score_threshold)
                 results += entries
                 write_image_outputs(out / job.folder_name, image, detections, len(entries), settings, names)
-                index.append({"id": job.image_id, "file_name": str(job.path), "folder": job.folder_name,
-                              "width": int(image.shape[1]), "height": int(image.shape[0]), "instances": len(entries)})
+                index.append(
+                    {
+                        "id": job.image_id,
+                        "file_name": str(job.path),
+                        "folder": job.folder_name,
+                        "width": int(image.shape[1]),
+                        "height": int(image.shape[0]),
+                        "instances": len(entries),
+                    }
+                )
                 result.images += 1
                 result.instances += len(entries)
         if progress is not None:
             progress(min(start + settings.batch_size, len(jobs)), len(jobs))
     result.predictions_file = atomic_write_json(out / PREDICTIONS_FILE, results)
-    result.images_file = atomic_write_json(out / IMAGES_FILE, {
-        "checkpoint": str(checkpoint),
-        "images": index,
-        "categories": [{"id": category_id, "name": name} for category_id, name in zip(label_ids, names)],
-        "failed": [{"file_name": str(path), "reason": reason} for path, reason in result.failed],
-    }, indent=1)
+    result.images_file = atomic_write_json(
+        out / IMAGES_FILE,
+        {
+            "checkpoint": str(checkpoint),
+            "images": index,
+            "categories": [{"id": category_id, "name": name} for category_id, name in zip(label_ids, names)],
+            "failed": [{"file_name": str(path), "reason": reason} for path, reason in result.failed],
+        },
+        indent=1,
+    )
     return result
 
 
-def write_image_outputs(folder: Path, image: np.ndarray, detections: Mapping[str, torch.Tensor], kept: int,
-                         settings: PredictSettings, category_names: Sequence[str]) -> None:
+def write_image_outputs(
+    folder: Path,
+    image: np.ndarray,
+    detections: Mapping[str, torch.Tensor],
+    kept: int,
+    settings: PredictSettings,
+    category_names: Sequence[str],
+) -> None:
     """The panels, overlay, per-instance mask PNGs and meshes of the ``kept`` best-scoring detections."""
     order = torch.argsort(detections["scores"].detach().cpu(), descending=True, stable=True)[:kept]
     amodal = (detections["amodal_masks"].detach().cpu()[order] > 0.5).numpy()
@@ -296,9 +321,13 @@ def write_image_outputs(folder: Path, image: np.ndarray, detections: Mapping[str
     if settings.overlays:
         write_png(folder / "overlay.png", overlay(image, visible, amodal, scale=settings.overlay_scale))
         shown = order[:PANEL_INSTANCES].tolist()
-        labels = [f"{rank + 1} {category_names[int(detections['labels'][k]) - 1]} {float(detections['scores'][k]):.2f}"
-                  for rank, k in enumerate(shown)]
-        write_png(folder / "panels.png", instance_figure(image, visible[: len(shown)], amodal[: len(shown)], labels=labels))
+        labels = [
+            f"{rank + 1} {category_names[int(detections['labels'][k]) - 1]} {float(detections['scores'][k]):.2f}"
+            for rank, k in enumerate(shown)
+        ]
+        write_png(
+            folder / "panels.png", instance_figure(image, visible[: len(shown)], amodal[: len(shown)], labels=labels)
+        )
     for rank, k in enumerate(order.tolist()):
         if settings.masks:
             write_png(folder / f"instance_{rank:02d}_amodal.png", amodal[rank])

@@ -20,7 +20,9 @@ class ProgressReporter(Protocol):
     """Receives the progress of long work (see the module docstring)."""
 
     def start(self, phase: str, total: int | None = None, done: int = 0, unit: str = "step") -> None:
-        """A phase of ``total`` units (``None``: not known yet) begins, ``done`` of them already done (a resumed run)."""
+        """A phase of ``total`` units (``None``: not known yet) begins, ``done`` of them already done
+        (a resumed run).
+        """
 
     def update(self, done: int, total: int | None = None, **fields: str) -> None:
         """``done`` units of the open phase are done; ``fields`` are values shown beside the count, by label."""
@@ -65,7 +67,9 @@ class Prefixed:
         self.reporter.end()
 
 
-def stage_callback(reporter: ProgressReporter, phases: Mapping[str, tuple[str, str]]) -> Callable[[str, int, int], None]:
+def stage_callback(
+    reporter: ProgressReporter, phases: Mapping[str, tuple[str, str]]
+) -> Callable[[str, int, int], None]:
     """A ``progress(stage, done, total)`` callback (the prepare functions' kind) that reports each new
     stage as its own phase; ``phases`` maps a stage to its phase name and unit (unlisted: the stage's
     own name, in steps). The caller ends the last phase."""

@@ -32,7 +32,8 @@ CHECKPOINT_NAMES = (BEST_CHECKPOINT, LAST_CHECKPOINT)
 
 PRETRAINING = "pretraining"
 FINE_TUNED = "fine-tuned"
-_CONFIG_KEYS = {PRETRAINING: ("pretrain", "data"), FINE_TUNED: ("finetune", "dataset")}  # kind -> (config section, dataset entry)
+# kind -> (config section, dataset entry)
+_CONFIG_KEYS = {PRETRAINING: ("pretrain", "data"), FINE_TUNED: ("finetune", "dataset")}
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,13 @@ def read_run(checkpoint: str | os.PathLike) -> Run | None:
     model_config = content.get("model_config") if isinstance(content, dict) else None
     if not isinstance(model_config, Mapping):
         return None
-    kind = FINE_TUNED if model_config.get("architecture") == ARCHITECTURE else PRETRAINING if "kind" in model_config else None
+    kind = (
+        FINE_TUNED
+        if model_config.get("architecture") == ARCHITECTURE
+        else PRETRAINING
+        if "kind" in model_config
+        else None
+    )
     if kind is None:
         return None
     config = content.get("config")
@@ -90,7 +97,9 @@ def read_run(checkpoint: str | os.PathLike) -> Run | None:
     return Run(path, kind, settings if isinstance(settings, Mapping) else {})
 
 
-def newest_run(kind: str, root: str | os.PathLike | None = None, dataset: str | os.PathLike | None = None) -> Run | None:
+def newest_run(
+    kind: str, root: str | os.PathLike | None = None, dataset: str | os.PathLike | None = None
+) -> Run | None:
     """The newest run of ``kind`` under the runs root: per run folder ``best.pt`` (else ``last.pt``),
     the run whose file was written last; ``None`` when there is none.
 
@@ -102,8 +111,11 @@ def newest_run(kind: str, root: str | os.PathLike | None = None, dataset: str | 
     if kind not in _CONFIG_KEYS:
         raise ValueError(f"kind must be one of {', '.join(_CONFIG_KEYS)}, got {kind!r}")
     wanted = dataset_name(dataset) if dataset is not None else None
-    candidates = [run for run in _runs(runs_root(root)) if run.kind == kind
-                  and (wanted is None or (run.dataset is not None and dataset_name(run.dataset) == wanted))]
+    candidates = [
+        run
+        for run in _runs(runs_root(root))
+        if run.kind == kind and (wanted is None or (run.dataset is not None and dataset_name(run.dataset) == wanted))
+    ]
     return max(candidates, key=lambda run: run.checkpoint.stat().st_mtime, default=None)
 
 
@@ -139,4 +151,3 @@ def _runs(folder: Path) -> list[Run]:
                 if run is not None:
                     chosen[path.parent] = run
     return list(chosen.values())
-

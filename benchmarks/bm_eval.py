@@ -35,7 +35,19 @@ from pycocotools.cocoeval import COCOeval
 from a3d_core.eval.coco_inputs import evaluate_coco, load_detections, load_ground_truth
 from a3d_core.eval.synthetic import SyntheticCocoSettings, synthetic_coco
 
-COCOAPI = Path(os.environ.get("A3D_COCOAPI_DIR", next((folder / "shared" / "data" / "cocoapi" for folder in Path(__file__).resolve().parents if (folder / "shared" / "data" / "cocoapi").is_dir()), "cocoapi")))
+COCOAPI = Path(
+    os.environ.get(
+        "A3D_COCOAPI_DIR",
+        next(
+            (
+                folder / "shared" / "data" / "cocoapi"
+                for folder in Path(__file__).resolve().parents
+                if (folder / "shared" / "data" / "cocoapi").is_dir()
+            ),
+            "cocoapi",
+        ),
+    )
+)
 
 
 def run_pycocotools(ground_truth: dict, results: list, iou_type: str) -> np.ndarray:
@@ -51,8 +63,7 @@ def run_pycocotools(ground_truth: dict, results: list, iou_type: str) -> np.ndar
 
 
 def run_faster_coco_eval(ground_truth: dict, results: list, iou_type: str) -> np.ndarray:
-    from faster_coco_eval import COCO as FasterCOCO
-    from faster_coco_eval import COCOeval_faster
+    from faster_coco_eval import COCO as FasterCOCO, COCOeval_faster
 
     with contextlib.redirect_stdout(io.StringIO()):
         gt = FasterCOCO(ground_truth)
@@ -72,7 +83,9 @@ def run_a3d(ground_truth: dict, results: list, iou_type: str, device: str) -> np
     return np.asarray(list(stats.values()))
 
 
-def timed(function: Callable[[dict, list], np.ndarray], ground_truth: dict, results: list, repeat: int) -> tuple[float, np.ndarray]:
+def timed(
+    function: Callable[[dict, list], np.ndarray], ground_truth: dict, results: list, repeat: int
+) -> tuple[float, np.ndarray]:
     """Best wall time of ``function(gt, results)`` on fresh copies (pycocotools edits its inputs);
     copying is not timed."""
     best, stats = float("inf"), np.zeros(12)
@@ -101,11 +114,18 @@ def with_boxes(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Results with ``bbox`` only (box evaluation), boxes from the masks."""
     from pycocotools import mask as mask_utils
 
-    boxes = mask_utils.toBbox([{"size": r["segmentation"]["size"], "counts": r["segmentation"]["counts"].encode()} for r in results])
-    return [{"image_id": r["image_id"], "category_id": r["category_id"], "score": r["score"], "bbox": list(map(float, b))} for r, b in zip(results, boxes)]
+    boxes = mask_utils.toBbox(
+        [{"size": r["segmentation"]["size"], "counts": r["segmentation"]["counts"].encode()} for r in results]
+    )
+    return [
+        {"image_id": r["image_id"], "category_id": r["category_id"], "score": r["score"], "bbox": list(map(float, b))}
+        for r, b in zip(results, boxes)
+    ]
 
 
-def box_masks_coco(images: int, detections: int, height: int, width: int, categories: int = 10, seed: int = 0) -> tuple[dict, list]:
+def box_masks_coco(
+    images: int, detections: int, height: int, width: int, categories: int = 10, seed: int = 0
+) -> tuple[dict, list]:
     """A large evaluation fast: rectangle masks made as RLEs directly (no dense masks), ~15
     objects and ``detections`` detections per image (70% near an object), rounded scores."""
     from pycocotools import mask as mask_utils
@@ -138,9 +158,13 @@ def box_masks_coco(images: int, detections: int, height: int, width: int, catego
         boxes[:, 3] = np.minimum(boxes[:, 3], height - boxes[:, 1])
         cats = np.where(near, object_cats[pick], rng.integers(1, categories + 1, detections))
         scores = np.round(rng.random(detections), 2)
-        for rle, cat, score in zip(mask_utils.frPyObjects(np.ascontiguousarray(boxes, dtype=np.float64), height, width), cats, scores):
-            results.append({"image_id": image_id, "category_id": int(cat), "score": float(score),
-                            "segmentation": {"size": [height, width], "counts": rle["counts"].decode("ascii")}})  # fmt: skip
+        for rle, cat, score in zip(
+            mask_utils.frPyObjects(np.ascontiguousarray(boxes, dtype=np.float64), height, width), cats, scores
+        ):
+            segmentation = {"size": [height, width], "counts": rle["counts"].decode("ascii")}
+            results.append(
+                {"image_id": image_id, "category_id": int(cat), "score": float(score), "segmentation": segmentation}
+            )
     return gt, results
 
 
@@ -182,12 +206,17 @@ def main() -> None:
     cases.append((name, gt, with_boxes(results), "bbox"))
 
     repeat = 1 if args.scale else args.repeat
-    header = f"{'inputs':<22} {'type':<5} {'pycocotools s':>13} {'faster-coco-eval s':>18} {f'a3d ({args.device}) s':>14} {'vs pycoco':>9} {'vs faster':>9} {'max |Δstat|':>11}"
+    header = (
+        f"{'inputs':<22} {'type':<5} {'pycocotools s':>13} {'faster-coco-eval s':>18} "
+        f"{f'a3d ({args.device}) s':>14} {'vs pycoco':>9} {'vs faster':>9} {'max |Δstat|':>11}"
+    )
     print(f"torch threads: {args.threads}, best of {repeat}")
     print(header)
     print("-" * len(header))
     for name, ground_truth, result_list, iou_type in cases:
-        a3d_time, a3d_stats = timed(lambda g, r: run_a3d(g, r, iou_type, args.device), ground_truth, result_list, repeat)
+        a3d_time, a3d_stats = timed(
+            lambda g, r: run_a3d(g, r, iou_type, args.device), ground_truth, result_list, repeat
+        )
         if args.skip_reference:
             print(f"{name:<22} {iou_type:<5} {'-':>13} {'-':>18} {a3d_time:>14.3f} {'-':>9} {'-':>9} {'-':>11}")
             continue

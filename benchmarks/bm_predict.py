@@ -26,10 +26,15 @@ from a3d_core.train.finetune import small_stage1_settings
 
 
 def untrained_network(detections: int, min_size: int) -> A3DNetwork:
-    stage1 = dataclasses.replace(small_stage1_settings(min_size=min_size, max_size=2 * min_size),
-                                 box_score_thresh=0.0, box_detections_per_img=detections)
+    stage1 = dataclasses.replace(
+        small_stage1_settings(min_size=min_size, max_size=2 * min_size),
+        box_score_thresh=0.0,
+        box_detections_per_img=detections,
+    )
     torch.manual_seed(0)
-    return build_a3d(["airplane", "car", "chair"], A3DSettings(stage1=stage1, stage2=ASMSettings(image_size=64, template_level=2)))
+    return build_a3d(
+        ["airplane", "car", "chair"], A3DSettings(stage1=stage1, stage2=ASMSettings(image_size=64, template_level=2))
+    )
 
 
 def images_per_second(function, images: list[torch.Tensor], batch: int, repeats: int) -> float:
@@ -59,7 +64,11 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device)
     width, height = (int(v) for v in args.size.split("x"))
-    network = load_a3d_from_checkpoint(args.checkpoint) if args.checkpoint else untrained_network(args.detections, args.min_size)
+    network = (
+        load_a3d_from_checkpoint(args.checkpoint)
+        if args.checkpoint
+        else untrained_network(args.detections, args.min_size)
+    )
     network = network.to(device).eval()
     generator = torch.Generator().manual_seed(0)
     images = [torch.rand(3, height, width, generator=generator).to(device) for _ in range(args.images)]
@@ -69,13 +78,17 @@ def main() -> None:
         stage1 = images_per_second(network.stage1, images, args.batch, args.repeats)
         both = images_per_second(network, images, args.batch, args.repeats)
     stage2 = network.stage2
-    Console().print(f"stage 1: {network.stage1.settings.backbone}, short side {network.stage1.settings.min_size}; "
-                    f"stage 2: {stage2.kind}, S = {stage2.settings.image_size}, ico-sphere level {stage2.settings.template_level}; "
-                    f"{width}x{height} images, batch {args.batch}, {device}, {torch.get_num_threads()} threads")
+    Console().print(
+        f"stage 1: {network.stage1.settings.backbone}, short side {network.stage1.settings.min_size}; "
+        f"stage 2: {stage2.kind}, S = {stage2.settings.image_size}, ico-sphere level {stage2.settings.template_level}; "
+        f"{width}x{height} images, batch {args.batch}, {device}, {torch.get_num_threads()} threads"
+    )
     table = Table()
     for column in ("instances / image", "stage 1 alone (img/s)", "both stages (img/s)", "stage-2 share"):
         table.add_column(column, justify="right")
-    table.add_row(f"{sum(counts) / len(counts):.1f}", f"{stage1:.2f}", f"{both:.2f}", f"{100 * (1 - both / stage1):.0f}%")
+    table.add_row(
+        f"{sum(counts) / len(counts):.1f}", f"{stage1:.2f}", f"{both:.2f}", f"{100 * (1 - both / stage1):.0f}%"
+    )
     Console().print(table)
 
 

@@ -19,8 +19,13 @@ import torch
 
 
 def render_rates(size: int, views: int, repeats: int) -> list[tuple[str, float]]:
-    from pytorch3d.renderer import HardFlatShader, MeshRasterizer, PointLights, RasterizationSettings
-    from pytorch3d.renderer import MeshRenderer as Pytorch3dMeshRenderer
+    from pytorch3d.renderer import (
+        HardFlatShader,
+        MeshRasterizer,
+        MeshRenderer as Pytorch3dMeshRenderer,
+        PointLights,
+        RasterizationSettings,
+    )
 
     from a3d_core.data.render import MeshRenderer, RenderSettings
     from a3d_core.data.shapes import CATEGORIES, generate_shape, to_pytorch3d
@@ -33,12 +38,15 @@ def render_rates(size: int, views: int, repeats: int) -> list[tuple[str, float]]
         cameras = look_at_cameras(viewpoint)
         renderer = Pytorch3dMeshRenderer(
             MeshRasterizer(cameras=cameras, raster_settings=RasterizationSettings(image_size=size, bin_size=0)),
-            HardFlatShader(cameras=cameras, lights=PointLights(location=[[0.0, 3.0, -3.0]])))
+            HardFlatShader(cameras=cameras, lights=PointLights(location=[[0.0, 3.0, -3.0]])),
+        )
         return renderer(mesh.extend(views))
 
-    candidates = [("pytorch3d HardFlatShader (baseline)", stock),
-                  ("a3d MeshRenderer, supersample 1", MeshRenderer(RenderSettings(size, supersample=1))),
-                  ("a3d MeshRenderer, supersample 2", MeshRenderer(RenderSettings(size, supersample=2)))]
+    candidates = [
+        ("pytorch3d HardFlatShader (baseline)", stock),
+        ("a3d MeshRenderer, supersample 1", MeshRenderer(RenderSettings(size, supersample=1))),
+        ("a3d MeshRenderer, supersample 2", MeshRenderer(RenderSettings(size, supersample=2))),
+    ]
     rates = []
     for name, render in candidates:
         started = time.perf_counter()
@@ -56,13 +64,15 @@ def occlusion_rates(size: int, samples: int) -> list[tuple[str, float]]:
     from a3d_core.geometry import kato_viewpoints
 
     renderer = MeshRenderer(RenderSettings(size))
-    renders = [renderer(to_pytorch3d(generate_shape(c, (1, i))), kato_viewpoints([3])) for i, c in enumerate(CATEGORIES)]
+    renders = [
+        renderer(to_pytorch3d(generate_shape(c, (1, i))), kato_viewpoints([3])) for i, c in enumerate(CATEGORIES)
+    ]
     bank = [(r.rgb[0].numpy(), r.silhouette[0].numpy()) for r in renders]
 
     def rectangle(rgb, amodal, rng):
         top, left = rng.integers(0, size // 2, 2)
         occluder = np.zeros_like(amodal)
-        occluder[top:top + size // 3, left:left + size // 3] = True
+        occluder[top : top + size // 3, left : left + size // 3] = True
         return np.where(occluder[None], rng.uniform(0, 1, (3, 1, 1)).astype(np.float32), rgb), amodal & ~occluder
 
     generator = OcclusionGenerator(bank=bank)

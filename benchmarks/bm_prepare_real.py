@@ -37,13 +37,20 @@ def _synthetic_kins(root: Path, height: int, width: int, images: int, per_image:
             visible = np.zeros((height, width), np.uint8)
             visible[y : y + h, x : x + w // 2] = 1
             rle = mask_utils.encode(np.asfortranarray(visible))
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
-                "segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]], "bbox": [x, y, w, h],
-                "inmodal_seg": {"size": [height, width], "counts": rle["counts"].decode("ascii")},
-            })
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": 1,
+                    "segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]],
+                    "bbox": [x, y, w, h],
+                    "inmodal_seg": {"size": [height, width], "counts": rle["counts"].decode("ascii")},
+                }
+            )
     path = root / "instances.json"
-    path.write_text(json.dumps({"images": image_entries, "annotations": annotations, "categories": [{"id": 1, "name": "car"}]}))
+    path.write_text(
+        json.dumps({"images": image_entries, "annotations": annotations, "categories": [{"id": 1, "name": "car"}]})
+    )
     return path, image_dir
 
 

@@ -45,13 +45,21 @@ def main() -> None:
     per_image_instances = instances / args.scenes
 
     images = request.train_images + request.val_images
-    pool_views = sum(len(_object_tasks(request, split)) for split in request.split_sizes) * request.pool.views_per_object
+    pool_views = (
+        sum(len(_object_tasks(request, split)) for split in request.split_sizes) * request.pool.views_per_object
+    )
     rows = [
         ("render one view", f"{per_view * 1000:.0f} ms"),
         ("compose + encode one scene", f"{per_scene * 1000:.0f} ms ({per_image_instances:.2f} instances)"),
-        ("default set, pool reused", f"{pool_views} views + {images} scenes = {pool_views * per_view + images * per_scene:.1f} s"),
-        ("baseline: render every instance", f"{images * per_image_instances:.0f} views + {images} scenes = "
-                                            f"{images * (per_image_instances * per_view + per_scene):.1f} s"),
+        (
+            "default set, pool reused",
+            f"{pool_views} views + {images} scenes = {pool_views * per_view + images * per_scene:.1f} s",
+        ),
+        (
+            "baseline: render every instance",
+            f"{images * per_image_instances:.0f} views + {images} scenes = "
+            f"{images * (per_image_instances * per_view + per_scene):.1f} s",
+        ),
     ]
     print(f"render size {request.render_size}, image {request.scene.width}x{request.scene.height}, one thread")
     width = max(len(name) for name, _ in rows)

@@ -57,16 +57,18 @@ def make_inputs(case: Case, device: torch.device, seed: int = 0):
     template, faces = ico_sphere_template(case.level)
     radial = 1 + 0.25 * torch.rand(case.batch, template.shape[0], 1, generator=generator)
     vertices = (template[None] * radial).to(device)
-    viewpoint = Viewpoint.from_degrees(torch.rand(case.batch, generator=generator) * 60 - 30,
-                                       torch.rand(case.batch, generator=generator) * 360, 2.732).to(device)
+    viewpoint = Viewpoint.from_degrees(
+        torch.rand(case.batch, generator=generator) * 60 - 30, torch.rand(case.batch, generator=generator) * 360, 2.732
+    ).to(device)
     upstream = torch.randn(case.batch, case.image_size, case.image_size, generator=generator).to(device)
     return vertices, faces.to(device), viewpoint, upstream
 
 
 def workloads(case: Case, backend: str, device: torch.device) -> dict[str, Callable[[], None]]:
     """The two timed workloads of one backend on one case: forward only, forward + backward."""
-    renderer = SoftSilhouetteRenderer(SilhouetteRendererSettings(
-        image_size=case.image_size, faces_per_pixel=case.faces_per_pixel, backend=backend))
+    renderer = SoftSilhouetteRenderer(
+        SilhouetteRendererSettings(image_size=case.image_size, faces_per_pixel=case.faces_per_pixel, backend=backend)
+    )
     vertices, faces, viewpoint, upstream = make_inputs(case, device)
 
     def forward() -> None:
@@ -89,7 +91,9 @@ def measure(case: Case, device: torch.device, repeats: int, seconds_per_round: f
     machine hits both alike.
     """
     synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    runs = {(backend, name): run for backend in BACKENDS_COMPARED for name, run in workloads(case, backend, device).items()}
+    runs = {
+        (backend, name): run for backend in BACKENDS_COMPARED for name, run in workloads(case, backend, device).items()
+    }
     best = {key: float("inf") for key in runs}
     for _ in range(repeats):
         for key, run in runs.items():
@@ -118,8 +122,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--repeats", type=int, default=3, help="timing rounds per case (the best time counts)")
-    parser.add_argument("--seconds-per-round", type=float, default=0.5,
-                        help="re-time a workload within a round while it has used less than this")
+    parser.add_argument(
+        "--seconds-per-round",
+        type=float,
+        default=0.5,
+        help="re-time a workload within a round while it has used less than this",
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     if args.threads is not None:
@@ -130,8 +138,10 @@ def main() -> None:
         cases = sweep(QUICK_BASE, QUICK_AXES) if args.quick else sweep(FULL_BASE, FULL_AXES)
 
     console = Console(width=120)
-    table = Table(title=f"Soft silhouette renderer, meshes/s on {device.type} ({torch.get_num_threads()} threads)",
-                  caption="fwd: forward only; f+b: forward + backward; fast/p3d: speed-up of fast over pytorch3d")
+    table = Table(
+        title=f"Soft silhouette renderer, meshes/s on {device.type} ({torch.get_num_threads()} threads)",
+        caption="fwd: forward only; f+b: forward + backward; fast/p3d: speed-up of fast over pytorch3d",
+    )
     for column in ("image", "level (V)", "K", "batch"):
         table.add_column(column, justify="right")
     for backend in BACKENDS_COMPARED:
@@ -145,7 +155,10 @@ def main() -> None:
         rates = measure(case, device, args.repeats, args.seconds_per_round)
         vertices = ico_sphere_template(case.level)[0].shape[0]
         table.add_row(
-            f"{case.image_size}", f"{case.level} ({vertices})", f"{case.faces_per_pixel}", f"{case.batch}",
+            f"{case.image_size}",
+            f"{case.level} ({vertices})",
+            f"{case.faces_per_pixel}",
+            f"{case.batch}",
             *(f"{rates[backend, name]:.1f}" for backend in BACKENDS_COMPARED for name in WORKLOADS),
             *(f"{rates['fast', name] / rates['pytorch3d', name]:.1f}x" for name in WORKLOADS),
         )

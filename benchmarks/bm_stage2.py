@@ -25,10 +25,14 @@ def synthetic_batch(batch: int, size: int, categories: int) -> dict[str, torch.T
     generator = torch.Generator().manual_seed(0)
     ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
     radius = size * (0.2 + 0.2 * torch.rand(batch, 1, 1, generator=generator))
-    amodal = (((ys - size / 2) ** 2 + (xs - size / 2) ** 2) <= radius ** 2).float().unsqueeze(1)
+    amodal = (((ys - size / 2) ** 2 + (xs - size / 2) ** 2) <= radius**2).float().unsqueeze(1)
     visible = amodal * (xs >= size // 3).float()
-    return {"rgb": torch.rand(batch, 3, size, size, generator=generator), "visible": visible, "amodal": amodal,
-            "category": torch.arange(batch) % categories}
+    return {
+        "rgb": torch.rand(batch, 3, size, size, generator=generator),
+        "visible": visible,
+        "amodal": amodal,
+        "category": torch.arange(batch) % categories,
+    }
 
 
 def seconds(function, repeats: int, device: str) -> float:
@@ -53,12 +57,19 @@ def main() -> None:
     args = parser.parse_args()
     names = ["airplane", "car", "chair"]
     batch = {k: v.to(args.device) for k, v in synthetic_batch(args.batch, args.size, len(names)).items()}
-    table = Table(title=f"stage 2, batch {args.batch}, S = {args.size}, ico-sphere level {args.level}, {args.device}, "
-                        f"{torch.get_num_threads()} threads")
+    table = Table(
+        title=f"stage 2, batch {args.batch}, S = {args.size}, ico-sphere level {args.level}, {args.device}, "
+        f"{torch.get_num_threads()} threads"
+    )
     for column in ("kind", "parameters", "train step (s)", "instances / s (train)", "eval forward (s)"):
         table.add_column(column, justify="right")
-    variants = [("2d", "2d", 4, "render"), ("a3d-no-refine", "a3d-no-refine", 4, "render"), ("a3d, 1 azimuth", "a3d", 1, "render"),
-                ("a3d", "a3d", 4, "render"), ("a3d, 4 scored hypotheses", "a3d", 4, "scores")]
+    variants = [
+        ("2d", "2d", 4, "render"),
+        ("a3d-no-refine", "a3d-no-refine", 4, "render"),
+        ("a3d, 1 azimuth", "a3d", 1, "render"),
+        ("a3d", "a3d", 4, "render"),
+        ("a3d, 4 scored hypotheses", "a3d", 4, "scores"),
+    ]
     for label, kind, hypotheses, selection in variants:
         torch.manual_seed(0)
         viewpoint = ViewpointSettings(azimuth_hypotheses=hypotheses, hypothesis_selection=selection)

@@ -59,7 +59,9 @@ def bare_loop(dataset: DictDataset, steps: int, batch_size: int) -> float:
     torch.manual_seed(0)
     model = ConvMaskModel()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(
+        dataset, batch_size=batch_size, shuffle=True, drop_last=True, generator=torch.Generator().manual_seed(0)
+    )
     started, done = time.perf_counter(), 0
     while done < steps:
         for batch in loader:
@@ -76,8 +78,15 @@ def bare_loop(dataset: DictDataset, steps: int, batch_size: int) -> float:
 def a3d_loop(dataset: DictDataset, steps: int, batch_size: int, checkpoint_every: int) -> float:
     torch.manual_seed(0)
     model = ConvMaskModel()
-    settings = TrainSettings(batch_size=batch_size, epochs=None, steps=steps, checkpoint_every=checkpoint_every,
-                             log_every=10, progress=False, tensorboard=False)
+    settings = TrainSettings(
+        batch_size=batch_size,
+        epochs=None,
+        steps=steps,
+        checkpoint_every=checkpoint_every,
+        log_every=10,
+        progress=False,
+        tensorboard=False,
+    )
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
         train(model, dataset, settings, out, context=DistributedContext(device=torch.device("cpu")))
@@ -94,21 +103,32 @@ def main() -> None:
     dataset = DictDataset(arguments.batch_size * 8, arguments.size)
     variants = {
         "bare PyTorch loop": lambda: bare_loop(dataset, arguments.steps, arguments.batch_size),
-        "a3d loop, last checkpoint only": lambda: a3d_loop(dataset, arguments.steps, arguments.batch_size, checkpoint_every=10**6),
-        "a3d loop, checkpoint every 10": lambda: a3d_loop(dataset, arguments.steps, arguments.batch_size, checkpoint_every=10),
+        "a3d loop, last checkpoint only": lambda: a3d_loop(
+            dataset, arguments.steps, arguments.batch_size, checkpoint_every=10**6
+        ),
+        "a3d loop, checkpoint every 10": lambda: a3d_loop(
+            dataset, arguments.steps, arguments.batch_size, checkpoint_every=10
+        ),
     }
     runs = {name: float("inf") for name in variants}
     for _ in range(arguments.repeats):
         for name, run in variants.items():
             runs[name] = min(runs[name], run())
-    table = Table(title=f"{arguments.steps} steps, batch {arguments.batch_size}, {arguments.size}x{arguments.size}, "
-                        f"{torch.get_num_threads()} threads, CPU, best of {arguments.repeats}")
+    table = Table(
+        title=f"{arguments.steps} steps, batch {arguments.batch_size}, {arguments.size}x{arguments.size}, "
+        f"{torch.get_num_threads()} threads, CPU, best of {arguments.repeats}"
+    )
     for column in ("loop", "seconds", "ms / step", "instances / s", "vs. bare"):
         table.add_column(column, justify="right" if column != "loop" else "left")
     bare = runs["bare PyTorch loop"]
     for name, seconds in runs.items():
-        table.add_row(name, f"{seconds:.2f}", f"{1000 * seconds / arguments.steps:.1f}",
-                      f"{arguments.steps * arguments.batch_size / seconds:.0f}", f"{seconds / bare:.2f}x")
+        table.add_row(
+            name,
+            f"{seconds:.2f}",
+            f"{1000 * seconds / arguments.steps:.1f}",
+            f"{arguments.steps * arguments.batch_size / seconds:.0f}",
+            f"{seconds / bare:.2f}x",
+        )
     Console().print(table)
 
 

@@ -24,8 +24,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", choices=sorted(SCALES), default="cpu")
     parser.add_argument("--out", type=Path, default=None, help="benchmark folder (default: bench-viewpoints-<scale>)")
-    parser.add_argument("--models", default=None, help="comma-separated model slugs, e.g. 2d,u-net,a3d (default: all; "
-                        "visible-mask, retrieval, shapedict, 2d, u-net, a3d-1-camera, a3d)")
+    parser.add_argument(
+        "--models",
+        default=None,
+        help="comma-separated model slugs, e.g. 2d,u-net,a3d (default: all; "
+        "visible-mask, retrieval, shapedict, 2d, u-net, a3d-1-camera, a3d)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
@@ -37,7 +41,9 @@ def main() -> int:
         print(f"[{time.perf_counter() - started:7.0f} s] {message}", flush=True)
 
     try:
-        settings = BenchmarkSettings(args.scale, out, args.models.split(",") if args.models else None, args.seed, args.device)
+        settings = BenchmarkSettings(
+            args.scale, out, args.models.split(",") if args.models else None, args.seed, args.device
+        )
         run_viewpoint_benchmark(settings, log=log, command=command.strip())
     except A3DError as error:
         print(f"error: {error}", file=sys.stderr)

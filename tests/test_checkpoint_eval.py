@@ -14,7 +14,13 @@ from a3d_cli.main import app
 from a3d_core.checkpoint_eval import evaluate_completion, mask_boxes
 from a3d_core.completers import VisibleCompleter
 from a3d_core.data.canonical import decode_segmentation
-from tests.model.tiny_scenes import HEIGHT, WIDTH, write_pretrain_checkpoint, write_tiny_scenes, write_two_stage_checkpoint
+from tests.model.tiny_scenes import (
+    HEIGHT,
+    WIDTH,
+    write_pretrain_checkpoint,
+    write_tiny_scenes,
+    write_two_stage_checkpoint,
+)
 
 runner = CliRunner()
 
@@ -23,11 +29,16 @@ def test_the_visible_baseline_scores_visible_over_amodal_area(tmp_path: Path) ->
     folder = write_tiny_scenes(tmp_path / "data", train_images=0, val_images=3)
     result = evaluate_completion(folder.root, VisibleCompleter(), "val")
     annotations = folder.load_split("val").annotations
-    ious = [decode_segmentation(a["visible_mask"], HEIGHT, WIDTH).sum() / decode_segmentation(a["segmentation"], HEIGHT, WIDTH).sum()
-            for a in annotations]
+    ious = [
+        decode_segmentation(a["visible_mask"], HEIGHT, WIDTH).sum()
+        / decode_segmentation(a["segmentation"], HEIGHT, WIDTH).sum()
+        for a in annotations
+    ]
     assert result.segments.num_instances == 6 and result.segments.miou == pytest.approx(float(np.mean(ious)), abs=1e-6)
-    assert result.segments.num_occluded == 3 and result.segments.miou_occ == 0.0  # nothing of the hidden part is predicted
-    assert result.kinds["amodal"].per_category["chair"]["AP"] == pytest.approx(1.0)  # unoccluded: the visible mask is exact
+    # nothing of the hidden part is predicted
+    assert result.segments.num_occluded == 3 and result.segments.miou_occ == 0.0
+    # unoccluded: the visible mask is exact
+    assert result.kinds["amodal"].per_category["chair"]["AP"] == pytest.approx(1.0)
 
 
 def test_mask_boxes_measure_as_pycocotools() -> None:
@@ -43,28 +54,65 @@ def test_the_protocol_runs_any_checkpoint_from_the_command_line(tmp_path: Path, 
         checkpoint = write_pretrain_checkpoint(tmp_path / "model.pt", ["car", "chair", "sofa"])
     else:
         checkpoint = write_two_stage_checkpoint(tmp_path / "model.pt", ["car", "chair"])
-    result = runner.invoke(app, ["evaluate", "--dataset", str(folder.root), "--protocol", "completion", "--checkpoint", str(checkpoint),
-                                 "--predictions-out", str(tmp_path / "completed"), "--json", str(tmp_path / "report.json"),
-                                 "--kind", "amodal", "--device", "cpu"])
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--dataset",
+            str(folder.root),
+            "--protocol",
+            "completion",
+            "--checkpoint",
+            str(checkpoint),
+            "--predictions-out",
+            str(tmp_path / "completed"),
+            "--json",
+            str(tmp_path / "report.json"),
+            "--kind",
+            "amodal",
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "mIoU_occ" in result.output
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["miou"]["num_instances"] == 4 and report["predictions"] == "checkpoint completer (" + str(checkpoint) + ")"
+    assert (
+        report["miou"]["num_instances"] == 4
+        and report["predictions"] == "checkpoint completer (" + str(checkpoint) + ")"
+    )
     completed = json.loads((tmp_path / "completed" / "predictions.json").read_text())
     assert len(completed) == 4 and all(entry["score"] == 1.0 for entry in completed)
-    rescored = runner.invoke(app, ["evaluate", "--dataset", str(folder.root), "--predictions", str(tmp_path / "completed" / "predictions.json"),
-                                   "--json", str(tmp_path / "again.json"), "--kind", "amodal", "--device", "cpu"])
+    rescored = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--dataset",
+            str(folder.root),
+            "--predictions",
+            str(tmp_path / "completed" / "predictions.json"),
+            "--json",
+            str(tmp_path / "again.json"),
+            "--kind",
+            "amodal",
+            "--device",
+            "cpu",
+        ],
+    )
     assert rescored.exit_code == 0, rescored.output
     assert json.loads((tmp_path / "again.json").read_text())["miou"] == report["miou"]
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (["--completer", "checkpoint"], "the checkpoint completer needs --checkpoint FILE"),
-    (["--completer", "dictionary"], "unknown completer 'dictionary' (known: checkpoint, visible, shapedict)"),
-    (["--predictions", "p.json"], "leave out --predictions"),
-    (["--checkpoint", "{airplane}", "--no-category-map"], "no shape decoder for categories ['car', 'chair']"),
-    (["--protocol", "oracle"], "--protocol oracle: expected one of detection, completion"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--completer", "checkpoint"], "the checkpoint completer needs --checkpoint FILE"),
+        (["--completer", "dictionary"], "unknown completer 'dictionary' (known: checkpoint, visible, shapedict)"),
+        (["--predictions", "p.json"], "leave out --predictions"),
+        (["--checkpoint", "{airplane}", "--no-category-map"], "no shape decoder for categories ['car', 'chair']"),
+        (["--protocol", "oracle"], "--protocol oracle: expected one of detection, completion"),
+    ],
+)
 def test_bad_protocol_options_fail_on_one_line(tmp_path: Path, arguments: list[str], message: str) -> None:
     folder = write_tiny_scenes(tmp_path / "data", train_images=0, val_images=1)
     airplane = write_pretrain_checkpoint(tmp_path / "airplane.pt", ["airplane"])
@@ -77,8 +125,22 @@ def test_bad_protocol_options_fail_on_one_line(tmp_path: Path, arguments: list[s
 
 def test_the_visible_baseline_from_the_command_line_needs_no_checkpoint(tmp_path: Path) -> None:
     folder = write_tiny_scenes(tmp_path / "data", train_images=0, val_images=2)
-    result = runner.invoke(app, ["evaluate", "--dataset", str(folder.root), "--protocol", "completion", "--completer", "visible",
-                                 "--json", str(tmp_path / "report.json"), "--device", "cpu"])
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--dataset",
+            str(folder.root),
+            "--protocol",
+            "completion",
+            "--completer",
+            "visible",
+            "--json",
+            str(tmp_path / "report.json"),
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["miou"]["miou_occ"] == 0.0 and report["miou"]["num_occluded"] == 2
@@ -96,9 +158,29 @@ def test_the_shapedict_baseline_learns_from_the_train_split_and_completes_hidden
     completed = evaluate_completion(folder.root, completer, "val")
     visible = evaluate_completion(folder.root, VisibleCompleter(), "val")
     assert completed.segments.miou_occ > visible.segments.miou_occ == 0.0
-    result = runner.invoke(app, ["evaluate", "--dataset", str(folder.root), "--protocol", "completion", "--completer", "shapedict",
-                                 "--kind", "amodal", "--device", "cpu"])
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--dataset",
+            str(folder.root),
+            "--protocol",
+            "completion",
+            "--completer",
+            "shapedict",
+            "--kind",
+            "amodal",
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
     empty = write_tiny_scenes(tmp_path / "only-val", train_images=0, val_images=1)
-    result = runner.invoke(app, ["evaluate", "--dataset", str(empty.root), "--protocol", "completion", "--completer", "shapedict"])
-    assert result.exit_code == 1 and "no annotations to build a shape dictionary" in result.output and "Traceback" not in result.output
+    result = runner.invoke(
+        app, ["evaluate", "--dataset", str(empty.root), "--protocol", "completion", "--completer", "shapedict"]
+    )
+    assert (
+        result.exit_code == 1
+        and "no annotations to build a shape dictionary" in result.output
+        and "Traceback" not in result.output
+    )

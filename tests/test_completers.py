@@ -32,7 +32,9 @@ def test_a_fine_tuned_checkpoint_completes_as_its_network_does(tmp_path: Path) -
     network = load_a3d_from_checkpoint(checkpoint).eval()
     with torch.no_grad():
         expected = network.complete([image], [boxes], [visible], [torch.tensor([2, 1])])[0]
-    assert torch.equal(got["amodal_masks"], expected["amodal_masks"]) and torch.equal(got["vertices"], expected["vertices"])
+    assert torch.equal(got["amodal_masks"], expected["amodal_masks"]) and torch.equal(
+        got["vertices"], expected["vertices"]
+    )
     assert torch.all(got["amodal_masks"] >= visible)  # the visible part is kept
 
 
@@ -50,7 +52,9 @@ def test_names_go_through_the_map_once_checked_for_the_whole_set(tmp_path: Path)
 
 def test_the_visible_baseline_returns_the_visible_masks_and_unknown_completers_are_refused() -> None:
     image, boxes, visible = _instances()
-    assert torch.equal(VisibleCompleter().complete([image], [boxes], [visible], [["a", "b"]])[0]["amodal_masks"], visible)
+    assert torch.equal(
+        VisibleCompleter().complete([image], [boxes], [visible], [["a", "b"]])[0]["amodal_masks"], visible
+    )
     with pytest.raises(InputError, match=r"unknown completer 'oracle' \(known: checkpoint, visible, shapedict\)"):
         build_completer("oracle", CompleterRequest())
     with pytest.raises(InputError, match=r"absent\.pt: checkpoint not found"):

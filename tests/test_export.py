@@ -13,8 +13,8 @@ from a3d_core.boxes import crop_instance, square_box
 from a3d_core.data.canonical import AmodalSplit, amodal_annotation, write_dataset
 from a3d_core.data.framing import frame_view
 from a3d_core.errors import InputError
-from a3d_core.io.meshes import png_bytes, render_turntable, write_gif
 from a3d_core.export import export_instance_mesh
+from a3d_core.io.meshes import png_bytes, render_turntable, write_gif
 from a3d_core.model.asm import build_stage2
 from tests.model.conftest import CATEGORIES, SIZE, disc, one_thread, tiny_settings  # noqa: F401  (one_thread: autouse)
 
@@ -23,7 +23,9 @@ def save_checkpoint(tmp_path, kind="a3d", input_framing=None):
     torch.manual_seed(0)
     model = build_stage2(kind, CATEGORIES, dataclasses.replace(tiny_settings(), input_framing=input_framing))
     path = tmp_path / f"{kind}_{input_framing}.pt"
-    torch.save({"model": model.state_dict(), "model_config": model.config(), "category_names": model.category_names}, path)
+    torch.save(
+        {"model": model.state_dict(), "model_config": model.config(), "category_names": model.category_names}, path
+    )
     return path
 
 
@@ -40,8 +42,15 @@ def write_instance_files(tmp_path, size=SIZE):
 
 def test_export_from_an_image_writes_valid_files(tmp_path):
     image, mask, visible = write_instance_files(tmp_path)
-    result = export_instance_mesh(save_checkpoint(tmp_path), tmp_path / "out", image=image, visible_mask=mask,
-                                  device="cpu", turntable_frames=3, turntable_size=24)
+    result = export_instance_mesh(
+        save_checkpoint(tmp_path),
+        tmp_path / "out",
+        image=image,
+        visible_mask=mask,
+        device="cpu",
+        turntable_frames=3,
+        turntable_size=24,
+    )
     out = tmp_path / "out"
     vertices, faces, _ = load_obj(out / "mesh.obj", load_textures=False)
     assert vertices.shape == (42, 3) and faces.verts_idx.shape == (80, 3)
@@ -67,16 +76,27 @@ def test_export_from_a_dataset_crops_the_amodal_box_and_scores_it(tmp_path):
     rgb = np.full((64, 64, 3), 30, np.uint8)
     rgb[amodal] = 220
     annotation = amodal_annotation(7, 1, 2, amodal, visible)
-    split = AmodalSplit(images=[{"id": 1, "file_name": "scene.png", "width": 64, "height": 64}], annotations=[annotation],
-                        categories=[{"id": 1, "name": "car"}, {"id": 2, "name": "chair"}])
+    split = AmodalSplit(
+        images=[{"id": 1, "file_name": "scene.png", "width": 64, "height": 64}],
+        annotations=[annotation],
+        categories=[{"id": 1, "name": "car"}, {"id": 2, "name": "chair"}],
+    )
     write_dataset(tmp_path / "data", "tiny", "test", {"test": split}, write_images=[("scene.png", png_bytes(rgb))])
-    result = export_instance_mesh(save_checkpoint(tmp_path), tmp_path / "out", data=tmp_path / "data", index=0,
-                                  category="chair", device="cpu", turntable_frames=2, turntable_size=16)
+    result = export_instance_mesh(
+        save_checkpoint(tmp_path),
+        tmp_path / "out",
+        data=tmp_path / "data",
+        index=0,
+        category="chair",
+        device="cpu",
+        turntable_frames=2,
+        turntable_size=16,
+    )
     assert result.ground_truth_category == "chair" and result.category == "chair" and result.category_source == "given"
     assert 0.0 <= result.amodal_iou <= 1.0
     crop = iio.imread(tmp_path / "out" / "input_visible.png") > 0
     # the 21 x 21 amodal box fills the S x S crop: the visible right half covers about half of a disc of radius S / 2
-    assert abs(crop.sum() - 0.5 * np.pi * (SIZE / 2) ** 2) < 0.1 * SIZE ** 2
+    assert abs(crop.sum() - 0.5 * np.pi * (SIZE / 2) ** 2) < 0.1 * SIZE**2
     with pytest.raises(InputError, match="out of range"):
         export_instance_mesh(save_checkpoint(tmp_path), tmp_path / "out", data=tmp_path / "data", index=3, device="cpu")
 
@@ -89,15 +109,23 @@ def test_export_refuses_bad_requests(tmp_path):
     with pytest.raises(InputError, match="go together"):
         export_instance_mesh(checkpoint, tmp_path / "out", image=image)
     with pytest.raises(InputError, match="no 3D branch"):
-        export_instance_mesh(save_checkpoint(tmp_path, "2d"), tmp_path / "out", image=image, visible_mask=mask, device="cpu")
+        export_instance_mesh(
+            save_checkpoint(tmp_path, "2d"), tmp_path / "out", image=image, visible_mask=mask, device="cpu"
+        )
     with pytest.raises(InputError, match="'boat'"):
-        export_instance_mesh(checkpoint, tmp_path / "out", image=image, visible_mask=mask, category="boat", device="cpu")
+        export_instance_mesh(
+            checkpoint, tmp_path / "out", image=image, visible_mask=mask, category="boat", device="cpu"
+        )
     (tmp_path / "small.png").write_bytes(png_bytes(np.zeros((8, 8), np.uint8)))
     with pytest.raises(InputError, match="same size"):
-        export_instance_mesh(checkpoint, tmp_path / "out", image=image, visible_mask=tmp_path / "small.png", device="cpu")
+        export_instance_mesh(
+            checkpoint, tmp_path / "out", image=image, visible_mask=tmp_path / "small.png", device="cpu"
+        )
     (tmp_path / "broken.png").write_bytes(b"\x89PNG garbage")
     with pytest.raises(InputError, match="broken.png: not a readable image"):
-        export_instance_mesh(checkpoint, tmp_path / "out", image=tmp_path / "broken.png", visible_mask=mask, device="cpu")
+        export_instance_mesh(
+            checkpoint, tmp_path / "out", image=tmp_path / "broken.png", visible_mask=mask, device="cpu"
+        )
 
 
 def test_square_crop_and_roi_resize_by_hand():
@@ -129,20 +157,50 @@ def test_export_from_a_shapenet_shard_dataset_frames_the_sample_as_the_model_was
     from a3d_core.data.shapenet import ShapeNetAmodalDataset
 
     data = tmp_path / "shapenet"
-    prepare_shapenet(PrepareShapeNetConfig(out=data, categories=("car", "chair"), objects_per_category=2, views=2,
-                                           image_size=SIZE, split_fractions=(0.5, 0.0, 0.5), seed=3, min_amodal_pixels=4))
+    prepare_shapenet(
+        PrepareShapeNetConfig(
+            out=data,
+            categories=("car", "chair"),
+            objects_per_category=2,
+            views=2,
+            image_size=SIZE,
+            split_fractions=(0.5, 0.0, 0.5),
+            seed=3,
+            min_amodal_pixels=4,
+        )
+    )
     sample = ShapeNetAmodalDataset(data, "test")[1]
-    result = export_instance_mesh(save_checkpoint(tmp_path), tmp_path / "out", data=data, index=1, split="test",
-                                  device="cpu", turntable_frames=2, turntable_size=16)
+    result = export_instance_mesh(
+        save_checkpoint(tmp_path),
+        tmp_path / "out",
+        data=data,
+        index=1,
+        split="test",
+        device="cpu",
+        turntable_frames=2,
+        turntable_size=16,
+    )
     visible = iio.imread(tmp_path / "out" / "input_visible.png") > 0
     assert np.array_equal(visible, sample["visible"][0].numpy() > 0.5)  # same size: served unchanged
     assert result.ground_truth_category == CATEGORIES[int(sample["category"])]
     assert result.amodal_iou is not None and 0.0 <= result.amodal_iou <= 1.0
     with pytest.raises(InputError, match="out of range"):
-        export_instance_mesh(save_checkpoint(tmp_path), tmp_path / "out2", data=data, index=99, split="test", device="cpu")
+        export_instance_mesh(
+            save_checkpoint(tmp_path), tmp_path / "out2", data=data, index=99, split="test", device="cpu"
+        )
 
     # A prior pretrained on framed views gets the sample framed the same way.
-    export_instance_mesh(save_checkpoint(tmp_path, input_framing=1.0), tmp_path / "framed", data=data, index=1, split="test",
-                         device="cpu", turntable_frames=2, turntable_size=16)
+    export_instance_mesh(
+        save_checkpoint(tmp_path, input_framing=1.0),
+        tmp_path / "framed",
+        data=data,
+        index=1,
+        split="test",
+        device="cpu",
+        turntable_frames=2,
+        turntable_size=16,
+    )
     framed = iio.imread(tmp_path / "framed" / "input_visible.png") > 0
-    assert np.array_equal(framed, frame_view(sample, 1.0)["visible"][0].numpy() > 0.5) and not np.array_equal(framed, visible)
+    assert np.array_equal(framed, frame_view(sample, 1.0)["visible"][0].numpy() > 0.5) and not np.array_equal(
+        framed, visible
+    )

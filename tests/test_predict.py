@@ -37,8 +37,24 @@ def _odd_images(folder: Path) -> dict[str, tuple[int, int]]:
 def test_predict_odd_images_and_a_corrupt_file(tmp_path: Path) -> None:
     expected = _odd_images(tmp_path / "images")
     checkpoint = write_two_stage_checkpoint(tmp_path / "model.pt", ["car", "chair"])
-    result = CliRunner().invoke(app, ["predict", str(tmp_path / "images"), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "out"),
-                                      "--score-threshold", "0", "--batch-size", "2", "--meshes", "--device", "cpu"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            str(tmp_path / "images"),
+            "--checkpoint",
+            str(checkpoint),
+            "--out",
+            str(tmp_path / "out"),
+            "--score-threshold",
+            "0",
+            "--batch-size",
+            "2",
+            "--meshes",
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 1  # some failed
     assert "corrupt.png" in result.output
 
@@ -52,7 +68,8 @@ def test_predict_odd_images_and_a_corrupt_file(tmp_path: Path) -> None:
     for entry in ids.values():
         overlay = np.asarray(Image.open(tmp_path / "out" / entry["folder"] / "overlay.png"))
         assert overlay.shape == (entry["height"], entry["width"], 3)
-        assert Image.open(tmp_path / "out" / entry["folder"] / "panels.png").size[0] == 3 * 192 + 2 * 4  # input | visible | amodal
+        # input | visible | amodal
+        assert Image.open(tmp_path / "out" / entry["folder"] / "panels.png").size[0] == 3 * 192 + 2 * 4
     assert predictions, "an untrained network still scores above 0"
     for prediction in predictions:
         image = ids[prediction["image_id"]]
@@ -72,13 +89,20 @@ def test_detections_to_results_by_hand() -> None:
     amodal[1, 0:2, 0:2] = 0.7
     visible = torch.zeros(2, 6, 8)
     visible[0, 1:4, 2:4] = 0.8
-    detections = {"boxes": torch.tensor([[2.0, 1.0, 6.0, 4.0], [0.0, 0.0, 2.0, 2.0]]), "labels": torch.tensor([2, 1]),
-                  "scores": torch.tensor([0.3, 0.8]), "amodal_masks": amodal, "visible_masks": visible}
+    detections = {
+        "boxes": torch.tensor([[2.0, 1.0, 6.0, 4.0], [0.0, 0.0, 2.0, 2.0]]),
+        "labels": torch.tensor([2, 1]),
+        "scores": torch.tensor([0.3, 0.8]),
+        "amodal_masks": amodal,
+        "visible_masks": visible,
+    }
     results = detections_to_results(detections, image_id=7, category_id_of_label=[11, 22], score_threshold=0.2)
     assert [r["score"] for r in results] == [pytest.approx(0.8), pytest.approx(0.3)]  # best first
     assert [r["category_id"] for r in results] == [11, 22]
     assert results[1]["bbox"] == [2.0, 1.0, 4.0, 3.0] and results[1]["image_id"] == 7
-    assert np.array_equal(decode_segmentation(results[1]["segmentation"], 6, 8), (amodal[0] > 0.5).numpy().astype(np.uint8))
+    assert np.array_equal(
+        decode_segmentation(results[1]["segmentation"], 6, 8), (amodal[0] > 0.5).numpy().astype(np.uint8)
+    )
     assert decode_segmentation(results[1]["visible_mask"], 6, 8).sum() == 6
     assert len(detections_to_results(detections, 7, [11, 22], score_threshold=0.5)) == 1
 
@@ -105,8 +129,22 @@ def test_predict_a_dataset_split_with_its_ids(tmp_path: Path, monkeypatch: pytes
     (tmp_path / "runs" / "scenes").mkdir(parents=True)
     write_two_stage_checkpoint(tmp_path / "runs" / "scenes" / "last.pt", ["car", "chair"])
     monkeypatch.setenv("A3D_RUNS_ROOT", str(tmp_path / "runs"))
-    result = CliRunner().invoke(app, ["predict", "--dataset", str(tmp_path / "data"), "--split", "val", "--out", str(tmp_path / "out"),
-                                      "--score-threshold", "0", "--device", "cpu"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            "--dataset",
+            str(tmp_path / "data"),
+            "--split",
+            "val",
+            "--out",
+            str(tmp_path / "out"),
+            "--score-threshold",
+            "0",
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "using the newest fine-tuned checkpoint" in result.output
     predictions = json.loads((tmp_path / "out" / "predictions.json").read_text())

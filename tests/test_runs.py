@@ -12,7 +12,15 @@ from typer.testing import CliRunner
 
 from a3d_cli.finetune import default_init
 from a3d_cli.main import app
-from a3d_core.runs import FINE_TUNED, PRETRAINING, dataset_name, fresh_run_folder, latest_run_folder, newest_run, read_run
+from a3d_core.runs import (
+    FINE_TUNED,
+    PRETRAINING,
+    dataset_name,
+    fresh_run_folder,
+    latest_run_folder,
+    newest_run,
+    read_run,
+)
 from a3d_core.train import pretrain as pretrain_module
 from a3d_core.train.checkpoint import load_checkpoint
 from tests.model.tiny_scenes import write_pretrain_checkpoint, write_two_stage_checkpoint
@@ -47,17 +55,34 @@ def test_the_newest_run_of_a_kind_and_a_dataset(tmp_path: Path) -> None:
     for name in ("pretrain", "d2sa", "d2sa-2", "kins", "broken"):
         (tmp_path / name).mkdir()
     assert newest_run(PRETRAINING, tmp_path) is None
-    with_config(write_pretrain_checkpoint(tmp_path / "pretrain" / "best.pt", ["car"]), {"pretrain": {"data": "data/shapenet"}}, 1_000)
-    with_config(write_two_stage_checkpoint(tmp_path / "d2sa" / "best.pt", ["car"]), {"finetune": {"dataset": "data/d2sa"}}, 2_000)
-    with_config(write_two_stage_checkpoint(tmp_path / "d2sa-2" / "last.pt", ["car"]), {"finetune": {"dataset": "/else/d2sa"}}, 3_000)
-    with_config(write_two_stage_checkpoint(tmp_path / "kins" / "last.pt", ["car"]), {"finetune": {"dataset": "data/kins"}}, 4_000)
+    with_config(
+        write_pretrain_checkpoint(tmp_path / "pretrain" / "best.pt", ["car"]),
+        {"pretrain": {"data": "data/shapenet"}},
+        1_000,
+    )
+    with_config(
+        write_two_stage_checkpoint(tmp_path / "d2sa" / "best.pt", ["car"]),
+        {"finetune": {"dataset": "data/d2sa"}},
+        2_000,
+    )
+    with_config(
+        write_two_stage_checkpoint(tmp_path / "d2sa-2" / "last.pt", ["car"]),
+        {"finetune": {"dataset": "/else/d2sa"}},
+        3_000,
+    )
+    with_config(
+        write_two_stage_checkpoint(tmp_path / "kins" / "last.pt", ["car"]),
+        {"finetune": {"dataset": "data/kins"}},
+        4_000,
+    )
     (tmp_path / "broken" / "best.pt").write_bytes(b"not a checkpoint")
     os.utime(tmp_path / "broken" / "best.pt", (5_000, 5_000))
 
     pretrained = newest_run(PRETRAINING, tmp_path)
     assert (pretrained.checkpoint, pretrained.dataset) == (tmp_path / "pretrain" / "best.pt", Path("data/shapenet"))
     assert newest_run(FINE_TUNED, tmp_path).checkpoint == tmp_path / "kins" / "last.pt"
-    assert newest_run(FINE_TUNED, tmp_path, dataset="d2sa").checkpoint == tmp_path / "d2sa-2" / "last.pt"  # matched by folder name
+    # matched by folder name
+    assert newest_run(FINE_TUNED, tmp_path, dataset="d2sa").checkpoint == tmp_path / "d2sa-2" / "last.pt"
     assert newest_run(FINE_TUNED, tmp_path, dataset="data/kins").checkpoint.parent == tmp_path / "kins"
     assert newest_run(FINE_TUNED, tmp_path, dataset="cocoa") is None
     assert read_run(tmp_path / "broken" / "best.pt") is None
@@ -80,7 +105,10 @@ def test_pretrain_without_out_never_overwrites_a_run(tmp_path: Path, monkeypatch
     first = runner.invoke(app, [*tiny, "--steps", "1"])
     assert first.exit_code == 0, first.output
     said = " ".join(first.output.split())
-    assert f"data: {tmp_path / 'data' / 'shapenet'} (the default" in said and f"run folder: {tmp_path / 'runs' / 'pretrain'} (the default" in said
+    assert (
+        f"data: {tmp_path / 'data' / 'shapenet'} (the default" in said
+        and f"run folder: {tmp_path / 'runs' / 'pretrain'} (the default" in said
+    )
     second = runner.invoke(app, [*tiny, "--steps", "1"])
     assert second.exit_code == 0, second.output
     assert f"{tmp_path / 'runs' / 'pretrain'} holds a run already" in " ".join(second.output.split())
@@ -92,7 +120,11 @@ def test_pretrain_without_out_never_overwrites_a_run(tmp_path: Path, monkeypatch
 
 def test_resumed_fine_tuning_starts_stage_2_as_the_run_began(tmp_path: Path) -> None:
     (tmp_path / "run").mkdir()
-    with_config(write_two_stage_checkpoint(tmp_path / "run" / "last.pt", ["car"]), {"finetune": {"init": "runs/pretrain/best.pt"}}, 1_000)
+    with_config(
+        write_two_stage_checkpoint(tmp_path / "run" / "last.pt", ["car"]),
+        {"finetune": {"init": "runs/pretrain/best.pt"}},
+        1_000,
+    )
     assert default_init(tmp_path / "run", resume=True) == Path("runs/pretrain/best.pt")
     with_config(tmp_path / "run" / "last.pt", {"finetune": {"init": None}}, 1_000)
     assert default_init(tmp_path / "run", resume=True) is None
@@ -103,7 +135,9 @@ def test_defaults_that_find_nothing_say_how_to_get_it(tmp_path: Path) -> None:
     assert evaluated.exit_code == 1 and "no fine-tuned run for d2sa under" in evaluated.output
     assert "a3d finetune --dataset d2sa" in " ".join(evaluated.output.split()) and "Traceback" not in evaluated.output
     exported = runner.invoke(app, ["export-mesh", "--out", str(tmp_path / "meshes")])
-    assert exported.exit_code == 1 and "no pretraining run under" in exported.output and "a3d pretrain" in exported.output
+    assert (
+        exported.exit_code == 1 and "no pretraining run under" in exported.output and "a3d pretrain" in exported.output
+    )
     both = runner.invoke(app, ["finetune", "--dataset", "d2sa", "--init", "x.pt", "--no-init"])
     assert both.exit_code == 1 and "--init FILE and --no-init exclude each other" in both.output
     assert not (tmp_path / "meshes").exists()

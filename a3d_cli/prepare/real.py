@@ -31,14 +31,15 @@ AnnotationsOption = typer.Option(
     "(e.g. D2SA rot0 + augmented); ids are kept unique.",
 )
 ImagesOption = typer.Option(
-    ..., "--images", "-i", help="Folder holding the images the JSON names. Images are not copied: "
-    "the dataset records this folder's absolute path."
+    ...,
+    "--images",
+    "-i",
+    help="Folder holding the images the JSON names. Images are not copied: "
+    "the dataset records this folder's absolute path.",
 )
 SplitOption = typer.Option("train", "--split", "-s", help="Name of the split written (train, val, test, ...).")
 OutOption = typer.Option(None, "--out", "-o", help="Dataset folder (default: <data root>/<layout name>).")
-DataRootOption = typer.Option(
-    None, "--data-root", help="Where datasets live (default: $A3D_DATA_ROOT, else ./data)."
-)
+DataRootOption = typer.Option(None, "--data-root", help="Where datasets live (default: $A3D_DATA_ROOT, else ./data).")
 StrictOption = typer.Option(False, "--strict", help="Fail on any problem instead of skipping and counting it.")
 OverwriteOption = typer.Option(
     False, "--overwrite", help="Replace an existing split of the same name (other splits are kept)."
@@ -101,7 +102,9 @@ def print_result(result: RealPrepareResult, title: str) -> None:
     for column in ("id", "name", "instances", "mean occlusion"):
         categories.add_column(column, justify="left" if column == "name" else "right")
     for category in report.categories:
-        categories.add_row(str(category.id), Text(category.name), str(category.instances), f"{category.mean_occlusion:.3f}")
+        categories.add_row(
+            str(category.id), Text(category.name), str(category.instances), f"{category.mean_occlusion:.3f}"
+        )
     console.print(categories)
 
     histogram = Table(title="occlusion rate (1 - visible / amodal area)")
@@ -112,7 +115,9 @@ def print_result(result: RealPrepareResult, title: str) -> None:
     bins = len(report.occlusion_histogram)
     for index, count in enumerate(report.occlusion_histogram):
         closing = "]" if index == bins - 1 else ")"
-        histogram.add_row(f"[{index / bins:.1f}, {(index + 1) / bins:.1f}{closing}", str(count), "#" * round(30 * count / peak))
+        histogram.add_row(
+            f"[{index / bins:.1f}, {(index + 1) / bins:.1f}{closing}", str(count), "#" * round(30 * count / peak)
+        )
     console.print(histogram)
     print_problems(report)
 

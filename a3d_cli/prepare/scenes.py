@@ -26,7 +26,11 @@ from a3d_core.progress import stage_callback
 
 DEFAULT_IMAGES = 250
 MAX_DEFAULT_WORKERS = 4
-STAGE_PHASES = {"render": ("rendering objects", "view"), "train": ("composing train", "image"), "val": ("composing val", "image")}
+STAGE_PHASES = {
+    "render": ("rendering objects", "view"),
+    "train": ("composing train", "image"),
+    "val": ("composing val", "image"),
+}
 
 
 def parse_image_size(text: str) -> tuple[int, int]:
@@ -44,8 +48,9 @@ def parse_categories(text: Optional[str]) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
-def split_counts(images: Optional[int], val_fraction: float, train_images: Optional[int],
-                 val_images: Optional[int]) -> tuple[int, int]:
+def split_counts(
+    images: Optional[int], val_fraction: float, train_images: Optional[int], val_images: Optional[int]
+) -> tuple[int, int]:
     """Train and val image counts: explicit counts win, else ``images`` split by ``val_fraction``."""
     if not 0.0 <= val_fraction < 1.0:
         raise InputError(f"--val-fraction must be in [0, 1), got {val_fraction}")
@@ -67,27 +72,43 @@ def split_counts(images: Optional[int], val_fraction: float, train_images: Optio
 @user_errors
 def scenes(
     images: Optional[int] = typer.Option(
-        None, "--images", "-n", help=f"Images in all, split into train and val by --val-fraction (default {DEFAULT_IMAGES})."
+        None,
+        "--images",
+        "-n",
+        help=f"Images in all, split into train and val by --val-fraction (default {DEFAULT_IMAGES}).",
     ),
     val_fraction: float = typer.Option(0.2, "--val-fraction", help="Share of --images that goes to val."),
     train_images: Optional[int] = typer.Option(None, "--train-images", help="Train images (overrides --images)."),
-    val_images: Optional[int] = typer.Option(None, "--val-images", help="Val images (overrides --images; 0: no val split)."),
+    val_images: Optional[int] = typer.Option(
+        None, "--val-images", help="Val images (overrides --images; 0: no val split)."
+    ),
     image_size: str = typer.Option("256x192", "--image-size", help="Image size WIDTHxHEIGHT in pixels."),
     objects_min: int = typer.Option(3, "--objects-min", help="Fewest objects drawn per image."),
     objects_max: int = typer.Option(6, "--objects-max", help="Most objects drawn per image."),
     categories: Optional[str] = typer.Option(
-        None, "--categories", help=f"Comma-separated subset of the library's categories ({', '.join(CATEGORIES)}); ids stay fixed."
+        None,
+        "--categories",
+        help=f"Comma-separated subset of the library's categories ({', '.join(CATEGORIES)}); ids stay fixed.",
     ),
     train_objects: int = typer.Option(4, "--train-objects", help="Distinct objects per category rendered for train."),
-    val_objects: int = typer.Option(2, "--val-objects", help="Distinct objects per category rendered for val (unseen in train)."),
-    views_per_object: int = typer.Option(3, "--views", help="Random poses rendered per object; each view is reused in several scenes."),
+    val_objects: int = typer.Option(
+        2, "--val-objects", help="Distinct objects per category rendered for val (unseen in train)."
+    ),
+    views_per_object: int = typer.Option(
+        3, "--views", help="Random poses rendered per object; each view is reused in several scenes."
+    ),
     seed: int = SeedOption,
     workers: Optional[int] = typer.Option(
-        None, "--workers", "-j", help=f"Processes for rendering and composing (default: CPU cores, at most {MAX_DEFAULT_WORKERS}). "
-        "The output does not depend on it."
+        None,
+        "--workers",
+        "-j",
+        help=f"Processes for rendering and composing (default: CPU cores, at most {MAX_DEFAULT_WORKERS}). "
+        "The output does not depend on it.",
     ),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Dataset folder (default: <data root>/scenes)."),
-    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Where datasets live (default: $A3D_DATA_ROOT, else ./data)."),
+    data_root: Optional[Path] = typer.Option(
+        None, "--data-root", help="Where datasets live (default: $A3D_DATA_ROOT, else ./data)."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset folder."),
     preview: Optional[Path] = typer.Option(
         None, "--preview", help="Also write a PNG grid of the first train scenes: image, visible masks, amodal masks."
@@ -97,7 +118,9 @@ def scenes(
     train_count, val_count = split_counts(images, val_fraction, train_images, val_images)
     try:
         scene = SceneSettings(width=width, height=height, objects_min=objects_min, objects_max=objects_max)
-        pool = ObjectPoolSettings(train_objects=train_objects, val_objects=val_objects, views_per_object=views_per_object)
+        pool = ObjectPoolSettings(
+            train_objects=train_objects, val_objects=val_objects, views_per_object=views_per_object
+        )
     except ValueError as error:
         raise InputError(str(error)) from None
     request = ScenesRequest(
@@ -172,6 +195,9 @@ def print_result(result: ScenesResult, request: ScenesRequest, seconds: float) -
     for index in range(OCCLUSION_BINS):
         closing = "]" if index == OCCLUSION_BINS - 1 else ")"
         counts = [str(result.splits[split].occlusion_histogram[index]) for split in splits]
-        histogram.add_row(f"[{index / OCCLUSION_BINS:.1f}, {(index + 1) / OCCLUSION_BINS:.1f}{closing}", *counts,
-                          "#" * round(30 * first[index] / peak))
+        histogram.add_row(
+            f"[{index / OCCLUSION_BINS:.1f}, {(index + 1) / OCCLUSION_BINS:.1f}{closing}",
+            *counts,
+            "#" * round(30 * first[index] / peak),
+        )
     console.print(histogram)

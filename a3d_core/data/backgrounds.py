@@ -36,7 +36,9 @@ def smooth_noise(rng: np.random.Generator, height: int, width: int, cells: int) 
     return top * (1 - fy) + bottom * fy
 
 
-def fractal_noise(rng: np.random.Generator, height: int, width: int, octaves: int = 4, base_cells: int = 3) -> np.ndarray:
+def fractal_noise(
+    rng: np.random.Generator, height: int, width: int, octaves: int = 4, base_cells: int = 3
+) -> np.ndarray:
     """Sum of ``octaves`` value-noise layers, each twice as fine and half as strong; ``(H, W)`` in [0, 1]."""
     total = np.zeros((height, width))
     weight_sum = 0.0
@@ -64,7 +66,9 @@ def _rotated_coordinates(rng: np.random.Generator, height: int, width: int) -> t
     return along, across
 
 
-def random_background(rng: np.random.Generator, height: int, width: int, kind: str | None = None) -> tuple[np.ndarray, str]:
+def random_background(
+    rng: np.random.Generator, height: int, width: int, kind: str | None = None
+) -> tuple[np.ndarray, str]:
     """A textured background ``(H, W, 3)`` float32 in [0, 1] and the kind drawn (or ``kind`` if given)."""
     if kind is None:
         kind = BACKGROUND_KINDS[int(rng.integers(len(BACKGROUND_KINDS)))]
@@ -87,5 +91,7 @@ def random_background(rng: np.random.Generator, height: int, width: int, kind: s
     else:
         raise ValueError(f"unknown background kind {kind!r} (known: {', '.join(BACKGROUND_KINDS)})")
     image = first * (1 - mix[..., None]) + second * mix[..., None]
-    grain = rng.uniform(0.02, 0.08) * (fractal_noise(rng, height, width, octaves=2, base_cells=max(width // 8, 2)) - 0.5)
+    grain = rng.uniform(0.02, 0.08) * (
+        fractal_noise(rng, height, width, octaves=2, base_cells=max(width // 8, 2)) - 0.5
+    )
     return np.clip(image + grain[..., None], 0.0, 1.0).astype(np.float32), kind

@@ -68,9 +68,13 @@ def default_category_map() -> dict[str, str]:
 def read_category_map(path: str | os.PathLike) -> dict[str, str | None]:
     """A ``{dataset class: pretrained category or null}`` JSON object; anything else raises InputError."""
     values = read_json(path)
-    if not isinstance(values, dict) or not all(isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in values.items()):
-        raise InputError(f"{path}: expected a JSON object mapping dataset class names to pretrained category names "
-                         '(or null for a fresh start), e.g. {"couch": "sofa"}')
+    if not isinstance(values, dict) or not all(
+        isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in values.items()
+    ):
+        raise InputError(
+            f"{path}: expected a JSON object mapping dataset class names to pretrained category names "
+            '(or null for a fresh start), e.g. {"couch": "sofa"}'
+        )
     return values
 
 
@@ -91,7 +95,11 @@ class CategoryMap:
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, shipped: bool = True) -> "CategoryMap":
         """The shipped map (unless ``shipped`` is False) overridden by the file at ``path``, if any."""
-        return cls(shipped, read_category_map(path) if path is not None else None, str(path) if path is not None else "--category-map")
+        return cls(
+            shipped,
+            read_category_map(path) if path is not None else None,
+            str(path) if path is not None else "--category-map",
+        )
 
     def resolve(self, names: Sequence[str], available: Sequence[str]) -> dict[str, str]:
         """``{name: available category}`` for each of ``names`` that has one, in the order of ``names``.
@@ -107,8 +115,10 @@ class CategoryMap:
         unknown_names = [name for name in user if name not in names]
         unknown_targets = sorted({target for target in user.values() if target is not None and target not in available})
         if unknown_names or unknown_targets:
-            problems = [f"{unknown_names} are not classes here ({', '.join(names)})" if unknown_names else "",
-                        f"{unknown_targets} are not pretrained categories ({', '.join(available)})" if unknown_targets else ""]
+            problems = [
+                f"{unknown_names} are not classes here ({', '.join(names)})" if unknown_names else "",
+                f"{unknown_targets} are not pretrained categories ({', '.join(available)})" if unknown_targets else "",
+            ]
             raise InputError(f"{self.source}: " + "; ".join(part for part in problems if part))
         shipped = default_category_map() if self.shipped else {}
         resolved: dict[str, str] = {}

@@ -39,8 +39,10 @@ def frame_view(sample: Mapping[str, Any], scale: float) -> dict[str, Any]:
     """
     rgb, visible, amodal = sample["rgb"], sample["visible"], sample["amodal"]
     if rgb.ndim != 3 or visible.shape != amodal.shape or visible.shape[-2:] != rgb.shape[-2:]:
-        raise ValueError(f"frame_view expects rgb (3, S, S) and masks (1, S, S), got {tuple(rgb.shape)}, "
-                         f"{tuple(visible.shape)}, {tuple(amodal.shape)}")
+        raise ValueError(
+            f"frame_view expects rgb (3, S, S) and masks (1, S, S), got {tuple(rgb.shape)}, "
+            f"{tuple(visible.shape)}, {tuple(amodal.shape)}"
+        )
     size = rgb.shape[-1]
     square = square_boxes(mask_boxes(amodal[:1].float()), scale)
     masks = crop_masks(torch.cat([visible[:1], amodal[:1]]).float(), square.expand(2, 4), size)

@@ -79,8 +79,11 @@ def find_meshes(root: str | os.PathLike) -> list[MeshRecord]:
             object_id = str(inner.parent.parent)
         elif inner.name == "model.obj" and len(inner.parts) == 2:
             object_id = str(inner.parent)
-        elif (path.parent / "model_normalized.obj").exists() or (path.parent / "model.obj").exists() or \
-                (path.parent / "models" / "model_normalized.obj").exists():
+        elif (
+            (path.parent / "model_normalized.obj").exists()
+            or (path.parent / "model.obj").exists()
+            or (path.parent / "models" / "model_normalized.obj").exists()
+        ):
             continue
         else:
             object_id = str(inner.with_suffix(""))
@@ -109,8 +112,13 @@ def load_mesh(path: str | os.PathLike, device: str = "cpu"):
         if path.suffix.lower() == ".obj":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # missing .mtl files and wrapped UVs are normal
-                vertices, faces, aux = load_obj(path, load_textures=True, create_texture_atlas=True,
-                                                texture_atlas_size=TEXTURE_ATLAS_SIZE, texture_wrap="repeat")
+                vertices, faces, aux = load_obj(
+                    path,
+                    load_textures=True,
+                    create_texture_atlas=True,
+                    texture_atlas_size=TEXTURE_ATLAS_SIZE,
+                    texture_wrap="repeat",
+                )
             face_indices = faces.verts_idx
             textures = None
             has_materials = bool(aux.material_colors) or bool(aux.texture_images)
@@ -134,4 +142,3 @@ def load_mesh(path: str | os.PathLike, device: str = "cpu"):
     if textures is None:
         textures = TexturesVertex(verts_features=[torch.full_like(vertices, UNTEXTURED_GREY)])
     return Meshes(verts=[vertices.float()], faces=[face_indices], textures=textures).to(device)
-

@@ -56,7 +56,9 @@ class OcclusionSettings:
         if not 0.0 < self.min_visible_fraction <= 1.0:
             raise ValueError(f"min_visible_fraction must be in (0, 1], got {self.min_visible_fraction}")
         if self.min_rate > 1.0 - self.min_visible_fraction:
-            raise ValueError(f"min_rate {self.min_rate} leaves less than min_visible_fraction {self.min_visible_fraction} visible")
+            raise ValueError(
+                f"min_rate {self.min_rate} leaves less than min_visible_fraction {self.min_visible_fraction} visible"
+            )
         if len(self.kind_weights) != len(OCCLUDER_KINDS) or min(self.kind_weights) < 0 or sum(self.kind_weights) <= 0:
             raise ValueError(f"kind_weights must be {len(OCCLUDER_KINDS)} non-negative numbers, not all zero")
         if not 0.0 <= self.texture_probability <= 1.0:
@@ -101,8 +103,14 @@ def _shape_points(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
         radii = a * b / np.sqrt((b * np.cos(angles)) ** 2 + (a * np.sin(angles)) ** 2)
     elif kind == "bar":
         half_length, half_width = size * 1.5, size * rng.uniform(0.04, 0.18)
-        corners = np.array([[-half_length, -half_width], [half_length, -half_width], [half_length, half_width],
-                            [-half_length, half_width]])
+        corners = np.array(
+            [
+                [-half_length, -half_width],
+                [half_length, -half_width],
+                [half_length, half_width],
+                [-half_length, half_width],
+            ]
+        )
         angles, radii = np.arctan2(corners[:, 1], corners[:, 0]), np.hypot(corners[:, 0], corners[:, 1])
     else:
         raise ValueError(f"unknown shape occluder {kind!r}")
@@ -137,8 +145,8 @@ def _paste(mask: np.ndarray, appearance: np.ndarray, centre: np.ndarray, size: i
     top, left = int(round(centre[0])) - m // 2, int(round(centre[1])) - m // 2
     y0, x0, y1, x1 = max(top, 0), max(left, 0), min(top + m, size), min(left + m, size)
     if y0 < y1 and x0 < x1:
-        canvas[y0:y1, x0:x1] = mask[y0 - top:y1 - top, x0 - left:x1 - left]
-        paint[:, y0:y1, x0:x1] = appearance[:, y0 - top:y1 - top, x0 - left:x1 - left]
+        canvas[y0:y1, x0:x1] = mask[y0 - top : y1 - top, x0 - left : x1 - left]
+        paint[:, y0:y1, x0:x1] = appearance[:, y0 - top : y1 - top, x0 - left : x1 - left]
     return canvas, paint
 
 
@@ -149,12 +157,15 @@ class OcclusionGenerator:
     to use as ``object`` occluders; pass ``exclude`` to skip bank entries of the occluded object.
     """
 
-    def __init__(self, settings: OcclusionSettings | None = None,
-                 bank: Sequence[tuple[np.ndarray, np.ndarray]] = ()) -> None:
+    def __init__(
+        self, settings: OcclusionSettings | None = None, bank: Sequence[tuple[np.ndarray, np.ndarray]] = ()
+    ) -> None:
         self.settings = settings or OcclusionSettings()
         self.bank = list(bank)
 
-    def _occluder(self, kind: str, size: int, rng: np.random.Generator, exclude: set[int]) -> tuple[np.ndarray, np.ndarray]:
+    def _occluder(
+        self, kind: str, size: int, rng: np.random.Generator, exclude: set[int]
+    ) -> tuple[np.ndarray, np.ndarray]:
         """A centred occluder ``(mask (M, M), appearance (3, M, M))`` with ``M = 2 S``."""
         canvas = 2 * size
         if kind == "object":
@@ -166,16 +177,17 @@ class OcclusionGenerator:
             big_mask = np.zeros((canvas, canvas), bool)
             big_rgb = np.zeros((3, canvas, canvas), np.float32)
             start = (canvas - side) // 2
-            big_mask[start:start + side, start:start + side] = np.asarray(mask, bool)[np.ix_(index, index)]
-            big_rgb[:, start:start + side, start:start + side] = np.asarray(rgb, np.float32)[:, index][:, :, index]
+            big_mask[start : start + side, start : start + side] = np.asarray(mask, bool)[np.ix_(index, index)]
+            big_rgb[:, start : start + side, start : start + side] = np.asarray(rgb, np.float32)[:, index][:, :, index]
             if rng.random() < 0.5:
                 big_mask, big_rgb = big_mask[:, ::-1], big_rgb[:, :, ::-1]
             return big_mask, big_rgb
         points = _shape_points(kind, size, rng) + canvas / 2
         return _draw_polygon(points, canvas), random_appearance(canvas, rng, self.settings.texture_probability)
 
-    def __call__(self, rgb: np.ndarray, amodal: np.ndarray, rng: np.random.Generator,
-                 exclude: Sequence[int] = ()) -> OccludedSample:
+    def __call__(
+        self, rgb: np.ndarray, amodal: np.ndarray, rng: np.random.Generator, exclude: Sequence[int] = ()
+    ) -> OccludedSample:
         rgb = np.asarray(rgb, np.float32)
         amodal = np.asarray(amodal, bool)
         size = amodal.shape[0]
@@ -220,8 +232,10 @@ class OcclusionGenerator:
         low = math.ceil(self.settings.min_rate * area - 1e-9)
         high = math.floor(self.settings.highest_rate * area + 1e-9)
         if low > high:
-            raise ValueError(f"an amodal mask of {area} pixels cannot be occluded at a rate in "
-                             f"[{self.settings.min_rate}, {self.settings.highest_rate}]")
+            raise ValueError(
+                f"an amodal mask of {area} pixels cannot be occluded at a rate in "
+                f"[{self.settings.min_rate}, {self.settings.highest_rate}]"
+            )
         covered = int(np.clip(round(target * area), low, high))
         angle = rng.uniform(0.0, 2 * math.pi)
         ys, xs = np.mgrid[0:size, 0:size]

@@ -23,7 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from a3d_core.data.canonical import MANIFEST_NAME, AmodalDataset, AmodalSplit, amodal_annotation, read_dataset, read_json, write_dataset
+from a3d_core.data.canonical import (
+    MANIFEST_NAME,
+    AmodalDataset,
+    AmodalSplit,
+    amodal_annotation,
+    read_dataset,
+    read_json,
+    write_dataset,
+)
 from a3d_core.data.catalog import data_root
 from a3d_core.data.formats import get_layout, layout_entry
 from a3d_core.data.formats.base import ReadOptions, SourceAnnotations, SourceImage
@@ -142,7 +150,9 @@ def _make_ids_unique(sources: Sequence[SourceAnnotations]) -> list[dict[str, Any
         source.shift_ids(image_offset, annotation_offset)
         used_images.update(i + image_offset for i in image_ids)
         used_annotations.update(i + annotation_offset for i in annotation_ids)
-        offsets.append({"file": str(source.path), "image_id_offset": image_offset, "annotation_id_offset": annotation_offset})
+        offsets.append(
+            {"file": str(source.path), "image_id_offset": image_offset, "annotation_id_offset": annotation_offset}
+        )
     return offsets
 
 
@@ -204,11 +214,15 @@ def _convert(
                 found.append((ProblemKind.DUPLICATE_ID, "annotation id appears twice"))
             seen_ids.add(instance.id)
             if instance.category_id not in category_ids:
-                found.append((ProblemKind.UNKNOWN_CATEGORY, f"category id {instance.category_id} is not in 'categories'"))
+                found.append(
+                    (ProblemKind.UNKNOWN_CATEGORY, f"category id {instance.category_id} is not in 'categories'")
+                )
             image = images.get(instance.image_id)
             if image is None:
                 found.append((ProblemKind.UNKNOWN_IMAGE, f"image id {instance.image_id} is not in 'images'"))
-            instance_problems = [Problem(kind, source.path, detail, instance.id, instance.image_id) for kind, detail in found]
+            instance_problems = [
+                Problem(kind, source.path, detail, instance.id, instance.image_id) for kind, detail in found
+            ]
             checked = check_instance(instance, image, source.path, settings) if image is not None else None
             if checked is not None:
                 instance_problems.extend(checked.problems)
@@ -222,7 +236,13 @@ def _convert(
             extra = {"source": instance.metadata} if instance.metadata else {}
             annotations.append(
                 amodal_annotation(
-                    instance.id, instance.image_id, instance.category_id, checked.amodal, visible, instance.iscrowd, **extra
+                    instance.id,
+                    instance.image_id,
+                    instance.category_id,
+                    checked.amodal,
+                    visible,
+                    instance.iscrowd,
+                    **extra,
                 )
             )
 
@@ -244,7 +264,9 @@ def _check_images(
     for source in sources:
         for image in source.images:
             if image.id in images:
-                problems.append(Problem(ProblemKind.DUPLICATE_ID, source.path, "image id appears twice", image_id=image.id))
+                problems.append(
+                    Problem(ProblemKind.DUPLICATE_ID, source.path, "image id appears twice", image_id=image.id)
+                )
                 continue
             images[image.id] = image
             image_problem = check_image_file(image, image_dir, source.path)
@@ -264,7 +286,9 @@ def _existing_dataset(target: Path, request: RealPrepareRequest) -> AmodalDatase
     existing = read_dataset(target)
     source = existing.manifest.get("source")
     if source != request.layout:
-        raise InputError(f"{target}: holds a dataset prepared from {source!r}, not {request.layout!r}; choose another --out")
+        raise InputError(
+            f"{target}: holds a dataset prepared from {source!r}, not {request.layout!r}; choose another --out"
+        )
     if request.split in existing.splits and not request.overwrite:
         raise InputError(f"{target}: split {request.split!r} already exists (pass --overwrite to replace it)")
     return existing

@@ -35,7 +35,15 @@ from PIL import Image
 from a3d_core.data.canonical import AmodalDataset, AmodalSplit, amodal_annotation, write_dataset
 from a3d_core.data.catalog import data_root
 from a3d_core.data.scene_preview import preview_grid
-from a3d_core.data.scenes import ObjectView, PoseSettings, Scene, SceneSettings, compose_scene, random_viewpoints, render_object_views
+from a3d_core.data.scenes import (
+    ObjectView,
+    PoseSettings,
+    Scene,
+    SceneSettings,
+    compose_scene,
+    random_viewpoints,
+    render_object_views,
+)
 from a3d_core.data.shapes import CATEGORIES, generate_shape
 from a3d_core.errors import InputError
 from a3d_core.io.atomic import atomic_write_bytes
@@ -92,7 +100,9 @@ def render_size_for(scene: SceneSettings, poses: PoseSettings, max_enlargement: 
     enlargement, must not exceed them.
     """
     farthest = poses.distance_range[1]
-    needed = scene.largest_object_pixels / max_enlargement * 2.0 * farthest * math.tan(math.radians(poses.fov_degrees / 2))
+    needed = (
+        scene.largest_object_pixels / max_enlargement * 2.0 * farthest * math.tan(math.radians(poses.fov_degrees / 2))
+    )
     return max(16, 8 * math.ceil(needed / 8))
 
 
@@ -119,7 +129,9 @@ class ScenesRequest:
 
     def __post_init__(self) -> None:
         if self.train_images < 1 or self.val_images < 0:
-            raise InputError(f"need at least 1 train image and no negative val count, got {self.train_images} and {self.val_images}")
+            raise InputError(
+                f"need at least 1 train image and no negative val count, got {self.train_images} and {self.val_images}"
+            )
         if not self.categories:
             raise InputError("choose at least one category")
         unknown = [name for name in self.categories if name not in CATEGORIES]
@@ -226,7 +238,9 @@ def _object_tasks(request: ScenesRequest, split: str) -> list[_ObjectTask]:
     first = 0 if split == "train" else pool.train_objects
     count = pool.train_objects if split == "train" else pool.val_objects
     return [
-        _ObjectTask(name, CATEGORIES.index(name), index, request.seed, pool.views_per_object, request.render_size, pool.poses)
+        _ObjectTask(
+            name, CATEGORIES.index(name), index, request.seed, pool.views_per_object, request.render_size, pool.poses
+        )
         for name in request.categories
         for index in range(first, first + count)
     ]
@@ -250,7 +264,7 @@ def render_pools(request: ScenesRequest, progress: ProgressCallback | None = Non
                     progress("render", len(rendered), len(flat))
     pools, start = {}, 0
     for split, split_tasks in tasks.items():
-        pools[split] = [view for views in rendered[start:start + len(split_tasks)] for view in views]
+        pools[split] = [view for views in rendered[start : start + len(split_tasks)] for view in views]
         start += len(split_tasks)
     return pools
 
@@ -285,8 +299,13 @@ def _compose(request: ScenesRequest, pool: Sequence[ObjectView], split: str, ind
 def _record(request: ScenesRequest, pool: Sequence[ObjectView], split: str, index: int) -> _SceneRecord:
     scene = _compose(request, pool, split, index)
     image_id = index + 1
-    image = {"id": image_id, "file_name": f"{split}/{image_id:06d}.png", "width": request.scene.width,
-             "height": request.scene.height, "background": scene.background}
+    image = {
+        "id": image_id,
+        "file_name": f"{split}/{image_id:06d}.png",
+        "width": request.scene.width,
+        "height": request.scene.height,
+        "background": scene.background,
+    }
     annotations = [
         amodal_annotation(
             k + 1,
@@ -381,8 +400,10 @@ def prepare_scenes(request: ScenesRequest, progress: ProgressCallback | None = N
         split: AmodalSplit(categories=_category_list(request), info={"source": "scenes", "split": split, **settings})
         for split in request.split_sizes
     }
-    summaries = {split: SplitSummary(objects=len({v.object_id for v in pools[split]}), views=len(pools[split]))
-                 for split in request.split_sizes}
+    summaries = {
+        split: SplitSummary(objects=len({v.object_id for v in pools[split]}), views=len(pools[split]))
+        for split in request.split_sizes
+    }
     dataset = write_dataset(
         target,
         name="scenes",

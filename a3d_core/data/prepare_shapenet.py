@@ -94,8 +94,14 @@ class PrepareShapeNetConfig:
             raise ValueError(f"objects_per_category must be at least 1, got {self.objects_per_category}")
         if not 1 <= self.views <= KATO_NUM_VIEWS:
             raise ValueError(f"views must be in 1..{KATO_NUM_VIEWS}, got {self.views}")
-        if len(self.split_fractions) != 3 or min(self.split_fractions) < 0 or not math.isclose(sum(self.split_fractions), 1.0, abs_tol=1e-6):
-            raise ValueError(f"split_fractions must be three non-negative numbers summing to 1, got {self.split_fractions}")
+        if (
+            len(self.split_fractions) != 3
+            or min(self.split_fractions) < 0
+            or not math.isclose(sum(self.split_fractions), 1.0, abs_tol=1e-6)
+        ):
+            raise ValueError(
+                f"split_fractions must be three non-negative numbers summing to 1, got {self.split_fractions}"
+            )
         if self.split_fractions[0] <= 0:
             raise ValueError("the train fraction must be positive")
         held_views: tuple[int, ...] = ()
@@ -104,8 +110,9 @@ class PrepareShapeNetConfig:
             if not 0 <= first <= last < KATO_NUM_VIEWS:
                 raise ValueError(f"holdout_views must be FIRST-LAST within 0..{KATO_NUM_VIEWS - 1}, got {first}-{last}")
             held_views = parse_view_range(f"{first}-{last}", "--holdout-views")
-        self.protocol = ViewProtocol.build(self.view_ids, self.elevations, held_views, self.holdout_elevations,
-                                           self.holdout_pairs)
+        self.protocol = ViewProtocol.build(
+            self.view_ids, self.elevations, held_views, self.holdout_elevations, self.holdout_pairs
+        )
         if len(self.protocol.test_splits) > 1 and self.split_fractions[2] <= 0:
             raise ValueError("held-out views need test objects (a positive test fraction)")
         if self.categories is not None:
@@ -172,8 +179,11 @@ def collect_objects(config: PrepareShapeNetConfig) -> tuple[str, list[str], list
     if config.source is None:
         categories = list(config.categories or CATEGORIES)
         count = config.objects_per_category or 12
-        objects = [ObjectSpec(name, f"builtin/{name}/{i:04d}", "builtin", (config.seed, CATEGORIES.index(name), i))
-                   for name in categories for i in range(count)]
+        objects = [
+            ObjectSpec(name, f"builtin/{name}/{i:04d}", "builtin", (config.seed, CATEGORIES.index(name), i))
+            for name in categories
+            for i in range(count)
+        ]
         return "builtin", categories, objects
     if not config.source.is_dir():
         raise InputError(f"{config.source}: source folder not found")
@@ -186,7 +196,9 @@ def collect_objects(config: PrepareShapeNetConfig) -> tuple[str, list[str], list
                 images = read_kato_npz(path)[:limit]  # (objects, 24, 4, S, S), read once per file
                 if images.shape[1] != KATO_NUM_VIEWS:
                     raise InputError(f"{path}: expected Kato's {KATO_NUM_VIEWS} views, got {images.shape[1]}")
-                objects += [ObjectSpec(category, f"{path.name}/{i}", "kato", images[i], split) for i in range(len(images))]
+                objects += [
+                    ObjectSpec(category, f"{path.name}/{i}", "kato", images[i], split) for i in range(len(images))
+                ]
         return f"kato:{config.source}", sorted(kato), objects
     records = find_meshes(config.source)
     categories = sorted({r.category for r in records})
@@ -211,7 +223,9 @@ def assign_splits(objects: Sequence[ObjectSpec], fractions: Sequence[float], see
     by_category: dict[str, list[ObjectSpec]] = {}
     for spec in pending:
         by_category.setdefault(spec.category, []).append(spec)
-    queues = [list(np.asarray(group, dtype=object)[rng.permutation(len(group))]) for _, group in sorted(by_category.items())]
+    queues = [
+        list(np.asarray(group, dtype=object)[rng.permutation(len(group))]) for _, group in sorted(by_category.items())
+    ]
     ordered = []
     while any(queues):
         for queue in queues:
@@ -240,10 +254,12 @@ def _render_object(task: tuple[str, object, list[Camera], RenderSettings]) -> tu
         images = torch.from_numpy(np.ascontiguousarray(payload[[c.view_id for c in cameras]]))  # (V, 4, S0, S0) RGBA
         rgb, alpha = images[:, :3].float() / 255.0, images[:, 3:].float() / 255.0
         if rgb.shape[-1] != settings.image_size:
-            rgb = torch.nn.functional.interpolate(rgb, size=settings.image_size, mode="bilinear", antialias=True,
-                                                  align_corners=False)
-            alpha = torch.nn.functional.interpolate(alpha, size=settings.image_size, mode="bilinear", antialias=True,
-                                                    align_corners=False)
+            rgb = torch.nn.functional.interpolate(
+                rgb, size=settings.image_size, mode="bilinear", antialias=True, align_corners=False
+            )
+            alpha = torch.nn.functional.interpolate(
+                alpha, size=settings.image_size, mode="bilinear", antialias=True, align_corners=False
+            )
         return (rgb.clamp(0, 1) * 255).round().to(torch.uint8).numpy(), (alpha[:, 0] >= 0.5).to(torch.uint8).numpy()
     if kind == "builtin":
         category, seed = payload
@@ -260,8 +276,13 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def render_objects(objects: Sequence[ObjectSpec], view_lists: Sequence[list[Camera]], settings: RenderSettings,
-                   workers: int, progress: Progress | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+def render_objects(
+    objects: Sequence[ObjectSpec],
+    view_lists: Sequence[list[Camera]],
+    settings: RenderSettings,
+    workers: int,
+    progress: Progress | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Render (or read) every object's views, in ``workers`` processes when more than one."""
     tasks = []
     for spec, views in zip(objects, view_lists):
@@ -290,9 +311,17 @@ def render_objects(objects: Sequence[ObjectSpec], view_lists: Sequence[list[Came
 
 
 # --------------------------------------------------------------------------------- occluding
-def occlude_split(renders: Sequence[tuple[np.ndarray, np.ndarray]], view_lists: Sequence[list[Camera]],
-                  object_indices: Sequence[int], settings: OcclusionSettings, seed: int, min_amodal_pixels: int = 1,
-                  progress: Progress | None = None, done_before: int = 0, total: int = 0) -> list[list]:
+def occlude_split(
+    renders: Sequence[tuple[np.ndarray, np.ndarray]],
+    view_lists: Sequence[list[Camera]],
+    object_indices: Sequence[int],
+    settings: OcclusionSettings,
+    seed: int,
+    min_amodal_pixels: int = 1,
+    progress: Progress | None = None,
+    done_before: int = 0,
+    total: int = 0,
+) -> list[list]:
     """Occlude every view of a split's objects; occluders come from the split's other objects.
 
     The bank holds one random view of each object. Each view's occlusion is drawn from
@@ -334,17 +363,25 @@ def _occlusion_seed(seed: int, index: int, camera: Camera) -> tuple[int, ...]:
 
 
 # ----------------------------------------------------------------------------------- writing
-def _split_arrays(entries: Sequence[tuple[int, ObjectSpec, Camera, np.ndarray, np.ndarray, object]],
-                  categories: Sequence[str], image_size: int) -> dict[str, np.ndarray]:
+def _split_arrays(
+    entries: Sequence[tuple[int, ObjectSpec, Camera, np.ndarray, np.ndarray, object]],
+    categories: Sequence[str],
+    image_size: int,
+) -> dict[str, np.ndarray]:
     """Stack ``(object index, spec, camera, clean rgb, amodal, OccludedSample)`` rows into shard arrays."""
     count = len(entries)
     size = image_size
     arrays = {
-        "rgb": np.zeros((count, 3, size, size), np.uint8), "clean_rgb": np.zeros((count, 3, size, size), np.uint8),
-        "visible": np.zeros((count, size, size), np.uint8), "amodal": np.zeros((count, size, size), np.uint8),
-        "category": np.zeros(count, np.int64), "object_index": np.zeros(count, np.int64),
-        "view_id": np.zeros(count, np.int64), "occlusion_rate": np.zeros(count, np.float32),
-        "elevation": np.full(count, KATO_ELEVATION_DEG, np.float32), "azimuth": np.zeros(count, np.float32),
+        "rgb": np.zeros((count, 3, size, size), np.uint8),
+        "clean_rgb": np.zeros((count, 3, size, size), np.uint8),
+        "visible": np.zeros((count, size, size), np.uint8),
+        "amodal": np.zeros((count, size, size), np.uint8),
+        "category": np.zeros(count, np.int64),
+        "object_index": np.zeros(count, np.int64),
+        "view_id": np.zeros(count, np.int64),
+        "occlusion_rate": np.zeros(count, np.float32),
+        "elevation": np.full(count, KATO_ELEVATION_DEG, np.float32),
+        "azimuth": np.zeros(count, np.float32),
         "distance": np.full(count, KATO_DISTANCE, np.float32),
     }
     for row, (index, spec, camera, clean, amodal, sample) in enumerate(entries):
@@ -380,23 +417,34 @@ def _preview_picks(arrays: dict[str, np.ndarray], category: int, count: int) -> 
     return picks
 
 
-def preview_image(split_arrays: dict[str, dict[str, np.ndarray]], categories: Sequence[str], per_category: int = 2) -> np.ndarray:
+def preview_image(
+    split_arrays: dict[str, dict[str, np.ndarray]], categories: Sequence[str], per_category: int = 2
+) -> np.ndarray:
     """A grid ``(H, W, 3)`` uint8: one row per category (in order), ``per_category`` samples of
     (clean render | occluded RGB | visible | amodal)."""
-    source = next((split_arrays[s] for s in ("train", "test", "val") if s in split_arrays and len(split_arrays[s]["category"])), None)
+    source = next(
+        (split_arrays[s] for s in ("train", "test", "val") if s in split_arrays and len(split_arrays[s]["category"])),
+        None,
+    )
     if source is None:
         raise ValueError("no samples to preview")
     size = source["amodal"].shape[-1]
     scale = max(1, 96 // size)
     tile, gap, columns = size * scale, 3, 4
-    canvas = np.full(((tile + gap) * len(categories) + gap, per_category * (columns * tile + gap) + gap, 3), 64, np.uint8)
+    canvas = np.full(
+        ((tile + gap) * len(categories) + gap, per_category * (columns * tile + gap) + gap, 3), 64, np.uint8
+    )
     for row in range(len(categories)):
         for column, i in enumerate(_preview_picks(source, row, per_category)):
-            tiles = [source["clean_rgb"][i].transpose(1, 2, 0), source["rgb"][i].transpose(1, 2, 0),
-                     np.repeat(source["visible"][i][..., None] * 255, 3, 2), np.repeat(source["amodal"][i][..., None] * 255, 3, 2)]
+            tiles = [
+                source["clean_rgb"][i].transpose(1, 2, 0),
+                source["rgb"][i].transpose(1, 2, 0),
+                np.repeat(source["visible"][i][..., None] * 255, 3, 2),
+                np.repeat(source["amodal"][i][..., None] * 255, 3, 2),
+            ]
             strip = np.concatenate([np.kron(t, np.ones((scale, scale, 1), np.uint8)) for t in tiles], axis=1)
             y, x = gap + row * (tile + gap), gap + column * (columns * tile + gap)
-            canvas[y:y + tile, x:x + columns * tile] = strip
+            canvas[y : y + tile, x : x + columns * tile] = strip
     return canvas
 
 
@@ -409,11 +457,15 @@ def prepare_shapenet(config: PrepareShapeNetConfig, progress: Progress | None = 
         raise InputError(f"{config.source}: no objects to prepare")
     protocol = config.protocol
     if source.startswith("kato:") and {c.elevation for c in protocol.cameras} != {KATO_ELEVATION_DEG}:
-        raise InputError(f"{config.source}: Kato npz renders only have elevation {KATO_ELEVATION_DEG:g}; "
-                         "use azimuth protocols (--holdout-views, --holdout-pairs at 30) only")
+        raise InputError(
+            f"{config.source}: Kato npz renders only have elevation {KATO_ELEVATION_DEG:g}; "
+            "use azimuth protocols (--holdout-views, --holdout-pairs at 30) only"
+        )
     assign_splits(objects, config.split_fractions, config.seed)
     if len(protocol.test_splits) > 1 and not any(spec.split == "test" for spec in objects):
-        raise InputError(f"the held-out views need test objects, and the split leaves none of the {len(objects)} objects to test")
+        raise InputError(
+            f"the held-out views need test objects, and the split leaves none of the {len(objects)} objects to test"
+        )
     view_lists = [config.cameras_of(spec.split) for spec in objects]
 
     started = time.perf_counter()
@@ -428,8 +480,17 @@ def prepare_shapenet(config: PrepareShapeNetConfig, progress: Progress | None = 
         members = [i for i, spec in enumerate(objects) if spec.split == split]
         if not members:
             continue
-        occluded = occlude_split([renders[i] for i in members], [view_lists[i] for i in members], members,
-                                 config.occlusion, config.seed, config.min_amodal_pixels, progress, done, views_rendered)
+        occluded = occlude_split(
+            [renders[i] for i in members],
+            [view_lists[i] for i in members],
+            members,
+            config.occlusion,
+            config.seed,
+            config.min_amodal_pixels,
+            progress,
+            done,
+            views_rendered,
+        )
         done += sum(len(view_lists[i]) for i in members)
         for i, samples in zip(members, occluded):
             for k, (camera, sample) in enumerate(zip(view_lists[i], samples)):
@@ -437,21 +498,39 @@ def prepare_shapenet(config: PrepareShapeNetConfig, progress: Progress | None = 
                     skipped += 1
                     continue
                 target = protocol.split_of(camera) if split == "test" else split  # held-out cameras: their own split
-                split_rows.setdefault(target, []).append((i, objects[i], camera, renders[i][0][k], renders[i][1][k], sample))
+                split_rows.setdefault(target, []).append(
+                    (i, objects[i], camera, renders[i][0][k], renders[i][1][k], sample)
+                )
     occlusion_seconds = time.perf_counter() - started
 
     order = [s for s in (*SPLITS, *protocol.test_splits[1:]) if s in split_rows]
     if not order:
-        raise InputError(f"no view shows an object with at least {config.min_amodal_pixels} pixels; use a larger --image-size")
+        raise InputError(
+            f"no view shows an object with at least {config.min_amodal_pixels} pixels; use a larger --image-size"
+        )
     arrays = {s: _split_arrays(split_rows[s], categories, config.image_size) for s in order}
     manifest = {
-        "format": FORMAT_NAME, "version": FORMAT_VERSION, "name": "shapenet", "source": source, "splits": order,
-        "image_root": "images", "a3d_version": __version__, "storage": STORAGE, "shards": {},
-        "categories": categories, "image_size": config.image_size, "view_ids": config.view_ids,
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "name": "shapenet",
+        "source": source,
+        "splits": order,
+        "image_root": "images",
+        "a3d_version": __version__,
+        "storage": STORAGE,
+        "shards": {},
+        "categories": categories,
+        "image_size": config.image_size,
+        "view_ids": config.view_ids,
         "holdout_views": list(config.holdout_views) if config.holdout_views else None,
         "viewpoint_protocol": protocol.as_dict(),
-        "seed": config.seed, "occlusion": asdict(config.occlusion), "canonical_json": config.export_coco,
-        "objects": [{"index": i, "category": s.category, "source_id": s.source_id, "split": s.split} for i, s in enumerate(objects)],
+        "seed": config.seed,
+        "occlusion": asdict(config.occlusion),
+        "canonical_json": config.export_coco,
+        "objects": [
+            {"index": i, "category": s.category, "source_id": s.source_id, "split": s.split}
+            for i, s in enumerate(objects)
+        ],
     }
     with atomic_directory(config.out, overwrite=config.overwrite) as staging:
         for split in order:
@@ -459,7 +538,7 @@ def prepare_shapenet(config: PrepareShapeNetConfig, progress: Progress | None = 
             object_ids = np.unique(rows["object_index"])
             manifest["shards"][split] = []
             for shard, start in enumerate(range(0, len(object_ids), config.shard_objects)):
-                chosen = np.isin(rows["object_index"], object_ids[start:start + config.shard_objects])
+                chosen = np.isin(rows["object_index"], object_ids[start : start + config.shard_objects])
                 relative = f"shards/{split}-{shard:05d}.npz"
                 write_shard(staging / relative, {name: value[chosen] for name, value in rows.items()})
                 manifest["shards"][split].append(relative)
@@ -474,7 +553,26 @@ def prepare_shapenet(config: PrepareShapeNetConfig, progress: Progress | None = 
     if config.preview is not None:
         atomic_write_bytes(config.preview, iio.imwrite("<bytes>", preview_image(arrays, categories), extension=".png"))
 
-    summaries = {s: SplitSummary(len(np.unique(arrays[s]["object_index"])), len(arrays[s]["category"]),
-                                 float(arrays[s]["occlusion_rate"].mean())) for s in order}
-    return PrepareShapeNetResult(config.out, source, categories, config.image_size, config.view_ids, protocol, summaries,
-                                 views_rendered, render_seconds, views_rendered - skipped, occlusion_seconds, skipped, config.preview)
+    summaries = {
+        s: SplitSummary(
+            len(np.unique(arrays[s]["object_index"])),
+            len(arrays[s]["category"]),
+            float(arrays[s]["occlusion_rate"].mean()),
+        )
+        for s in order
+    }
+    return PrepareShapeNetResult(
+        config.out,
+        source,
+        categories,
+        config.image_size,
+        config.view_ids,
+        protocol,
+        summaries,
+        views_rendered,
+        render_seconds,
+        views_rendered - skipped,
+        occlusion_seconds,
+        skipped,
+        config.preview,
+    )

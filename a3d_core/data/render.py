@@ -112,8 +112,12 @@ class MeshRenderer:
 
         towards_eye, side, up = _camera_frame(viewpoint)
         elevation, azimuth = math.radians(settings.light_elevation_deg), math.radians(settings.light_azimuth_deg)
-        light = F.normalize(math.cos(elevation) * (math.cos(azimuth) * towards_eye + math.sin(azimuth) * side)
-                            + math.sin(elevation) * up, dim=-1)  # (V, 3)
+        # (V, 3)
+        light = F.normalize(
+            math.cos(elevation) * (math.cos(azimuth) * towards_eye + math.sin(azimuth) * side)
+            + math.sin(elevation) * up,
+            dim=-1,
+        )
         half = F.normalize(light + towards_eye, dim=-1)
 
         vertices, faces = meshes.verts_packed(), meshes.faces_packed()

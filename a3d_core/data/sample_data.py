@@ -67,8 +67,13 @@ def visible_mask_results(split: AmodalSplit) -> list[dict[str, Any]]:
     """The split's visible instance masks as COCO results (score 1), one per annotation."""
     file_names = {image["id"]: image["file_name"] for image in split.images}
     return [
-        {"image_id": annotation["image_id"], "file_name": file_names[annotation["image_id"]],
-         "category_id": annotation["category_id"], "score": 1.0, "segmentation": annotation["visible_mask"]}
+        {
+            "image_id": annotation["image_id"],
+            "file_name": file_names[annotation["image_id"]],
+            "category_id": annotation["category_id"],
+            "score": 1.0,
+            "segmentation": annotation["visible_mask"],
+        }
         for annotation in split.annotations
     ]
 
@@ -77,11 +82,20 @@ def write_sample_data(out: str | os.PathLike = DEFAULT_OUT, request: ScenesReque
     """Generate the scenes of ``request`` and write its val split to ``out`` (replaced whole, atomically)."""
     out = Path(out)
     with tempfile.TemporaryDirectory(prefix="a3d-sample-") as scratch:
-        scenes = prepare_scenes(dataclasses.replace(request, out_dir=Path(scratch) / "scenes", preview_path=None)).dataset
+        scenes = prepare_scenes(
+            dataclasses.replace(request, out_dir=Path(scratch) / "scenes", preview_path=None)
+        ).dataset
         split = scenes.load_split(SPLIT)
         images = [(str(image["file_name"]), scenes.image_path(image).read_bytes()) for image in split.images]
-        dataset = write_dataset(out, name="sample_data", source="scenes", splits={SPLIT: split}, overwrite=True,
-                                write_images=images, extra_manifest={"regenerate": REGENERATE})
+        dataset = write_dataset(
+            out,
+            name="sample_data",
+            source="scenes",
+            splits={SPLIT: split},
+            overwrite=True,
+            write_images=images,
+            extra_manifest={"regenerate": REGENERATE},
+        )
     atomic_write_json(out / VISIBLE_MASKS_FILE, visible_mask_results(split))
     atomic_write_text(out / "README.md", README)
     return dataset

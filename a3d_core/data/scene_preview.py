@@ -16,8 +16,20 @@ from a3d_core.data.masks import erode
 from a3d_core.data.scenes import Scene
 
 PALETTE = np.array(
-    [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
-     (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (170, 110, 40)],
+    [
+        (230, 25, 75),
+        (60, 180, 75),
+        (255, 225, 25),
+        (0, 130, 200),
+        (245, 130, 48),
+        (145, 30, 180),
+        (70, 240, 240),
+        (240, 50, 230),
+        (210, 245, 60),
+        (250, 190, 212),
+        (0, 128, 128),
+        (170, 110, 40),
+    ],
     dtype=np.float32,
 )
 GAP = 4
@@ -63,5 +75,5 @@ def preview_grid(scenes: Sequence[Scene]) -> np.ndarray:
         top = row * (height + GAP)
         for column, panel in enumerate((scene.image, visible_panel(scene), amodal_panel(scene))):
             left = column * (width + GAP)
-            grid[top:top + height, left:left + width] = panel
+            grid[top : top + height, left : left + width] = panel
     return grid

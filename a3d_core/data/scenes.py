@@ -262,7 +262,8 @@ def _resize(view: ObjectView, scale: float) -> _Sprite:
     height, width = view.silhouette.shape
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     channels = [np.ascontiguousarray(view.rgb[..., c]) for c in range(3)] + [view.silhouette.astype(np.float32)]
-    resized = [np.asarray(Image.fromarray(c).resize(size, Image.Resampling.BILINEAR)) for c in channels]  # float32 "F" images
+    # float32 "F" images
+    resized = [np.asarray(Image.fromarray(c).resize(size, Image.Resampling.BILINEAR)) for c in channels]
     alpha = np.clip(resized[3], 0.0, 1.0)
     rgb = np.clip(np.stack(resized[:3], axis=-1), 0.0, alpha[..., None])
     return _Sprite(rgb, alpha)
@@ -277,7 +278,9 @@ class _Placement:
     score: float
 
 
-def _window(x: int, y: int, shape: tuple[int, int], width: int, height: int) -> tuple[tuple[slice, slice], tuple[slice, slice]] | None:
+def _window(
+    x: int, y: int, shape: tuple[int, int], width: int, height: int
+) -> tuple[tuple[slice, slice], tuple[slice, slice]] | None:
     """(sprite slices, image slices) of the part of a sprite at ``(x, y)`` inside the image; None if none."""
     h, w = shape
     x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, width), min(y + h, height)
@@ -286,8 +289,9 @@ def _window(x: int, y: int, shape: tuple[int, int], width: int, height: int) -> 
     return (slice(y0 - y, y1 - y), slice(x0 - x, x1 - x)), (slice(y0, y1), slice(x0, x1))
 
 
-def _candidate_corners(rng: np.random.Generator, shape: tuple[int, int], occupied: np.ndarray,
-                       settings: SceneSettings) -> list[tuple[int, int]]:
+def _candidate_corners(
+    rng: np.random.Generator, shape: tuple[int, int], occupied: np.ndarray, settings: SceneSettings
+) -> list[tuple[int, int]]:
     """Top-left corners to try: some centred near occupied pixels, the rest anywhere."""
     h, w = shape
     occupied_pixels = np.flatnonzero(occupied)
@@ -312,8 +316,9 @@ def _is_solid(visible: np.ndarray, amodal_area: int, settings: SceneSettings) ->
     return bool(pieces) and pieces[0] >= settings.min_solid_fraction * amodal_area
 
 
-def _place(rng: np.random.Generator, sprite: _Sprite, occupied: np.ndarray, target: float,
-           settings: SceneSettings) -> tuple[np.ndarray, tuple[int, int]] | None:
+def _place(
+    rng: np.random.Generator, sprite: _Sprite, occupied: np.ndarray, target: float, settings: SceneSettings
+) -> tuple[np.ndarray, tuple[int, int]] | None:
     """The amodal mask ``(H, W)`` and top-left corner ``(x, y)`` of the best acceptable position, or None."""
     silhouette = sprite.silhouette
     full_area = int(silhouette.sum())
@@ -386,4 +391,3 @@ def compose_scene(rng: np.random.Generator, views: Sequence[ObjectView], setting
         _paint(canvas, sprite, corner, settings)
     image = np.clip(np.round(canvas * 255.0), 0, 255).astype(np.uint8)
     return Scene(image, background_kind, [instance for instance, _, _ in placed], dropped)
-

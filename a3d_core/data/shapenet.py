@@ -50,9 +50,17 @@ STORAGE = "npz-shards"
 KATO_FILE_PATTERN = re.compile(r"^(?P<synset>[^_]+)_(?P<split>train|val|test)_images\.npz$")
 IMAGE_ARRAYS = ("rgb", "clean_rgb", "visible", "amodal")
 SHARD_ARRAYS = {
-    "rgb": np.uint8, "clean_rgb": np.uint8, "visible": np.uint8, "amodal": np.uint8,
-    "category": np.int64, "object_index": np.int64, "view_id": np.int64, "occlusion_rate": np.float32,
-    "elevation": np.float32, "azimuth": np.float32, "distance": np.float32,
+    "rgb": np.uint8,
+    "clean_rgb": np.uint8,
+    "visible": np.uint8,
+    "amodal": np.uint8,
+    "category": np.int64,
+    "object_index": np.int64,
+    "view_id": np.int64,
+    "occlusion_rate": np.float32,
+    "elevation": np.float32,
+    "azimuth": np.float32,
+    "distance": np.float32,
 }
 
 
@@ -139,13 +147,19 @@ def read_shard(path: str | os.PathLike, names: Sequence[str] | None = None) -> d
             raise
         raise InputError(f"{path}: not a readable npz shard ({error})") from None
     size = next((arrays[n].shape[-1] for n in IMAGE_ARRAYS if n in arrays and arrays[n].ndim >= 3), -1)
-    expected = {"rgb": (count, 3, size, size), "clean_rgb": (count, 3, size, size), "visible": (count, size, size),
-                "amodal": (count, size, size)}
+    expected = {
+        "rgb": (count, 3, size, size),
+        "clean_rgb": (count, 3, size, size),
+        "visible": (count, size, size),
+        "amodal": (count, size, size),
+    }
     for name in names:
         shape = expected.get(name, (count,))
         dtype = np.dtype(SHARD_ARRAYS[name])
         if arrays[name].shape != shape or arrays[name].dtype != dtype:
-            raise InputError(f"{path}: array {name!r} should be {dtype} {shape}, got {arrays[name].dtype} {arrays[name].shape}")
+            raise InputError(
+                f"{path}: array {name!r} should be {dtype} {shape}, got {arrays[name].dtype} {arrays[name].shape}"
+            )
     return arrays
 
 
@@ -160,8 +174,9 @@ def read_shard_manifest(root: str | os.PathLike) -> dict[str, Any]:
     return manifest
 
 
-def load_split_arrays(root: str | os.PathLike, split: str,
-                      names: Sequence[str] | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def load_split_arrays(
+    root: str | os.PathLike, split: str, names: Sequence[str] | None = None
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """``(manifest, arrays)``: a shard dataset's manifest and one split's shards concatenated
     (only the arrays ``names``, default all)."""
     root = Path(root)
@@ -192,9 +207,10 @@ class ShapeNetAmodalDataset(Dataset):
 
     All shards of the split are loaded once at construction (uint8 in memory: 20 KiB a sample at
     64 x 64). The cameras are kept as metadata for evaluation (``ds.elevation``, ``ds.azimuth``,
-    degrees, ``(N,)`` arrays), never served to training. ``occlusion`` (an :class:`a3d_core.data.occlusion.OcclusionGenerator`), if given,
-    re-occludes the clean render on the fly instead of serving the stored occlusion, drawing
-    from ``(seed, epoch, i)`` (set ``ds.epoch``).
+    degrees, ``(N,)`` arrays), never served to training. ``occlusion`` (an
+    :class:`a3d_core.data.occlusion.OcclusionGenerator`), if given, re-occludes the clean render on
+    the fly instead of serving the stored occlusion, drawing from ``(seed, epoch, i)`` (set
+    ``ds.epoch``).
     """
 
     def __init__(self, root: str | os.PathLike, split: str, occlusion=None, seed: int = 0) -> None:
@@ -214,8 +230,13 @@ class ShapeNetAmodalDataset(Dataset):
         self.occlusion = occlusion
         self.seed = seed
         self.epoch = 0
-        if len(self.category_index) and (self.category_index.min() < 0 or self.category_index.max() >= len(self.categories)):
-            raise InputError(f"{self.root}: split {split!r} has category indices outside the manifest's {len(self.categories)} categories")
+        if len(self.category_index) and (
+            self.category_index.min() < 0 or self.category_index.max() >= len(self.categories)
+        ):
+            raise InputError(
+                f"{self.root}: split {split!r} has category indices outside the manifest's {len(self.categories)} "
+                "categories"
+            )
 
     def __len__(self) -> int:
         return len(self.object_index)
@@ -244,8 +265,9 @@ class ShapeNetAmodalDataset(Dataset):
 
 
 # ---------------------------------------------------------------------- canonical JSON export
-def canonical_split(arrays: Mapping[str, np.ndarray], categories: Sequence[str], split: str,
-                    image_prefix: str | None = None) -> tuple[AmodalSplit, list[tuple[str, bytes]]]:
+def canonical_split(
+    arrays: Mapping[str, np.ndarray], categories: Sequence[str], split: str, image_prefix: str | None = None
+) -> tuple[AmodalSplit, list[tuple[str, bytes]]]:
     """One split's samples as a canonical :class:`AmodalSplit` plus its PNG images.
 
     Each sample is one image (the occluded RGB) with one annotation; category ids are
@@ -255,8 +277,10 @@ def canonical_split(arrays: Mapping[str, np.ndarray], categories: Sequence[str],
     import imageio.v3 as iio
 
     prefix = image_prefix or split
-    coco = AmodalSplit(categories=[{"id": i + 1, "name": name} for i, name in enumerate(categories)],
-                       info={"split": split, "source": "a3d prepare shapenet"})
+    coco = AmodalSplit(
+        categories=[{"id": i + 1, "name": name} for i, name in enumerate(categories)],
+        info={"split": split, "source": "a3d prepare shapenet"},
+    )
     images = []
     count = len(arrays["category"])
     size = int(arrays["amodal"].shape[-1]) if count else 0
@@ -264,12 +288,22 @@ def canonical_split(arrays: Mapping[str, np.ndarray], categories: Sequence[str],
         file_name = f"{prefix}/{i:07d}.png"
         images.append((file_name, iio.imwrite("<bytes>", arrays["rgb"][i].transpose(1, 2, 0), extension=".png")))
         coco.images.append({"id": i + 1, "file_name": file_name, "width": size, "height": size})
-        coco.annotations.append(amodal_annotation(
-            i + 1, i + 1, int(arrays["category"][i]) + 1, arrays["amodal"][i], arrays["visible"][i],
-            object_id=int(arrays["object_index"][i]), view_id=int(arrays["view_id"][i]),
-            camera={"elevation": float(arrays["elevation"][i]), "azimuth": float(arrays["azimuth"][i]),
-                    "distance": float(arrays["distance"][i])},
-        ))
+        coco.annotations.append(
+            amodal_annotation(
+                i + 1,
+                i + 1,
+                int(arrays["category"][i]) + 1,
+                arrays["amodal"][i],
+                arrays["visible"][i],
+                object_id=int(arrays["object_index"][i]),
+                view_id=int(arrays["view_id"][i]),
+                camera={
+                    "elevation": float(arrays["elevation"][i]),
+                    "azimuth": float(arrays["azimuth"][i]),
+                    "distance": float(arrays["distance"][i]),
+                },
+            )
+        )
     return coco, images
 
 
@@ -287,10 +321,27 @@ def export_canonical(root: str | os.PathLike, out_dir: str | os.PathLike, overwr
         _, arrays = load_split_arrays(root, split)
         splits[split], split_images = canonical_split(arrays, manifest["categories"], split)
         images += split_images
-    return write_dataset(out_dir, name=str(manifest.get("name", "shapenet")), source=str(root), splits=splits,
-                         overwrite=overwrite, write_images=images,
-                         extra_manifest={"categories": manifest["categories"], "image_size": manifest.get("image_size")})
+    return write_dataset(
+        out_dir,
+        name=str(manifest.get("name", "shapenet")),
+        source=str(root),
+        splits=splits,
+        overwrite=overwrite,
+        write_images=images,
+        extra_manifest={"categories": manifest["categories"], "image_size": manifest.get("image_size")},
+    )
 
 
-__all__ = ["STORAGE", "ShapeNetAmodalDataset", "canonical_split", "export_canonical", "find_kato_files",
-           "load_split_arrays", "read_kato_npz", "read_shard_manifest", "read_shard", "write_kato_npz", "write_shard"]
+__all__ = [
+    "STORAGE",
+    "ShapeNetAmodalDataset",
+    "canonical_split",
+    "export_canonical",
+    "find_kato_files",
+    "load_split_arrays",
+    "read_kato_npz",
+    "read_shard_manifest",
+    "read_shard",
+    "write_kato_npz",
+    "write_shard",
+]

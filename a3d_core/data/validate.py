@@ -190,8 +190,7 @@ def _check_polygons(segmentation: list, height: int, width: int, slack: float) -
         if min(xs) < -slack or max(xs) > width + slack or min(ys) < -slack or max(ys) > height + slack:
             raise _Malformed(
                 ProblemKind.OUTSIDE_IMAGE,
-                f"polygon spans x {min(xs):g}..{max(xs):g}, y {min(ys):g}..{max(ys):g} "
-                f"in a {width}x{height} image",
+                f"polygon spans x {min(xs):g}..{max(xs):g}, y {min(ys):g}..{max(ys):g} in a {width}x{height} image",
             )
 
 
@@ -382,5 +381,7 @@ class StrictValidationError(InputError):
     def __init__(self, report: ValidationReport) -> None:
         first = report.problems[0].describe()
         count = len(report.problems)
-        super().__init__(f"--strict: {count} problem{'s' if count != 1 else ''} found, nothing written (first: {first})")
+        super().__init__(
+            f"--strict: {count} problem{'s' if count != 1 else ''} found, nothing written (first: {first})"
+        )
         self.report = report

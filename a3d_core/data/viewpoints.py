@@ -90,10 +90,15 @@ class ViewProtocol:
     holdout_pairs: tuple[tuple[float, int], ...] = ()
 
     @classmethod
-    def build(cls, view_ids: Sequence[int], elevations: Sequence[float] = (KATO_ELEVATION_DEG,),
-              holdout_views: Iterable[int] = (), holdout_elevations: Sequence[float] = (),
-              holdout_pairs: Iterable[tuple[float, int]] = (),
-              elevation_range: tuple[float, float] = DEFAULT_ELEVATION_RANGE_DEG) -> "ViewProtocol":
+    def build(
+        cls,
+        view_ids: Sequence[int],
+        elevations: Sequence[float] = (KATO_ELEVATION_DEG,),
+        holdout_views: Iterable[int] = (),
+        holdout_elevations: Sequence[float] = (),
+        holdout_pairs: Iterable[tuple[float, int]] = (),
+        elevation_range: tuple[float, float] = DEFAULT_ELEVATION_RANGE_DEG,
+    ) -> "ViewProtocol":
         """A checked protocol: held-out azimuths and pairs closed under the mirror, restricted to
         ``view_ids``. Raises :class:`InputError` (before anything is rendered) for held-out sets
         that overlap, elevations outside ``elevation_range`` (the viewpoint estimator's: it
@@ -108,13 +113,17 @@ class ViewProtocol:
         low, high = elevation_range
         outside = [e for e in (*elevations, *held_elevations) if not low < e < high]
         if outside:
-            raise InputError(f"elevations {outside} are outside the viewpoint estimator's range ({low:g}, {high:g}) degrees")
+            raise InputError(
+                f"elevations {outside} are outside the viewpoint estimator's range ({low:g}, {high:g}) degrees"
+            )
         for name, values in (("--elevations", elevations), ("--holdout-elevations", held_elevations)):
             if len(set(values)) != len(values):
                 raise InputError(f"{name}: an elevation is listed twice ({', '.join(f'{e:g}' for e in values)})")
         overlap = sorted(set(elevations) & set(held_elevations))
         if overlap:
-            raise InputError(f"--holdout-elevations {', '.join(f'{e:g}' for e in overlap)} are also training elevations")
+            raise InputError(
+                f"--holdout-elevations {', '.join(f'{e:g}' for e in overlap)} are also training elevations"
+            )
 
         requested = {int(v) for v in holdout_views}
         held_views = tuple(v for v in mirror_closed(requested) if v in views)
@@ -124,11 +133,15 @@ class ViewProtocol:
         for elevation, view in holdout_pairs:
             elevation, view = float(elevation), int(view)
             if elevation not in elevations:
-                raise InputError(f"--holdout-pairs {elevation:g}:{view}: {elevation:g} is not a training elevation "
-                                 f"({', '.join(f'{e:g}' for e in elevations)})")
+                raise InputError(
+                    f"--holdout-pairs {elevation:g}:{view}: {elevation:g} is not a training elevation "
+                    f"({', '.join(f'{e:g}' for e in elevations)})"
+                )
             for member in {view, mirror_view(view)}:
                 if member in held_views:
-                    raise InputError(f"--holdout-pairs {elevation:g}:{view} overlaps --holdout-views (view {member} is held out)")
+                    raise InputError(
+                        f"--holdout-pairs {elevation:g}:{view} overlaps --holdout-views (view {member} is held out)"
+                    )
                 if member in views:
                     pairs.add((elevation, member))
         if holdout_pairs and not pairs:
@@ -141,8 +154,10 @@ class ViewProtocol:
             unseen_views = set(views) - set(held_views) - {c.view_id for c in trained}
             unseen_elevations = set(elevations) - {c.elevation for c in trained}
             if unseen_views or unseen_elevations:
-                raise InputError("--holdout-pairs must leave every training elevation and azimuth in training "
-                                 f"(left none of views {sorted(unseen_views)}, elevations {sorted(unseen_elevations)})")
+                raise InputError(
+                    "--holdout-pairs must leave every training elevation and azimuth in training "
+                    f"(left none of views {sorted(unseen_views)}, elevations {sorted(unseen_elevations)})"
+                )
         return protocol
 
     @property
@@ -180,10 +195,14 @@ class ViewProtocol:
     def as_dict(self) -> dict:
         """JSON-able, for the dataset manifest."""
         return {
-            "view_ids": list(self.view_ids), "elevations": list(self.elevations),
-            "holdout_views": list(self.holdout_views), "holdout_elevations": list(self.holdout_elevations),
+            "view_ids": list(self.view_ids),
+            "elevations": list(self.elevations),
+            "holdout_views": list(self.holdout_views),
+            "holdout_elevations": list(self.holdout_elevations),
             "holdout_pairs": [list(p) for p in self.holdout_pairs],
-            "cameras": {split: [[c.elevation, c.view_id] for c in self.cameras_of_split(split)] for split in self.test_splits},
+            "cameras": {
+                split: [[c.elevation, c.view_id] for c in self.cameras_of_split(split)] for split in self.test_splits
+            },
         }
 
 
@@ -205,7 +224,9 @@ def parse_view_range(text: str, option: str) -> tuple[int, ...]:
     except ValueError:
         first = last = None
     if first is None or not 0 <= first <= last < KATO_NUM_VIEWS:
-        raise InputError(f"{option}: expected FIRST-LAST view ids within 0..{KATO_NUM_VIEWS - 1} such as 18-23, got {text!r}")
+        raise InputError(
+            f"{option}: expected FIRST-LAST view ids within 0..{KATO_NUM_VIEWS - 1} such as 18-23, got {text!r}"
+        )
     return tuple(range(first, last + 1))
 
 

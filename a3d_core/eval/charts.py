@@ -9,8 +9,16 @@ import imageio.v3 as iio
 import numpy as np
 from PIL import Image, ImageDraw
 
-COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
-           (227, 119, 194), (127, 127, 127))
+COLOURS = (
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+)
 _LEFT, _TOP, _RIGHT_MARGIN, _BOTTOM_MARGIN = 56, 40, 16, 70
 
 
@@ -47,8 +55,13 @@ def _png(image: Image.Image) -> bytes:
     return iio.imwrite("<bytes>", np.asarray(image), extension=".png")
 
 
-def grouped_bars(title: str, groups: Sequence[str], series: Mapping[str, Sequence[tuple[float, float, float]]],
-                 y_range: tuple[float, float] = (0.0, 100.0), y_label: str = "") -> bytes:
+def grouped_bars(
+    title: str,
+    groups: Sequence[str],
+    series: Mapping[str, Sequence[tuple[float, float, float]]],
+    y_range: tuple[float, float] = (0.0, 100.0),
+    y_label: str = "",
+) -> bytes:
     """Bars per group (x) and series (colour), each ``(value, low, high)`` with its interval as a whisker."""
     names = list(series)
     width = max(480, 24 + len(groups) * (len(names) * 9 + 14) + _LEFT)
@@ -74,12 +87,17 @@ def grouped_bars(title: str, groups: Sequence[str], series: Mapping[str, Sequenc
 def histogram(title: str, samples: Mapping[str, np.ndarray], bins: np.ndarray, x_label: str = "") -> bytes:
     """Overlaid step histograms (share of samples per bin) of each named sample set."""
     width, height = 520, 360
-    shares = {name: np.histogram(np.asarray(values), bins=bins)[0] / max(len(values), 1) for name, values in samples.items()}
+    shares = {
+        name: np.histogram(np.asarray(values), bins=bins)[0] / max(len(values), 1) for name, values in samples.items()
+    }
     top = max([float(s.max()) for s in shares.values() if len(s)] + [1e-6])
     y_range = (0.0, float(np.ceil(top * 10) / 10))
     image, draw, box = _frame(width, height, title, y_range, "share of instances")
     span = bins[-1] - bins[0]
-    to_x = (lambda v: box[0] + (v - bins[0]) / span * (box[2] - box[0]))
+
+    def to_x(v):
+        return box[0] + (v - bins[0]) / span * (box[2] - box[0])
+
     for k, (name, share) in enumerate(shares.items()):
         points = []
         for i, value in enumerate(share):
@@ -93,15 +111,22 @@ def histogram(title: str, samples: Mapping[str, np.ndarray], bins: np.ndarray, x
     return _png(image)
 
 
-def lines(title: str, x_labels: Sequence[str], series: Mapping[str, Sequence[tuple[float, float, float]]],
-          y_range: tuple[float, float] = (0.0, 100.0), y_label: str = "") -> bytes:
+def lines(
+    title: str,
+    x_labels: Sequence[str],
+    series: Mapping[str, Sequence[tuple[float, float, float]]],
+    y_range: tuple[float, float] = (0.0, 100.0),
+    y_label: str = "",
+) -> bytes:
     """One line per series over categorical x positions, with interval whiskers."""
     width, height = 560, 360
     image, draw, box = _frame(width, height, title, y_range, y_label)
     slot = (box[2] - box[0]) / max(len(x_labels), 1)
     for k, (name, values) in enumerate(series.items()):
         colour = COLOURS[k % len(COLOURS)]
-        points = [(box[0] + (i + 0.5) * slot, _y(v[0], box, y_range)) for i, v in enumerate(values) if not np.isnan(v[0])]
+        points = [
+            (box[0] + (i + 0.5) * slot, _y(v[0], box, y_range)) for i, v in enumerate(values) if not np.isnan(v[0])
+        ]
         if len(points) > 1:
             draw.line(points, fill=colour, width=2)
         for i, (value, low, high) in enumerate(values):

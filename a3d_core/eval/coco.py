@@ -65,7 +65,11 @@ class CocoParams:
             raise ValueError(f"iou_thresholds must be non-empty and within [0, 1], got {self.iou_thresholds}")
         if not self.recall_thresholds or list(self.recall_thresholds) != sorted(self.recall_thresholds):
             raise ValueError("recall_thresholds must be non-empty and ascending")
-        if not self.max_detections or list(self.max_detections) != sorted(self.max_detections) or self.max_detections[0] < 1:
+        if (
+            not self.max_detections
+            or list(self.max_detections) != sorted(self.max_detections)
+            or self.max_detections[0] < 1
+        ):
             raise ValueError(f"max_detections must be ascending positive integers, got {self.max_detections}")
         if len(self.area_ranges) != len(self.area_labels):
             raise ValueError("area_ranges and area_labels must have the same length")
@@ -281,7 +285,9 @@ def _budget_ranges(weight: torch.Tensor, budget: int) -> list[tuple[int, int]]:
     if total == 0:
         return []
     running = torch.cumsum(weight, 0)
-    cuts = torch.searchsorted(running, torch.arange(budget, max(int(running[-1]), budget), budget, device=weight.device), right=True)
+    cuts = torch.searchsorted(
+        running, torch.arange(budget, max(int(running[-1]), budget), budget, device=weight.device), right=True
+    )
     edges = sorted({0, total, *cuts.clamp(max=total).tolist()})
     return list(zip(edges[:-1], edges[1:]))
 
@@ -303,14 +309,20 @@ def _equivalent_problems(
         above: ``(T, P)`` bool, the pair's IoU clears the threshold.
     """
     device, num_groups = above.device, len(grouping.image)
-    passing = torch.zeros((len(above), num_groups), dtype=torch.int64, device=device).index_add_(1, pair_group, above.to(torch.int64))
+    passing = torch.zeros((len(above), num_groups), dtype=torch.int64, device=device).index_add_(
+        1, pair_group, above.to(torch.int64)
+    )
     same_threshold = (passing.unsqueeze(0) == passing.unsqueeze(1)).to(torch.int8).argmax(0)  # first equal
     gt_group = torch.empty(gt_regular.shape[1], dtype=torch.int64, device=device)
     gt_group[grouping.gt_rows] = torch.repeat_interleave(torch.arange(num_groups, device=device), grouping.gt_count)
-    regular_count = torch.zeros((len(gt_regular), num_groups), dtype=torch.int64, device=device).index_add_(1, gt_group, gt_regular.to(torch.int64))
+    regular_count = torch.zeros((len(gt_regular), num_groups), dtype=torch.int64, device=device).index_add_(
+        1, gt_group, gt_regular.to(torch.int64)
+    )
     split = gt_regular | (regular_count == 0)[:, gt_group]  # all ignored counts as all regular
     differ = (split.unsqueeze(0) != split.unsqueeze(1)).to(torch.int64)  # (A, A, G)
-    mismatches = torch.zeros((len(split), len(split), num_groups), dtype=torch.int64, device=device).index_add_(2, gt_group, differ)
+    mismatches = torch.zeros((len(split), len(split), num_groups), dtype=torch.int64, device=device).index_add_(
+        2, gt_group, differ
+    )
     same_area = (mismatches == 0).to(torch.int8).argmax(0)
     return same_threshold, same_area
 
@@ -334,23 +346,37 @@ def match_all(
     gt_out = (gt.area.unsqueeze(0) < area_low.unsqueeze(1)) | (gt.area.unsqueeze(0) > area_high.unsqueeze(1))
     gt_regular = ~(gt_out | gt.ignore.unsqueeze(0))  # (A, G rows)
     capped = torch.tensor(params.iou_thresholds, dtype=torch.float64, device=device).clamp(max=1 - 1e-10)
-    num_areas, num_thr, kept, num_groups = len(params.area_ranges), len(capped), len(grouping.det_rows), len(grouping.image)
+    num_areas, num_thr, kept, num_groups = (
+        len(params.area_ranges),
+        len(capped),
+        len(grouping.det_rows),
+        len(grouping.image),
+    )
     matched_gt = torch.full((num_areas, num_thr, kept), -1, dtype=torch.int64, device=device)
 
     group, det_slot, gt_slot = grouping.pair_slots()
     candidate = torch.nonzero(pair_iou >= capped.min()).flatten()
-    group, det_slot, gt_row, iou = group[candidate], det_slot[candidate], grouping.gt_rows[gt_slot[candidate]], pair_iou[candidate]
+    group, det_slot, gt_row, iou = (
+        group[candidate],
+        det_slot[candidate],
+        grouping.gt_rows[gt_slot[candidate]],
+        pair_iou[candidate],
+    )
     above = iou.unsqueeze(0) >= capped.unsqueeze(1)  # (T, candidate pairs)
     slot_group = torch.repeat_interleave(torch.arange(num_groups, device=device), grouping.det_count)
     same_threshold, same_area = _equivalent_problems(grouping, gt_regular, group, above)
-    group_weight = torch.zeros(num_groups, dtype=torch.int64, device=device).index_add_(0, group, above.sum(0) * num_areas)
+    group_weight = torch.zeros(num_groups, dtype=torch.int64, device=device).index_add_(
+        0, group, above.sum(0) * num_areas
+    )
     for first_group, last_group in _budget_ranges(group_weight, budget):
         first, last = torch.searchsorted(group, torch.tensor([first_group, last_group], device=device)).tolist()
         threshold, pair = torch.nonzero(above[:, first:last]).unbind(1)  # threshold-major, pairs in order
         pair = pair + first
         keep = same_threshold[threshold, group[pair]] == threshold
         threshold, pair = threshold[keep], pair[keep]
-        area, element = torch.nonzero(same_area[:, group[pair]] == torch.arange(num_areas, device=device).unsqueeze(1)).unbind(1)
+        area, element = torch.nonzero(
+            same_area[:, group[pair]] == torch.arange(num_areas, device=device).unsqueeze(1)
+        ).unbind(1)
         threshold, pair = threshold[element], pair[element]
         rows = gt_row[pair]
         candidates = Candidates(
@@ -432,7 +458,11 @@ def accumulate(
     recall_thresholds = torch.tensor(params.recall_thresholds, dtype=torch.float64, device=device)
     area_low = torch.tensor([r[0] for r in params.area_ranges], dtype=torch.float64, device=device)
     area_high = torch.tensor([r[1] for r in params.area_ranges], dtype=torch.float64, device=device)
-    gt_counted = ~(gt.ignore.unsqueeze(0) | (gt.area.unsqueeze(0) < area_low.unsqueeze(1)) | (gt.area.unsqueeze(0) > area_high.unsqueeze(1)))
+    gt_counted = ~(
+        gt.ignore.unsqueeze(0)
+        | (gt.area.unsqueeze(0) < area_low.unsqueeze(1))
+        | (gt.area.unsqueeze(0) > area_high.unsqueeze(1))
+    )
     npig = torch.zeros((num_areas, num_categories), dtype=torch.float64, device=device)
     npig.index_add_(1, gt.category, gt_counted.to(torch.float64))
     valid = npig > 0  # (A, K); the others stay -1
@@ -449,7 +479,8 @@ def accumulate(
     table_start = torch.cumsum(table_size, 0) - table_size
     table_owner = torch.repeat_interleave(torch.arange(len(table_size), device=device), table_size)
     table_tp = torch.arange(len(table_owner), device=device) - table_start[table_owner]
-    recall_bin = torch.searchsorted(recall_thresholds, table_tp / positives.reshape(-1)[table_owner], right=True)  # 0: below all
+    # 0: below all
+    recall_bin = torch.searchsorted(recall_thresholds, table_tp / positives.reshape(-1)[table_owner], right=True)
     table_start = table_start.view(num_areas, num_categories)
 
     cells = num_areas * num_thr  # rows (tp and fp per area range and threshold) over detection columns
@@ -474,7 +505,11 @@ def accumulate(
             cats, count = categories[low:high] - first, last - first
             fp_sum = within[cells:, low:high].cumsum(-1)  # (cells, n) int64; restarted per category below
             start = cat_start[first:last] - low
-            fp_before = torch.where(start > 0, fp_sum[:, (start - 1).clamp(min=0)], 0) if high > low else fp_sum.new_zeros((cells, count))
+            fp_before = (
+                torch.where(start > 0, fp_sum[:, (start - 1).clamp(min=0)], 0)
+                if high > low
+                else fp_sum.new_zeros((cells, count))
+            )
             cell, position = torch.nonzero(within[:cells, low:high]).unbind(1)  # true positives, by (cell, position)
             group = cell * count + cats[position]  # (cell, category), non-decreasing
             tp_count = torch.bincount(group, minlength=cells * count)

@@ -84,7 +84,9 @@ class CocoDetections:
         return f"{self.source} entry {row}: bad {self.mask_key!r}"
 
 
-def parse_named_runs(rles: Sequence[Mapping[str, Any]], rows: Sequence[int], describe: Callable[[int], str]) -> RunTable:
+def parse_named_runs(
+    rles: Sequence[Mapping[str, Any]], rows: Sequence[int], describe: Callable[[int], str]
+) -> RunTable:
     """:func:`~a3d_core.eval.runs.parse_runs` of ``rles[r]`` for ``r`` in ``rows``.
 
     Raises:
@@ -228,7 +230,9 @@ def load_detections(
         area=area,
         ids=torch.arange(1, len(results) + 1, dtype=torch.int64),
     )
-    return CocoDetections(table=table, boxes=box_tensor, rles=rles if with_masks else None, source=source, mask_key=mask_key)
+    return CocoDetections(
+        table=table, boxes=box_tensor, rles=rles if with_masks else None, source=source, mask_key=mask_key
+    )
 
 
 def _checked_columns(
@@ -357,7 +361,9 @@ class BoxPairIoU:
 
     def __call__(self, grouping: Grouping) -> torch.Tensor:
         det, gt = grouping.pairs()
-        iou = box_iou(self.detection_boxes[det].unsqueeze(1), self.gt_boxes[gt].unsqueeze(1), self.gt_crowd[gt].unsqueeze(1))
+        iou = box_iou(
+            self.detection_boxes[det].unsqueeze(1), self.gt_boxes[gt].unsqueeze(1), self.gt_crowd[gt].unsqueeze(1)
+        )
         return iou.reshape(-1)
 
 
@@ -399,7 +405,9 @@ class MaskPairIoU:
         total = len(pair_image)
         if total == 0:
             return []
-        cuts = torch.arange(self.pairs_per_batch, max(total, self.pairs_per_batch), self.pairs_per_batch, device=pair_image.device)
+        cuts = torch.arange(
+            self.pairs_per_batch, max(total, self.pairs_per_batch), self.pairs_per_batch, device=pair_image.device
+        )
         # move each cut to the start of its image so that no image is split
         cut_images = pair_image[cuts]
         starts = torch.searchsorted(pair_image, cut_images).tolist()
@@ -414,12 +422,19 @@ class MaskPairIoU:
         det_rows, gt_rows, crowd = grouping.det_rows.tolist(), grouping.gt_rows.tolist(), self.gt_crowd.tolist()
         blocks = []
         for det_start, det_count, gt_start, gt_count in zip(
-            grouping.det_start.tolist(), grouping.det_count.tolist(), grouping.gt_start.tolist(), grouping.gt_count.tolist()
+            grouping.det_start.tolist(),
+            grouping.det_count.tolist(),
+            grouping.gt_start.tolist(),
+            grouping.gt_count.tolist(),
         ):
             if det_count and gt_count:
                 gts = gt_rows[gt_start : gt_start + gt_count]
                 detections = [self.detection_rles[r] for r in det_rows[det_start : det_start + det_count]]
-                blocks.append(np.asarray(mask_utils.iou(detections, [self.gt_rles[r] for r in gts], [crowd[r] for r in gts])).reshape(-1))
+                blocks.append(
+                    np.asarray(
+                        mask_utils.iou(detections, [self.gt_rles[r] for r in gts], [crowd[r] for r in gts])
+                    ).reshape(-1)
+                )
         return torch.from_numpy(np.concatenate(blocks) if blocks else np.zeros(0, np.float64)).to(self.device)
 
     def _by_runs(self, grouping: Grouping) -> torch.Tensor:
@@ -428,8 +443,12 @@ class MaskPairIoU:
         gt_box = torch.from_numpy(rle_boxes(self.gt_rles)).to(self.device)
         det, gt = grouping.pairs()
         no_crowd = torch.zeros((len(gt), 1), dtype=torch.bool, device=self.device)
-        overlap = torch.nonzero(box_iou(det_box[det].unsqueeze(1), gt_box[gt].unsqueeze(1), no_crowd).reshape(-1) > 0).flatten()
-        pair_group = torch.repeat_interleave(torch.arange(len(grouping.image), device=self.device), grouping.det_count * grouping.gt_count)
+        overlap = torch.nonzero(
+            box_iou(det_box[det].unsqueeze(1), gt_box[gt].unsqueeze(1), no_crowd).reshape(-1) > 0
+        ).flatten()
+        pair_group = torch.repeat_interleave(
+            torch.arange(len(grouping.image), device=self.device), grouping.det_count * grouping.gt_count
+        )
         pair_image = grouping.image[pair_group][overlap]
         out = torch.zeros(grouping.num_pairs, dtype=torch.float64, device=self.device)
         pixels = max((int(r["size"][0]) * int(r["size"][1]) for r in self.gt_rles), default=0)
@@ -440,7 +459,9 @@ class MaskPairIoU:
             det_runs = parse_named_runs(self.detection_rles, det_rows.tolist(), self.describe_detection).to(self.device)
             gt_runs = parse_named_runs(self.gt_rles, gt_rows.tolist(), self.describe_gt).to(self.device)
             intersection = run_intersections(det_runs, gt_runs, det_local, gt_local, pixels)
-            out[chosen] = iou_from_counts(intersection, det_runs.area[det_local], gt_runs.area[gt_local], self.gt_crowd[gt[chosen]])
+            out[chosen] = iou_from_counts(
+                intersection, det_runs.area[det_local], gt_runs.area[gt_local], self.gt_crowd[gt[chosen]]
+            )
         return out
 
 
@@ -462,6 +483,12 @@ def evaluate_coco(
     else:
         if ground_truth.rles is None or detections.rles is None:
             raise ValueError("segm evaluation needs masks: load with with_masks=True")
-        pair_iou = MaskPairIoU(detections.rles, ground_truth.rles, ground_truth.table.crowd, device,
-                               describe_detection=detections.describe, describe_gt=ground_truth.describe)
+        pair_iou = MaskPairIoU(
+            detections.rles,
+            ground_truth.rles,
+            ground_truth.table.crowd,
+            device,
+            describe_detection=detections.describe,
+            describe_gt=ground_truth.describe,
+        )
     return evaluate_tables(gt, dt, len(ground_truth.category_ids), pair_iou, params)

@@ -107,7 +107,9 @@ def load_predictions(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Read a COCO results list (JSON array); anything else raises :class:`InputError`."""
     predictions = read_json(path)
     if not isinstance(predictions, list):
-        raise InputError(f"{path}: expected a JSON list of predictions (COCO results), got {type(predictions).__name__}")
+        raise InputError(
+            f"{path}: expected a JSON list of predictions (COCO results), got {type(predictions).__name__}"
+        )
     return predictions
 
 
@@ -140,12 +142,19 @@ def _segments(
     for row, annotation in enumerate(annotations):
         image = int(table.image[row])
         try:
-            visible_rles.append(to_rle(annotation["visible_mask"], ground_truth.heights[image], ground_truth.widths[image]))
+            visible_rles.append(
+                to_rle(annotation["visible_mask"], ground_truth.heights[image], ground_truth.widths[image])
+            )
         except (KeyError, ValueError) as error:
-            raise InputError(f"ground truth annotation {annotation.get('id', row)}: bad 'visible_mask' ({error})") from None
+            raise InputError(
+                f"ground truth annotation {annotation.get('id', row)}: bad 'visible_mask' ({error})"
+            ) from None
     amodal = parse_named_runs(ground_truth.rles, range(len(ground_truth.rles)), ground_truth.describe).to(device)
-    visible = parse_named_runs(visible_rles, range(len(visible_rles)),
-                               lambda row: f"ground truth annotation {annotations[row].get('id', row)}: bad 'visible_mask'").to(device)
+    visible = parse_named_runs(
+        visible_rles,
+        range(len(visible_rles)),
+        lambda row: f"ground truth annotation {annotations[row].get('id', row)}: bad 'visible_mask'",
+    ).to(device)
     predicted = parse_named_runs(detections.rles, range(len(detections.rles)), detections.describe).to(device)
     pixels = max((h * w for h, w in zip(ground_truth.heights, ground_truth.widths)), default=0)
     occluded = (amodal.area - visible.area)[gt_rows] > 0
@@ -181,7 +190,9 @@ def evaluate_predictions(
             result.kinds["amodal"] = _kind_result(evaluation, names)
         if "occluded" in settings.kinds:
             step("occluded AP")
-            less_occluded = [float(a.get("occlusion_rate", 0.0)) < settings.occlusion_threshold for a in coco["annotations"]]
+            less_occluded = [
+                float(a.get("occlusion_rate", 0.0)) < settings.occlusion_threshold for a in coco["annotations"]
+            ]
             occluded_gt = load_ground_truth(coco, extra_ignore=less_occluded, source=f"{split_name} ground truth")
             occluded_eval = evaluate_coco(occluded_gt, detections, "segm", params, device)
             result.kinds["occluded"] = _kind_result(occluded_eval, names)
@@ -190,7 +201,9 @@ def evaluate_predictions(
         result.segments = _segments(split, evaluation, ground_truth, detections, names, device)
 
     if "visible" in settings.kinds:
-        missing = next((i for i, p in enumerate(predictions) if isinstance(p, Mapping) and "visible_mask" not in p), None)
+        missing = next(
+            (i for i, p in enumerate(predictions) if isinstance(p, Mapping) and "visible_mask" not in p), None
+        )
         if missing is not None and settings.require_visible:
             raise InputError(f"predictions entry {missing}: no 'visible_mask' (needed for --kind visible)")
         if missing is not None:
@@ -198,10 +211,17 @@ def evaluate_predictions(
         else:
             step("visible AP")
             visible_results = [
-                {"image_id": p["image_id"], "category_id": p["category_id"], "score": p["score"], "visible_mask": p["visible_mask"]}
+                {
+                    "image_id": p["image_id"],
+                    "category_id": p["category_id"],
+                    "score": p["score"],
+                    "visible_mask": p["visible_mask"],
+                }
                 for p in predictions
             ]
-            visible_gt = load_ground_truth(coco, mask_key="visible_mask", area_key="visible_area", source=f"{split_name} ground truth")
+            visible_gt = load_ground_truth(
+                coco, mask_key="visible_mask", area_key="visible_area", source=f"{split_name} ground truth"
+            )
             visible_dt = load_detections(visible_results, visible_gt, mask_key="visible_mask")
             result.kinds["visible"] = _kind_result(evaluate_coco(visible_gt, visible_dt, "segm", params, device), names)
     return result
@@ -222,4 +242,3 @@ def evaluate_dataset(
     amodal_split = folder.load_split(split)
     predictions = load_predictions(predictions_path)
     return evaluate_predictions(amodal_split, predictions, settings, folder.name, split, on_step)
-

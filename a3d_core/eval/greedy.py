@@ -68,7 +68,11 @@ class Candidates:
 
     def keep(self, chosen: torch.Tensor) -> None:
         """Drop every candidate but the ``chosen`` ones (a bool mask)."""
-        self.detection, self.ground_truth, self.key = self.detection[chosen], self.ground_truth[chosen], self.key[chosen]
+        self.detection, self.ground_truth, self.key = (
+            self.detection[chosen],
+            self.ground_truth[chosen],
+            self.key[chosen],
+        )
 
 
 def solve(candidates: Candidates, num_instances: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,7 +91,9 @@ def solve(candidates: Candidates, num_instances: int) -> tuple[torch.Tensor, tor
     while candidates.key.numel():
         detections, inverse = torch.unique_consecutive(candidates.detection, return_inverse=True)
         count = len(detections)
-        best = torch.full((count,), -1, dtype=torch.int64, device=device).scatter_reduce(0, inverse, candidates.key, "amax")
+        best = torch.full((count,), -1, dtype=torch.int64, device=device).scatter_reduce(
+            0, inverse, candidates.key, "amax"
+        )
         is_best = candidates.key == best[inverse]
         latest = torch.full((count,), -1, dtype=torch.int64, device=device).scatter_reduce(
             0, inverse[is_best], candidates.ground_truth[is_best], "amax"

@@ -79,8 +79,13 @@ def _metadata(dataset: Dataset, name: str) -> np.ndarray:
     return values if indices is None else values[indices]
 
 
-def collect_instances(model: nn.Module, dataset: Dataset, device: torch.device | str = "cpu",
-                      batch_size: int = 64, keep_meshes: bool = True) -> InstanceTable:
+def collect_instances(
+    model: nn.Module,
+    dataset: Dataset,
+    device: torch.device | str = "cpu",
+    batch_size: int = 64,
+    keep_meshes: bool = True,
+) -> InstanceTable:
     """Run ``model`` (eval mode, no gradients) over ``dataset`` and tabulate every instance.
 
     ``dataset`` items are :class:`~a3d_core.data.shapenet.ShapeNetAmodalDataset`'s (possibly
@@ -89,7 +94,9 @@ def collect_instances(model: nn.Module, dataset: Dataset, device: torch.device |
     """
     if len(dataset) == 0:
         raise InputError("no instances to evaluate")
-    rows: dict[str, list] = {key: [] for key in ("iou", "hidden", "category", "elevation", "azimuth", "distance", "vertices")}
+    rows: dict[str, list] = {
+        key: [] for key in ("iou", "hidden", "category", "elevation", "azimuth", "distance", "vertices")
+    }
     was_training = model.training
     model.eval()
     try:
@@ -115,11 +122,16 @@ def collect_instances(model: nn.Module, dataset: Dataset, device: torch.device |
         return torch.cat(rows[key]).numpy() if rows[key] else None
 
     return InstanceTable(
-        iou=joined("iou").astype(np.float64), hidden_iou=joined("hidden").astype(np.float64),
+        iou=joined("iou").astype(np.float64),
+        hidden_iou=joined("hidden").astype(np.float64),
         category=joined("category").astype(np.int64),
-        object_index=_metadata(dataset, "object_index").astype(np.int64), view_id=_metadata(dataset, "view_id").astype(np.int64),
-        elevation=_metadata(dataset, "elevation").astype(np.float64), azimuth=_metadata(dataset, "azimuth").astype(np.float64),
-        predicted_elevation=joined("elevation"), predicted_azimuth=joined("azimuth"), predicted_distance=joined("distance"),
+        object_index=_metadata(dataset, "object_index").astype(np.int64),
+        view_id=_metadata(dataset, "view_id").astype(np.int64),
+        elevation=_metadata(dataset, "elevation").astype(np.float64),
+        azimuth=_metadata(dataset, "azimuth").astype(np.float64),
+        predicted_elevation=joined("elevation"),
+        predicted_azimuth=joined("azimuth"),
+        predicted_distance=joined("distance"),
         vertices=joined("vertices"),
     )
 

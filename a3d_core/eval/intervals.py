@@ -40,8 +40,9 @@ def category_mean(values: np.ndarray, categories: np.ndarray) -> float:
     return float(np.mean(means)) if means else float("nan")
 
 
-def _replicates(values: np.ndarray, categories: np.ndarray, objects: np.ndarray, resamples: int,
-                rng: np.random.Generator) -> np.ndarray:
+def _replicates(
+    values: np.ndarray, categories: np.ndarray, objects: np.ndarray, resamples: int, rng: np.random.Generator
+) -> np.ndarray:
     """``(resamples, len(values) columns summed)``: bootstrap category means of each column of ``values`` ``(N, M)``."""
     keep = ~np.isnan(values).any(axis=1)
     values, categories, objects = values[keep], categories[keep], objects[keep]
@@ -63,16 +64,31 @@ def _percentiles(samples: np.ndarray, level: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def bootstrap_mean(values: np.ndarray, categories: np.ndarray, objects: np.ndarray, resamples: int = DEFAULT_RESAMPLES,
-                   level: float = 0.95, seed: int = 0) -> Interval:
+def bootstrap_mean(
+    values: np.ndarray,
+    categories: np.ndarray,
+    objects: np.ndarray,
+    resamples: int = DEFAULT_RESAMPLES,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Interval:
     """:func:`category_mean` of ``values`` ``(N,)`` with its interval over ``objects`` ``(N,)``."""
     values = np.asarray(values, dtype=np.float64)
-    samples = _replicates(values[:, None], np.asarray(categories), np.asarray(objects), resamples, np.random.default_rng(seed))
+    samples = _replicates(
+        values[:, None], np.asarray(categories), np.asarray(objects), resamples, np.random.default_rng(seed)
+    )
     return Interval(category_mean(values, np.asarray(categories)), *_percentiles(samples[:, 0], level), level)
 
 
-def bootstrap_difference(first: np.ndarray, second: np.ndarray, categories: np.ndarray, objects: np.ndarray,
-                         resamples: int = DEFAULT_RESAMPLES, level: float = 0.95, seed: int = 0) -> Interval:
+def bootstrap_difference(
+    first: np.ndarray,
+    second: np.ndarray,
+    categories: np.ndarray,
+    objects: np.ndarray,
+    resamples: int = DEFAULT_RESAMPLES,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Interval:
     """``category_mean(first) - category_mean(second)`` over the same instances, paired bootstrap.
 
     Instances where either value is NaN are left out of both.

@@ -33,7 +33,9 @@ def box_iou(detections: torch.Tensor, ground_truth: torch.Tensor, crowd: torch.T
     area_d = d[..., 2] * d[..., 3]
     area_g = g[..., 2] * g[..., 3]
     union = torch.where(crowd.unsqueeze(-2), area_d, area_d + area_g - intersection)
-    return torch.where(overlap, intersection / torch.where(overlap, union, torch.ones_like(union)), torch.zeros_like(union))
+    return torch.where(
+        overlap, intersection / torch.where(overlap, union, torch.ones_like(union)), torch.zeros_like(union)
+    )
 
 
 def mask_intersections(detections: torch.Tensor, ground_truth: torch.Tensor) -> torch.Tensor:
@@ -58,7 +60,9 @@ def mask_intersections(detections: torch.Tensor, ground_truth: torch.Tensor) -> 
     return total
 
 
-def iou_from_counts(intersection: torch.Tensor, area_d: torch.Tensor, area_g: torch.Tensor, crowd: torch.Tensor) -> torch.Tensor:
+def iou_from_counts(
+    intersection: torch.Tensor, area_d: torch.Tensor, area_g: torch.Tensor, crowd: torch.Tensor
+) -> torch.Tensor:
     """IoU float64 from pixel counts, with COCO's crowd rule; all arguments broadcast together.
 
     Args:
@@ -90,4 +94,6 @@ def mask_iou(detections: torch.Tensor, ground_truth: torch.Tensor, crowd: torch.
     d = detections.reshape(detections.shape[0], -1) != 0
     g = ground_truth.reshape(ground_truth.shape[0], -1) != 0
     intersection = mask_intersections(d, g)
-    return iou_from_counts(intersection, d.sum(1).unsqueeze(1), g.sum(1).unsqueeze(0), crowd.to(torch.bool).unsqueeze(0))
+    return iou_from_counts(
+        intersection, d.sum(1).unsqueeze(1), g.sum(1).unsqueeze(0), crowd.to(torch.bool).unsqueeze(0)
+    )

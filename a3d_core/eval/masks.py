@@ -75,7 +75,9 @@ _AREA_BATCH = 255
 def rle_areas(rles: Sequence[Mapping[str, Any]]) -> np.ndarray:
     """Pixel counts ``(N,)`` float64 of compressed RLEs (pycocotools ``mask.area``)."""
     rles = list(rles)
-    areas = [np.asarray(mask_utils.area(rles[i : i + _AREA_BATCH]), np.float64) for i in range(0, len(rles), _AREA_BATCH)]
+    areas = [
+        np.asarray(mask_utils.area(rles[i : i + _AREA_BATCH]), np.float64) for i in range(0, len(rles), _AREA_BATCH)
+    ]
     return np.concatenate(areas) if areas else np.zeros(0, np.float64)
 
 

@@ -23,7 +23,9 @@ _MARGIN = 48
 _COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40))
 
 
-def _axes(title: str, x_label: str, y_label: str, unit_y: bool = True) -> tuple[Image.Image, ImageDraw.ImageDraw, tuple[int, int, int, int]]:
+def _axes(
+    title: str, x_label: str, y_label: str, unit_y: bool = True
+) -> tuple[Image.Image, ImageDraw.ImageDraw, tuple[int, int, int, int]]:
     """A white canvas with a framed plot area; ticks 0..1 on x (and on y with ``unit_y``)."""
     image = Image.new("RGB", _SIZE, "white")
     draw = ImageDraw.Draw(image)
@@ -57,9 +59,13 @@ def mean_precision_curve(precision: torch.Tensor, threshold_index: int) -> np.nd
     return torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, -1.0)).numpy()
 
 
-def precision_recall_png(kind: str, result: KindResult, path: str | os.PathLike, thresholds: Sequence[float] = (0.5, 0.75)) -> Path:
+def precision_recall_png(
+    kind: str, result: KindResult, path: str | os.PathLike, thresholds: Sequence[float] = (0.5, 0.75)
+) -> Path:
     """Category-averaged precision-recall curves at the given IoU thresholds."""
-    image, draw, (left, top, right, bottom) = _axes(f"{kind}: precision-recall (area all, maxDets 100)", "recall", "precision")
+    image, draw, (left, top, right, bottom) = _axes(
+        f"{kind}: precision-recall (area all, maxDets 100)", "recall", "precision"
+    )
     recall = np.asarray(result.recall_thresholds)
     for colour, threshold in zip(_COLOURS, thresholds):
         index = min(range(len(result.iou_thresholds)), key=lambda i: abs(result.iou_thresholds[i] - threshold))
@@ -76,7 +82,9 @@ def precision_recall_png(kind: str, result: KindResult, path: str | os.PathLike,
 def iou_histogram_png(instance_iou: torch.Tensor, path: str | os.PathLike, bins: int = 20) -> Path:
     """Histogram of the per-instance IoUs behind mIoU, ``bins`` equal bins over [0, 1]."""
     counts, _ = np.histogram(instance_iou.numpy(), bins=bins, range=(0.0, 1.0))
-    image, draw, (left, top, right, bottom) = _axes(f"instance IoU histogram (n = {int(counts.sum())})", "IoU", "count", unit_y=False)
+    image, draw, (left, top, right, bottom) = _axes(
+        f"instance IoU histogram (n = {int(counts.sum())})", "IoU", "count", unit_y=False
+    )
     peak = max(int(counts.max()) if counts.size else 0, 1)
     width = (right - left) / bins
     for b, count in enumerate(counts):
@@ -89,7 +97,9 @@ def iou_histogram_png(instance_iou: torch.Tensor, path: str | os.PathLike, bins:
 def write_plots(result: EvaluationResult, folder: str | os.PathLike) -> list[Path]:
     """``pr_<kind>.png`` per evaluated kind and ``iou_histogram.png``; returns the paths written."""
     folder = Path(folder)
-    written = [precision_recall_png(kind, kind_result, folder / f"pr_{kind}.png") for kind, kind_result in result.kinds.items()]
+    written = [
+        precision_recall_png(kind, kind_result, folder / f"pr_{kind}.png") for kind, kind_result in result.kinds.items()
+    ]
     if result.segments is not None:
         written.append(iou_histogram_png(result.segments.instance_iou, folder / "iou_histogram.png"))
     return written

@@ -78,8 +78,10 @@ def _decode_counts(strings: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray, np
     chars = np.frombuffer(b"".join(strings), dtype=np.uint8) - np.uint8(48)  # uint8: one byte per pass
     if chars.size and chars.max() > 63:
         first_bad = np.flatnonzero(chars > 63)[0]
-        raise CountsError("RLE counts hold characters outside the compressed alphabet",
-                          int(np.searchsorted(np.cumsum(lengths), first_bad, side="right")))
+        raise CountsError(
+            "RLE counts hold characters outside the compressed alphabet",
+            int(np.searchsorted(np.cumsum(lengths), first_bad, side="right")),
+        )
     ends = (chars & 0x20) == 0
     string_end = np.cumsum(lengths) - 1
     nonempty = np.flatnonzero(lengths > 0)
@@ -108,7 +110,9 @@ def _decode_counts(strings: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray, np
         chained = np.flatnonzero((position >= first) & (position % 2 == parity))
         counts[chained] = _chain_sums(values[chained], string_of_token[chained])
     if (counts < 0).any():
-        raise CountsError("RLE counts decode to a negative run length", int(string_of_token[np.flatnonzero(counts < 0)[0]]))
+        raise CountsError(
+            "RLE counts decode to a negative run length", int(string_of_token[np.flatnonzero(counts < 0)[0]])
+        )
     return counts, string_of_token, position
 
 
@@ -191,7 +195,14 @@ def _runs_within(
 
 
 def _walk(
-    a: RunTable, b: RunTable, b_keys: torch.Tensor, low: torch.Tensor, count: torch.Tensor, b_index: torch.Tensor, stride: int, chunk: int
+    a: RunTable,
+    b: RunTable,
+    b_keys: torch.Tensor,
+    low: torch.Tensor,
+    count: torch.Tensor,
+    b_index: torch.Tensor,
+    stride: int,
+    chunk: int,
 ) -> torch.Tensor:
     """Intersections walking runs ``low[p] .. low[p] + count[p]`` of ``a`` and looking them up in
     mask ``b_index[p]`` of ``b``."""

@@ -42,7 +42,9 @@ def best_matches(grouping: Grouping, pair_iou: torch.Tensor, num_gt: int) -> tup
     """
     device = pair_iou.device
     det, gt = grouping.pairs()
-    best = torch.zeros(num_gt, dtype=torch.float64, device=device).scatter_reduce(0, gt, pair_iou, reduce="amax", include_self=True)
+    best = torch.zeros(num_gt, dtype=torch.float64, device=device).scatter_reduce(
+        0, gt, pair_iou, reduce="amax", include_self=True
+    )
     is_best = (pair_iou == best[gt]) & (pair_iou > 0)
     pair_index = torch.arange(grouping.num_pairs, device=device)
     sentinel = grouping.num_pairs
@@ -82,7 +84,9 @@ def occluded_region_iou(
     intersection = (p_and_a - p_and_v).to(torch.float64)
     union = (p_area + amodal.area[gt_index] - visible.area[gt_index] - p_and_a).to(torch.float64)
     positive = intersection > 0
-    return torch.where(positive, intersection / torch.where(positive, union, torch.ones_like(union)), torch.zeros_like(union))
+    return torch.where(
+        positive, intersection / torch.where(positive, union, torch.ones_like(union)), torch.zeros_like(union)
+    )
 
 
 @dataclass

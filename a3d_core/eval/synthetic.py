@@ -104,7 +104,9 @@ def synthetic_coco(settings: SyntheticCocoSettings, seed: int = 0) -> tuple[dict
         height = int(rng.integers(settings.height[0], settings.height[1] + 1))
         width = int(rng.integers(settings.width[0], settings.width[1] + 1))
         images.append({"id": image_id, "height": height, "width": width, "file_name": f"{image_id}.png"})
-        objects = [] if rng.random() < settings.empty_gt_rate else list(range(int(rng.integers(1, settings.max_objects + 1))))
+        objects = (
+            [] if rng.random() < settings.empty_gt_rate else list(range(int(rng.integers(1, settings.max_objects + 1))))
+        )
         gt_masks = []
         for _ in objects:
             mask = _random_mask(rng, height, width)

@@ -82,10 +82,13 @@ class ViewpointErrors:
     alignments: dict[int, AzimuthAlignment]
 
     def summary(self, within: float = 30.0) -> dict[str, float]:
-        return {"median_azimuth_error": float(np.median(self.azimuth)),
-                "median_elevation_error": float(np.median(self.elevation)),
-                "median_angle_error": float(np.median(self.angle)),
-                "share_within": float(np.mean(self.angle <= within)), "within_degrees": within}
+        return {
+            "median_azimuth_error": float(np.median(self.azimuth)),
+            "median_elevation_error": float(np.median(self.elevation)),
+            "median_angle_error": float(np.median(self.angle)),
+            "share_within": float(np.mean(self.angle <= within)),
+            "within_degrees": within,
+        }
 
 
 def viewpoint_errors(table: InstanceTable, alignments: Mapping[int, AzimuthAlignment] | None = None) -> ViewpointErrors:
@@ -103,9 +106,12 @@ def viewpoint_errors(table: InstanceTable, alignments: Mapping[int, AzimuthAlign
     true_directions = view_directions(table.elevation, table.azimuth)
     predicted_directions = view_directions(table.predicted_elevation, aligned)
     cosines = np.clip((true_directions * predicted_directions).sum(-1), -1.0, 1.0)
-    return ViewpointErrors(azimuth=np.abs(wrap_degrees(aligned - table.azimuth)),
-                           elevation=np.abs(table.predicted_elevation - table.elevation),
-                           angle=np.degrees(np.arccos(cosines)), alignments=fitted)
+    return ViewpointErrors(
+        azimuth=np.abs(wrap_degrees(aligned - table.azimuth)),
+        elevation=np.abs(table.predicted_elevation - table.elevation),
+        angle=np.degrees(np.arccos(cosines)),
+        alignments=fitted,
+    )
 
 
 @dataclass(frozen=True)
@@ -122,7 +128,13 @@ class ViewStep:
         return ", ".join(parts) or "same view"
 
 
-DEFAULT_STEPS = (ViewStep(views=3), ViewStep(views=6), ViewStep(views=12), ViewStep(elevation=30.0), ViewStep(elevation=-30.0))
+DEFAULT_STEPS = (
+    ViewStep(views=3),
+    ViewStep(views=6),
+    ViewStep(views=12),
+    ViewStep(elevation=30.0),
+    ViewStep(elevation=-30.0),
+)
 """45, 90 and 180 degrees of azimuth, and 30 degrees up and down."""
 
 
@@ -138,9 +150,16 @@ class NovelViewResult:
     object_index: np.ndarray
 
 
-def novel_view_ious(table: InstanceTable, input_masks: torch.Tensor, targets: Mapping[tuple[int, float, int], torch.Tensor],
-                    render: Renderer, alignments: Mapping[int, AzimuthAlignment], framing: float | None,
-                    steps: Sequence[ViewStep] = DEFAULT_STEPS, batch_size: int = 64) -> list[NovelViewResult]:
+def novel_view_ious(
+    table: InstanceTable,
+    input_masks: torch.Tensor,
+    targets: Mapping[tuple[int, float, int], torch.Tensor],
+    render: Renderer,
+    alignments: Mapping[int, AzimuthAlignment],
+    framing: float | None,
+    steps: Sequence[ViewStep] = DEFAULT_STEPS,
+    batch_size: int = 64,
+) -> list[NovelViewResult]:
     """Novel-view IoU of a 3D model's meshes in ``table`` at each of ``steps``.
 
     Args:
@@ -160,19 +179,23 @@ def novel_view_ious(table: InstanceTable, input_masks: torch.Tensor, targets: Ma
     for step in steps:
         pairs, target_masks = [], []
         for i in range(len(table)):
-            key = (int(table.object_index[i]), float(table.elevation[i] + step.elevation),
-                   int(table.view_id[i] + step.views) % KATO_NUM_VIEWS)
+            key = (
+                int(table.object_index[i]),
+                float(table.elevation[i] + step.elevation),
+                int(table.view_id[i] + step.views) % KATO_NUM_VIEWS,
+            )
             if key in targets:
                 pairs.append(i)
                 target_masks.append(targets[key])
         pairs = np.asarray(pairs, dtype=np.int64)
         mesh_ious, reuse_ious = [], []
         for start in range(0, len(pairs), batch_size):
-            chosen = pairs[start:start + batch_size]
-            target = torch.stack(target_masks[start:start + batch_size]).float()
+            chosen = pairs[start : start + batch_size]
+            target = torch.stack(target_masks[start : start + batch_size]).float()
             mirror = np.array([alignments[int(c)].mirror for c in table.category[chosen]], dtype=np.float64)
             azimuth = table.predicted_azimuth[chosen] + mirror * step.views * KATO_AZIMUTH_STEP_DEG
-            elevation = np.clip(table.predicted_elevation[chosen] + step.elevation, -85.0, 85.0)  # look-at flips at the poles
+            # look-at flips at the poles
+            elevation = np.clip(table.predicted_elevation[chosen] + step.elevation, -85.0, 85.0)
             viewpoint = Viewpoint.from_degrees(elevation, azimuth, table.predicted_distance[chosen])
             with torch.no_grad():
                 silhouettes = (render(torch.from_numpy(table.vertices[chosen]), viewpoint) >= 0.5).float()
@@ -180,6 +203,12 @@ def novel_view_ious(table: InstanceTable, input_masks: torch.Tensor, targets: Ma
                 silhouettes = frame_masks(silhouettes, framing)
             mesh_ious.append(mask_iou(silhouettes, target).numpy())
             reuse_ious.append(mask_iou(input_masks[torch.from_numpy(chosen)].float(), target).numpy())
-        join = (lambda parts: np.concatenate(parts).astype(np.float64) if parts else np.zeros(0))
-        results.append(NovelViewResult(step, join(mesh_ious), join(reuse_ious), table.category[pairs], table.object_index[pairs]))
+        results.append(
+            NovelViewResult(step, _join(mesh_ious), _join(reuse_ious), table.category[pairs], table.object_index[pairs])
+        )
     return results
+
+
+def _join(parts: list[np.ndarray]) -> np.ndarray:
+    """The batches' IoUs as one float64 array (empty when no pair had a target)."""
+    return np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)

@@ -16,13 +16,13 @@ import torch
 
 from a3d_core.errors import InputError
 
-
 _REFUSED_BY_WEIGHTS_ONLY = "Weights only load failed"
 """How torch's message begins when its safe unpickler refuses a file (it goes on to suggest weights_only=False)."""
 
 
-def read_checkpoint(path: str | os.PathLike, required_keys: tuple[str, ...], description: str,
-                    map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def read_checkpoint(
+    path: str | os.PathLike, required_keys: tuple[str, ...], description: str, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
     """Load the dict stored at ``path`` and check that it holds ``required_keys``.
 
     ``description`` names the expected kind in messages, e.g. ``"a stage-2 checkpoint"``.
@@ -39,7 +39,9 @@ def read_checkpoint(path: str | os.PathLike, required_keys: tuple[str, ...], des
     except Exception as error:  # torch raises many types for truncated, foreign or unsafe files
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         if reason.startswith(_REFUSED_BY_WEIGHTS_ONLY):  # torch's advice to load unsafely is not ours to give
-            reason = "it holds objects other than tensors and plain containers; torch.load(weights_only=True) refused it"
+            reason = (
+                "it holds objects other than tensors and plain containers; torch.load(weights_only=True) refused it"
+            )
         if not zipfile.is_zipfile(path):
             reason = f"not the zip archive torch.save writes; torch.load: {reason}"
         raise InputError(f"{path}: not a readable checkpoint ({reason})") from None
@@ -56,8 +58,11 @@ def state_dict_problems(expected: Mapping[str, torch.Tensor], found: Mapping[str
     ``"missing: ...; unexpected: ...; shape mismatch: ..."`` (empty when it fits)."""
     missing = [key for key in expected if key not in found]
     unexpected = [key for key in found if key not in expected]
-    shaped = [f"{key} {tuple(found[key].shape)} != {tuple(value.shape)}" for key, value in expected.items()
-              if key in found and getattr(found[key], "shape", None) != value.shape]
+    shaped = [
+        f"{key} {tuple(found[key].shape)} != {tuple(value.shape)}"
+        for key, value in expected.items()
+        if key in found and getattr(found[key], "shape", None) != value.shape
+    ]
     parts = []
     for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shaped)):
         if items:
@@ -75,7 +80,9 @@ def load_checked_weights(model: torch.nn.Module, checkpoint: Mapping[str, Any], 
     """
     names = getattr(model, "category_names", None)
     if names is not None and list(checkpoint["category_names"]) != list(names):
-        raise InputError(f"{path}: category_names {checkpoint['category_names']} disagree with the model config's {names}")
+        raise InputError(
+            f"{path}: category_names {checkpoint['category_names']} disagree with the model config's {names}"
+        )
     state = checkpoint["model"]
     if not isinstance(state, Mapping):
         raise InputError(f"{path}: 'model' is not a state dict")

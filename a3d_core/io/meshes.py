@@ -30,7 +30,9 @@ MESH_GREY = (0.75, 0.75, 0.78)
 
 def _check_mesh(vertices: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if vertices.ndim != 2 or vertices.shape[1] != 3 or faces.ndim != 2 or faces.shape[1] != 3:
-        raise ValueError(f"a mesh needs vertices (V, 3) and faces (F, 3), got {tuple(vertices.shape)}, {tuple(faces.shape)}")
+        raise ValueError(
+            f"a mesh needs vertices (V, 3) and faces (F, 3), got {tuple(vertices.shape)}, {tuple(faces.shape)}"
+        )
     return vertices.detach().float().cpu(), faces.detach().long().cpu()
 
 
@@ -67,9 +69,15 @@ def write_rgb_png(path: str | os.PathLike, rgb: torch.Tensor) -> Path:
     return atomic_write_bytes(path, png_bytes(array))
 
 
-def render_turntable(vertices: torch.Tensor, faces: torch.Tensor, num_frames: int = 24, image_size: int = 128,
-                     elevation_deg: float = KATO_ELEVATION_DEG, distance: float = KATO_DISTANCE,
-                     background: float = 1.0) -> np.ndarray:
+def render_turntable(
+    vertices: torch.Tensor,
+    faces: torch.Tensor,
+    num_frames: int = 24,
+    image_size: int = 128,
+    elevation_deg: float = KATO_ELEVATION_DEG,
+    distance: float = KATO_DISTANCE,
+    background: float = 1.0,
+) -> np.ndarray:
     """Shaded renders of one mesh at ``num_frames`` azimuths evenly spaced over 360 degrees.
 
     vertices ``(V, 3)``, faces ``(F, 3)`` -> frames ``(num_frames, image_size, image_size, 3)``
@@ -80,12 +88,17 @@ def render_turntable(vertices: torch.Tensor, faces: torch.Tensor, num_frames: in
     vertices, faces = _check_mesh(vertices, faces)
     azimuths = torch.arange(num_frames, dtype=torch.float32) * (360.0 / num_frames)
     viewpoint = Viewpoint.from_degrees(elevation_deg, azimuths, distance)
-    meshes = Meshes(verts=[vertices] * num_frames, faces=[faces] * num_frames,
-                    textures=TexturesVertex([torch.tensor(MESH_GREY).expand_as(vertices)] * num_frames))
+    meshes = Meshes(
+        verts=[vertices] * num_frames,
+        faces=[faces] * num_frames,
+        textures=TexturesVertex([torch.tensor(MESH_GREY).expand_as(vertices)] * num_frames),
+    )
     cameras = look_at_cameras(viewpoint, fov_degrees=KATO_FOV_DEG)
     lights = PointLights(location=eye_positions(viewpoint))
     renderer = MeshRenderer(
-        rasterizer=MeshRasterizer(cameras=cameras, raster_settings=RasterizationSettings(image_size=image_size, bin_size=0)),
+        rasterizer=MeshRasterizer(
+            cameras=cameras, raster_settings=RasterizationSettings(image_size=image_size, bin_size=0)
+        ),
         shader=HardPhongShader(cameras=cameras, lights=lights),
     )
     with torch.no_grad():

@@ -154,12 +154,23 @@ def instance_figure(
         height = max(1, round(width * image.shape[0] / image.shape[1]))
         rows, cols = (np.arange(height) * image.shape[0]) // height, (np.arange(width) * image.shape[1]) // width
         return _stack([_header(["no instance"], settings, width), image[rows][:, cols]], settings.gap)
-    rows = [instance_row(image, visible_masks[k], amodal_masks[k], None if ground_truth_masks is None else ground_truth_masks[k],
-                         labels[k], settings) for k in range(count)]
+    rows = [
+        instance_row(
+            image,
+            visible_masks[k],
+            amodal_masks[k],
+            None if ground_truth_masks is None else ground_truth_masks[k],
+            labels[k],
+            settings,
+        )
+        for k in range(count)
+    ]
     return figure_of_rows(rows, ground_truth_masks is not None, settings)
 
 
-def figure_of_rows(rows: Sequence[np.ndarray], ground_truth: bool, settings: PanelSettings = PanelSettings()) -> np.ndarray:
+def figure_of_rows(
+    rows: Sequence[np.ndarray], ground_truth: bool, settings: PanelSettings = PanelSettings()
+) -> np.ndarray:
     """Rows of :func:`instance_row` (made with ``settings``; with ground truth or all without) under
     the header naming their columns: one picture of instances from several images, e.g."""
     if not rows:
@@ -232,7 +243,10 @@ def _side_by_side(panels: Sequence[np.ndarray], gap: int) -> np.ndarray:
 def _stack(rows: Sequence[np.ndarray], gap: int) -> np.ndarray:
     rows = [row for row in rows if row.shape[0] > 0]
     width = max(row.shape[1] for row in rows)
-    padded = [np.concatenate([row, np.full((row.shape[0], width - row.shape[1], 3), BACKGROUND, np.uint8)], axis=1) for row in rows]
+    padded = [
+        np.concatenate([row, np.full((row.shape[0], width - row.shape[1], 3), BACKGROUND, np.uint8)], axis=1)
+        for row in rows
+    ]
     spacer = np.full((gap, width, 3), BACKGROUND, np.uint8)
     parts = [part for row in padded for part in (row, spacer)][:-1]
     return np.concatenate(parts, axis=0)

@@ -42,10 +42,10 @@ import torch
 from torch import nn
 from torchvision.ops import box_iou
 
+from a3d_core.boxes import DEFAULT_CROP_SCALE, crop_images, crop_masks, jitter_boxes, paste_masks, square_boxes
 from a3d_core.errors import InputError
 from a3d_core.io.checkpoints import load_checked_weights, read_checkpoint
 from a3d_core.model.asm import KINDS, AmodalShapeModel, ASMSettings, build_stage2
-from a3d_core.boxes import DEFAULT_CROP_SCALE, crop_images, crop_masks, jitter_boxes, paste_masks, square_boxes
 from a3d_core.model.stage1 import Stage1MaskRCNN, Stage1Settings
 
 ARCHITECTURE = "a3d-two-stage"
@@ -145,7 +145,11 @@ class A3DNetwork(nn.Module):
 
     def config(self) -> dict[str, Any]:
         """JSON-able; :func:`build_a3d_from_config` rebuilds the same architecture."""
-        return {"architecture": ARCHITECTURE, "category_names": self.category_names, "settings": self.settings.to_dict()}
+        return {
+            "architecture": ARCHITECTURE,
+            "category_names": self.category_names,
+            "settings": self.settings.to_dict(),
+        }
 
     # --------------------------------------------------------------------------------- forward
     def forward(
@@ -195,7 +199,9 @@ class A3DNetwork(nn.Module):
         losses.update({STAGE2_LOSS_PREFIX + name: value for name, value in stage2_losses.items()})
         return losses
 
-    def _ground_truth_instances(self, images: list[torch.Tensor], targets: list[Mapping[str, torch.Tensor]]) -> list[dict[str, torch.Tensor]]:
+    def _ground_truth_instances(
+        self, images: list[torch.Tensor], targets: list[Mapping[str, torch.Tensor]]
+    ) -> list[dict[str, torch.Tensor]]:
         """Stage-2 training crops at jittered ground-truth boxes, with ground-truth visible masks."""
         parts = []
         for image, target in zip(images, targets):
@@ -206,10 +212,16 @@ class A3DNetwork(nn.Module):
             boxes = target["boxes"][keep].float()
             if self.settings.jitter > 0:
                 boxes = jitter_boxes(boxes, tuple(image.shape[-2:]), self.settings.jitter)
-            parts.append(self._training_crops(image, boxes, target["masks"][keep], target["amodal_masks"][keep], target["labels"][keep]))
+            parts.append(
+                self._training_crops(
+                    image, boxes, target["masks"][keep], target["amodal_masks"][keep], target["labels"][keep]
+                )
+            )
         return parts
 
-    def _detected_instances(self, images: list[torch.Tensor], targets: list[Mapping[str, torch.Tensor]]) -> list[dict[str, torch.Tensor]]:
+    def _detected_instances(
+        self, images: list[torch.Tensor], targets: list[Mapping[str, torch.Tensor]]
+    ) -> list[dict[str, torch.Tensor]]:
         """Stage-2 training crops at stage 1's detections matched to ground truth (box IoU >= match_iou)."""
         self.stage1.eval()
         try:
@@ -222,16 +234,28 @@ class A3DNetwork(nn.Module):
             if len(detected["boxes"]) == 0 or len(target["boxes"]) == 0:
                 continue
             best_iou, best_truth = box_iou(detected["boxes"], target["boxes"].float()).max(dim=1)
-            matched = torch.nonzero(best_iou >= self.settings.match_iou).flatten()[: self.settings.max_instances_per_image]
+            matched = torch.nonzero(best_iou >= self.settings.match_iou).flatten()[
+                : self.settings.max_instances_per_image
+            ]
             if len(matched) == 0:
                 continue
             truth = best_truth[matched]
             visible = (detected["masks"][matched, 0] > self.settings.mask_threshold).float()
-            parts.append(self._training_crops(image, detected["boxes"][matched], visible, target["amodal_masks"][truth], target["labels"][truth]))
+            parts.append(
+                self._training_crops(
+                    image, detected["boxes"][matched], visible, target["amodal_masks"][truth], target["labels"][truth]
+                )
+            )
         return parts
 
-    def _training_crops(self, image: torch.Tensor, boxes: torch.Tensor, visible: torch.Tensor, amodal: torch.Tensor,
-                        labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _training_crops(
+        self,
+        image: torch.Tensor,
+        boxes: torch.Tensor,
+        visible: torch.Tensor,
+        amodal: torch.Tensor,
+        labels: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
         size = self.settings.stage2.image_size
         squares = square_boxes(boxes, self.settings.crop_scale)
         return {
@@ -247,8 +271,13 @@ class A3DNetwork(nn.Module):
         amodal = self.complete(images, [d["boxes"] for d in detections], visible, [d["labels"] for d in detections])
         outputs = []
         for detected, visible_masks, completed in zip(detections, visible, amodal):
-            output = {"boxes": detected["boxes"], "labels": detected["labels"], "scores": detected["scores"],
-                      "visible_masks": visible_masks, "amodal_masks": completed["amodal_masks"]}
+            output = {
+                "boxes": detected["boxes"],
+                "labels": detected["labels"],
+                "scores": detected["scores"],
+                "visible_masks": visible_masks,
+                "amodal_masks": completed["amodal_masks"],
+            }
             output.update({key: value for key, value in completed.items() if key != "amodal_masks"})
             outputs.append(output)
         return outputs
@@ -291,9 +320,9 @@ def complete_instances(
     counts = [len(b) for b in boxes]
     if sum(counts) == 0:
         return [_empty_completion(stage2, image) for image in images]
-    visible = torch.cat([
-        crop_masks((m > settings.mask_threshold).float(), s, size) for m, s in zip(visible_masks, squares) if len(s)
-    ])
+    visible = torch.cat(
+        [crop_masks((m > settings.mask_threshold).float(), s, size) for m, s in zip(visible_masks, squares) if len(s)]
+    )
     batch = {
         "rgb": crop_images([i for i, s in zip(images, squares) if len(s)], [s for s in squares if len(s)], size),
         "visible": (visible >= 0.5).float()[:, None],
@@ -301,7 +330,9 @@ def complete_instances(
     }
     predicted = stage2(batch)
     results = []
-    for image, square, visible_of_image, crop_masks_of_image in zip(images, squares, visible_masks, predicted["amodal_mask"].split(counts)):
+    for image, square, visible_of_image, crop_masks_of_image in zip(
+        images, squares, visible_masks, predicted["amodal_mask"].split(counts)
+    ):
         amodal = paste_masks(crop_masks_of_image, square, tuple(image.shape[-2:]))
         if settings.keep_visible:
             amodal = torch.maximum(amodal, visible_of_image.to(amodal))
@@ -325,7 +356,12 @@ def _check_images(images: list[torch.Tensor]) -> None:
     if not images:
         raise InputError("the two-stage network got no images")
     for index, image in enumerate(images):
-        if not isinstance(image, torch.Tensor) or image.ndim != 3 or image.shape[0] != 3 or not image.is_floating_point():
+        if (
+            not isinstance(image, torch.Tensor)
+            or image.ndim != 3
+            or image.shape[0] != 3
+            or not image.is_floating_point()
+        ):
             shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
             raise InputError(f"image {index}: expected a float (3, H, W) tensor, got {shape}")
 
@@ -363,7 +399,11 @@ def load_a3d_from_checkpoint(path: str | os.PathLike, map_location: str | torch.
     checkpoint = read_checkpoint(path, CHECKPOINT_KEYS, "a model checkpoint", map_location)
     config = checkpoint["model_config"]
     if isinstance(config, Mapping) and config.get("architecture") != ARCHITECTURE:
-        kind = f"a stage-2 ({config['kind']}) checkpoint, e.g. from `a3d pretrain`" if "kind" in config else "another architecture's checkpoint"
+        kind = (
+            f"a stage-2 ({config['kind']}) checkpoint, e.g. from `a3d pretrain`"
+            if "kind" in config
+            else "another architecture's checkpoint"
+        )
         raise InputError(f"{path}: {kind}, not a fine-tuned two-stage model (from `a3d finetune`)")
     try:
         model = build_a3d_from_config(config)

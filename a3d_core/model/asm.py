@@ -51,8 +51,8 @@ import torch
 from torch import nn
 
 from a3d_core.errors import InputError
-from a3d_core.io.checkpoints import load_checked_weights, read_checkpoint
 from a3d_core.geometry import Viewpoint, ico_sphere_template
+from a3d_core.io.checkpoints import load_checked_weights, read_checkpoint
 from a3d_core.model.baseline2d import MaskDecoder2D, MaskDecoder2DSettings
 from a3d_core.model.encoder import ClassificationBranch, Encoder, EncoderSettings
 from a3d_core.model.losses import (
@@ -143,7 +143,9 @@ class ASMSettings:
         if self.renderer is None:
             self.renderer = SilhouetteRendererSettings(image_size=self.image_size)
         elif self.renderer.image_size != self.image_size:
-            raise ValueError(f"renderer.image_size {self.renderer.image_size} differs from image_size {self.image_size}")
+            raise ValueError(
+                f"renderer.image_size {self.renderer.image_size} differs from image_size {self.image_size}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (tuples become lists); :meth:`from_dict` inverts it."""
@@ -178,8 +180,9 @@ class MeshMaskBranch(nn.Module):
     views, where logits trained to predict it picked it for 72%.)
     """
 
-    def __init__(self, shape_decoder: ShapeDecoder, viewpoint_estimator: ViewpointEstimator,
-                 renderer: SoftSilhouetteRenderer) -> None:
+    def __init__(
+        self, shape_decoder: ShapeDecoder, viewpoint_estimator: ViewpointEstimator, renderer: SoftSilhouetteRenderer
+    ) -> None:
         super().__init__()
         self.shape_decoder = shape_decoder
         self.viewpoint_estimator = viewpoint_estimator
@@ -203,8 +206,12 @@ class MeshMaskBranch(nn.Module):
             return {"coarse_mask": self.render(vertices, hypotheses), "vertices": vertices, "viewpoint": hypotheses}
         if scores is not None and not self.training:  # the best-scored hypothesis alone: one camera's cost
             viewpoint = pick_hypotheses(hypotheses, scores.argmax(dim=1))
-            return {"coarse_mask": self.render(vertices, viewpoint), "vertices": vertices, "viewpoint": viewpoint,
-                    "hypothesis_scores": scores}
+            return {
+                "coarse_mask": self.render(vertices, viewpoint),
+                "vertices": vertices,
+                "viewpoint": viewpoint,
+                "hypothesis_scores": scores,
+            }
         masks = self.render(vertices.repeat_interleave(count, dim=0), hypotheses)
         if scores is not None:
             chosen = scores.detach().argmax(dim=1)
@@ -213,8 +220,13 @@ class MeshMaskBranch(nn.Module):
             chosen = soft_iou(masks, visible).view(-1, count).argmax(dim=1)
         masks = masks.view(len(vertices), count, *masks.shape[1:])
         coarse = masks[torch.arange(len(vertices), device=chosen.device), chosen]
-        outputs = {"coarse_mask": coarse, "vertices": vertices, "viewpoint": pick_hypotheses(hypotheses, chosen),
-                   "hypothesis_masks": masks, "hypotheses": hypotheses}
+        outputs = {
+            "coarse_mask": coarse,
+            "vertices": vertices,
+            "viewpoint": pick_hypotheses(hypotheses, chosen),
+            "hypothesis_masks": masks,
+            "hypotheses": hypotheses,
+        }
         if scores is not None:
             outputs["hypothesis_scores"] = scores
         return outputs
@@ -233,8 +245,16 @@ class AmodalShapeModel(nn.Module):
         refine: the edge refine, or ``None`` to use the coarse mask as the final mask.
     """
 
-    def __init__(self, kind: str, category_names: list[str], settings: ASMSettings, encoder: Encoder,
-                 classifier: ClassificationBranch, mask_branch: nn.Module, refine: EdgeRefine | None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        category_names: list[str],
+        settings: ASMSettings,
+        encoder: Encoder,
+        classifier: ClassificationBranch,
+        mask_branch: nn.Module,
+        refine: EdgeRefine | None,
+    ) -> None:
         super().__init__()
         self.kind = kind
         self.category_names = list(category_names)
@@ -304,7 +324,11 @@ class AmodalShapeModel(nn.Module):
         features = self.encoder(inputs)
         class_logits = self.classifier(features)
         category = batch.get("shape_category")
-        category = class_logits.argmax(dim=1) if category is None else _categories(category, rgb.shape[0], len(self.category_names), "shape_category")
+        category = (
+            class_logits.argmax(dim=1)
+            if category is None
+            else _categories(category, rgb.shape[0], len(self.category_names), "shape_category")
+        )
         branch = self.mask_branch(features, inputs, category)
         coarse = branch["coarse_mask"]
         final = coarse if self.refine is None else torch.sigmoid(self.refine(coarse, rgb, visible))
@@ -313,8 +337,9 @@ class AmodalShapeModel(nn.Module):
             outputs.update(vertices=branch["vertices"], faces=self.mask_branch.faces, viewpoint=branch["viewpoint"])
         return outputs
 
-    def _losses(self, batch: Mapping[str, Any], rgb: torch.Tensor, visible: torch.Tensor,
-                amodal: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _losses(
+        self, batch: Mapping[str, Any], rgb: torch.Tensor, visible: torch.Tensor, amodal: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         if "category" not in batch:
             raise InputError("a training batch needs 'category' (B,) int64")
         category = _categories(batch["category"], rgb.shape[0], len(self.category_names), "category")
@@ -322,12 +347,20 @@ class AmodalShapeModel(nn.Module):
         if cross_view:
             missing = [key for key in PAIR_KEYS if key not in batch]
             if missing:
-                raise InputError(f"cross_view_weight > 0 needs the pair entries {', '.join(missing)} in every training batch")
-            rgb_pair, visible_pair, amodal_pair = _image_inputs(batch, self.settings.image_size, ("rgb_pair", "visible_pair", "amodal_pair"))
+                raise InputError(
+                    f"cross_view_weight > 0 needs the pair entries {', '.join(missing)} in every training batch"
+                )
+            rgb_pair, visible_pair, amodal_pair = _image_inputs(
+                batch, self.settings.image_size, ("rgb_pair", "visible_pair", "amodal_pair")
+            )
             if rgb_pair.shape[0] != rgb.shape[0]:
                 raise InputError(f"{rgb_pair.shape[0]} pair views for {rgb.shape[0]} views")
             category_pair = _categories(batch["category_pair"], rgb.shape[0], len(self.category_names), "category_pair")
-            rgb, visible, amodal = torch.cat([rgb, rgb_pair]), torch.cat([visible, visible_pair]), torch.cat([amodal, amodal_pair])
+            rgb, visible, amodal = (
+                torch.cat([rgb, rgb_pair]),
+                torch.cat([visible, visible_pair]),
+                torch.cat([amodal, amodal_pair]),
+            )
             category = torch.cat([category, category_pair])
 
         weights = self.settings.losses
@@ -347,12 +380,16 @@ class AmodalShapeModel(nn.Module):
             if weights.reconstruction:
                 losses["reconstruction"] = weights.reconstruction * errors.gather(1, best[:, None]).mean()
             if "hypothesis_scores" in branch and weights.hypothesis_score:
-                losses["hypothesis_score"] = weights.hypothesis_score * classification_loss(branch["hypothesis_scores"], best)
+                losses["hypothesis_score"] = weights.hypothesis_score * classification_loss(
+                    branch["hypothesis_scores"], best
+                )
         elif weights.reconstruction:
             losses["reconstruction"] = weights.reconstruction * reconstruction_loss(coarse, amodal_2d)
         if self.refine is not None and weights.edge_refine:
             refined = self.refine(coarse, rgb, visible)
-            losses["edge_refine"] = weights.edge_refine * edge_refine_loss(refined, amodal_2d, visible_2d, weights.edge_outside_visible)
+            losses["edge_refine"] = weights.edge_refine * edge_refine_loss(
+                refined, amodal_2d, visible_2d, weights.edge_outside_visible
+            )
         if weights.classification:
             losses["classification"] = weights.classification * classification_loss(self.classifier(features), category)
         if self.is_3d:
@@ -391,13 +428,17 @@ def _image_inputs(batch: Mapping[str, Any], size: int, keys: tuple[str, ...]) ->
 
 def _categories(value: Any, batch_size: int, num_categories: int, key: str) -> torch.Tensor:
     if not isinstance(value, torch.Tensor) or value.shape != (batch_size,) or value.dtype.is_floating_point:
-        raise InputError(f"batch[{key!r}] must be a ({batch_size},) integer tensor, got {getattr(value, 'shape', value)}")
+        raise InputError(
+            f"batch[{key!r}] must be a ({batch_size},) integer tensor, got {getattr(value, 'shape', value)}"
+        )
     if batch_size and (int(value.min()) < 0 or int(value.max()) >= num_categories):
         raise InputError(f"batch[{key!r}] has class indices outside [0, {num_categories}): {value.tolist()}")
     return value.long()
 
 
-def transfer_pretrained(target: AmodalShapeModel, source: AmodalShapeModel, pairs: Mapping[str, str] | None = None) -> list[str]:
+def transfer_pretrained(
+    target: AmodalShapeModel, source: AmodalShapeModel, pairs: Mapping[str, str] | None = None
+) -> list[str]:
     """Initialise ``target`` from a pretrained ``source`` the paper's way (3.7); returns the transferred categories.
 
     Everything not specific to a category (encoders, viewpoint estimator, edge refine, ...) is
@@ -410,8 +451,11 @@ def transfer_pretrained(target: AmodalShapeModel, source: AmodalShapeModel, pair
         raise InputError(f"cannot initialise a {target.kind!r} model from a {source.kind!r} one")
     category_prefixes = ("classifier.", "mask_branch.shape_decoder.decoders.")
     source_state = source.state_dict()
-    shared = {key: value for key, value in target.state_dict().items()
-              if not key.startswith(category_prefixes) and key in source_state and source_state[key].shape == value.shape}
+    shared = {
+        key: value
+        for key, value in target.state_dict().items()
+        if not key.startswith(category_prefixes) and key in source_state and source_state[key].shape == value.shape
+    }
     target.load_state_dict({**target.state_dict(), **{key: source_state[key] for key in shared}})
     if pairs is None:
         pairs = {name: name for name in target.category_names if name in source.category_names}

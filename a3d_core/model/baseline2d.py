@@ -43,12 +43,16 @@ class MaskDecoder2D(nn.Module):
         self.settings = settings or MaskDecoder2DSettings()
         widths = self.settings.channels
         self.start_size = image_size // 8
-        self.to_map = nn.Sequential(nn.Linear(feature_dim, widths[0] * self.start_size ** 2), nn.ReLU(inplace=True))
+        self.to_map = nn.Sequential(nn.Linear(feature_dim, widths[0] * self.start_size**2), nn.ReLU(inplace=True))
         self.stages = nn.ModuleList(conv_bn_relu(widths[i], widths[i + 1]) for i in range(3))
         self.to_logits = nn.Conv2d(widths[-1], 1, kernel_size=1)
 
-    def forward(self, features: torch.Tensor, inputs: torch.Tensor, categories: torch.Tensor) -> dict[str, torch.Tensor]:
-        maps = self.to_map(features).view(features.shape[0], self.settings.channels[0], self.start_size, self.start_size)
+    def forward(
+        self, features: torch.Tensor, inputs: torch.Tensor, categories: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        maps = self.to_map(features).view(
+            features.shape[0], self.settings.channels[0], self.start_size, self.start_size
+        )
         for stage in self.stages:
             maps = stage(F.interpolate(maps, scale_factor=2.0, mode="bilinear", align_corners=False))
         return {"coarse_mask": torch.sigmoid(self.to_logits(maps).squeeze(1))}

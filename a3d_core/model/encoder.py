@@ -30,7 +30,9 @@ class EncoderSettings:
         self.channels = tuple(int(c) for c in self.channels)
         self.fc_dims = tuple(int(d) for d in self.fc_dims)
         if len(self.channels) != 5:
-            raise ValueError(f"the encoder has five conv-bn-relu blocks (paper 3.3); got {len(self.channels)} channel counts")
+            raise ValueError(
+                f"the encoder has five conv-bn-relu blocks (paper 3.3); got {len(self.channels)} channel counts"
+            )
         if len(self.fc_dims) != 3:
             raise ValueError(f"the encoder has three fc layers (paper 3.3); got {len(self.fc_dims)} sizes")
         if min(self.channels + self.fc_dims) < 1:
@@ -76,8 +78,10 @@ class Encoder(nn.Module):
         flat = self.settings.channels[-1] * side * side
         fc1, fc2, fc3 = self.settings.fc_dims
         self.fcs = nn.Sequential(
-            nn.Linear(flat, fc1), nn.ReLU(inplace=True),
-            nn.Linear(fc1, fc2), nn.ReLU(inplace=True),
+            nn.Linear(flat, fc1),
+            nn.ReLU(inplace=True),
+            nn.Linear(fc1, fc2),
+            nn.ReLU(inplace=True),
             nn.Linear(fc2, fc3),
         )
 
@@ -88,7 +92,9 @@ class Encoder(nn.Module):
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         expected = (self.in_channels, self.image_size, self.image_size)
         if inputs.ndim != 4 or tuple(inputs.shape[1:]) != expected:
-            raise ValueError(f"encoder expects (B, {expected[0]}, {expected[1]}, {expected[2]}), got {tuple(inputs.shape)}")
+            raise ValueError(
+                f"encoder expects (B, {expected[0]}, {expected[1]}, {expected[2]}), got {tuple(inputs.shape)}"
+            )
         return self.fcs(self.convs(inputs).flatten(1))
 
 
@@ -119,8 +125,10 @@ class ClassificationBranch(nn.Module):
         row = self._row(name)
         weight, bias = state["weight"], state["bias"]
         if weight.shape != self.linear.weight.shape[1:] or bias.shape != ():
-            raise ValueError(f"classifier state for {name!r} has shapes {tuple(weight.shape)}, {tuple(bias.shape)}; "
-                             f"expected ({self.linear.weight.shape[1]},), ()")
+            raise ValueError(
+                f"classifier state for {name!r} has shapes {tuple(weight.shape)}, {tuple(bias.shape)}; "
+                f"expected ({self.linear.weight.shape[1]},), ()"
+            )
         with torch.no_grad():
             self.linear.weight[row].copy_(weight)
             self.linear.bias[row].copy_(bias)

@@ -49,7 +49,9 @@ def soft_iou(prediction: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) 
     0 for disjoint ones (and ~0 when both are empty).
     """
     if prediction.shape != target.shape or prediction.ndim != 3:
-        raise ValueError(f"soft_iou expects two (B, H, W) tensors, got {tuple(prediction.shape)}, {tuple(target.shape)}")
+        raise ValueError(
+            f"soft_iou expects two (B, H, W) tensors, got {tuple(prediction.shape)}, {tuple(target.shape)}"
+        )
     intersection = (prediction * target).sum(dim=(1, 2))
     union = (prediction + target - prediction * target).sum(dim=(1, 2))
     return intersection / (union + eps)
@@ -60,15 +62,18 @@ def reconstruction_loss(coarse: torch.Tensor, amodal: torch.Tensor) -> torch.Ten
     return (1.0 - soft_iou(coarse, amodal)).mean()
 
 
-def edge_refine_loss(logits: torch.Tensor, amodal: torch.Tensor, visible: torch.Tensor,
-                     outside_weight: float = 0.5) -> torch.Tensor:
+def edge_refine_loss(
+    logits: torch.Tensor, amodal: torch.Tensor, visible: torch.Tensor, outside_weight: float = 0.5
+) -> torch.Tensor:
     """``L_E`` (eq. 2): BCE of refined logits ``(B, H, W)`` against the amodal mask ``(B, H, W)``,
     weighted 1 where ``visible`` ``(B, H, W)`` is 1 and ``outside_weight`` elsewhere; the mean
     over pixels and instances (a scalar).
     """
     if not logits.shape == amodal.shape == visible.shape or logits.ndim != 3:
-        raise ValueError(f"edge_refine_loss expects three (B, H, W) tensors, got "
-                         f"{tuple(logits.shape)}, {tuple(amodal.shape)}, {tuple(visible.shape)}")
+        raise ValueError(
+            f"edge_refine_loss expects three (B, H, W) tensors, got "
+            f"{tuple(logits.shape)}, {tuple(amodal.shape)}, {tuple(visible.shape)}"
+        )
     weights = visible + outside_weight * (1.0 - visible)
     return F.binary_cross_entropy_with_logits(logits, amodal, weight=weights, reduction="mean")
 

@@ -28,7 +28,9 @@ class RefineSettings:
 
 
 class EdgeRefine(nn.Module):
-    """forward(coarse ``(B, S, S)`` in [0, 1], rgb ``(B, 3, S, S)``, visible ``(B, 1, S, S)``) -> logits ``(B, S, S)``."""
+    """forward(coarse ``(B, S, S)`` in [0, 1], rgb ``(B, 3, S, S)``, visible ``(B, 1, S, S)``)
+    -> logits ``(B, S, S)``.
+    """
 
     def __init__(self, settings: RefineSettings | None = None) -> None:
         super().__init__()
@@ -39,7 +41,9 @@ class EdgeRefine(nn.Module):
 
     def forward(self, coarse: torch.Tensor, rgb: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
         if coarse.ndim != 3 or rgb.shape[1:2] != (3,) or visible.shape[1:2] != (1,):
-            raise ValueError(f"edge refine expects coarse (B, S, S), rgb (B, 3, S, S), visible (B, 1, S, S); "
-                             f"got {tuple(coarse.shape)}, {tuple(rgb.shape)}, {tuple(visible.shape)}")
+            raise ValueError(
+                f"edge refine expects coarse (B, S, S), rgb (B, 3, S, S), visible (B, 1, S, S); "
+                f"got {tuple(coarse.shape)}, {tuple(rgb.shape)}, {tuple(visible.shape)}"
+            )
         stacked = torch.cat([coarse.unsqueeze(1), rgb, visible], dim=1)
         return self.to_logits(self.layers(stacked)).squeeze(1)

@@ -104,19 +104,26 @@ class SoftSilhouetteRenderer(nn.Module):
         return render_silhouettes_fast_backend(vertices, faces, viewpoint, self.settings)
 
 
-def render_silhouettes_fast_backend(vertices: torch.Tensor, faces: torch.Tensor, viewpoint: Viewpoint,
-                                    settings: SilhouetteRendererSettings) -> torch.Tensor:
+def render_silhouettes_fast_backend(
+    vertices: torch.Tensor, faces: torch.Tensor, viewpoint: Viewpoint, settings: SilhouetteRendererSettings
+) -> torch.Tensor:
     """The ``fast`` backend (``render_fast``) with the reference's cameras and blur radius. Returns ``(B, H, W)``."""
     cameras = look_at_cameras(viewpoint.to(vertices.device), fov_degrees=settings.fov_degrees)
     return render_silhouettes_fast(
-        vertices, faces.to(vertices.device), cameras, image_size=settings.image_size, sigma=settings.sigma,
-        blur_radius=soft_blur_radius(settings.sigma), faces_per_pixel=settings.faces_per_pixel,
+        vertices,
+        faces.to(vertices.device),
+        cameras,
+        image_size=settings.image_size,
+        sigma=settings.sigma,
+        blur_radius=soft_blur_radius(settings.sigma),
+        faces_per_pixel=settings.faces_per_pixel,
         max_chunk_elements=settings.max_chunk_elements,
     )
 
 
-def render_silhouettes_pytorch3d(vertices: torch.Tensor, faces: torch.Tensor, viewpoint: Viewpoint,
-                                 settings: SilhouetteRendererSettings) -> torch.Tensor:
+def render_silhouettes_pytorch3d(
+    vertices: torch.Tensor, faces: torch.Tensor, viewpoint: Viewpoint, settings: SilhouetteRendererSettings
+) -> torch.Tensor:
     """The reference: pytorch3d MeshRasterizer + SoftSilhouetteShader. Returns ``(B, H, W)``."""
     batch = vertices.shape[0]
     meshes = Meshes(verts=list(vertices), faces=[faces.to(vertices.device)] * batch)

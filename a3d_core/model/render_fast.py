@@ -76,8 +76,9 @@ _BARYCENTRIC_STARTS, _BARYCENTRIC_ENDS = [1, 2, 0], [2, 0, 1]
 def _edge_function(point: torch.Tensor, start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
     """pytorch3d's ``EdgeFunctionForward``: the 2D cross product ``(end - start) x (point - start)``,
     in the kernel's operand order so that rounding matches. Shapes ``(..., 2)`` -> ``(...)``."""
-    return ((point[..., 0] - start[..., 0]) * (end[..., 1] - start[..., 1])
-            - (point[..., 1] - start[..., 1]) * (end[..., 0] - start[..., 0]))
+    return (point[..., 0] - start[..., 0]) * (end[..., 1] - start[..., 1]) - (point[..., 1] - start[..., 1]) * (
+        end[..., 0] - start[..., 0]
+    )
 
 
 def _point_segment_squared_distance(point: torch.Tensor, start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
@@ -104,17 +105,20 @@ def signed_squared_distances(points: torch.Tensor, triangles: torch.Tensor) -> t
     """
     doubled_area = _edge_function(triangles[:, 2], triangles[:, 0], triangles[:, 1]) + PYTORCH3D_EPSILON
     barycentric_numerators = _edge_function(
-        points[:, None], triangles[:, _BARYCENTRIC_STARTS], triangles[:, _BARYCENTRIC_ENDS])
+        points[:, None], triangles[:, _BARYCENTRIC_STARTS], triangles[:, _BARYCENTRIC_ENDS]
+    )
     inside = (barycentric_numerators / doubled_area[:, None] > 0).all(dim=1)
     edge_distances = _point_segment_squared_distance(
-        points[:, None], triangles[:, _SEGMENT_STARTS], triangles[:, _SEGMENT_ENDS])
+        points[:, None], triangles[:, _SEGMENT_STARTS], triangles[:, _SEGMENT_ENDS]
+    )
     nearest_edge = edge_distances.amin(dim=1)
     return torch.where(inside, -nearest_edge, nearest_edge)
 
 
 @torch.no_grad()
-def nearest_faces(vertices_ndc: torch.Tensor, faces: torch.Tensor, image_size: int, blur_radius: float,
-                  faces_per_pixel: int) -> torch.Tensor:
+def nearest_faces(
+    vertices_ndc: torch.Tensor, faces: torch.Tensor, image_size: int, blur_radius: float, faces_per_pixel: int
+) -> torch.Tensor:
     """pytorch3d's choice of faces, without gradients: ``pix_to_face`` ``(B, H, W, K)``.
 
     ``vertices_ndc`` ``(B, V, 3)`` from :func:`project_to_ndc`; ``faces`` ``(F, 3)``. Entries
@@ -140,8 +144,9 @@ def nearest_faces(vertices_ndc: torch.Tensor, faces: torch.Tensor, image_size: i
     return pix_to_face
 
 
-def soft_silhouettes_of_selected_faces(vertices_ndc: torch.Tensor, faces: torch.Tensor, pix_to_face: torch.Tensor,
-                                       sigma: float) -> torch.Tensor:
+def soft_silhouettes_of_selected_faces(
+    vertices_ndc: torch.Tensor, faces: torch.Tensor, pix_to_face: torch.Tensor, sigma: float
+) -> torch.Tensor:
     """SoftRas silhouettes ``(B, H, W)`` from the faces selected per pixel (paper 3.4).
 
     ``vertices_ndc`` ``(B, V, 3)`` carries the gradients; ``pix_to_face`` ``(B, H, W, K)`` packed
@@ -150,7 +155,9 @@ def soft_silhouettes_of_selected_faces(vertices_ndc: torch.Tensor, faces: torch.
     batch, num_vertices, _ = vertices_ndc.shape
     _, height, width, faces_per_pixel = pix_to_face.shape
     device = vertices_ndc.device
-    packed_faces = (faces.to(device)[None] + num_vertices * torch.arange(batch, device=device)[:, None, None]).reshape(-1, 3)
+    packed_faces = (faces.to(device)[None] + num_vertices * torch.arange(batch, device=device)[:, None, None]).reshape(
+        -1, 3
+    )
     flat_pix_to_face = pix_to_face.reshape(-1, faces_per_pixel)
     pixel_index, slot = (flat_pix_to_face >= 0).nonzero(as_tuple=True)
     triangle_vertices = packed_faces[flat_pix_to_face[pixel_index, slot]]
@@ -163,9 +170,16 @@ def soft_silhouettes_of_selected_faces(vertices_ndc: torch.Tensor, faces: torch.
     return (-torch.expm1(log_transmittance)).reshape(batch, height, width)
 
 
-def render_silhouettes_fast(vertices: torch.Tensor, faces: torch.Tensor, cameras: CamerasBase, image_size: int,
-                            sigma: float, blur_radius: float, faces_per_pixel: int,
-                            max_chunk_elements: int) -> torch.Tensor:
+def render_silhouettes_fast(
+    vertices: torch.Tensor,
+    faces: torch.Tensor,
+    cameras: CamerasBase,
+    image_size: int,
+    sigma: float,
+    blur_radius: float,
+    faces_per_pixel: int,
+    max_chunk_elements: int,
+) -> torch.Tensor:
     """Soft silhouettes ``(B, H, W)`` of meshes ``vertices`` ``(B, V, 3)`` sharing ``faces`` ``(F, 3)``.
 
     ``cameras`` holds B cameras. The batch is rendered in chunks of at most

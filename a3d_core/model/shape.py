@@ -70,7 +70,10 @@ def mirror_vertex_index(vertices: torch.Tensor, tolerance: float = 1e-3) -> torc
     mirrored = vertices * vertices.new_tensor(MIRROR)
     distance, index = torch.cdist(mirrored, vertices).min(dim=1)
     if float(distance.max()) > tolerance:
-        raise ValueError(f"the template is not symmetric about x = 0 (a vertex's mirror is {float(distance.max()):.3g} from any vertex)")
+        raise ValueError(
+            f"the template is not symmetric about x = 0 (a vertex's mirror is {float(distance.max()):.3g} from any "
+            "vertex)"
+        )
     return index
 
 
@@ -81,8 +84,10 @@ class CategoryShapeDecoder(nn.Module):
         super().__init__()
         self.num_vertices = num_vertices
         self.blocks = nn.Sequential(
-            nn.Linear(feature_dim, settings.hidden_dim), nn.ReLU(inplace=True),
-            nn.Linear(settings.hidden_dim, settings.hidden_dim), nn.ReLU(inplace=True),
+            nn.Linear(feature_dim, settings.hidden_dim),
+            nn.ReLU(inplace=True),
+            nn.Linear(settings.hidden_dim, settings.hidden_dim),
+            nn.ReLU(inplace=True),
         )
         self.offsets = nn.Linear(settings.hidden_dim, num_vertices * 3)
         nn.init.normal_(self.offsets.weight, std=settings.offset_init_std)
@@ -105,8 +110,14 @@ class ShapeDecoder(nn.Module):
     each instance decoded by its category's decoder (mirror-symmetric when ``settings.symmetric``).
     """
 
-    def __init__(self, category_names: list[str], template_vertices: torch.Tensor, faces: torch.Tensor,
-                 feature_dim: int, settings: ShapeDecoderSettings | None = None) -> None:
+    def __init__(
+        self,
+        category_names: list[str],
+        template_vertices: torch.Tensor,
+        faces: torch.Tensor,
+        feature_dim: int,
+        settings: ShapeDecoderSettings | None = None,
+    ) -> None:
         super().__init__()
         if not category_names:
             raise ValueError("the shape decoder needs at least one category")
@@ -128,7 +139,9 @@ class ShapeDecoder(nn.Module):
         self.register_buffer("template_vertices", template_vertices.clone(), persistent=False)
         self.register_buffer("faces", faces.detach().long().clone(), persistent=False)
         num_vertices = template_vertices.shape[0]
-        self.decoders = nn.ModuleDict({key: CategoryShapeDecoder(feature_dim, num_vertices, self.settings) for key in keys})
+        self.decoders = nn.ModuleDict(
+            {key: CategoryShapeDecoder(feature_dim, num_vertices, self.settings) for key in keys}
+        )
 
     @property
     def num_vertices(self) -> int:
@@ -142,7 +155,9 @@ class ShapeDecoder(nn.Module):
 
     def forward(self, features: torch.Tensor, categories: torch.Tensor) -> torch.Tensor:
         if features.ndim != 2 or categories.shape != features.shape[:1]:
-            raise ValueError(f"features must be (B, D) and categories (B,), got {tuple(features.shape)}, {tuple(categories.shape)}")
+            raise ValueError(
+                f"features must be (B, D) and categories (B,), got {tuple(features.shape)}, {tuple(categories.shape)}"
+            )
         if categories.numel() and (int(categories.min()) < 0 or int(categories.max()) >= len(self.category_names)):
             raise ValueError(f"category indices must be in [0, {len(self.category_names)}), got {categories.tolist()}")
         offsets = features.new_zeros(features.shape[0], self.num_vertices, 3)
@@ -174,6 +189,8 @@ class ShapeDecoder(nn.Module):
             raise ValueError(f"shape decoder state for {name!r} has keys {sorted(state)}; expected {sorted(own)}")
         for key, value in state.items():
             if value.shape != own[key].shape:
-                raise ValueError(f"shape decoder state for {name!r}: {key} has shape {tuple(value.shape)}, "
-                                 f"expected {tuple(own[key].shape)} (another template level or hidden size?)")
+                raise ValueError(
+                    f"shape decoder state for {name!r}: {key} has shape {tuple(value.shape)}, "
+                    f"expected {tuple(own[key].shape)} (another template level or hidden size?)"
+                )
         decoder.load_state_dict(state)

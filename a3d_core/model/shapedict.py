@@ -95,9 +95,15 @@ class ShapeDictBranch(nn.Module):
     @torch.no_grad()
     def fit(self, amodal: torch.Tensor, categories: torch.Tensor, seed: int = 0) -> None:
         """Build the dictionary from training amodal masks ``(N, S, S)`` and their categories ``(N,)``."""
-        if amodal.ndim != 3 or amodal.shape[1:] != (self.image_size, self.image_size) or categories.shape != amodal.shape[:1]:
-            raise ValueError(f"fit expects masks (N, {self.image_size}, {self.image_size}) and categories (N,), "
-                             f"got {tuple(amodal.shape)}, {tuple(categories.shape)}")
+        if (
+            amodal.ndim != 3
+            or amodal.shape[1:] != (self.image_size, self.image_size)
+            or categories.shape != amodal.shape[:1]
+        ):
+            raise ValueError(
+                f"fit expects masks (N, {self.image_size}, {self.image_size}) and categories (N,), "
+                f"got {tuple(amodal.shape)}, {tuple(categories.shape)}"
+            )
         masks, categories = amodal.float().flatten(1), categories.long()
         if self.settings.mirrored:
             masks = torch.cat([masks, amodal.float().flip(-1).flatten(1)])
@@ -117,7 +123,9 @@ class ShapeDictBranch(nn.Module):
         self.atoms = torch.cat(atoms).to(self.atoms.device)
         self.atom_category = torch.cat(owners).to(self.atoms.device)
 
-    def forward(self, features: torch.Tensor, inputs: torch.Tensor, categories: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(
+        self, features: torch.Tensor, inputs: torch.Tensor, categories: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         if not len(self.atoms):
             raise RuntimeError("ShapeDict has no atoms: call fit() with the training masks first")
         visible = inputs[:, 3].float()

@@ -51,9 +51,18 @@ Mask R-CNN (``maskrcnn_resnet50_fpn_v2``: BatchNorm in the FPN and heads, a 2-co
 4-conv box head); the two others are for CPUs and small GPUs."""
 
 _BACKBONE_LAYERS = {"resnet50-fpn": 5, "resnet50-fpn-v2": 5, "resnet18-fpn": 5, "mobilenet_v3-fpn": 6}
-_CLASSIFIER_PREFIXES = {"resnet50-fpn": "fc.", "resnet50-fpn-v2": "fc.", "resnet18-fpn": "fc.", "mobilenet_v3-fpn": "classifier."}
-_TORCHVISION_NAMES = {"resnet50-fpn": "resnet50", "resnet50-fpn-v2": "resnet50", "resnet18-fpn": "resnet18",
-                      "mobilenet_v3-fpn": "mobilenet_v3_large"}
+_CLASSIFIER_PREFIXES = {
+    "resnet50-fpn": "fc.",
+    "resnet50-fpn-v2": "fc.",
+    "resnet18-fpn": "fc.",
+    "mobilenet_v3-fpn": "classifier.",
+}
+_TORCHVISION_NAMES = {
+    "resnet50-fpn": "resnet50",
+    "resnet50-fpn-v2": "resnet50",
+    "resnet18-fpn": "resnet18",
+    "mobilenet_v3-fpn": "mobilenet_v3_large",
+}
 _V2 = "resnet50-fpn-v2"
 _V2_HEAD_LAYERS = (256, 256, 256, 256)
 MOBILENET_BATCHNORM_EPS = 1e-3
@@ -158,7 +167,9 @@ class Stage1Settings:
             raise ValueError(f"box_score_thresh must be in [0, 1), got {self.box_score_thresh}")
         sizes = tuple(self.anchor_sizes)
         if len(sizes) != len(DEFAULT_ANCHOR_SIZES) or min(sizes) < 1 or list(sizes) != sorted(set(sizes)):
-            raise ValueError(f"anchor_sizes must be {len(DEFAULT_ANCHOR_SIZES)} increasing positive sides, got {self.anchor_sizes}")
+            raise ValueError(
+                f"anchor_sizes must be {len(DEFAULT_ANCHOR_SIZES)} increasing positive sides, got {self.anchor_sizes}"
+            )
         if len(self.image_mean) != 3 or len(self.image_std) != 3 or min(self.image_std) <= 0:
             raise ValueError("image_mean and image_std need 3 values each, std positive")
 
@@ -185,10 +196,16 @@ def build_backbone(settings: Stage1Settings) -> nn.Module:
         if settings.pretrained_backbone:  # MobileNetV3's ImageNet weights were trained with BatchNorm eps 1e-3
             norm_layer = functools.partial(FrozenBatchNorm2d, eps=MOBILENET_BATCHNORM_EPS)
         return mobilenet_backbone(
-            backbone_name="mobilenet_v3_large", weights=None, fpn=True, norm_layer=norm_layer, trainable_layers=trainable
+            backbone_name="mobilenet_v3_large",
+            weights=None,
+            fpn=True,
+            norm_layer=norm_layer,
+            trainable_layers=trainable,
         )
     if settings.backbone == _V2:  # as torchvision's maskrcnn_resnet50_fpn_v2 builds it, with BatchNorm in the FPN
-        return _resnet_fpn_extractor(resnet50(weights=None, norm_layer=norm_layer), trainable, norm_layer=nn.BatchNorm2d)
+        return _resnet_fpn_extractor(
+            resnet50(weights=None, norm_layer=norm_layer), trainable, norm_layer=nn.BatchNorm2d
+        )
     name = settings.backbone.removesuffix("-fpn")
     return resnet_fpn_backbone(backbone_name=name, weights=None, norm_layer=norm_layer, trainable_layers=trainable)
 
@@ -222,7 +239,9 @@ class Stage1MaskRCNN(MaskRCNN):
             channels = backbone.out_channels
             heads = {
                 "rpn_head": RPNHead(channels, anchors.num_anchors_per_location()[0], conv_depth=2),
-                "box_head": FastRCNNConvFCHead((channels, 7, 7), list(_V2_HEAD_LAYERS), [1024], norm_layer=nn.BatchNorm2d),
+                "box_head": FastRCNNConvFCHead(
+                    (channels, 7, 7), list(_V2_HEAD_LAYERS), [1024], norm_layer=nn.BatchNorm2d
+                ),
                 "mask_head": MaskRCNNHeads(channels, list(_V2_HEAD_LAYERS), 1, norm_layer=nn.BatchNorm2d),
             }
         super().__init__(

@@ -45,19 +45,24 @@ class UNetMaskDecoder(nn.Module):
     interface and not used.
     """
 
-    def __init__(self, feature_dim: int, image_size: int, in_channels: int = 4, settings: UNet2DSettings | None = None) -> None:
+    def __init__(
+        self, feature_dim: int, image_size: int, in_channels: int = 4, settings: UNet2DSettings | None = None
+    ) -> None:
         super().__init__()
         if image_size % 8:
             raise ValueError(f"the U-Net mask decoder needs an image size divisible by 8, got {image_size}")
         self.settings = settings or UNet2DSettings()
         widths = self.settings.widths
-        self.down = nn.ModuleList([_double_conv(in_channels, widths[0])] +
-                                  [_double_conv(widths[i], widths[i + 1]) for i in range(3)])
+        self.down = nn.ModuleList(
+            [_double_conv(in_channels, widths[0])] + [_double_conv(widths[i], widths[i + 1]) for i in range(3)]
+        )
         self.inject = nn.Linear(feature_dim, widths[3])
         self.up = nn.ModuleList(_double_conv(widths[i + 1] + widths[i], widths[i]) for i in reversed(range(3)))
         self.to_logits = nn.Conv2d(widths[0], 1, kernel_size=1)
 
-    def forward(self, features: torch.Tensor, inputs: torch.Tensor, categories: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(
+        self, features: torch.Tensor, inputs: torch.Tensor, categories: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         skips = []
         maps = inputs
         for level, block in enumerate(self.down):
@@ -65,5 +70,7 @@ class UNetMaskDecoder(nn.Module):
             skips.append(maps)
         maps = F.relu(maps + self.inject(features)[:, :, None, None])
         for block, skip in zip(self.up, reversed(skips[:-1])):
-            maps = block(torch.cat([F.interpolate(maps, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip], 1))
+            maps = block(
+                torch.cat([F.interpolate(maps, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip], 1)
+            )
         return {"coarse_mask": torch.sigmoid(self.to_logits(maps).squeeze(1))}

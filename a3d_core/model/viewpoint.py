@@ -31,7 +31,6 @@ from torch import nn
 from a3d_core.geometry import KATO_DISTANCE, KATO_ELEVATION_DEG, Viewpoint
 from a3d_core.model.encoder import Encoder, EncoderSettings
 
-
 HYPOTHESIS_SELECTIONS = ("render", "scores")
 
 
@@ -63,20 +62,30 @@ class ViewpointSettings:
             self.encoder = EncoderSettings(**self.encoder)
         low, high = self.elevation_range_deg
         if not -90.0 < low < high < 90.0:
-            raise ValueError(f"elevation_range_deg must satisfy -90 < low < high < 90 (look-at cameras flip at the poles), got {self.elevation_range_deg}")
+            raise ValueError(
+                "elevation_range_deg must satisfy -90 < low < high < 90 (look-at cameras flip at the poles), got "
+                f"{self.elevation_range_deg}"
+            )
         if not low < self.initial_elevation_deg < high:
-            raise ValueError(f"initial_elevation_deg {self.initial_elevation_deg} is outside elevation_range_deg {self.elevation_range_deg}")
+            raise ValueError(
+                f"initial_elevation_deg {self.initial_elevation_deg} is outside elevation_range_deg "
+                f"{self.elevation_range_deg}"
+            )
         low, high = self.distance_range
         if not 0.0 < low < high:
             raise ValueError(f"distance_range must satisfy 0 < low < high, got {self.distance_range}")
         if not low < self.initial_distance < high:
-            raise ValueError(f"initial_distance {self.initial_distance} is outside distance_range {self.distance_range}")
+            raise ValueError(
+                f"initial_distance {self.initial_distance} is outside distance_range {self.distance_range}"
+            )
         if self.head_init_std < 0:
             raise ValueError(f"head_init_std must be non-negative, got {self.head_init_std}")
         if self.azimuth_hypotheses < 1:
             raise ValueError(f"azimuth_hypotheses must be at least 1, got {self.azimuth_hypotheses}")
         if self.hypothesis_selection not in HYPOTHESIS_SELECTIONS:
-            raise ValueError(f"hypothesis_selection must be one of {HYPOTHESIS_SELECTIONS}, got {self.hypothesis_selection!r}")
+            raise ValueError(
+                f"hypothesis_selection must be one of {HYPOTHESIS_SELECTIONS}, got {self.hypothesis_selection!r}"
+            )
 
     @property
     def scores_hypotheses(self) -> bool:
@@ -112,12 +121,19 @@ class ViewpointEstimator(nn.Module):
         self.head = nn.Linear(self.encoder.feature_dim, 4 + scores)  # elevation, distance, a_x, a_y[, K scores]
         nn.init.normal_(self.head.weight, std=self.settings.head_init_std)
         with torch.no_grad():
-            self.head.bias.copy_(torch.tensor([
-                _inverse_sigmoid_fraction(self.settings.initial_elevation_deg, *self.settings.elevation_range_deg),
-                _inverse_sigmoid_fraction(self.settings.initial_distance, *self.settings.distance_range),
-                0.0,
-                1.0,  # (a_x, a_y) = (0, tanh 1): azimuth 0 with a well-conditioned atan2
-            ] + [0.0] * scores))  # equal scores at first
+            self.head.bias.copy_(
+                torch.tensor(
+                    [
+                        _inverse_sigmoid_fraction(
+                            self.settings.initial_elevation_deg, *self.settings.elevation_range_deg
+                        ),
+                        _inverse_sigmoid_fraction(self.settings.initial_distance, *self.settings.distance_range),
+                        0.0,
+                        1.0,  # (a_x, a_y) = (0, tanh 1): azimuth 0 with a well-conditioned atan2
+                    ]
+                    + [0.0] * scores  # equal scores at first
+                )
+            )
 
     def forward(self, inputs: torch.Tensor) -> Viewpoint:
         return self.hypotheses(inputs)[0]
@@ -132,8 +148,11 @@ class ViewpointEstimator(nn.Module):
             return viewpoint, None
         turns = torch.arange(count, device=inputs.device, dtype=viewpoint.azimuth.dtype) * (2 * math.pi / count)
         azimuth = torch.remainder(viewpoint.azimuth[:, None] + turns + math.pi, 2 * math.pi) - math.pi
-        return Viewpoint(viewpoint.elevation.repeat_interleave(count), azimuth.reshape(-1),
-                         viewpoint.distance.repeat_interleave(count)), scores
+        return Viewpoint(
+            viewpoint.elevation.repeat_interleave(count),
+            azimuth.reshape(-1),
+            viewpoint.distance.repeat_interleave(count),
+        ), scores
 
     def _bounded(self, raw: torch.Tensor) -> Viewpoint:
         """Raw head outputs ``(B, 4)`` -> the viewpoint in its ranges."""

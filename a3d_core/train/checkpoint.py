@@ -54,7 +54,9 @@ def load_checkpoint(path: str | Path, required_keys: tuple[str, ...] = REQUIRED_
 def describe_config_difference(saved: Mapping[str, Any], current: Mapping[str, Any]) -> str:
     """``"key: saved -> current"`` for each top-level entry that differs (for error messages)."""
     keys = sorted(set(saved) | set(current))
-    differences = [f"{key}: {saved.get(key)!r} -> {current.get(key)!r}" for key in keys if saved.get(key) != current.get(key)]
+    differences = [
+        f"{key}: {saved.get(key)!r} -> {current.get(key)!r}" for key in keys if saved.get(key) != current.get(key)
+    ]
     return "; ".join(differences)
 
 
@@ -72,7 +74,8 @@ def load_model_state(model: torch.nn.Module, checkpoint: Mapping[str, Any], path
         current_config = model.config()
         if saved_config != current_config:
             raise TrainingError(
-                f"{path}: checkpoint of another architecture ({describe_config_difference(saved_config, current_config)})"
+                f"{path}: checkpoint of another architecture "
+                f"({describe_config_difference(saved_config, current_config)})"
             )
     try:
         model.load_state_dict(checkpoint["model"], strict=True)

@@ -53,7 +53,9 @@ class CrossViewPairs(Dataset):
         self.epoch = 0
         order = np.argsort(object_index, kind="stable")
         objects, starts, counts = np.unique(object_index[order], return_index=True, return_counts=True)
-        self._views_of_object = {int(obj): order[start : start + count] for obj, start, count in zip(objects, starts, counts)}
+        self._views_of_object = {
+            int(obj): order[start : start + count] for obj, start, count in zip(objects, starts, counts)
+        }
         self._object_index = object_index
 
     @property

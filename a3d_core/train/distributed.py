@@ -63,7 +63,9 @@ def init_distributed(device: str = "auto") -> DistributedContext:
         rank = int(os.environ["RANK"])
         local_rank = int(os.environ.get("LOCAL_RANK", rank))
     except (KeyError, ValueError) as error:
-        raise InputError(f"WORLD_SIZE={world_size} but RANK/LOCAL_RANK are missing or not integers; launch with torchrun") from error
+        raise InputError(
+            f"WORLD_SIZE={world_size} but RANK/LOCAL_RANK are missing or not integers; launch with torchrun"
+        ) from error
     if resolved.type == "cuda":
         resolved = torch.device("cuda", local_rank)
         torch.cuda.set_device(resolved)
@@ -73,7 +75,9 @@ def init_distributed(device: str = "auto") -> DistributedContext:
     owns = not dist.is_initialized()
     if owns:
         dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
-    return DistributedContext(rank=rank, world_size=world_size, local_rank=local_rank, device=resolved, owns_process_group=owns)
+    return DistributedContext(
+        rank=rank, world_size=world_size, local_rank=local_rank, device=resolved, owns_process_group=owns
+    )
 
 
 def shutdown_distributed(context: DistributedContext) -> None:
@@ -156,9 +160,7 @@ class ShardedBatches:
 
     def __init__(self, dataset_size: int, global_batch_size: int, context: DistributedContext, seed: int) -> None:
         if global_batch_size % context.world_size:
-            raise InputError(
-                f"batch size {global_batch_size} does not divide among {context.world_size} processes"
-            )
+            raise InputError(f"batch size {global_batch_size} does not divide among {context.world_size} processes")
         if dataset_size < global_batch_size:
             raise InputError(
                 f"the training set has {dataset_size} instances, fewer than one batch of {global_batch_size}; "

@@ -31,16 +31,16 @@ import torch
 from torch import nn
 from torch.utils.data import Subset
 
+from a3d_core.boxes import DEFAULT_CROP_SCALE
 from a3d_core.data.canonical import AmodalDataset, AmodalSplit, read_dataset
-from a3d_core.data.category_map import CategoryMap
 from a3d_core.data.catalog import resolve_dataset
+from a3d_core.data.category_map import CategoryMap
 from a3d_core.data.detection import AmodalDetectionDataset, collate_detection
 from a3d_core.errors import InputError
 from a3d_core.eval.evaluate import EvaluationSettings, evaluate_predictions
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.model.a3d import A3DNetwork, A3DSettings, build_a3d
-from a3d_core.model.asm import ASMSettings, AmodalShapeModel, load_stage2_from_checkpoint, transfer_pretrained
-from a3d_core.boxes import DEFAULT_CROP_SCALE
+from a3d_core.model.asm import AmodalShapeModel, ASMSettings, load_stage2_from_checkpoint, transfer_pretrained
 from a3d_core.model.stage1 import SMALL_ANCHOR_SIZES, Stage1Settings, load_backbone_weights, load_detector_weights
 from a3d_core.predict import detections_to_results
 from a3d_core.progress import SILENT, ProgressReporter
@@ -51,16 +51,30 @@ RESULTS_FILE = "results.json"
 BEST_METRIC = "ap"
 
 
-def small_stage1_settings(backbone: str = "mobilenet_v3-fpn", min_size: int = 128, max_size: int = 256,
-                          anchor_sizes: tuple[int, ...] = SMALL_ANCHOR_SIZES, norm: str = "group") -> Stage1Settings:
+def small_stage1_settings(
+    backbone: str = "mobilenet_v3-fpn",
+    min_size: int = 128,
+    max_size: int = 256,
+    anchor_sizes: tuple[int, ...] = SMALL_ANCHOR_SIZES,
+    norm: str = "group",
+) -> Stage1Settings:
     """Stage-1 settings sized for a CPU and small images: smaller anchors, fewer proposals and
     sampled RoIs than torchvision's defaults (the paper's 800-pixel images need those), and
     GroupNorm in a backbone trained from scratch on a few images a step. The mask head, which
     costs most of a CPU step, sees at most a quarter of the 32 sampled RoIs."""
     return Stage1Settings(
-        num_classes=1, backbone=backbone, norm=norm, min_size=min_size, max_size=max_size, rpn_pre_nms_top_n_train=300,
-        rpn_post_nms_top_n_train=100, rpn_pre_nms_top_n_test=150, rpn_post_nms_top_n_test=50,
-        box_batch_size_per_image=32, box_detections_per_img=30, anchor_sizes=tuple(anchor_sizes),
+        num_classes=1,
+        backbone=backbone,
+        norm=norm,
+        min_size=min_size,
+        max_size=max_size,
+        rpn_pre_nms_top_n_train=300,
+        rpn_post_nms_top_n_train=100,
+        rpn_pre_nms_top_n_test=150,
+        rpn_post_nms_top_n_test=50,
+        box_batch_size_per_image=32,
+        box_detections_per_img=30,
+        anchor_sizes=tuple(anchor_sizes),
     )
 
 
@@ -110,7 +124,9 @@ class FinetuneSettings:
     jitter: float = 0.1
     max_instances_per_image: int = 16
     train_on_detections: bool = False
-    train: TrainSettings = field(default_factory=lambda: TrainSettings(batch_size=4, epochs=10, best_metric=BEST_METRIC))
+    train: TrainSettings = field(
+        default_factory=lambda: TrainSettings(batch_size=4, epochs=10, best_metric=BEST_METRIC)
+    )
     train_split: str = "train"
     val_split: str = "val"
     val_images: int = 50
@@ -173,8 +189,9 @@ class FinetuneResult:
         }
 
 
-def transfer_categories(target: AmodalShapeModel, source: AmodalShapeModel,
-                        category_map: CategoryMap | None = None) -> dict[str, str]:
+def transfer_categories(
+    target: AmodalShapeModel, source: AmodalShapeModel, category_map: CategoryMap | None = None
+) -> dict[str, str]:
     """Initialise stage 2 from a pretrained one (paper 3.7); returns fine-tuning name -> pretraining name.
 
     Shared parts as :func:`~a3d_core.model.asm.transfer_pretrained`; each fine-tuning category
@@ -189,7 +206,9 @@ def transfer_categories(target: AmodalShapeModel, source: AmodalShapeModel,
     return pairs
 
 
-def build_finetune_model(settings: FinetuneSettings, category_names: list[str]) -> tuple[A3DNetwork, CategoryTransfer, list[str]]:
+def build_finetune_model(
+    settings: FinetuneSettings, category_names: list[str]
+) -> tuple[A3DNetwork, CategoryTransfer, list[str]]:
     """The two-stage network for ``category_names``, initialised as the settings say.
 
     Returns the network, how its categories were initialised, and one line per weights file loaded.
@@ -204,9 +223,15 @@ def build_finetune_model(settings: FinetuneSettings, category_names: list[str]) 
     crop_scale = settings.crop_scale or stage2.input_framing or DEFAULT_CROP_SCALE
     try:
         stage2 = dataclasses.replace(stage2, input_framing=crop_scale)
-        a3d_settings = A3DSettings(stage1=stage1, stage2_kind=kind, stage2=stage2, crop_scale=crop_scale,
-                                   jitter=settings.jitter, max_instances_per_image=settings.max_instances_per_image,
-                                   train_on_detections=settings.train_on_detections)
+        a3d_settings = A3DSettings(
+            stage1=stage1,
+            stage2_kind=kind,
+            stage2=stage2,
+            crop_scale=crop_scale,
+            jitter=settings.jitter,
+            max_instances_per_image=settings.max_instances_per_image,
+            train_on_detections=settings.train_on_detections,
+        )
         network = build_a3d(category_names, a3d_settings)
     except ValueError as error:
         raise InputError(str(error)) from None
@@ -233,8 +258,14 @@ def split_subset(split: AmodalSplit, image_count: int) -> AmodalSplit:
     return AmodalSplit(images, annotations, split.categories, split.info)
 
 
-def validation_metrics(network: A3DNetwork, dataset: AmodalDetectionDataset, split: AmodalSplit, device: Any,
-                       score_threshold: float = 0.05, batch_size: int = 4) -> dict[str, float]:
+def validation_metrics(
+    network: A3DNetwork,
+    dataset: AmodalDetectionDataset,
+    split: AmodalSplit,
+    device: Any,
+    score_threshold: float = 0.05,
+    batch_size: int = 4,
+) -> dict[str, float]:
     """Predict every image of ``dataset`` (eval mode) and score against ``split`` as ``a3d evaluate`` does.
 
     Returns ``ap``, ``ap50``, ``ap75`` (amodal mask AP, COCO), ``miou`` (mean IoU of each
@@ -249,12 +280,18 @@ def validation_metrics(network: A3DNetwork, dataset: AmodalDetectionDataset, spl
             predictions += detections_to_results(detections, target["image_id"], category_ids, score_threshold)
     result = evaluate_predictions(split, predictions, EvaluationSettings(kinds=("amodal",), device=str(device)))
     stats = result.kinds["amodal"].stats
-    return {"ap": max(stats["AP"], 0.0), "ap50": max(stats["AP50"], 0.0), "ap75": max(stats["AP75"], 0.0),
-            "miou": result.segments.miou if result.segments is not None else 0.0, "detections": float(len(predictions))}
+    return {
+        "ap": max(stats["AP"], 0.0),
+        "ap50": max(stats["AP50"], 0.0),
+        "ap75": max(stats["AP75"], 0.0),
+        "miou": result.segments.miou if result.segments is not None else 0.0,
+        "detections": float(len(predictions)),
+    }
 
 
-def _validation(folder: AmodalDataset, settings: FinetuneSettings, train_set: AmodalDetectionDataset,
-                device: torch.device) -> Callable[[nn.Module], dict[str, float]]:
+def _validation(
+    folder: AmodalDataset, settings: FinetuneSettings, train_set: AmodalDetectionDataset, device: torch.device
+) -> Callable[[nn.Module], dict[str, float]]:
     """The loop's ``validate`` function: :func:`validation_metrics` on the first ``val_images`` val images."""
     val_full = AmodalDetectionDataset(folder, settings.val_split)
     if val_full.categories != train_set.categories:
@@ -295,11 +332,17 @@ def finetune(settings: FinetuneSettings, progress: ProgressReporter = SILENT) ->
             scales = {**train_settings.lr_scales, "stage1.": settings.stage1_lr / train_settings.lr}
             train_settings = dataclasses.replace(train_settings, lr_scales=scales)
         if train_settings.val_every is None:
-            train_settings = dataclasses.replace(train_settings, val_every=max(1, len(train_set) // train_settings.batch_size))
-        run_config = {"finetune": {
-            "dataset": str(folder.root), "init": str(settings.init) if settings.init else None,
-            "transferred": transfer.transferred, "val_images": settings.val_images,
-        }}
+            train_settings = dataclasses.replace(
+                train_settings, val_every=max(1, len(train_set) // train_settings.batch_size)
+            )
+        run_config = {
+            "finetune": {
+                "dataset": str(folder.root),
+                "init": str(settings.init) if settings.init else None,
+                "transferred": transfer.transferred,
+                "val_images": settings.val_images,
+            }
+        }
         training = train(
             network,
             train_set,
@@ -307,15 +350,25 @@ def finetune(settings: FinetuneSettings, progress: ProgressReporter = SILENT) ->
             settings.out,
             validate=validate,
             collate_fn=collate_detection,
-            checkpoint_metadata={"model_config": network.config(), "category_names": category_names,
-                                 "category_ids": list(train_set.categories.category_ids)},
+            checkpoint_metadata={
+                "model_config": network.config(),
+                "category_names": category_names,
+                "category_ids": list(train_set.categories.category_ids),
+            },
             run_config=run_config,
             resume=settings.resume,
             context=context,
             progress=progress,
         )
-        result = FinetuneResult(out=settings.out, dataset=folder.name, category_names=category_names, transfer=transfer,
-                                training=training, weight_reports=reports, main_process=context.is_main)
+        result = FinetuneResult(
+            out=settings.out,
+            dataset=folder.name,
+            category_names=category_names,
+            transfer=transfer,
+            training=training,
+            weight_reports=reports,
+            main_process=context.is_main,
+        )
         if context.is_main:
             atomic_write_json(settings.out / RESULTS_FILE, result.as_dict(), indent=2)
         barrier(context)

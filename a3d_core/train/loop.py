@@ -124,8 +124,12 @@ class TrainSettings:
     def __post_init__(self) -> None:
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"TrainSettings.lr must be a positive finite number, got {self.lr}")
-        if not all(isinstance(scale, (int, float)) and scale > 0 and math.isfinite(scale) for scale in self.lr_scales.values()):
-            raise ValueError(f"TrainSettings.lr_scales must map prefixes to positive finite numbers, got {self.lr_scales}")
+        if not all(
+            isinstance(scale, (int, float)) and scale > 0 and math.isfinite(scale) for scale in self.lr_scales.values()
+        ):
+            raise ValueError(
+                f"TrainSettings.lr_scales must map prefixes to positive finite numbers, got {self.lr_scales}"
+            )
         if self.batch_size < 1:
             raise ValueError(f"TrainSettings.batch_size must be >= 1, got {self.batch_size}")
         if (self.epochs is None) == (self.steps is None):
@@ -279,7 +283,9 @@ def parameter_groups(model: nn.Module, settings: TrainSettings) -> list[dict[str
     return [{"params": params, "lr": settings.lr * scale} for scale, params in groups.items()]
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, settings: TrainSettings, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, settings: TrainSettings, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up over ``warmup_steps``, then constant or cosine decay to 0 at ``total_steps``."""
 
     def factor(step: int) -> float:
@@ -349,7 +355,10 @@ def train(
         start_step = run.restore(last_path, dict(checkpoint_metadata or {}))
     else:
         if last_path.exists():
-            raise InputError(f"{out_dir}: holds a run already ({last_path.name}); pass --resume to continue it or choose another output folder")
+            raise InputError(
+                f"{out_dir}: holds a run already ({last_path.name}); pass --resume to continue it or choose another "
+                "output folder"
+            )
         seed_everything(settings.seed + context.rank)
         start_step = 0
     trained = wrap_model(run.module, context)
@@ -358,8 +367,11 @@ def train(
 
     validations: list[dict[str, float]] = []
     last_losses: dict[str, float] = {}
-    reporter = _TrainingReporter(progress if settings.progress and context.is_main else SILENT, settings.best_metric,
-                                 run.state.latest_metrics.get(settings.best_metric))
+    reporter = _TrainingReporter(
+        progress if settings.progress and context.is_main else SILENT,
+        settings.best_metric,
+        run.state.latest_metrics.get(settings.best_metric),
+    )
     reporter.start(total_steps, start_step)
     iterator = None
     step = start_step
@@ -376,11 +388,19 @@ def train(
 
             if step % settings.log_every == 0 or step == total_steps:
                 last_losses = run.state.window.means()
-                record = {"step": step, "split": "train", "epoch": epoch, **last_losses, "lr": run.scheduler.get_last_lr()[0]}
+                record = {
+                    "step": step,
+                    "split": "train",
+                    "epoch": epoch,
+                    **last_losses,
+                    "lr": run.scheduler.get_last_lr()[0],
+                }
                 _append(sinks, {**record, "instances_per_s": run.state.window.instances_per_second()})
                 run.state.window = _LossWindow()
 
-            validates = validate is not None and (step == total_steps or (settings.val_every is not None and step % settings.val_every == 0))
+            validates = validate is not None and (
+                step == total_steps or (settings.val_every is not None and step % settings.val_every == 0)
+            )
             improved = False
             if validates and context.is_main:
                 metrics = _validate(validate, run.module, settings.best_metric)
@@ -418,12 +438,16 @@ def train(
 class _Run:
     """The mutable parts of a training run: model, optimizer, scheduler, scaler and loop state."""
 
-    def __init__(self, model: nn.Module, settings: TrainSettings, total_steps: int, context: DistributedContext) -> None:
+    def __init__(
+        self, model: nn.Module, settings: TrainSettings, total_steps: int, context: DistributedContext
+    ) -> None:
         self.settings = settings
         self.total_steps = total_steps
         self.context = context
         self.module = model.to(context.device)
-        self.optimizer = torch.optim.Adam(parameter_groups(self.module, settings), lr=settings.lr, weight_decay=settings.weight_decay)
+        self.optimizer = torch.optim.Adam(
+            parameter_groups(self.module, settings), lr=settings.lr, weight_decay=settings.weight_decay
+        )
         self.scheduler = build_scheduler(self.optimizer, settings, total_steps)
         self.precision = _Precision(settings.amp, context.device)
         self.state = _LoopState()
@@ -443,7 +467,12 @@ class _Run:
         return int(checkpoint["step"])
 
     def checkpoint(
-        self, step: int, epoch: int, rng_by_rank: list[dict[str, Any]], metadata: Mapping[str, Any], config: Mapping[str, Any]
+        self,
+        step: int,
+        epoch: int,
+        rng_by_rank: list[dict[str, Any]],
+        metadata: Mapping[str, Any],
+        config: Mapping[str, Any],
     ) -> dict[str, Any]:
         """The checkpoint dict after ``step`` (layout in :mod:`a3d_core.train.checkpoint`)."""
         checkpoint = {
@@ -475,7 +504,9 @@ class _Run:
             losses = trained(batch)
         names, terms = _loss_terms(losses, step)
         total = torch.stack([term.float() for term in terms]).sum()
-        reported = all_reduce_mean(torch.stack([total.detach()] + [term.detach().float() for term in terms]), self.context)
+        reported = all_reduce_mean(
+            torch.stack([total.detach()] + [term.detach().float() for term in terms]), self.context
+        )
         values = reported.tolist()
         for name, value in sorted(zip(["total"] + names, values), key=lambda named: named[0] == "total"):
             if not math.isfinite(value):
@@ -562,7 +593,10 @@ def _epoch_loader(
 
 def _loss_terms(losses: Any, step: int) -> tuple[list[str], list[torch.Tensor]]:
     if not isinstance(losses, Mapping) or not losses:
-        raise TrainingError(f"step {step}: the model returned {type(losses).__name__} in training mode, expected a dict of scalar losses")
+        raise TrainingError(
+            f"step {step}: the model returned {type(losses).__name__} in training mode, expected a dict of scalar "
+            "losses"
+        )
     names, terms = [], []
     for name, term in losses.items():
         if not isinstance(term, torch.Tensor) or term.numel() != 1:
@@ -582,7 +616,9 @@ def _validate(validate: ValidateFn, model: nn.Module, best_metric: str) -> dict[
     finally:
         model.train(was_training)
     if best_metric not in metrics:
-        raise TrainingError(f"validation returned {sorted(metrics)}, without the metric {best_metric!r} that selects best.pt")
+        raise TrainingError(
+            f"validation returned {sorted(metrics)}, without the metric {best_metric!r} that selects best.pt"
+        )
     return metrics
 
 
@@ -602,7 +638,9 @@ class _TrainingReporter:
         self.reporter.start("train", total_steps, done=start_step, unit="step")
 
     def advance(self, step: int, loss: float, instances_per_second: float) -> None:
-        self.reporter.update(step, **{"loss": f"{loss:.4f}", self.metric_label: self.metric, "inst/s": f"{instances_per_second:.1f}"})
+        self.reporter.update(
+            step, **{"loss": f"{loss:.4f}", self.metric_label: self.metric, "inst/s": f"{instances_per_second:.1f}"}
+        )
 
     def show_validation(self, step: int, value: float) -> None:
         self.metric = f"{value:.3f}"

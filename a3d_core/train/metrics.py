@@ -37,7 +37,9 @@ def mask_iou(prediction: torch.Tensor, target: torch.Tensor, threshold: float = 
     prediction = _as_instance_masks(prediction, "prediction")
     target = _as_instance_masks(target, "target")
     if prediction.shape != target.shape:
-        raise InputError(f"mask_iou: prediction {tuple(prediction.shape)} and target {tuple(target.shape)} differ in shape")
+        raise InputError(
+            f"mask_iou: prediction {tuple(prediction.shape)} and target {tuple(target.shape)} differ in shape"
+        )
     predicted = prediction > threshold
     truth = target > threshold
     intersection = (predicted & truth).flatten(1).sum(1).float()

@@ -51,7 +51,11 @@ class JsonlMetrics:
         """All complete records, in order."""
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if _record_step(line) is not None]
+        return [
+            json.loads(line)
+            for line in self.path.read_text(encoding="utf-8").splitlines()
+            if _record_step(line) is not None
+        ]
 
 
 class TensorBoardMetrics:

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from a3d_core.boxes import DEFAULT_CROP_SCALE
 from a3d_core.data.framing import FramedViews
 from a3d_core.data.shapenet import ShapeNetAmodalDataset, read_shard_manifest
 from a3d_core.errors import InputError
@@ -32,11 +33,10 @@ from a3d_core.model.asm import ASMSettings, build_stage2
 from a3d_core.model.shape import ShapeDecoderSettings
 from a3d_core.model.shapedict import ShapeDictSettings
 from a3d_core.model.viewpoint import ViewpointSettings
-from a3d_core.boxes import DEFAULT_CROP_SCALE
 from a3d_core.progress import SILENT, ProgressReporter
 from a3d_core.runtime import seed_everything
-from a3d_core.train.checkpoint import load_checkpoint, load_model_state
 from a3d_core.train.augment import HorizontalFlips
+from a3d_core.train.checkpoint import load_checkpoint, load_model_state
 from a3d_core.train.cross_view import CrossViewPairs
 from a3d_core.train.distributed import barrier, init_distributed, shutdown_distributed
 from a3d_core.train.loop import TrainResult, TrainSettings, train
@@ -49,6 +49,7 @@ VALIDATION_SPLIT = "val"
 def test_splits(splits: Sequence[str]) -> list[str]:
     """The test splits among ``splits``: ``test`` and the held-out viewpoint splits (``test_*``)."""
     return [split for split in splits if split == "test" or split.startswith("test_")]
+
 
 @dataclass(frozen=True)
 class ModelOptions:
@@ -102,11 +103,17 @@ def shapenet_splits(root: Path) -> list[str]:
 
 def build_asm(kind: str, category_names: list[str], options: ModelOptions) -> nn.Module:
     """The 3D-ASM network (or its 2D baseline) of ``kind`` with default parts (a :data:`BuildModel`)."""
-    settings = ASMSettings(image_size=options.image_size, cross_view_weight=options.cross_view_weight, template_level=options.template_level,
-                           input_framing=options.input_framing, shape=ShapeDecoderSettings(symmetric=options.symmetric),
-                           viewpoint=ViewpointSettings(azimuth_hypotheses=options.azimuth_hypotheses,
-                                                       hypothesis_selection=options.hypothesis_selection),
-                           shapedict=ShapeDictSettings(atoms_per_category=options.shapedict_atoms))
+    settings = ASMSettings(
+        image_size=options.image_size,
+        cross_view_weight=options.cross_view_weight,
+        template_level=options.template_level,
+        input_framing=options.input_framing,
+        shape=ShapeDecoderSettings(symmetric=options.symmetric),
+        viewpoint=ViewpointSettings(
+            azimuth_hypotheses=options.azimuth_hypotheses, hypothesis_selection=options.hypothesis_selection
+        ),
+        shapedict=ShapeDictSettings(atoms_per_category=options.shapedict_atoms),
+    )
     return build_stage2(kind, category_names, settings)
 
 
@@ -229,8 +236,9 @@ class PretrainResult:
         }
 
 
-def pretrain(settings: PretrainSettings, components: PretrainComponents | None = None,
-             progress: ProgressReporter = SILENT) -> PretrainResult:
+def pretrain(
+    settings: PretrainSettings, components: PretrainComponents | None = None, progress: ProgressReporter = SILENT
+) -> PretrainResult:
     """Pretrain a stage-2 network on ``settings.data`` into ``settings.out``; see the module docstring.
 
     ``progress`` receives the phases ``train`` and ``evaluate <split>`` of each test split (when
@@ -244,7 +252,8 @@ def pretrain(settings: PretrainSettings, components: PretrainComponents | None =
     if settings.framing is not None:
         open_views = components.open_split
         components = dataclasses.replace(
-            components, open_split=lambda root, split: FramedViews(open_views(root, split), settings.framing))
+            components, open_split=lambda root, split: FramedViews(open_views(root, split), settings.framing)
+        )
     context = init_distributed(settings.device)
     try:
         splits = list(components.list_splits(settings.data))
@@ -259,9 +268,16 @@ def pretrain(settings: PretrainSettings, components: PretrainComponents | None =
 
         seed_everything(settings.train.seed)
         try:
-            options = ModelOptions(image_size, settings.cross_view_weight if cross_view else 0.0, settings.template_level, settings.framing,
-                                   settings.symmetric, settings.azimuth_hypotheses, settings.shapedict_atoms,
-                                   settings.hypothesis_selection)
+            options = ModelOptions(
+                image_size,
+                settings.cross_view_weight if cross_view else 0.0,
+                settings.template_level,
+                settings.framing,
+                settings.symmetric,
+                settings.azimuth_hypotheses,
+                settings.shapedict_atoms,
+                settings.hypothesis_selection,
+            )
             model = components.build_model(settings.model, category_names, options)
         except ValueError as error:
             raise InputError(f"--model {settings.model}: {error}") from None
@@ -277,12 +293,19 @@ def pretrain(settings: PretrainSettings, components: PretrainComponents | None =
 
             def validate(trained: nn.Module) -> dict[str, float]:
                 return evaluate_amodal(
-                    trained, val_set, category_names, split=VALIDATION_SPLIT, device=context.device, batch_size=settings.eval_batch_size
+                    trained,
+                    val_set,
+                    category_names,
+                    split=VALIDATION_SPLIT,
+                    device=context.device,
+                    batch_size=settings.eval_batch_size,
                 ).as_metrics()
 
         train_settings = settings.train
         if train_settings.val_every is None:
-            train_settings = dataclasses.replace(train_settings, val_every=max(1, len(training_data) // train_settings.batch_size))
+            train_settings = dataclasses.replace(
+                train_settings, val_every=max(1, len(training_data) // train_settings.batch_size)
+            )
         run_config = {
             "pretrain": {
                 "data": str(settings.data),

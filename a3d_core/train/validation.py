@@ -95,4 +95,6 @@ def evaluate_amodal(
         progress.end()
     finally:
         model.train(was_training)
-    return AmodalEvaluation(split=split, instances=len(dataset), model=model_ious.summary(), visible_baseline=baseline_ious.summary())
+    return AmodalEvaluation(
+        split=split, instances=len(dataset), model=model_ious.summary(), visible_baseline=baseline_ious.summary()
+    )

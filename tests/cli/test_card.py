@@ -21,7 +21,18 @@ runner = CliRunner()
 H, W = 48, 64
 CATEGORIES = [{"id": 3, "name": "car"}, {"id": 5, "name": "chair"}]  # named as two pretraining categories
 TINY_SHAPENET = ["--objects-per-category", "2", "--views", "2", "--image-size", "16"]
-TINY_PRETRAIN = ["--steps", "2", "--batch-size", "4", "--template-level", "0", "--azimuth-hypotheses", "1", "--val-instances", "4"]
+TINY_PRETRAIN = [
+    "--steps",
+    "2",
+    "--batch-size",
+    "4",
+    "--template-level",
+    "0",
+    "--azimuth-hypotheses",
+    "1",
+    "--val-instances",
+    "4",
+]
 TINY_FINETUNE = ["--steps", "2", "--batch-size", "2", "--min-size", "48", "--max-size", "64", "--val-images", "2"]
 
 
@@ -42,13 +53,28 @@ def d2sa_layout_file(root: Path, images: int) -> tuple[Path, Path]:
         entries.append({"id": image_id, "file_name": f"D2S_{image_id:06d}.png", "width": W, "height": H})
         visible_car = car * (1 - chair)
         annotations += [
-            {"id": 2 * image_id - 1, "image_id": image_id, "category_id": 3, "segmentation": rle_string(car),
-             "bbox": [6 + shift, 10, 30, 24], "visible_mask": rle_string(visible_car),
-             "occlude_rate": float(1 - visible_car.sum() / car.sum()), "iscrowd": 0},
-            {"id": 2 * image_id, "image_id": image_id, "category_id": 5, "segmentation": rle_string(chair),
-             "bbox": [26 + shift, 4, 24, 40], "iscrowd": 0},
+            {
+                "id": 2 * image_id - 1,
+                "image_id": image_id,
+                "category_id": 3,
+                "segmentation": rle_string(car),
+                "bbox": [6 + shift, 10, 30, 24],
+                "visible_mask": rle_string(visible_car),
+                "occlude_rate": float(1 - visible_car.sum() / car.sum()),
+                "iscrowd": 0,
+            },
+            {
+                "id": 2 * image_id,
+                "image_id": image_id,
+                "category_id": 5,
+                "segmentation": rle_string(chair),
+                "bbox": [26 + shift, 4, 24, 40],
+                "iscrowd": 0,
+            },
         ]
-    annotation_file = write_json(root / "D2S_amodal.json", {"images": entries, "annotations": annotations, "categories": CATEGORIES})
+    annotation_file = write_json(
+        root / "D2S_amodal.json", {"images": entries, "annotations": annotations, "categories": CATEGORIES}
+    )
     return annotation_file, folder
 
 
@@ -79,7 +105,10 @@ def test_the_card_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
     said = run(["finetune", "--dataset", "d2sa", *TINY_FINETUNE])
     assert "run folder: runs/d2sa (the default" in said
-    assert "stage 2 starts from runs/pretrain/best.pt, the newest pretraining run under runs" in said and "--no-init" in said
+    assert (
+        "stage 2 starts from runs/pretrain/best.pt, the newest pretraining run under runs" in said
+        and "--no-init" in said
+    )
     results = json.loads(Path("runs/d2sa/results.json").read_text())
     assert results["init"] == "runs/pretrain/best.pt" and results["transferred"] == {"car": "car", "chair": "chair"}
     fine_tuned = read_run("runs/d2sa/best.pt")
@@ -88,7 +117,9 @@ def test_the_card_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     said = run(["predict", "image.jpg", "--out", "masks/"])
     assert "using the newest fine-tuned checkpoint: runs/d2sa/best.pt" in said
     index = json.loads(Path("masks/images.json").read_text())
-    assert [(Path(entry["file_name"]).name, entry["width"], entry["height"]) for entry in index["images"]] == [("image.jpg", W, H)]
+    assert [(Path(entry["file_name"]).name, entry["width"], entry["height"]) for entry in index["images"]] == [
+        ("image.jpg", W, H)
+    ]
     assert [category["name"] for category in index["categories"]] == ["car", "chair"]
     assert isinstance(json.loads(Path("masks/predictions.json").read_text()), list)
     assert np.asarray(Image.open(Path("masks") / index["images"][0]["folder"] / "overlay.png")).shape == (H, W, 3)
@@ -96,4 +127,5 @@ def test_the_card_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     said = run(["evaluate", "--dataset", "d2sa"])
     assert "checkpoint: runs/d2sa/best.pt, the newest fine-tuned run for d2sa under runs" in said
     assert "COCO mask AP/AR on d2sa/val" in said and "mIoU" in said
-    assert sorted(path.name for path in Path("runs").iterdir()) == ["d2sa", "pretrain"]  # nothing else was written there
+    # nothing else was written there
+    assert sorted(path.name for path in Path("runs").iterdir()) == ["d2sa", "pretrain"]

@@ -17,7 +17,15 @@ def test_demo_quick_writes_a_browsable_folder(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
 
     index = (out / "index.md").read_text()
-    steps = ("prepare shapenet", "pretrain", "prepare scenes", "finetune", "evaluate", "complete ground truth", "predict")
+    steps = (
+        "prepare shapenet",
+        "pretrain",
+        "prepare scenes",
+        "finetune",
+        "evaluate",
+        "complete ground truth",
+        "predict",
+    )
     for step in steps:
         assert f"| {step} | " in index  # every step ran and was timed
     evaluation = json.loads((out / "evaluation.json").read_text())
@@ -25,8 +33,10 @@ def test_demo_quick_writes_a_browsable_folder(tmp_path: Path) -> None:
         assert set(evaluation[method]) == {"AP", "AP50", "AP75", "mIoU", "mIoU_occ"}
         assert all(-1.0 <= value <= 1.0 for value in evaluation[method].values())
     assert "visible mask as amodal mask" in (out / "evaluation.md").read_text()
-    assert index.index("## What stage 2 does, beside what stage 1 detects") < index.index("## 1.")  # the front page leads with stage 2
-    completed = json.loads((out / "complete" / "predictions.json").read_text())  # `a3d complete` on the ground-truth visible masks
+    # the front page leads with stage 2
+    assert index.index("## What stage 2 does, beside what stage 1 detects") < index.index("## 1.")
+    # `a3d complete` on the ground-truth visible masks
+    completed = json.loads((out / "complete" / "predictions.json").read_text())
     handed = json.loads((out / "completion" / "visible.json").read_text())["annotations"]
     assert len(completed) == len(handed) > 0
     for preview in ("shapenet.png", "scenes.png"):
@@ -39,7 +49,8 @@ def test_demo_quick_writes_a_browsable_folder(tmp_path: Path) -> None:
     assert "detections scored at least 0.0 in these images" in index or "No detection scored" in index
     assert index.index("![the most occluded val instances](summary.png)") < index.index("## 1.")  # the summary leads
     summary = Image.open(out / "summary.png")
-    assert summary.size == (4 * 192 + 3 * 4, 22 + 2 * (192 + 4))  # a header and QUICK's 2 most occluded instances, with ground truth
+    # a header and QUICK's 2 most occluded instances, with ground truth
+    assert summary.size == (4 * 192 + 3 * 4, 22 + 2 * (192 + 4))
     assert (out / "predictions" / "predictions.json").is_file()
     assert (out / "runs" / "scenes" / "last.pt").is_file() and (out / "runs" / "pretrain" / "last.pt").is_file()
     meshes = sorted(path.suffix for path in (out / "meshes").iterdir())

@@ -11,7 +11,9 @@ TINY = ["prepare", "shapenet", "--objects-per-category", "1", "--views", "2", "-
 
 
 def test_prepare_writes_dataset_preview_and_summary(tmp_path):
-    result = runner.invoke(app, [*TINY, "--data-root", str(tmp_path), "--preview", str(tmp_path / "p.png"), "--seed", "2"])
+    result = runner.invoke(
+        app, [*TINY, "--data-root", str(tmp_path), "--preview", str(tmp_path / "p.png"), "--seed", "2"]
+    )
     assert result.exit_code == 0, result.output
     assert "train" in result.output and "views/s" in result.output
     dataset = ShapeNetAmodalDataset(tmp_path / "shapenet", "train")  # default --out: <data root>/shapenet
@@ -34,17 +36,41 @@ def test_bad_options_are_one_line_errors(tmp_path):
 
 
 def test_viewpoint_protocol_options_reach_the_dataset_and_bad_ones_fail_before_rendering(tmp_path):
-    result = runner.invoke(app, ["prepare", "shapenet", "--objects-per-category", "1", "--views", "8", "--image-size", "16",
-                            "--elevations", "0,30", "--holdout-elevations", "60", "--holdout-views", "3",
-                            "--holdout-pairs", "0:6", "--split", "0.4,0.2,0.4", "--out", str(tmp_path / "d")])
+    result = runner.invoke(
+        app,
+        [
+            "prepare",
+            "shapenet",
+            "--objects-per-category",
+            "1",
+            "--views",
+            "8",
+            "--image-size",
+            "16",
+            "--elevations",
+            "0,30",
+            "--holdout-elevations",
+            "60",
+            "--holdout-views",
+            "3",
+            "--holdout-pairs",
+            "0:6",
+            "--split",
+            "0.4,0.2,0.4",
+            "--out",
+            str(tmp_path / "d"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "views [3, 21]" in result.output and "0:6, 0:18" in result.output  # the mirror closure is printed
     elevations = set(ShapeNetAmodalDataset(tmp_path / "d", "test_elevation").elevation.tolist())
     assert elevations == {60.0}
-    for options, message in [(["--elevations", "0,30", "--holdout-elevations", "30"], "also training elevations"),
-                             (["--elevations", "80"], "outside the viewpoint estimator's range"),
-                             (["--holdout-pairs", "4-5"], "ELEVATION:FIRST-LAST"),
-                             (["--elevations", "zero"], "--elevations: expected comma-separated degrees")]:
+    for options, message in [
+        (["--elevations", "0,30", "--holdout-elevations", "30"], "also training elevations"),
+        (["--elevations", "80"], "outside the viewpoint estimator's range"),
+        (["--holdout-pairs", "4-5"], "ELEVATION:FIRST-LAST"),
+        (["--elevations", "zero"], "--elevations: expected comma-separated degrees"),
+    ]:
         result = runner.invoke(app, [*TINY, "--out", str(tmp_path / "bad"), *options])
         assert result.exit_code == 1 and message in result.output, result.output
         assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1

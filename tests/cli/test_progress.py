@@ -24,8 +24,26 @@ TRAIN_LINE = re.compile(
 def _pretrain(tmp_path, monkeypatch, *options: str, env: dict[str, str] | None = None):
     monkeypatch.setattr(pretrain_module, "shapenet_components", toy_components)
     (tmp_path / "data").mkdir()
-    return runner.invoke(app, [*options, "pretrain", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--steps", "4",
-                               "--batch-size", "4", "--val-every", "2", "--device", "cpu"], env=env)
+    return runner.invoke(
+        app,
+        [
+            *options,
+            "pretrain",
+            "--data",
+            str(tmp_path / "data"),
+            "--out",
+            str(tmp_path / "run"),
+            "--steps",
+            "4",
+            "--batch-size",
+            "4",
+            "--val-every",
+            "2",
+            "--device",
+            "cpu",
+        ],
+        env=env,
+    )
 
 
 def test_pretrain_prints_a_line_per_step_at_interval_zero(tmp_path, monkeypatch):
@@ -38,7 +56,9 @@ def test_pretrain_prints_a_line_per_step_at_interval_zero(tmp_path, monkeypatch)
     assert [int(match.group(1)) for match in status] == [1, 2, 2, 3, 4, 4]  # each step, and again after each validation
     metrics = [match.group(2) for match in status]
     assert metrics[0] == "-" and metrics[2] != "-"  # the latest val mIoU once validated at step 2
-    assert re.search(r"^\[a3d\] train: done, 4 steps in \d:\d\d:\d\d \(\d+\.\d\d steps/s\)$", result.output, re.MULTILINE)
+    assert re.search(
+        r"^\[a3d\] train: done, 4 steps in \d:\d\d:\d\d \(\d+\.\d\d steps/s\)$", result.output, re.MULTILINE
+    )
     for split in ("test", "test_newview"):  # the evaluation after training is a phase of its own
         assert re.search(rf"^\[a3d\] evaluate {split}: started \(\d+ instances\)$", result.output, re.MULTILINE)
         assert re.search(rf"^\[a3d\] evaluate {split}: done, \d+ instances in ", result.output, re.MULTILINE)
@@ -48,12 +68,28 @@ def test_the_interval_comes_from_the_environment(tmp_path, monkeypatch):
     result = _pretrain(tmp_path, monkeypatch, env={"A3D_PROGRESS_EVERY": "3600"})
     assert result.exit_code == 0, result.output
     train_lines = [line for line in result.output.splitlines() if line.startswith("[a3d] train:")]
-    assert len(train_lines) == 2 and "started" in train_lines[0] and "done" in train_lines[1]  # no status line within an hour
+    # no status line within an hour
+    assert len(train_lines) == 2 and "started" in train_lines[0] and "done" in train_lines[1]
 
 
 def test_prepare_shapenet_reports_its_phases(tmp_path):
-    result = runner.invoke(app, ["--progress-every", "0", "prepare", "shapenet", "--objects-per-category", "1", "--views", "2",
-                                 "--image-size", "16", "--out", str(tmp_path / "data")])
+    result = runner.invoke(
+        app,
+        [
+            "--progress-every",
+            "0",
+            "prepare",
+            "shapenet",
+            "--objects-per-category",
+            "1",
+            "--views",
+            "2",
+            "--image-size",
+            "16",
+            "--out",
+            str(tmp_path / "data"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert re.search(r"^\[a3d\] rendering views: started \(\d+ views\)$", result.output, re.MULTILINE)
     assert re.search(r"^\[a3d\] rendering views: \d+/\d+ views \(\d+%\) \| ", result.output, re.MULTILINE)

@@ -62,5 +62,9 @@ def write_scene_dataset(root: Path) -> AmodalDataset:
         categories=[{"id": 7, "name": "box"}, {"id": 3, "name": "cup"}],
     )
     return write_dataset(
-        root, name="scene", source="test", splits={"train": split}, write_images=[("scene.png", png_bytes(scene_image()))]
+        root,
+        name="scene",
+        source="test",
+        splits={"train": split},
+        write_images=[("scene.png", png_bytes(scene_image()))],
     )

@@ -61,15 +61,27 @@ def write_json(path: Path, data: Any) -> Path:
 # --------------------------------------------------------------------------------- KINS (2019)
 KINS_H, KINS_W = 375, 1242
 KINS_CATEGORIES = [
-    {"id": 1, "name": "cyclist"}, {"id": 2, "name": "pedestrian"}, {"id": 4, "name": "car"},
-    {"id": 5, "name": "tram"}, {"id": 6, "name": "truck"}, {"id": 7, "name": "van"}, {"id": 8, "name": "misc"},
+    {"id": 1, "name": "cyclist"},
+    {"id": 2, "name": "pedestrian"},
+    {"id": 4, "name": "car"},
+    {"id": 5, "name": "tram"},
+    {"id": 6, "name": "truck"},
+    {"id": 7, "name": "van"},
+    {"id": 8, "name": "misc"},
 ]
 
 
 def kins_annotation(ann_id, image_id, category_id, amodal_polygons, visible, bbox, **extra):
     annotation = {
-        "id": ann_id, "image_id": image_id, "category_id": category_id, "segmentation": amodal_polygons,
-        "bbox": bbox, "inmodal_seg": visible, "inmodal_bbox": [0, 0, 1, 1], "area": 1.0, "iscrowd": 0,
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": category_id,
+        "segmentation": amodal_polygons,
+        "bbox": bbox,
+        "inmodal_seg": visible,
+        "inmodal_bbox": [0, 0, 1, 1],
+        "area": 1.0,
+        "iscrowd": 0,
     }
     annotation.update(extra)
     return annotation
@@ -86,12 +98,30 @@ def kins_files(root: Path) -> tuple[Path, Path]:
     blank_image(images / "000001.png", KINS_H, KINS_W)
     blank_image(images / "000002.png", KINS_H, KINS_W)
     annotations = [
-        kins_annotation(11, 1, 4, [rect_polygon(100, 150, 300, 250)],
-                        rle_string(rect(KINS_H, KINS_W, 100, 150, 200, 250)), [100, 150, 200, 100]),
-        kins_annotation(12, 1, 2, [rect_polygon(600, 100, 640, 220)],
-                        rle_list(rect(KINS_H, KINS_W, 600, 100, 640, 220)), [600, 100, 40, 120]),
-        kins_annotation(13, 2, 1, [rect_polygon(10, 10, 30, 30), rect_polygon(50, 10, 70, 30)],
-                        rle_string(rect(KINS_H, KINS_W, 10, 10, 30, 30)), [10, 10, 60, 20]),
+        kins_annotation(
+            11,
+            1,
+            4,
+            [rect_polygon(100, 150, 300, 250)],
+            rle_string(rect(KINS_H, KINS_W, 100, 150, 200, 250)),
+            [100, 150, 200, 100],
+        ),
+        kins_annotation(
+            12,
+            1,
+            2,
+            [rect_polygon(600, 100, 640, 220)],
+            rle_list(rect(KINS_H, KINS_W, 600, 100, 640, 220)),
+            [600, 100, 40, 120],
+        ),
+        kins_annotation(
+            13,
+            2,
+            1,
+            [rect_polygon(10, 10, 30, 30), rect_polygon(50, 10, 70, 30)],
+            rle_string(rect(KINS_H, KINS_W, 10, 10, 30, 30)),
+            [10, 10, 60, 20],
+        ),
     ]
     data = {
         "images": [
@@ -114,15 +144,36 @@ def kins2020_files(root: Path) -> tuple[Path, Path]:
     images = root / "image_2"
     blank_image(images / "000007.png", KINS_H, KINS_W)
     annotations = [
-        {"id": 5, "image_id": 7, "category_id": 7, "a_segm": [rect_polygon(200, 200, 300, 250)],
-         "i_segm": [rect_polygon(200, 200, 300, 220)], "a_bbox": [200, 200, 100, 50], "i_bbox": [200, 200, 100, 20],
-         "a_area": 5000, "i_area": 2000, "oco_id": 3, "ico_id": 2},
-        {"id": 6, "image_id": 7, "category_id": 5, "a_segm": [rect_polygon(0, 0, 30, 30)],
-         "i_segm": [rect_polygon(0, 0, 30, 30)], "a_bbox": [0, 0, 30, 30], "i_bbox": [0, 0, 30, 30],
-         "oco_id": 4, "ico_id": 0},
+        {
+            "id": 5,
+            "image_id": 7,
+            "category_id": 7,
+            "a_segm": [rect_polygon(200, 200, 300, 250)],
+            "i_segm": [rect_polygon(200, 200, 300, 220)],
+            "a_bbox": [200, 200, 100, 50],
+            "i_bbox": [200, 200, 100, 20],
+            "a_area": 5000,
+            "i_area": 2000,
+            "oco_id": 3,
+            "ico_id": 2,
+        },
+        {
+            "id": 6,
+            "image_id": 7,
+            "category_id": 5,
+            "a_segm": [rect_polygon(0, 0, 30, 30)],
+            "i_segm": [rect_polygon(0, 0, 30, 30)],
+            "a_bbox": [0, 0, 30, 30],
+            "i_bbox": [0, 0, 30, 30],
+            "oco_id": 4,
+            "ico_id": 0,
+        },
     ]
-    data = {"images": [{"id": 7, "file_name": "000007.png", "width": KINS_W, "height": KINS_H}],
-            "annotations": annotations, "categories": KINS_CATEGORIES}
+    data = {
+        "images": [{"id": 7, "file_name": "000007.png", "width": KINS_W, "height": KINS_H}],
+        "annotations": annotations,
+        "categories": KINS_CATEGORIES,
+    }
     return write_json(root / "update_train_2020.json", data), images
 
 
@@ -146,24 +197,49 @@ def d2sa_files(root: Path) -> tuple[Path, Path, Path]:
     rot0 = {
         "images": [{"id": 1, "file_name": "D2S_000001.png", "width": D2SA_W, "height": D2SA_H}],
         "annotations": [
-            {"id": 1, "image_id": 1, "category_id": 1, "segmentation": rle_string(rect(D2SA_H, D2SA_W, 100, 200, 500, 500)),
-             "bbox": [100, 200, 400, 300], "visible_mask": [rect_polygon(100, 200, 200, 500)],
-             "invisible_mask": {}, "occlude_rate": 0.75, "occl_depth": [1], "iscrowd": 0},
-            {"id": 2, "image_id": 1, "category_id": 9, "segmentation": rle_string(rect(D2SA_H, D2SA_W, 1000, 1000, 1050, 1050)),
-             "bbox": [1000, 1000, 50, 50], "amodal_region": 1},
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 1,
+                "segmentation": rle_string(rect(D2SA_H, D2SA_W, 100, 200, 500, 500)),
+                "bbox": [100, 200, 400, 300],
+                "visible_mask": [rect_polygon(100, 200, 200, 500)],
+                "invisible_mask": {},
+                "occlude_rate": 0.75,
+                "occl_depth": [1],
+                "iscrowd": 0,
+            },
+            {
+                "id": 2,
+                "image_id": 1,
+                "category_id": 9,
+                "segmentation": rle_string(rect(D2SA_H, D2SA_W, 1000, 1000, 1050, 1050)),
+                "bbox": [1000, 1000, 50, 50],
+                "amodal_region": 1,
+            },
         ],
         "categories": D2SA_CATEGORIES,
     }
     augmented = {
         "images": [{"id": 1, "file_name": "aug_1.png", "width": D2SA_W, "height": D2SA_H}],
         "annotations": [
-            {"id": 1, "image_id": 1, "category_id": 9, "segmentation": rle_list(rect(D2SA_H, D2SA_W, 0, 0, 200, 200)),
-             "bbox": [0, 0, 200, 200], "visible_mask": rle_string(rect(D2SA_H, D2SA_W, 0, 0, 200, 50)), "occlude_rate": 0.75},
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 9,
+                "segmentation": rle_list(rect(D2SA_H, D2SA_W, 0, 0, 200, 200)),
+                "bbox": [0, 0, 200, 200],
+                "visible_mask": rle_string(rect(D2SA_H, D2SA_W, 0, 0, 200, 50)),
+                "occlude_rate": 0.75,
+            },
         ],
         "categories": D2SA_CATEGORIES,
     }
-    return (write_json(root / "D2S_amodal_training_rot0.json", rot0),
-            write_json(root / "D2S_amodal_augmented.json", augmented), images)
+    return (
+        write_json(root / "D2S_amodal_training_rot0.json", rot0),
+        write_json(root / "D2S_amodal_augmented.json", augmented),
+        images,
+    )
 
 
 COCO_H, COCO_W = 480, 640
@@ -179,10 +255,24 @@ def cocoa_cls_files(root: Path) -> tuple[Path, Path]:
     data = {
         "images": [{"id": 9, "file_name": name, "width": COCO_W, "height": COCO_H}],
         "annotations": [
-            {"id": 40, "image_id": 9, "category_id": 1, "segmentation": rle_list(rect(COCO_H, COCO_W, 50, 60, 150, 260)),
-             "bbox": [50, 60, 100, 200], "visible_mask": rle_string(rect(COCO_H, COCO_W, 50, 60, 150, 210)), "iscrowd": 0},
-            {"id": 41, "image_id": 9, "category_id": 3, "segmentation": [rect_polygon(300, 300, 360, 340)],
-             "bbox": [300, 300, 60, 40], "visible_mask": [rect_polygon(300, 300, 360, 340)], "iscrowd": 0},
+            {
+                "id": 40,
+                "image_id": 9,
+                "category_id": 1,
+                "segmentation": rle_list(rect(COCO_H, COCO_W, 50, 60, 150, 260)),
+                "bbox": [50, 60, 100, 200],
+                "visible_mask": rle_string(rect(COCO_H, COCO_W, 50, 60, 150, 210)),
+                "iscrowd": 0,
+            },
+            {
+                "id": 41,
+                "image_id": 9,
+                "category_id": 3,
+                "segmentation": [rect_polygon(300, 300, 360, 340)],
+                "bbox": [300, 300, 60, 40],
+                "visible_mask": [rect_polygon(300, 300, 360, 340)],
+                "iscrowd": 0,
+            },
         ],
         "categories": [{"id": 1, "name": "person"}, {"id": 3, "name": "car"}],
     }
@@ -201,13 +291,32 @@ def cocoa_files(root: Path) -> tuple[Path, Path]:
     name = "COCO_val2014_000000000042.jpg"
     blank_image(images / name, COCO_H, COCO_W)
     regions = [
-        {"segmentation": rect_polygon(100, 100, 200, 200), "name": "dog ", "area": 10000.0, "isStuff": 0, "order": 2,
-         "occlude_rate": 0.6, "visible_mask": rle_string(rect(COCO_H, COCO_W, 100, 100, 140, 200)),
-         "invisible_mask": rle_string(rect(COCO_H, COCO_W, 140, 100, 200, 200))},
-        {"segmentation": rect_polygon(0, 400, 200, 450), "name": "sofa", "area": 10000.0, "isStuff": 0, "order": 1,
-         "occlude_rate": 0.0},
-        {"segmentation": rect_polygon(0, 0, 640, 50), "name": "sky", "area": 32000.0, "isStuff": 1, "order": 3,
-         "occlude_rate": 0.0},
+        {
+            "segmentation": rect_polygon(100, 100, 200, 200),
+            "name": "dog ",
+            "area": 10000.0,
+            "isStuff": 0,
+            "order": 2,
+            "occlude_rate": 0.6,
+            "visible_mask": rle_string(rect(COCO_H, COCO_W, 100, 100, 140, 200)),
+            "invisible_mask": rle_string(rect(COCO_H, COCO_W, 140, 100, 200, 200)),
+        },
+        {
+            "segmentation": rect_polygon(0, 400, 200, 450),
+            "name": "sofa",
+            "area": 10000.0,
+            "isStuff": 0,
+            "order": 1,
+            "occlude_rate": 0.0,
+        },
+        {
+            "segmentation": rect_polygon(0, 0, 640, 50),
+            "name": "sky",
+            "area": 32000.0,
+            "isStuff": 1,
+            "order": 3,
+            "occlude_rate": 0.0,
+        },
     ]
     data = {
         "images": [{"id": 42, "file_name": name, "width": COCO_W, "height": COCO_H}],
@@ -218,8 +327,17 @@ def cocoa_files(root: Path) -> tuple[Path, Path]:
 
 # ------------------------------------------------------------------------------- shared checks
 CANONICAL_KEYS = {
-    "id", "image_id", "category_id", "segmentation", "bbox", "area", "visible_mask", "visible_bbox",
-    "visible_area", "occlusion_rate", "iscrowd",
+    "id",
+    "image_id",
+    "category_id",
+    "segmentation",
+    "bbox",
+    "area",
+    "visible_mask",
+    "visible_bbox",
+    "visible_area",
+    "occlusion_rate",
+    "iscrowd",
 }
 
 

@@ -66,8 +66,10 @@ def test_amodal_annotation_fields_by_hand():
 
 
 def _tiny_split():
-    images = [{"id": 1, "file_name": "a.png", "width": 64, "height": 48},
-              {"id": 2, "file_name": "b.png", "width": 64, "height": 48}]
+    images = [
+        {"id": 1, "file_name": "a.png", "width": 64, "height": 48},
+        {"id": 2, "file_name": "b.png", "width": 64, "height": 48},
+    ]
     annotations = [
         amodal_annotation(1, 1, 1, _square(48, 64, 5, 30, 5, 30), _square(48, 64, 5, 30, 5, 20)),
         amodal_annotation(2, 1, 2, _square(48, 64, 20, 45, 30, 60), _square(48, 64, 20, 45, 30, 60)),

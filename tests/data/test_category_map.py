@@ -13,13 +13,86 @@ from a3d_core.errors import InputError
 from tests.data.formats_fixtures import KINS_CATEGORIES
 
 COCO_NAMES = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light", "fire hydrant",
-    "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe",
-    "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite", "baseball bat",
-    "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl",
-    "banana", "apple", "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
-    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone", "microwave",
-    "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
+    "person",
+    "bicycle",
+    "car",
+    "motorcycle",
+    "airplane",
+    "bus",
+    "train",
+    "truck",
+    "boat",
+    "traffic light",
+    "fire hydrant",
+    "stop sign",
+    "parking meter",
+    "bench",
+    "bird",
+    "cat",
+    "dog",
+    "horse",
+    "sheep",
+    "cow",
+    "elephant",
+    "bear",
+    "zebra",
+    "giraffe",
+    "backpack",
+    "umbrella",
+    "handbag",
+    "tie",
+    "suitcase",
+    "frisbee",
+    "skis",
+    "snowboard",
+    "sports ball",
+    "kite",
+    "baseball bat",
+    "baseball glove",
+    "skateboard",
+    "surfboard",
+    "tennis racket",
+    "bottle",
+    "wine glass",
+    "cup",
+    "fork",
+    "knife",
+    "spoon",
+    "bowl",
+    "banana",
+    "apple",
+    "sandwich",
+    "orange",
+    "broccoli",
+    "carrot",
+    "hot dog",
+    "pizza",
+    "donut",
+    "cake",
+    "chair",
+    "couch",
+    "potted plant",
+    "bed",
+    "dining table",
+    "toilet",
+    "tv",
+    "laptop",
+    "mouse",
+    "remote",
+    "keyboard",
+    "cell phone",
+    "microwave",
+    "oven",
+    "toaster",
+    "sink",
+    "refrigerator",
+    "book",
+    "clock",
+    "vase",
+    "scissors",
+    "teddy bear",
+    "hair drier",
+    "toothbrush",
 )
 """COCO's 80 class names, as COCOA-cls lists them."""
 
@@ -44,7 +117,8 @@ def test_overlap_counts_as_docs_twostage_md_states() -> None:
     resolved = CategoryMap().resolve(list(COCO_NAMES), CATEGORIES)
     assert resolved["couch"] == "sofa" and resolved["tv"] == "display" and "bus" not in resolved and len(resolved) == 10
     assert CategoryMap().resolve(["object"], CATEGORIES) == {}  # class-agnostic COCOA starts fresh
-    assert CategoryMap().resolve(list(CATEGORIES), CATEGORIES) == {name: name for name in CATEGORIES}  # the built-in scenes
+    # the built-in scenes
+    assert CategoryMap().resolve(list(CATEGORIES), CATEGORIES) == {name: name for name in CATEGORIES}
 
 
 def test_a_user_file_overrides_the_shipped_entries(tmp_path: Path) -> None:
@@ -56,11 +130,14 @@ def test_a_user_file_overrides_the_shipped_entries(tmp_path: Path) -> None:
     assert CategoryMap(shipped=False).resolve(names, ["car"]) == {"car": "car"}
 
 
-@pytest.mark.parametrize("content, message", [
-    ('["couch", "sofa"]', "expected a JSON object mapping dataset class names"),
-    ('{"couch": 3}', "expected a JSON object mapping dataset class names"),
-    ('{"couch": ', "malformed JSON"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('["couch", "sofa"]', "expected a JSON object mapping dataset class names"),
+        ('{"couch": 3}', "expected a JSON object mapping dataset class names"),
+        ('{"couch": ', "malformed JSON"),
+    ],
+)
 def test_malformed_map_files_are_refused_naming_the_file(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "map.json"
     path.write_text(content)

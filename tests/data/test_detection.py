@@ -5,7 +5,16 @@ import torch
 from a3d_core.data.canonical import encode_mask
 from a3d_core.data.detection import AmodalDetectionDataset, CategoryMapping, collate_detection, instance_targets
 from a3d_core.errors import InputError
-from tests.data.amodal_scene import BOX_A, BOX_B, HEIGHT, WIDTH, png_bytes, scene_image, scene_masks, write_scene_dataset
+from tests.data.amodal_scene import (
+    BOX_A,
+    BOX_B,
+    HEIGHT,
+    WIDTH,
+    png_bytes,
+    scene_image,
+    scene_masks,
+    write_scene_dataset,
+)
 
 
 @pytest.fixture()

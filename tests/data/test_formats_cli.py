@@ -14,7 +14,17 @@ runner = CliRunner()
 def test_kins_goes_under_the_data_root_and_prints_the_report(tmp_path):
     annotation_file, images = kins_files(tmp_path / "src")
     result = runner.invoke(
-        app, ["prepare", "kins", "--annotations", str(annotation_file), "--images", str(images), "--data-root", str(tmp_path / "root")]
+        app,
+        [
+            "prepare",
+            "kins",
+            "--annotations",
+            str(annotation_file),
+            "--images",
+            str(images),
+            "--data-root",
+            str(tmp_path / "root"),
+        ],
     )
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "root" / "kins" / "dataset.json").read_text())
@@ -36,13 +46,36 @@ def test_d2sa_merges_repeated_annotations_options(tmp_path):
 def test_cocoa_keep_stuff_and_kins2020_split(tmp_path):
     cocoa_file, cocoa_images = cocoa_files(tmp_path / "cocoa")
     result = runner.invoke(
-        app, ["prepare", "cocoa", "-a", str(cocoa_file), "-i", str(cocoa_images), "--out", str(tmp_path / "c"), "--keep-stuff"]
+        app,
+        [
+            "prepare",
+            "cocoa",
+            "-a",
+            str(cocoa_file),
+            "-i",
+            str(cocoa_images),
+            "--out",
+            str(tmp_path / "c"),
+            "--keep-stuff",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert len(json.loads((tmp_path / "c" / "train.json").read_text())["annotations"]) == 3
     kins_file, kins_images = kins2020_files(tmp_path / "k")
     result = runner.invoke(
-        app, ["prepare", "kins2020", "-a", str(kins_file), "-i", str(kins_images), "-o", str(tmp_path / "k20"), "--split", "val"]
+        app,
+        [
+            "prepare",
+            "kins2020",
+            "-a",
+            str(kins_file),
+            "-i",
+            str(kins_images),
+            "-o",
+            str(tmp_path / "k20"),
+            "--split",
+            "val",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "k20" / "val.json").is_file()
@@ -51,7 +84,9 @@ def test_cocoa_keep_stuff_and_kins2020_split(tmp_path):
 @pytest.mark.parametrize("command", ["d2sa", "cocoa-cls", "cocoa", "kins2020"])
 def test_a_kins_file_to_another_command_is_a_one_line_error(tmp_path, command):
     annotation_file, images = kins_files(tmp_path / "src")
-    result = runner.invoke(app, ["prepare", command, "-a", str(annotation_file), "-i", str(images), "-o", str(tmp_path / "o")])
+    result = runner.invoke(
+        app, ["prepare", command, "-a", str(annotation_file), "-i", str(images), "-o", str(tmp_path / "o")]
+    )
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "instances_train.json: not a" in lines[0]
@@ -61,7 +96,9 @@ def test_a_kins_file_to_another_command_is_a_one_line_error(tmp_path, command):
 def test_strict_prints_the_problems_then_fails(tmp_path):
     annotation_file, images = kins_files(tmp_path / "src")
     (images / "000002.png").unlink()
-    result = runner.invoke(app, ["prepare", "kins", "-a", str(annotation_file), "-i", str(images), "-o", str(tmp_path / "o"), "--strict"])
+    result = runner.invoke(
+        app, ["prepare", "kins", "-a", str(annotation_file), "-i", str(images), "-o", str(tmp_path / "o"), "--strict"]
+    )
     assert result.exit_code == 1
     assert "missing image" in result.output and "000002.png not found" in result.output
     assert "error: --strict: 1 problem found, nothing written" in result.output
@@ -71,7 +108,16 @@ def test_strict_prints_the_problems_then_fails(tmp_path):
 def test_help_explains_the_options():
     result = runner.invoke(app, ["prepare", "cocoa", "--help"])
     assert result.exit_code == 0
-    for option in ("--annotations", "--images", "--split", "--out", "--data-root", "--strict", "--overwrite", "--keep-stuff"):
+    for option in (
+        "--annotations",
+        "--images",
+        "--split",
+        "--out",
+        "--data-root",
+        "--strict",
+        "--overwrite",
+        "--keep-stuff",
+    ):
         assert option in result.output
     assert "--keep-stuff" not in runner.invoke(app, ["prepare", "kins", "--help"]).output
 
@@ -81,6 +127,8 @@ def test_names_from_the_files_are_printed_literally(tmp_path):
     data = json.loads(annotation_file.read_text())
     data["categories"][2]["name"] = "[red]car[/red]"  # would be rich markup if not escaped
     annotation_file.write_text(json.dumps(data))
-    result = runner.invoke(app, ["prepare", "kins", "-a", str(annotation_file), "-i", str(images), "-o", str(tmp_path / "o")])
+    result = runner.invoke(
+        app, ["prepare", "kins", "-a", str(annotation_file), "-i", str(images), "-o", str(tmp_path / "o")]
+    )
     assert result.exit_code == 0, result.output
     assert "[red]car[/red]" in result.output

@@ -56,7 +56,10 @@ def test_rot0_and_augmented_merge_into_one_split_with_unique_ids(tmp_path):
     assert augmented_one["occlusion_rate"] == 0.75
     np.testing.assert_array_equal(decoded(augmented_one["segmentation"]), rect(D2SA_H, D2SA_W, 0, 0, 200, 200))
 
-    assert {c.name: c.instances for c in result.report.categories} == {"adelholzener_alpenquelle_classic_075": 1, "apple_red": 2}
+    assert {c.name: c.instances for c in result.report.categories} == {
+        "adelholzener_alpenquelle_classic_075": 1,
+        "apple_red": 2,
+    }
     assert result.report.occlusion_histogram == [1, 0, 0, 0, 0, 0, 0, 2, 0, 0]
     assert stock_cocoeval_ap(result.dataset.split_path("train")) == pytest.approx(1.0)
 
@@ -66,19 +69,29 @@ def test_cocoa_cls_fields_by_hand_and_cocoeval(tmp_path):
     result = prepare_real(RealPrepareRequest("cocoa-cls", (annotation_file,), images, out_dir=tmp_path / "c"))
     split = result.dataset.load_split("train")
     assert split.categories == [{"id": 1, "name": "person"}, {"id": 3, "name": "car"}]
-    assert split.images == [{"id": 9, "file_name": "COCO_train2014_000000000009.jpg", "width": COCO_W, "height": COCO_H}]
+    assert split.images == [
+        {"id": 9, "file_name": "COCO_train2014_000000000009.jpg", "width": COCO_W, "height": COCO_H}
+    ]
     person, car = split.annotations
     assert (person["id"], person["image_id"], person["category_id"]) == (40, 9, 1)
     assert person["bbox"] == [50.0, 60.0, 100.0, 200.0] and person["area"] == 20000.0
     assert person["visible_bbox"] == [50.0, 60.0, 100.0, 150.0] and person["visible_area"] == 15000.0
     assert person["occlusion_rate"] == 0.25
-    assert (car["id"], car["category_id"], car["area"], car["visible_area"], car["occlusion_rate"]) == (41, 3, 2400.0, 2400.0, 0.0)
+    assert (car["id"], car["category_id"], car["area"], car["visible_area"], car["occlusion_rate"]) == (
+        41,
+        3,
+        2400.0,
+        2400.0,
+        0.0,
+    )
     np.testing.assert_array_equal(decoded(car["segmentation"]), rect(COCO_H, COCO_W, 300, 300, 360, 340))
     assert stock_cocoeval_ap(result.dataset.split_path("train")) == pytest.approx(1.0)
 
 
 def test_merged_files_must_agree_on_category_names(tmp_path):
     rot0, augmented, images = d2sa_files(tmp_path / "src")
-    clash = write_json(tmp_path / "clash.json", {"images": [], "annotations": [], "categories": [{"id": 9, "name": "pear"}]})
+    clash = write_json(
+        tmp_path / "clash.json", {"images": [], "annotations": [], "categories": [{"id": 9, "name": "pear"}]}
+    )
     with pytest.raises(InputError, match="category 9 is 'pear' here but 'apple_red'"):
         prepare_real(RealPrepareRequest("d2sa", (rot0, clash), images, out_dir=tmp_path / "d"))

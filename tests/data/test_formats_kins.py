@@ -73,7 +73,13 @@ def test_report_counts(kins_dataset):
     assert (report.images, report.instances, report.skipped_images, report.skipped_instances) == (2, 3, 0, 0)
     assert report.problems == [] and report.notes == {}
     assert {c.name: c.instances for c in report.categories} == {
-        "cyclist": 1, "pedestrian": 1, "car": 1, "tram": 0, "truck": 0, "van": 0, "misc": 0
+        "cyclist": 1,
+        "pedestrian": 1,
+        "car": 1,
+        "tram": 0,
+        "truck": 0,
+        "van": 0,
+        "misc": 0,
     }
     assert report.occlusion_histogram == [1, 0, 0, 0, 0, 2, 0, 0, 0, 0]  # 0.0 once, 0.5 twice
 

@@ -10,7 +10,9 @@ from tests.data.formats_fixtures import CANONICAL_KEYS, KINS_H, KINS_W, decoded,
 
 def test_every_field_by_hand_and_cocoeval(tmp_path):
     annotation_file, images = kins2020_files(tmp_path / "src")
-    result = prepare_real(RealPrepareRequest("kins2020", (annotation_file,), images, split="val", out_dir=tmp_path / "k"))
+    result = prepare_real(
+        RealPrepareRequest("kins2020", (annotation_file,), images, split="val", out_dir=tmp_path / "k")
+    )
     assert result.dataset.splits == ["val"] and result.dataset.manifest["source"] == "kins2020"
     split = result.dataset.load_split("val")
     assert split.images == [{"id": 7, "file_name": "000007.png", "width": KINS_W, "height": KINS_H}]

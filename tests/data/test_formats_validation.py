@@ -25,7 +25,13 @@ CATEGORIES = [{"id": 1, "name": "car"}]
 
 
 def _annotation(ann_id, amodal, visible, image_id=1, category_id=1, bbox=None):
-    annotation = {"id": ann_id, "image_id": image_id, "category_id": category_id, "segmentation": amodal, "inmodal_seg": visible}
+    annotation = {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": category_id,
+        "segmentation": amodal,
+        "inmodal_seg": visible,
+    }
     if bbox is not None:
         annotation["bbox"] = bbox
     return annotation
@@ -110,7 +116,9 @@ def test_strict_makes_any_problem_fatal_and_writes_nothing(tmp_path, images_dir)
     with pytest.raises(StrictValidationError) as error:
         prepare_real(request)
     assert len(error.value.report.problems) == len(expected)
-    assert str(error.value).startswith(f"--strict: {len(expected)} problems found, nothing written (first: instances.json")
+    assert str(error.value).startswith(
+        f"--strict: {len(expected)} problems found, nothing written (first: instances.json"
+    )
     assert "\n" not in str(error.value)
     assert not (tmp_path / "out").exists()
 
@@ -126,10 +134,14 @@ def test_image_problems_skip_the_image_and_its_annotations(tmp_path, images_dir)
     ]
     square, visible = [rect_polygon(10, 10, 30, 30)], rle_string(rect(H, W, 10, 10, 20, 30))
     annotations = [_annotation(i, square, visible, image_id=i) for i in (1, 2, 3, 4)]
-    result = prepare_real(RealPrepareRequest("kins", (_kins_file(tmp_path, annotations, images),), images_dir, out_dir=tmp_path / "o"))
+    result = prepare_real(
+        RealPrepareRequest("kins", (_kins_file(tmp_path, annotations, images),), images_dir, out_dir=tmp_path / "o")
+    )
     report = result.report
     assert [(p.image_id, p.kind) for p in report.problems] == [
-        (2, ProblemKind.MISSING_IMAGE), (3, ProblemKind.UNREADABLE_IMAGE), (4, ProblemKind.IMAGE_SIZE)
+        (2, ProblemKind.MISSING_IMAGE),
+        (3, ProblemKind.UNREADABLE_IMAGE),
+        (4, ProblemKind.IMAGE_SIZE),
     ]
     assert "small.png is 60x39 (w x h), the JSON says 60x40" in report.problems[2].detail
     assert (report.images, report.instances, report.skipped_images, report.skipped_instances) == (1, 1, 3, 3)
@@ -158,9 +170,13 @@ def test_unreadable_and_wrong_layout_files_get_one_line_errors(tmp_path, images_
     assert "the JSON is a list" in error_of("kins", as_list)
     no_images = write_json(tmp_path / "no_images.json", {"annotations": []})
     assert "no 'images' list" in error_of("kins", no_images)
-    plain_coco = write_json(tmp_path / "coco.json", {"images": [], "annotations": [{"id": 1, "segmentation": [], "bbox": []}]})
+    plain_coco = write_json(
+        tmp_path / "coco.json", {"images": [], "annotations": [{"id": 1, "segmentation": [], "bbox": []}]}
+    )
     assert "its annotations have the keys bbox, id, segmentation" in error_of("kins2020", plain_coco)
-    bad_image = _kins_file(tmp_path, [], [{"id": 1, "file_name": "a.png", "width": "wide", "height": H}], "bad_image.json")
+    bad_image = _kins_file(
+        tmp_path, [], [{"id": 1, "file_name": "a.png", "width": "wide", "height": H}], "bad_image.json"
+    )
     assert "images[0] needs an integer 'id', 'width', 'height'" in error_of("kins", bad_image)
     assert not (tmp_path / "out").exists()
 
@@ -210,7 +226,9 @@ def test_a_second_split_is_added_and_image_paths_stay_valid(tmp_path):
     files = _two_kins_folders(tmp_path)
     kitti = tmp_path / "kitti"
     prepare_real(RealPrepareRequest("kins", (files["train"],), kitti / "training" / "image_2", out_dir=tmp_path / "ds"))
-    result = prepare_real(RealPrepareRequest("kins", (files["val"],), kitti / "testing" / "image_2", split="val", out_dir=tmp_path / "ds"))
+    result = prepare_real(
+        RealPrepareRequest("kins", (files["val"],), kitti / "testing" / "image_2", split="val", out_dir=tmp_path / "ds")
+    )
     dataset = result.dataset
     assert dataset.splits == ["train", "val"] and not result.replaced_split
     assert dataset.manifest["image_root"] == str(kitti.resolve())  # the common parent of both folders
@@ -229,8 +247,12 @@ def test_existing_splits_are_never_replaced_without_overwrite_nor_touched_on_fai
     before = _snapshot(out)
     with pytest.raises(InputError, match="split 'train' already exists .pass --overwrite"):
         prepare_real(RealPrepareRequest("kins", (files["train"],), images, out_dir=out))
-    bad = _kins_file(tmp_path, [_annotation(1, [[1, 1, 2, 2]], rle_string(rect(H, W, 0, 0, 5, 5)))],
-                     [{"id": 1, "file_name": "train.png", "width": W, "height": H}], "bad.json")
+    bad = _kins_file(
+        tmp_path,
+        [_annotation(1, [[1, 1, 2, 2]], rle_string(rect(H, W, 0, 0, 5, 5)))],
+        [{"id": 1, "file_name": "train.png", "width": W, "height": H}],
+        "bad.json",
+    )
     with pytest.raises(StrictValidationError):
         prepare_real(RealPrepareRequest("kins", (bad,), images, split="val", out_dir=out, strict=True))
     with pytest.raises(InputError, match="prepared from 'kins', not 'kins2020'"):
@@ -238,7 +260,11 @@ def test_existing_splits_are_never_replaced_without_overwrite_nor_touched_on_fai
     assert _snapshot(out) == before and sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
     # --overwrite replaces that split only (here: an empty one) and keeps the others
-    prepare_real(RealPrepareRequest("kins", (files["val"],), tmp_path / "kitti" / "testing" / "image_2", split="val", out_dir=out))
+    prepare_real(
+        RealPrepareRequest(
+            "kins", (files["val"],), tmp_path / "kitti" / "testing" / "image_2", split="val", out_dir=out
+        )
+    )
     empty = _kins_file(tmp_path, [], [], "empty.json")
     result = prepare_real(RealPrepareRequest("kins", (empty,), images, out_dir=out, overwrite=True))
     assert result.replaced_split and result.dataset.splits == ["train", "val"]
@@ -251,20 +277,27 @@ def test_a_folder_that_is_not_a_dataset_is_refused(tmp_path, images_dir):
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     annotation_file = _kins_file(tmp_path, [])
     with pytest.raises(InputError, match="is not an a3d dataset"):
-        prepare_real(RealPrepareRequest("kins", (annotation_file,), images_dir, out_dir=tmp_path / "mine", overwrite=True))
+        prepare_real(
+            RealPrepareRequest("kins", (annotation_file,), images_dir, out_dir=tmp_path / "mine", overwrite=True)
+        )
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
 def test_an_empty_folder_is_filled(tmp_path, images_dir):
     (tmp_path / "empty").mkdir()
-    result = prepare_real(RealPrepareRequest("kins", (_kins_file(tmp_path, []),), images_dir, out_dir=tmp_path / "empty"))
+    result = prepare_real(
+        RealPrepareRequest("kins", (_kins_file(tmp_path, []),), images_dir, out_dir=tmp_path / "empty")
+    )
     assert result.dataset.splits == ["train"] and (tmp_path / "empty" / "train.json").is_file()
 
 
 def test_default_out_dir_is_under_the_data_root(tmp_path, images_dir, monkeypatch):
     annotation_file = _kins_file(tmp_path, [])
     monkeypatch.setenv("A3D_DATA_ROOT", str(tmp_path / "env_root"))
-    assert prepare_real(RealPrepareRequest("kins", (annotation_file,), images_dir)).dataset.root == tmp_path / "env_root" / "kins"
+    assert (
+        prepare_real(RealPrepareRequest("kins", (annotation_file,), images_dir)).dataset.root
+        == tmp_path / "env_root" / "kins"
+    )
     explicit = RealPrepareRequest("kins", (annotation_file,), images_dir, data_root_dir=tmp_path / "flag_root")
     assert prepare_real(explicit).dataset.root == tmp_path / "flag_root" / "kins"
     manifest = json.loads((tmp_path / "flag_root" / "kins" / "dataset.json").read_text())

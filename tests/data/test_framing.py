@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from a3d_core.data.framing import FramedViews, frame_view
 from a3d_core.boxes import mask_boxes
+from a3d_core.data.framing import FramedViews, frame_view
 
 
 def _view(size: int = 16) -> dict[str, torch.Tensor]:
@@ -25,10 +25,12 @@ def test_the_amodal_box_fills_the_crop_at_scale_one_and_the_middle_at_scale_two(
     tight = frame_view(view, 1.0)  # the square of side 8 around the 8 x 4 box: rows 2..9, columns 2..9
     assert mask_boxes(tight["amodal"]).tolist() == [[4.0, 0.0, 12.0, 16.0]]  # twice as large: columns 4..7 -> 4..11
     assert mask_boxes(tight["visible"]).tolist() == [[4.0, 0.0, 12.0, 8.0]]  # the visible top half stays the top half
-    assert torch.equal(tight["rgb"][1, 1:15, 5:11], torch.ones(14, 6))  # inside the object, away from its resampled edges
+    # inside the object, away from its resampled edges
+    assert torch.equal(tight["rgb"][1, 1:15, 5:11], torch.ones(14, 6))
     assert tight["category"] is view["category"]  # other entries are kept
 
-    loose = frame_view(view, 2.0)  # the square of side 16 around the box: the object covers the middle half of its height
+    # the square of side 16 around the box: the object covers the middle half of its height
+    loose = frame_view(view, 2.0)
     assert mask_boxes(loose["amodal"]).tolist() == [[6.0, 4.0, 10.0, 12.0]]
 
 

@@ -136,7 +136,8 @@ def test_overlay_scale_draws_on_the_enlarged_image():
     assert drawn.shape == (12, 15, 3)
     assert np.array_equal(drawn, overlay(enlarged, visible.repeat(3, 1).repeat(3, 2), amodal.repeat(3, 1).repeat(3, 2)))
     assert drawn[:3, :3].tolist() == [[[7, 7, 7]] * 3] * 3  # a pixel becomes a 3 x 3 block
-    assert drawn[4, 4].tolist() == np.rint(0.45 * 100 + 0.55 * np.array([230, 25, 75])).tolist()  # interior of the visible part
+    # interior of the visible part
+    assert drawn[4, 4].tolist() == np.rint(0.45 * 100 + 0.55 * np.array([230, 25, 75])).tolist()
     with pytest.raises(ValueError, match="scale"):
         overlay(image, visible, amodal, scale=0)
 
@@ -150,7 +151,11 @@ def test_find_images_expands_files_folders_and_patterns(tmp_path):
     empty.mkdir()
 
     assert find_images(tmp_path) == [tmp_path / "a.JPG", tmp_path / "b.png"]
-    assert find_images(tmp_path, recursive=True) == [tmp_path / "a.JPG", tmp_path / "b.png", tmp_path / "sub" / "c.jpeg"]
+    assert find_images(tmp_path, recursive=True) == [
+        tmp_path / "a.JPG",
+        tmp_path / "b.png",
+        tmp_path / "sub" / "c.jpeg",
+    ]
     assert find_images(str(tmp_path / "**" / "*.jpeg")) == [tmp_path / "sub" / "c.jpeg"]
     assert find_images([tmp_path / "notes.txt", tmp_path / "b.png", tmp_path]) == [
         tmp_path / "notes.txt",

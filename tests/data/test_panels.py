@@ -34,7 +34,8 @@ def _scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def test_the_window_is_the_square_around_all_masks_with_its_margin():
     _, visible, amodal = _scene()
     assert crop_window([visible, amodal], 0.0) == (5, 10, 10)
-    assert crop_window([visible], 0.0) == (5, 7, 10)  # the 10 x 5 visible part centred in a 10-pixel square (left 7.5, floored)
+    # the 10 x 5 visible part centred in a 10-pixel square (left 7.5, floored)
+    assert crop_window([visible], 0.0) == (5, 7, 10)
     assert crop_window([amodal], 0.5) == (0, 5, 20)
 
 
@@ -51,20 +52,27 @@ def test_each_panel_colours_its_regions():
     row = instance_row(image, visible, amodal, truth, settings=SETTINGS)
     size, gap = SETTINGS.size, SETTINGS.gap
     assert row.shape == (size, 4 * size + 3 * gap, 3)
-    panels = [row[:, k * (size + gap): k * (size + gap) + size] for k in range(4)]
+    panels = [row[:, k * (size + gap) : k * (size + gap) + size] for k in range(4)]
     # the crop is the 10 x 10 amodal box, 4 times larger: crop pixel (y, x) -> panel (4y, 4x)
     assert (panels[0] == 200).all()
-    assert tuple(panels[1][20, 8]) == VISIBLE_COLOUR and tuple(panels[1][20, 30]) == (100, 100, 100)  # hidden part: dimmed image
+    # hidden part: dimmed image
+    assert tuple(panels[1][20, 8]) == VISIBLE_COLOUR and tuple(panels[1][20, 30]) == (100, 100, 100)
     assert tuple(panels[2][20, 8]) == VISIBLE_COLOUR and tuple(panels[2][20, 30]) == COMPLETED_COLOUR
     assert tuple(panels[3][20, 22]) == COMPLETED_COLOUR  # the true hidden part
     assert tuple(panels[3][20, 34]) == (100, 100, 100)  # predicted but not true: dimmed, inside the white outline
-    assert tuple(panels[3][20, 39]) == OUTLINE_COLOUR and tuple(panels[3][0, 20]) == OUTLINE_COLOUR  # the prediction's border
+    # the prediction's border
+    assert tuple(panels[3][20, 39]) == OUTLINE_COLOUR and tuple(panels[3][0, 20]) == OUTLINE_COLOUR
 
 
 def test_a_figure_stacks_rows_under_a_header():
     image, visible, amodal = _scene()
-    figure = instance_figure(image, np.stack([visible, visible]), np.stack([amodal, amodal]), labels=["1 car 0.90", "2 car 0.40"],
-                             settings=SETTINGS)
+    figure = instance_figure(
+        image,
+        np.stack([visible, visible]),
+        np.stack([amodal, amodal]),
+        labels=["1 car 0.90", "2 car 0.40"],
+        settings=SETTINGS,
+    )
     assert figure.shape == (12 + 2 * (40 + 2), 3 * 40 + 2 * 2, 3)
     with pytest.raises(ValueError, match="2 labels for 1 instances"):
         instance_figure(image, visible[None], amodal[None], labels=["a", "b"], settings=SETTINGS)

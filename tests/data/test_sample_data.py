@@ -42,12 +42,19 @@ def test_visible_masks_ground_truth_and_images_agree():
         assert read_image(dataset.image_path(image)).shape == (image["height"], image["width"], 3)
         mask = decode_segmentation(entry["segmentation"], image["height"], image["width"])
         amodal = decode_segmentation(annotation["segmentation"], image["height"], image["width"])
-        assert mask.sum() == annotation["visible_area"] and np.all(amodal[mask > 0] > 0)  # the visible part lies in the amodal mask
+        # the visible part lies in the amodal mask
+        assert mask.sum() == annotation["visible_area"] and np.all(amodal[mask > 0] > 0)
 
 
 def test_the_evaluator_reads_the_folder_and_the_visible_masks_miss_the_hidden_parts():
-    result = evaluate_dataset(COMMITTED, COMMITTED / VISIBLE_MASKS_FILE, SPLIT, EvaluationSettings(kinds=("amodal",), device="cpu"))
-    assert result.segments is not None and 0.5 < result.segments.miou < 1.0 and result.segments.miou_occ < result.segments.miou
+    result = evaluate_dataset(
+        COMMITTED, COMMITTED / VISIBLE_MASKS_FILE, SPLIT, EvaluationSettings(kinds=("amodal",), device="cpu")
+    )
+    assert (
+        result.segments is not None
+        and 0.5 < result.segments.miou < 1.0
+        and result.segments.miou_occ < result.segments.miou
+    )
 
 
 def test_the_scenes_are_the_demos_so_its_checkpoint_applies():

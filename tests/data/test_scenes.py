@@ -29,8 +29,15 @@ TINY_CATEGORIES = ("car", "chair", "table")
 
 
 def tiny_request(out_dir, **changes) -> ScenesRequest:
-    request = ScenesRequest(train_images=3, val_images=2, categories=TINY_CATEGORIES, scene=TINY_SCENE, pool=TINY_POOL,
-                            seed=3, out_dir=out_dir)
+    request = ScenesRequest(
+        train_images=3,
+        val_images=2,
+        categories=TINY_CATEGORIES,
+        scene=TINY_SCENE,
+        pool=TINY_POOL,
+        seed=3,
+        out_dir=out_dir,
+    )
     return replace(request, **changes)
 
 
@@ -98,9 +105,11 @@ def test_metadata_categories_and_disjoint_objects(built):
     object_ids = {}
     for split in ("train", "val"):
         data = json.loads((root / f"{split}.json").read_text())
-        assert data["categories"] == [{"id": 4, "name": "car", "supercategory": "shape"},
-                                      {"id": 5, "name": "chair", "supercategory": "shape"},
-                                      {"id": 11, "name": "table", "supercategory": "shape"}]
+        assert data["categories"] == [
+            {"id": 4, "name": "car", "supercategory": "shape"},
+            {"id": 5, "name": "chair", "supercategory": "shape"},
+            {"id": 11, "name": "table", "supercategory": "shape"},
+        ]
         for image in data["images"]:
             assert (image["width"], image["height"]) == (64, 48)
             assert Image.open(root / "images" / image["file_name"]).size == (64, 48)
@@ -172,16 +181,23 @@ def test_existing_folder_needs_overwrite(built):
 # ----------------------------------------------------------------------------------- composition
 def square_view(colour, side, category="car"):
     """A hand-made view: a solid square of ``colour`` (premultiplied, full coverage)."""
-    return ObjectView(category=category, object_id=f"test/{category}", view_id=0,
-                      camera={"elevation": 0.0, "azimuth": 0.0, "distance": 2.0},
-                      rgb=np.full((side, side, 3), colour, dtype=np.float32),
-                      silhouette=np.ones((side, side), dtype=bool), pixels_per_unit=side)
+    return ObjectView(
+        category=category,
+        object_id=f"test/{category}",
+        view_id=0,
+        camera={"elevation": 0.0, "azimuth": 0.0, "distance": 2.0},
+        rgb=np.full((side, side, 3), colour, dtype=np.float32),
+        silhouette=np.ones((side, side), dtype=bool),
+        pixels_per_unit=side,
+    )
 
 
 def test_compose_paints_each_visible_region_with_its_own_object():
     colours = [(1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)]
     views = [square_view(colour, 20) for colour in colours]
-    settings = SceneSettings(width=64, height=48, objects_min=3, objects_max=3, size_range=(0.4, 0.5), depth_range=(1.0, 1.0))
+    settings = SceneSettings(
+        width=64, height=48, objects_min=3, objects_max=3, size_range=(0.4, 0.5), depth_range=(1.0, 1.0)
+    )
     for seed in range(5):
         scene = compose_scene(np.random.default_rng(seed), views, settings)
         assert len(scene.instances) + scene.dropped == 3
@@ -195,8 +211,17 @@ def test_compose_paints_each_visible_region_with_its_own_object():
 def test_an_object_with_no_valid_place_is_dropped():
     # every object fills more than the image: with at most 30% outside, nothing fits behind the first
     views = [square_view((0.5, 0.5, 0.5), 40)]
-    settings = SceneSettings(width=32, height=32, objects_min=3, objects_max=3, size_range=(1.0, 1.0),
-                             depth_range=(1.0, 1.0), max_truncation=0.3, min_visible_fraction=0.5, min_solid_fraction=0.2)
+    settings = SceneSettings(
+        width=32,
+        height=32,
+        objects_min=3,
+        objects_max=3,
+        size_range=(1.0, 1.0),
+        depth_range=(1.0, 1.0),
+        max_truncation=0.3,
+        min_visible_fraction=0.5,
+        min_solid_fraction=0.2,
+    )
     scene = compose_scene(np.random.default_rng(0), views, settings)
     assert len(scene.instances) == 1 and scene.dropped == 2
     assert scene.instances[0].visible.sum() == scene.instances[0].amodal.sum() >= 0.7 * 32 * 32
@@ -204,12 +229,15 @@ def test_an_object_with_no_valid_place_is_dropped():
 
 # ----------------------------------------------------------------------------------- parts
 def test_component_areas_and_erosion_on_a_hand_made_mask():
-    mask = np.array([
-        [1, 1, 0, 0, 1],
-        [1, 0, 0, 1, 1],
-        [0, 0, 1, 0, 0],
-        [1, 1, 1, 0, 1],
-    ], dtype=bool)
+    mask = np.array(
+        [
+            [1, 1, 0, 0, 1],
+            [1, 0, 0, 1, 1],
+            [0, 0, 1, 0, 0],
+            [1, 1, 1, 0, 1],
+        ],
+        dtype=bool,
+    )
     assert component_areas(mask) == [4, 3, 3, 1]  # diagonal neighbours are not connected
     assert component_areas(np.zeros((3, 3), bool)) == []
     block = np.zeros((5, 5), bool)
@@ -263,11 +291,33 @@ runner = CliRunner()
 
 def test_cli_writes_the_dataset_and_the_preview(tmp_path):
     preview = tmp_path / "preview.png"
-    result = runner.invoke(app, [
-        "prepare", "scenes", "--train-images", "2", "--val-images", "1", "--image-size", "64x48",
-        "--categories", "chair,table", "--train-objects", "1", "--val-objects", "1", "--views", "1",
-        "--workers", "1", "--data-root", str(tmp_path / "root"), "--preview", str(preview),
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "prepare",
+            "scenes",
+            "--train-images",
+            "2",
+            "--val-images",
+            "1",
+            "--image-size",
+            "64x48",
+            "--categories",
+            "chair,table",
+            "--train-objects",
+            "1",
+            "--val-objects",
+            "1",
+            "--views",
+            "1",
+            "--workers",
+            "1",
+            "--data-root",
+            str(tmp_path / "root"),
+            "--preview",
+            str(preview),
+        ],
+    )
     assert result.exit_code == 0, result.output
     root = tmp_path / "root" / "scenes"
     assert json.loads((root / "dataset.json").read_text())["splits"] == ["train", "val"]

@@ -16,8 +16,17 @@ CATEGORIES = ("chair", "lamp", "table")
 
 
 def tiny_config(out: Path, **overrides) -> PrepareShapeNetConfig:
-    settings = dict(out=out, categories=CATEGORIES, objects_per_category=3, views=4, image_size=32,
-                    split_fractions=(0.5, 0.2, 0.3), holdout_views=(18, 23), seed=5, export_coco=True)
+    settings = dict(
+        out=out,
+        categories=CATEGORIES,
+        objects_per_category=3,
+        views=4,
+        image_size=32,
+        split_fractions=(0.5, 0.2, 0.3),
+        holdout_views=(18, 23),
+        seed=5,
+        export_coco=True,
+    )
     settings.update(overrides)
     return PrepareShapeNetConfig(**settings)
 
@@ -43,7 +52,10 @@ def test_dataset_contract(prepared):
         assert item["rgb"].shape == (3, 32, 32) and item["rgb"].dtype == torch.float32
         assert item["visible"].shape == (1, 32, 32) and item["amodal"].shape == (1, 32, 32)
         assert 0.0 <= float(item["rgb"].min()) and float(item["rgb"].max()) <= 1.0
-        assert set(item["visible"].unique().tolist()) <= {0.0, 1.0} and set(item["amodal"].unique().tolist()) == {0.0, 1.0}
+        assert set(item["visible"].unique().tolist()) <= {0.0, 1.0} and set(item["amodal"].unique().tolist()) == {
+            0.0,
+            1.0,
+        }
         assert not bool(((item["visible"] > 0) & (item["amodal"] == 0)).any())  # visible within amodal
         rate = 1 - float(item["visible"].sum() / item["amodal"].sum())
         assert float(item["occlusion_rate"]) == pytest.approx(rate, abs=1e-6) and 0.1 - 1e-6 <= rate <= 0.7 + 1e-6
@@ -139,11 +151,19 @@ def test_on_the_fly_occlusion_keeps_the_amodal_mask_and_reproduces_per_epoch(pre
 
 def test_shards_round_trip_and_reject_damage(tmp_path):
     count, size = 2, 8
-    arrays = {"rgb": np.full((count, 3, size, size), 7, np.uint8), "clean_rgb": np.zeros((count, 3, size, size), np.uint8),
-              "visible": np.zeros((count, size, size), np.uint8), "amodal": np.ones((count, size, size), np.uint8),
-              "category": np.array([0, 1]), "object_index": np.array([4, 4]), "view_id": np.array([0, 3]),
-              "occlusion_rate": np.array([1.0, 1.0]), "elevation": np.array([30.0, 30.0]),
-              "azimuth": np.array([0.0, -45.0]), "distance": np.array([2.732, 2.732])}
+    arrays = {
+        "rgb": np.full((count, 3, size, size), 7, np.uint8),
+        "clean_rgb": np.zeros((count, 3, size, size), np.uint8),
+        "visible": np.zeros((count, size, size), np.uint8),
+        "amodal": np.ones((count, size, size), np.uint8),
+        "category": np.array([0, 1]),
+        "object_index": np.array([4, 4]),
+        "view_id": np.array([0, 3]),
+        "occlusion_rate": np.array([1.0, 1.0]),
+        "elevation": np.array([30.0, 30.0]),
+        "azimuth": np.array([0.0, -45.0]),
+        "distance": np.array([2.732, 2.732]),
+    }
     path = write_shard(tmp_path / "s.npz", arrays)
     loaded = read_shard(path)
     assert loaded["rgb"].dtype == np.uint8 and loaded["view_id"].tolist() == [0, 3]

@@ -35,10 +35,12 @@ def test_kato_npz_round_trip(tmp_path):
     np.testing.assert_array_equal(read_kato_npz(tmp_path / "kato" / "02691156_train_images.npz"), airplanes)
     assert find_kato_files(tmp_path / "kato") == {
         "airplane": {"train": tmp_path / "kato" / "02691156_train_images.npz"},
-        "car": {"test": tmp_path / "kato" / "02958343_test_images.npz"}}
+        "car": {"test": tmp_path / "kato" / "02958343_test_images.npz"},
+    }
 
-    result = prepare_shapenet(PrepareShapeNetConfig(out=tmp_path / "out", source=tmp_path / "kato", views=4,
-                                                    image_size=SIZE))
+    result = prepare_shapenet(
+        PrepareShapeNetConfig(out=tmp_path / "out", source=tmp_path / "kato", views=4, image_size=SIZE)
+    )
     assert result.categories == ["airplane", "car"] and set(result.splits) == {"train", "test"}  # Kato's own splits
     _, train = load_split_arrays(tmp_path / "out", "train")
     _, test = load_split_arrays(tmp_path / "out", "test")
@@ -65,9 +67,23 @@ def write_box_obj(path: Path, size=(2.0, 1.0, 0.5), offset=(5.0, 5.0, 5.0)) -> N
     """A box OBJ far from the origin and not unit-sized, so that normalisation shows."""
     path.parent.mkdir(parents=True, exist_ok=True)
     corners = [(x, y, z) for x in (0, size[0]) for y in (0, size[1]) for z in (0, size[2])]
-    faces = [(1, 2, 4), (1, 4, 3), (5, 7, 8), (5, 8, 6), (1, 5, 6), (1, 6, 2), (3, 4, 8), (3, 8, 7), (1, 3, 7),
-             (1, 7, 5), (2, 6, 8), (2, 8, 4)]
-    lines = [f"v {x + offset[0]} {y + offset[1]} {z + offset[2]}" for x, y, z in corners] + [f"f {a} {b} {c}" for a, b, c in faces]
+    faces = [
+        (1, 2, 4),
+        (1, 4, 3),
+        (5, 7, 8),
+        (5, 8, 6),
+        (1, 5, 6),
+        (1, 6, 2),
+        (3, 4, 8),
+        (3, 8, 7),
+        (1, 3, 7),
+        (1, 7, 5),
+        (2, 6, 8),
+        (2, 8, 4),
+    ]
+    lines = [f"v {x + offset[0]} {y + offset[1]} {z + offset[2]}" for x, y, z in corners] + [
+        f"f {a} {b} {c}" for a, b, c in faces
+    ]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -86,7 +102,12 @@ def mesh_tree(tmp_path):
 def test_find_meshes_reads_v1_v2_and_plain_trees(mesh_tree):
     records = find_meshes(mesh_tree)
     assert [(r.category, r.object_id) for r in records] == [
-        ("chair", "chair_a"), ("chair", "chair_b"), ("mugs", "deep/mug"), ("table", "table_a"), ("table", "table_b")]
+        ("chair", "chair_a"),
+        ("chair", "chair_b"),
+        ("mugs", "deep/mug"),
+        ("table", "table_a"),
+        ("table", "table_b"),
+    ]
 
 
 def test_load_mesh_normalises_like_shapenet(mesh_tree):
@@ -100,8 +121,11 @@ def test_load_mesh_normalises_like_shapenet(mesh_tree):
 
 
 def test_prepare_from_a_mesh_folder(mesh_tree, tmp_path):
-    result = prepare_shapenet(PrepareShapeNetConfig(out=tmp_path / "out", source=mesh_tree, views=2, image_size=16,
-                                                    split_fractions=(0.6, 0.0, 0.4)))
+    result = prepare_shapenet(
+        PrepareShapeNetConfig(
+            out=tmp_path / "out", source=mesh_tree, views=2, image_size=16, split_fractions=(0.6, 0.0, 0.4)
+        )
+    )
     assert result.categories == ["chair", "mugs", "table"]
     assert sum(s.objects for s in result.splits.values()) == 5
     _, train = load_split_arrays(tmp_path / "out", "train")

@@ -6,8 +6,21 @@ import pytest
 from a3d_core.data.shapes import CATEGORIES, TriangleMesh, generate_shape, merge_meshes, normalize_mesh
 from a3d_core.data.shapes.primitives import box, ellipsoid, frustum, rotation_from_y, rotation_matrix
 
-PAPER_CATEGORIES = ("airplane", "bench", "cabinet", "car", "chair", "display", "lamp", "loudspeaker", "rifle",
-                    "sofa", "table", "telephone", "watercraft")
+PAPER_CATEGORIES = (
+    "airplane",
+    "bench",
+    "cabinet",
+    "car",
+    "chair",
+    "display",
+    "lamp",
+    "loudspeaker",
+    "rifle",
+    "sofa",
+    "table",
+    "telephone",
+    "watercraft",
+)
 
 
 def face_areas(mesh: TriangleMesh) -> np.ndarray:
@@ -36,7 +49,11 @@ def test_every_category_is_finite_normalised_and_non_degenerate(category):
 
 @pytest.mark.parametrize("category", PAPER_CATEGORIES)
 def test_same_seed_same_object_other_seed_other_object(category):
-    first, again, other = generate_shape(category, (3, 1)), generate_shape(category, (3, 1)), generate_shape(category, (3, 2))
+    first, again, other = (
+        generate_shape(category, (3, 1)),
+        generate_shape(category, (3, 1)),
+        generate_shape(category, (3, 2)),
+    )
     np.testing.assert_array_equal(first.vertices, again.vertices)
     np.testing.assert_array_equal(first.faces, again.faces)
     assert first.vertices.shape != other.vertices.shape or not np.allclose(first.vertices, other.vertices)

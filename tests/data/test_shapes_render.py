@@ -15,7 +15,6 @@ from a3d_core.geometry import KATO_DISTANCE, KATO_FOV_DEG, kato_viewpoints
 from tests.shared_data import MESHES
 
 
-
 def sphere(radius: float, centre=(0.0, 0.0, 0.0), level: int = 3) -> Meshes:
     template = ico_sphere(level)
     vertices = template.verts_packed() * radius + torch.tensor(centre)
@@ -41,7 +40,9 @@ def test_sphere_silhouette_has_the_projected_disc_area_and_sits_in_the_centre():
 def test_kato_azimuth_order_puts_the_camera_at_minus_15_v_degrees():
     """A marker at +X: view 18 (azimuth -270 = +90) looks at it from +X (near, large), view 6 from -X (far)."""
     marker = sphere(0.08, centre=(0.4, 0.0, 0.0), level=2)
-    masks = MeshRenderer(RenderSettings(image_size=64, supersample=1))(marker, kato_viewpoints([0, 6, 12, 18])).silhouette
+    masks = MeshRenderer(RenderSettings(image_size=64, supersample=1))(
+        marker, kato_viewpoints([0, 6, 12, 18])
+    ).silhouette
     areas = masks.flatten(1).sum(1).float()
     xs = [centroid(m)[1] for m in masks]
     assert areas[3] > 1.3 * areas[1]  # nearer at view 18 than at view 6
@@ -75,7 +76,9 @@ def test_supersampling_keeps_the_silhouette_area():
 
 
 def test_flat_shading_lights_faces_towards_the_key_light_more():
-    rendered = MeshRenderer(RenderSettings(image_size=64, supersample=1, specular=0.0))(sphere(0.4), kato_viewpoints([0]))
+    rendered = MeshRenderer(RenderSettings(image_size=64, supersample=1, specular=0.0))(
+        sphere(0.4), kato_viewpoints([0])
+    )
     grey = rendered.rgb[0, 0]
     # the key light comes from above the camera: the upper half of the sphere is brighter than the lower
     upper, lower = grey[18:31][rendered.silhouette[0][18:31]], grey[33:46][rendered.silhouette[0][33:46]]
@@ -84,7 +87,9 @@ def test_flat_shading_lights_faces_towards_the_key_light_more():
 
 @pytest.mark.skipif(not (MESHES / "cow" / "cow.obj").is_file(), reason="shared cow mesh not present")
 def test_the_cow_renders_with_its_texture():
-    rendered = MeshRenderer(RenderSettings(image_size=48, supersample=1))(load_mesh(MESHES / "cow" / "cow.obj"), kato_viewpoints([6]))
+    rendered = MeshRenderer(RenderSettings(image_size=48, supersample=1))(
+        load_mesh(MESHES / "cow" / "cow.obj"), kato_viewpoints([6])
+    )
     pixels = rendered.rgb[0].permute(1, 2, 0)[rendered.silhouette[0]]
     brightness = pixels.mean(-1)
     assert len(pixels) > 150
@@ -94,7 +99,9 @@ def test_the_cow_renders_with_its_texture():
 
 @pytest.mark.skipif(not (MESHES / "teapot.obj").is_file(), reason="shared teapot mesh not present")
 def test_the_untextured_teapot_renders_grey_and_centred():
-    rendered = MeshRenderer(RenderSettings(image_size=48, supersample=1))(load_mesh(MESHES / "teapot.obj"), kato_viewpoints([0]))
+    rendered = MeshRenderer(RenderSettings(image_size=48, supersample=1))(
+        load_mesh(MESHES / "teapot.obj"), kato_viewpoints([0])
+    )
     pixels = rendered.rgb[0].permute(1, 2, 0)[rendered.silhouette[0]]
     assert len(pixels) > 150
     assert float((pixels.max(-1).values - pixels.min(-1).values).max()) < 0.02  # no hue: grey

@@ -28,7 +28,8 @@ def test_mirrored_view_of_a_symmetric_shape_is_the_flipped_silhouette():
     views = [3, mirror_view(3)]
     cameras = [Camera(20.0, v) for v in views]
     rendered = MeshRenderer(RenderSettings(image_size=32))(
-        mesh, Viewpoint.from_degrees([c.elevation for c in cameras], [c.azimuth for c in cameras], KATO_DISTANCE))
+        mesh, Viewpoint.from_degrees([c.elevation for c in cameras], [c.azimuth for c in cameras], KATO_DISTANCE)
+    )
     first, mirrored = rendered.silhouette[0].bool(), rendered.silhouette[1].bool()
     assert first.sum() > 50 and not torch.equal(first, mirrored)  # the two views differ ...
     overlap = (first & mirrored.flip(-1)).sum() / (first | mirrored.flip(-1)).sum()
@@ -36,8 +37,13 @@ def test_mirrored_view_of_a_symmetric_shape_is_the_flipped_silhouette():
 
 
 def test_protocol_assigns_every_camera_to_one_split():
-    protocol = ViewProtocol.build(range(0, 24, 2), elevations=(0.0, 30.0), holdout_views=parse_view_range("4-6", "x"),
-                                  holdout_elevations=(60.0,), holdout_pairs=parse_pairs("0:10,30:0"))
+    protocol = ViewProtocol.build(
+        range(0, 24, 2),
+        elevations=(0.0, 30.0),
+        holdout_views=parse_view_range("4-6", "x"),
+        holdout_elevations=(60.0,),
+        holdout_pairs=parse_pairs("0:10,30:0"),
+    )
     assert protocol.holdout_views == (4, 6, 18, 20)
     assert protocol.holdout_pairs == ((0.0, 10), (0.0, 14), (30.0, 0))  # view 0 is its own mirror
     assert protocol.test_splits == ["test", "test_newview", "test_elevation", "test_combination"]
@@ -50,17 +56,20 @@ def test_protocol_assigns_every_camera_to_one_split():
     assert len(protocol.cameras_of_split("test_newview")) == 2 * 4
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (dict(elevations=(0.0, 30.0), holdout_elevations=(30.0,)), "also training elevations"),
-    (dict(elevations=(80.0,)), "outside the viewpoint estimator's range"),
-    (dict(holdout_elevations=(-45.0,)), "outside the viewpoint estimator's range"),
-    (dict(holdout_views=(6,), holdout_pairs=((30.0, 18),)), "overlaps --holdout-views"),
-    (dict(holdout_pairs=((0.0, 2),)), "not a training elevation"),
-    (dict(holdout_views=tuple(range(24))), "no camera to train on"),
-    (dict(holdout_views=(1,)), "selects none of the views"),
-    (dict(elevations=(0.0, 30.0), holdout_pairs=((0.0, 0), (0.0, 6), (0.0, 12))), "every training elevation"),
-    (dict(elevations=(30.0, 30.0)), "listed twice"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (dict(elevations=(0.0, 30.0), holdout_elevations=(30.0,)), "also training elevations"),
+        (dict(elevations=(80.0,)), "outside the viewpoint estimator's range"),
+        (dict(holdout_elevations=(-45.0,)), "outside the viewpoint estimator's range"),
+        (dict(holdout_views=(6,), holdout_pairs=((30.0, 18),)), "overlaps --holdout-views"),
+        (dict(holdout_pairs=((0.0, 2),)), "not a training elevation"),
+        (dict(holdout_views=tuple(range(24))), "no camera to train on"),
+        (dict(holdout_views=(1,)), "selects none of the views"),
+        (dict(elevations=(0.0, 30.0), holdout_pairs=((0.0, 0), (0.0, 6), (0.0, 12))), "every training elevation"),
+        (dict(elevations=(30.0, 30.0)), "listed twice"),
+    ],
+)
 def test_bad_protocols_are_refused_before_rendering(arguments, message):
     with pytest.raises(InputError, match=message):
         ViewProtocol.build((0, 6, 12, 18), **arguments)
@@ -80,10 +89,20 @@ def test_pairs_are_parsed():
 
 @pytest.fixture(scope="module")
 def protocol_dataset(tmp_path_factory) -> tuple[Path, PrepareShapeNetConfig]:
-    config = PrepareShapeNetConfig(out=tmp_path_factory.mktemp("protocols") / "data", categories=("car", "table"),
-                                   objects_per_category=3, views=8, image_size=16, split_fractions=(0.34, 0.33, 0.33),
-                                   elevations=(0.0, 30.0), holdout_views=(3, 3), holdout_elevations=(60.0,),
-                                   holdout_pairs=((0.0, 6),), seed=2, min_amodal_pixels=2)
+    config = PrepareShapeNetConfig(
+        out=tmp_path_factory.mktemp("protocols") / "data",
+        categories=("car", "table"),
+        objects_per_category=3,
+        views=8,
+        image_size=16,
+        split_fractions=(0.34, 0.33, 0.33),
+        elevations=(0.0, 30.0),
+        holdout_views=(3, 3),
+        holdout_elevations=(60.0,),
+        holdout_pairs=((0.0, 6),),
+        seed=2,
+        min_amodal_pixels=2,
+    )
     prepare_shapenet(config)
     return config.out, config
 

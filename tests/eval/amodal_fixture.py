@@ -37,7 +37,9 @@ def tiny_split() -> AmodalSplit:
     return AmodalSplit(images, annotations, categories)
 
 
-def prediction(image_id: int, category_id: int, score: float, amodal: np.ndarray, visible: np.ndarray | None = None) -> dict[str, Any]:
+def prediction(
+    image_id: int, category_id: int, score: float, amodal: np.ndarray, visible: np.ndarray | None = None
+) -> dict[str, Any]:
     entry = {"image_id": image_id, "category_id": category_id, "score": score, "segmentation": encode_mask(amodal)}
     if visible is not None:
         entry["visible_mask"] = encode_mask(visible)
@@ -47,4 +49,3 @@ def prediction(image_id: int, category_id: int, score: float, amodal: np.ndarray
 def write_tiny_dataset(root: Path) -> Path:
     write_dataset(root / "tiny", "tiny", "tests", {"val": tiny_split()})
     return root / "tiny"
-

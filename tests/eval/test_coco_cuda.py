@@ -13,7 +13,9 @@ pytestmark = pytest.mark.cuda
 
 @pytest.mark.parametrize("iou_type", ["segm", "bbox"])
 def test_cuda_evaluation_equals_cpu(iou_type):
-    settings = SyntheticCocoSettings(images=8, categories=3, crowd_rate=0.2, detections_per_image=(30, 130), with_boxes=True, ragged=True)
+    settings = SyntheticCocoSettings(
+        images=8, categories=3, crowd_rate=0.2, detections_per_image=(30, 130), with_boxes=True, ragged=True
+    )
     ground_truth, results = synthetic_coco(settings, seed=11)
     gt = load_ground_truth(ground_truth, with_masks=iou_type == "segm")
     dt = load_detections(results, gt, with_masks=iou_type == "segm")

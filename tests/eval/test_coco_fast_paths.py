@@ -41,7 +41,12 @@ def test_rounds_equal_the_evaluate_img_loop(seed):
     crowd = rng.random((groups, num_gt)) < 0.2
     ignored = crowd[:, None, :] | (rng.random((groups, 2, num_gt)) < 0.3)
     thresholds = [0.5, 0.7, 0.95]
-    matches = greedy_match(torch.from_numpy(iou), torch.from_numpy(crowd), torch.from_numpy(ignored), torch.tensor(thresholds, dtype=torch.float64))
+    matches = greedy_match(
+        torch.from_numpy(iou),
+        torch.from_numpy(crowd),
+        torch.from_numpy(ignored),
+        torch.tensor(thresholds, dtype=torch.float64),
+    )
     for n in range(groups):
         for a in range(2):
             for t, threshold in enumerate(thresholds):

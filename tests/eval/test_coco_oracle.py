@@ -55,7 +55,12 @@ def test_cocoapi_sample_matches_cocoeval(iou_type):
 @pytest.mark.parametrize("with_boxes", [False, True])
 def test_stress_cases_match_cocoeval(seed, with_boxes):
     settings = SyntheticCocoSettings(
-        images=5, categories=2, crowd_rate=0.3, detections_per_image=(210, 260), with_boxes=with_boxes, score_levels=(3, 0, 5)[seed],
+        images=5,
+        categories=2,
+        crowd_rate=0.3,
+        detections_per_image=(210, 260),
+        with_boxes=with_boxes,
+        score_levels=(3, 0, 5)[seed],
         ragged=seed == 1,
     )
     ground_truth, results = synthetic_coco(settings, seed)
@@ -68,7 +73,9 @@ def test_stress_cases_match_cocoeval(seed, with_boxes):
 
 
 def test_images_without_ground_truth_or_detections_and_unused_categories():
-    settings = SyntheticCocoSettings(images=10, categories=5, empty_gt_rate=0.5, empty_det_rate=0.5, detections_per_image=(1, 8))
+    settings = SyntheticCocoSettings(
+        images=10, categories=5, empty_gt_rate=0.5, empty_det_rate=0.5, detections_per_image=(1, 8)
+    )
     ground_truth, results = synthetic_coco(settings, seed=7)
     ground_truth["categories"].append({"id": 99, "name": "never annotated"})
     assert_same(ground_truth, results, "segm")

@@ -19,7 +19,11 @@ def box_dataset(gt_boxes, crowd=None, area=None):
         }
         for i, box in enumerate(gt_boxes)
     ]
-    return {"images": [{"id": 1, "height": 100, "width": 100}], "annotations": annotations, "categories": [{"id": 1, "name": "a"}]}
+    return {
+        "images": [{"id": 1, "height": 100, "width": 100}],
+        "annotations": annotations,
+        "categories": [{"id": 1, "name": "a"}],
+    }
 
 
 def run_boxes(dataset, detections):

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from a3d_cli.main import app
 from a3d_core.errors import InputError
-from a3d_core.eval.evaluate import EvaluationSettings, evaluate_dataset, evaluate_predictions
 from a3d_core.eval.coco import Grouping
+from a3d_core.eval.evaluate import EvaluationSettings, evaluate_dataset, evaluate_predictions
 from a3d_core.eval.segments import best_matches
 from tests.eval.amodal_fixture import prediction, rectangle, tiny_split, write_tiny_dataset
 
@@ -96,14 +96,31 @@ def test_cli_writes_report_and_plots(tmp_path):
     plots = tmp_path / "plots"
     outcome = runner.invoke(
         app,
-        ["evaluate", "--dataset", str(dataset), "--predictions", str(predictions_file), "--json", str(report), "--plots", str(plots), "--device", "cpu"],
+        [
+            "evaluate",
+            "--dataset",
+            str(dataset),
+            "--predictions",
+            str(predictions_file),
+            "--json",
+            str(report),
+            "--plots",
+            str(plots),
+            "--device",
+            "cpu",
+        ],
     )
     assert outcome.exit_code == 0, outcome.output
     assert "mIoU" in outcome.output
     written = json.loads(report.read_text())
     assert written["coco"]["amodal"]["stats"]["AP"] == pytest.approx((HALF_FOUND_AP + 0.4) / 2)
     assert written["miou"]["miou"] == pytest.approx((1 + 6 / 9 + 0.5) / 3)
-    assert sorted(p.name for p in plots.iterdir()) == ["iou_histogram.png", "pr_amodal.png", "pr_occluded.png", "pr_visible.png"]
+    assert sorted(p.name for p in plots.iterdir()) == [
+        "iou_histogram.png",
+        "pr_amodal.png",
+        "pr_occluded.png",
+        "pr_visible.png",
+    ]
     assert iio.imread(plots / "pr_amodal.png").shape == (360, 480, 3)
     assert not list((tmp_path / "out").glob(".*tmp"))
 
@@ -119,7 +136,9 @@ def test_cli_errors_are_one_line(tmp_path):
     assert "entry 2 score" in outcome.output and "Traceback" not in outcome.output
     checkpoint = runner.invoke(app, ["evaluate", "--dataset", str(dataset), "--checkpoint", str(tmp_path / "model.pt")])
     assert checkpoint.exit_code == 1 and "model.pt: checkpoint not found" in checkpoint.output
-    both = runner.invoke(app, ["evaluate", "--dataset", str(dataset), "--checkpoint", "model.pt", "--predictions", str(predictions_file)])
+    both = runner.invoke(
+        app, ["evaluate", "--dataset", str(dataset), "--checkpoint", "model.pt", "--predictions", str(predictions_file)]
+    )
     assert both.exit_code == 1 and "give either --predictions" in both.output
 
 

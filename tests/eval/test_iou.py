@@ -99,8 +99,12 @@ def test_parse_runs_rejects_a_truncated_counts_string():
 
 @pytest.mark.parametrize(
     "counts, problem",
-    [(b"~~0b9", "outside the compressed alphabet"), (b"0h", "ends inside a number"), (b"", "empty RLE counts string"),
-     (b"53F3", "negative run length")],  # 53F3: counts 5, 3, then 5 - 10
+    [
+        (b"~~0b9", "outside the compressed alphabet"),
+        (b"0h", "ends inside a number"),
+        (b"", "empty RLE counts string"),
+        (b"53F3", "negative run length"),
+    ],  # 53F3: counts 5, 3, then 5 - 10
 )
 def test_a_malformed_counts_string_is_named_by_its_position(counts, problem):
     good = mask_utils.encode(np.asfortranarray(np.eye(4, dtype=np.uint8)))

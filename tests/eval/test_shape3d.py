@@ -17,7 +17,7 @@ def test_winding_grid_counts_inside_once_per_part_whatever_the_orientation():
     assert set(grid.unique().tolist()) <= {-1.0, 0.0, 1.0} and grid.abs().sum() > 0
     assert torch.equal(winding_grid(sphere, faces.flip(1), 16), -grid)
     occupied = float((grid != 0).float().mean())
-    assert occupied == pytest.approx(4 / 3 * np.pi * 0.3 ** 3, rel=0.15)  # the ball's share of the cube
+    assert occupied == pytest.approx(4 / 3 * np.pi * 0.3**3, rel=0.15)  # the ball's share of the cube
 
 
 def test_the_librarys_own_mesh_is_perfect_and_a_sphere_is_not():

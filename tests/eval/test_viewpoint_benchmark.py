@@ -23,7 +23,10 @@ def test_every_model_is_scored_on_every_split_with_intervals(finished):
         for metrics in results["splits"][split].values():
             for key in ("miou", "hidden_miou"):
                 interval = metrics[key]
-                assert interval["low"] - 1e-9 <= interval["value"] <= interval["high"] + 1e-9 or interval["value"] != interval["value"]
+                assert (
+                    interval["low"] - 1e-9 <= interval["value"] <= interval["high"] + 1e-9
+                    or interval["value"] != interval["value"]
+                )
     visible = results["splits"]["test"]["visible mask"]
     assert visible["hidden_miou"]["value"] == 0.0  # the visible mask completes nothing
 
@@ -47,7 +50,9 @@ def test_best_baseline_is_chosen_on_val_and_differences_are_paired(finished):
     assert results["best_baseline"] == max(val, key=val.get)
     for opponent, by_split in results["differences"]["A3D"].items():
         for split in SPLITS:
-            expected = results["splits"][split]["A3D"]["miou"]["value"] - results["splits"][split][opponent]["miou"]["value"]
+            expected = (
+                results["splits"][split]["A3D"]["miou"]["value"] - results["splits"][split][opponent]["miou"]["value"]
+            )
             assert by_split[split]["miou"]["value"] == pytest.approx(expected, abs=1e-9)
 
 
@@ -62,7 +67,14 @@ def test_3d_diagnostics_and_report(finished):
         shapes = diagnostics["shapes_3d"]
         assert shapes["meshes"] > 0 and 0 <= shapes["mesh"]["value"] <= 100 and 0 < shapes["sphere"]["value"] < 100
     report = (out / "report.md").read_text()
-    for text in ("## Protocol", "A3D minus each baseline", "novel-view IoU", "judged in 3D", "## What the table shows", *SPLITS):
+    for text in (
+        "## Protocol",
+        "A3D minus each baseline",
+        "novel-view IoU",
+        "judged in 3D",
+        "## What the table shows",
+        *SPLITS,
+    ):
         assert text in report
     for name in ("per_category_test_newview.png", "viewpoint_error.png", "novel_view.png"):
         assert iio.imread(out / name).ndim == 3

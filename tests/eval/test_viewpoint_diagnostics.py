@@ -35,10 +35,18 @@ def test_alignment_recovers_a_known_global_rotation(mirror, offset):
 
 def table_with_cameras(true_azimuth, predicted_azimuth, elevation=30.0) -> InstanceTable:
     n = len(true_azimuth)
-    return InstanceTable(iou=np.ones(n), hidden_iou=np.ones(n), category=np.zeros(n, np.int64), object_index=np.arange(n),
-                         view_id=np.zeros(n, np.int64), elevation=np.full(n, elevation), azimuth=np.asarray(true_azimuth, float),
-                         predicted_elevation=np.full(n, elevation), predicted_azimuth=np.asarray(predicted_azimuth, float),
-                         predicted_distance=np.full(n, KATO_DISTANCE))
+    return InstanceTable(
+        iou=np.ones(n),
+        hidden_iou=np.ones(n),
+        category=np.zeros(n, np.int64),
+        object_index=np.arange(n),
+        view_id=np.zeros(n, np.int64),
+        elevation=np.full(n, elevation),
+        azimuth=np.asarray(true_azimuth, float),
+        predicted_elevation=np.full(n, elevation),
+        predicted_azimuth=np.asarray(predicted_azimuth, float),
+        predicted_distance=np.full(n, KATO_DISTANCE),
+    )
 
 
 def test_viewpoint_errors_after_alignment_are_zero_for_a_turned_frame():
@@ -74,14 +82,28 @@ def test_novel_view_iou_is_one_for_the_true_mesh_at_the_true_camera_and_drops_fo
     targets = {(0, 30.0, 6): framed[1]}
 
     table.vertices = car[None].numpy()
-    [result] = novel_view_ious(table, framed[:1], targets, lambda v, vp: silhouettes(v, faces, vp), {0: AzimuthAlignment(1, 0.0)},
-                               1.1, steps=[ViewStep(views=6)])
+    [result] = novel_view_ious(
+        table,
+        framed[:1],
+        targets,
+        lambda v, vp: silhouettes(v, faces, vp),
+        {0: AzimuthAlignment(1, 0.0)},
+        1.1,
+        steps=[ViewStep(views=6)],
+    )
     assert result.mesh_iou.tolist() == [1.0]
     assert result.reuse_iou[0] < 0.8  # a car seen from the side is not its front view
 
     sphere, sphere_faces = ico_sphere_template(2)
     table.vertices = sphere[None].numpy()
-    blob, missing = novel_view_ious(table, framed[:1], targets, lambda v, vp: silhouettes(v, sphere_faces, vp),
-                                    {0: AzimuthAlignment(1, 0.0)}, 1.1, steps=[ViewStep(views=6), ViewStep(views=3)])
+    blob, missing = novel_view_ious(
+        table,
+        framed[:1],
+        targets,
+        lambda v, vp: silhouettes(v, sphere_faces, vp),
+        {0: AzimuthAlignment(1, 0.0)},
+        1.1,
+        steps=[ViewStep(views=6), ViewStep(views=3)],
+    )
     assert blob.mesh_iou[0] < 0.8  # a sphere is no car from the side
     assert len(missing.mesh_iou) == 0  # no target 45 degrees away: no pair

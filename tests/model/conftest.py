@@ -38,8 +38,10 @@ def tiny_settings(**overrides) -> ASMSettings:
 
 def disc(radius: float, centre: tuple[float, float] = (15.5, 15.5), size: int = SIZE) -> torch.Tensor:
     """A binary disc ``(size, size)``."""
-    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij")
-    return (((ys - centre[0]) ** 2 + (xs - centre[1]) ** 2) <= radius ** 2).float()
+    ys, xs = torch.meshgrid(
+        torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij"
+    )
+    return (((ys - centre[0]) ** 2 + (xs - centre[1]) ** 2) <= radius**2).float()
 
 
 def make_batch(batch_size: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
+from a3d_core.boxes import square_boxes
 from a3d_core.errors import InputError
 from a3d_core.model.a3d import A3DNetwork, A3DSettings, build_a3d, load_a3d_from_checkpoint
-from a3d_core.boxes import square_boxes
 from a3d_core.model.stage1 import Stage1Settings
 from tests.model.tiny_scenes import (
     HEIGHT,
@@ -43,8 +43,12 @@ class EchoStage2(nn.Module):
 
 def _network(stage2: nn.Module, crop_scale: float = 1.0, keep_visible: bool = False) -> A3DNetwork:
     """Pasting alone by default (``keep_visible`` off), so the tests see exactly what stage 2 put back."""
-    settings = A3DSettings(stage1=Stage1Settings(num_classes=2), stage2=tiny_stage2_settings(), crop_scale=crop_scale,
-                           keep_visible=keep_visible)
+    settings = A3DSettings(
+        stage1=Stage1Settings(num_classes=2),
+        stage2=tiny_stage2_settings(),
+        crop_scale=crop_scale,
+        keep_visible=keep_visible,
+    )
     return A3DNetwork(nn.Identity(), stage2, settings)
 
 
@@ -80,7 +84,9 @@ def test_a_crop_of_side_s_round_trips_through_stage2_exactly() -> None:
     visible[0, 12, 40] = 1  # one isolated pixel, still inside the box
     visible[0, 5, 5] = 1  # outside the box: must not come back
     box = torch.tensor([[16.0, 6.0, 48.0, 38.0]])
-    completed = network.complete([torch.rand(3, HEIGHT, WIDTH)], [box], [visible], [torch.tensor([1])])[0]["amodal_masks"]
+    completed = network.complete([torch.rand(3, HEIGHT, WIDTH)], [box], [visible], [torch.tensor([1])])[0][
+        "amodal_masks"
+    ]
 
     expected = visible.clone()
     expected[0, 5, 5] = 0
@@ -96,8 +102,12 @@ def test_keep_visible_adds_every_visible_pixel_to_the_pasted_mask() -> None:
     visible[0, 10:30, 20:35] = 0.8
     visible[0, 5, 5] = 1  # outside the box: stage 2 cannot see it, the visible mask keeps it
     box = torch.tensor([[16.0, 6.0, 48.0, 38.0]])
-    completed = network.complete([torch.rand(3, HEIGHT, WIDTH)], [box], [visible], [torch.tensor([1])])[0]["amodal_masks"]
-    pasted_only = _network(EchoStage2(32)).complete([torch.rand(3, HEIGHT, WIDTH)], [box], [visible], [torch.tensor([1])])[0]["amodal_masks"]
+    completed = network.complete([torch.rand(3, HEIGHT, WIDTH)], [box], [visible], [torch.tensor([1])])[0][
+        "amodal_masks"
+    ]
+    pasted_only = _network(EchoStage2(32)).complete(
+        [torch.rand(3, HEIGHT, WIDTH)], [box], [visible], [torch.tensor([1])]
+    )[0]["amodal_masks"]
 
     assert torch.equal(completed, torch.maximum(pasted_only, visible))
     assert completed[0, 5, 5] == 1 and pasted_only[0, 5, 5] == 0
@@ -105,7 +115,9 @@ def test_keep_visible_adds_every_visible_pixel_to_the_pasted_mask() -> None:
 
 def test_no_detection_gives_empty_masks_of_the_image_size() -> None:
     network = _network(EchoStage2(32))
-    empty = network.complete([torch.rand(3, 20, 30)], [torch.zeros(0, 4)], [torch.zeros(0, 20, 30)], [torch.zeros(0, dtype=torch.long)])
+    empty = network.complete(
+        [torch.rand(3, 20, 30)], [torch.zeros(0, 4)], [torch.zeros(0, 20, 30)], [torch.zeros(0, dtype=torch.long)]
+    )
     assert empty[0]["amodal_masks"].shape == (0, 20, 30)
 
 
@@ -116,8 +128,12 @@ def _targets() -> dict[str, torch.Tensor]:
     visible[0, 10:30, 8:20] = 1
     amodal[1, 15:40, 18:50] = 1
     visible[1] = amodal[1]
-    return {"boxes": torch.tensor([[8.0, 10.0, 32.0, 30.0], [18.0, 15.0, 50.0, 40.0]]), "labels": torch.tensor([1, 2]),
-            "masks": visible, "amodal_masks": amodal}
+    return {
+        "boxes": torch.tensor([[8.0, 10.0, 32.0, 30.0], [18.0, 15.0, 50.0, 40.0]]),
+        "labels": torch.tensor([1, 2]),
+        "masks": visible,
+        "amodal_masks": amodal,
+    }
 
 
 @pytest.fixture(scope="module")

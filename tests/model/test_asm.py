@@ -9,16 +9,16 @@ import torch
 
 from a3d_core.errors import InputError
 from a3d_core.geometry import Viewpoint, kato_viewpoints
-from a3d_core.model.losses import soft_iou
 from a3d_core.model.asm import (
     KINDS,
-    ASMSettings,
     AmodalShapeModel,
+    ASMSettings,
     build_stage2,
     build_stage2_from_config,
     load_stage2_from_checkpoint,
     transfer_pretrained,
 )
+from a3d_core.model.losses import soft_iou
 from a3d_core.model.viewpoint import ViewpointSettings
 from tests.model.conftest import CATEGORIES, SIZE, disc, make_batch, tiny_encoder, tiny_settings
 
@@ -90,10 +90,12 @@ def test_gradients_reach_the_vertices_and_the_viewpoint_through_the_renderer():
     view = kato_viewpoints([0, 3])
     view = Viewpoint(*(t.clone().requires_grad_(True) for t in (view.elevation, view.azimuth, view.distance)))
     target = torch.stack([disc(6.0), disc(6.0, centre=(12.0, 18.0))])
-    loss = (1.0 - (branch.render(vertices, view) * target).sum() / target.sum())
+    loss = 1.0 - (branch.render(vertices, view) * target).sum() / target.sum()
     loss.backward()
     assert vertices.grad.abs().sum() > 0
-    assert view.elevation.grad.abs().sum() > 0 and view.azimuth.grad.abs().sum() > 0 and view.distance.grad.abs().sum() > 0
+    assert (
+        view.elevation.grad.abs().sum() > 0 and view.azimuth.grad.abs().sum() > 0 and view.distance.grad.abs().sum() > 0
+    )
 
 
 def test_gradients_reach_both_encoders_and_only_the_ground_truth_decoder(batch):
@@ -125,21 +127,32 @@ def test_eval_uses_the_predicted_class_unless_told(batch):
 # -------------------------------------------------------------------------------- cross-view
 def test_cross_view_of_a_pair_of_identical_views_equals_the_reconstruction_loss(batch):
     model = seeded_model(cross_view_weight=1.0).train()
-    paired = {**batch, "rgb_pair": batch["rgb"], "visible_pair": batch["visible"],
-              "amodal_pair": batch["amodal"], "category_pair": batch["category"]}
+    paired = {
+        **batch,
+        "rgb_pair": batch["rgb"],
+        "visible_pair": batch["visible"],
+        "amodal_pair": batch["amodal"],
+        "category_pair": batch["category"],
+    }
     losses = model(paired)
     assert set(losses) == MESH_LOSSES | {"cross_view"}
     assert losses["cross_view"].item() == pytest.approx(losses["reconstruction"].item(), rel=1e-5)
 
 
 def test_cross_view_renders_each_shape_at_the_other_views_viewpoint(batch):
-    model = seeded_model(cross_view_weight=2.0, viewpoint=ViewpointSettings(encoder=tiny_encoder(), azimuth_hypotheses=1)).train()
+    model = seeded_model(
+        cross_view_weight=2.0, viewpoint=ViewpointSettings(encoder=tiny_encoder(), azimuth_hypotheses=1)
+    ).train()
     decoder = model.mask_branch.shape_decoder
     with torch.no_grad():  # chairs are spheres of radius 0.65, cars of 0.5: swapping shapes shows
         decoder.decoder("chair").offsets.bias.copy_(0.3 * decoder.template_vertices.flatten())
     other = make_batch(2, seed=1)  # the same objects, listed in the other order: [chair, car]
-    pair = {"rgb": other["rgb"], "visible": other["visible"].flip(0), "amodal": other["amodal"].flip(0),
-            "category": torch.tensor([1, 0])}
+    pair = {
+        "rgb": other["rgb"],
+        "visible": other["visible"].flip(0),
+        "amodal": other["amodal"].flip(0),
+        "category": torch.tensor([1, 0]),
+    }
     losses = model({**batch, **{f"{k}_pair": v for k, v in pair.items()}})
 
     rgb, visible = torch.cat([batch["rgb"], pair["rgb"]]), torch.cat([batch["visible"], pair["visible"]])
@@ -183,7 +196,9 @@ def test_the_best_azimuth_hypothesis_explains_a_shape_seen_turned(batch):
         model = seeded_model(viewpoint=ViewpointSettings(encoder=tiny_encoder(), azimuth_hypotheses=count)).train()
         stretched = stretched_shapes(model)
         with torch.no_grad():
-            amodal = (model.mask_branch.render(stretched.expand(2, -1, -1), quarter_turned(model, batch)) > 0.5).float()[:, None]
+            amodal = (
+                model.mask_branch.render(stretched.expand(2, -1, -1), quarter_turned(model, batch)) > 0.5
+            ).float()[:, None]
         reconstruction[count] = model({**batch, "amodal": amodal})["reconstruction"].item()
     assert reconstruction[4] < 0.1 < 0.3 < reconstruction[1]
 
@@ -197,7 +212,7 @@ def test_evaluation_uses_the_hypothesis_that_covers_the_visible_mask(batch):
     with torch.no_grad():
         silhouette = model.mask_branch.render(stretched.expand(2, -1, -1), turned)
         visible = (silhouette > 0.5).float()
-        visible[:, :, SIZE // 2:] = 0  # the right half is hidden
+        visible[:, :, SIZE // 2 :] = 0  # the right half is hidden
         out = model({**batch, "visible": visible[:, None]})
     assert torch.allclose(out["viewpoint"].azimuth, turned.azimuth, atol=1e-5)
     assert torch.allclose(out["coarse_mask"], silhouette, atol=1e-5)
@@ -213,7 +228,9 @@ def test_scored_hypotheses_learn_which_one_fits_and_evaluation_renders_only_that
     model = seeded_model(viewpoint=scored()).train()
     stretched = stretched_shapes(model)
     with torch.no_grad():
-        amodal = (model.mask_branch.render(stretched.expand(2, -1, -1), quarter_turned(model, batch)) > 0.5).float()[:, None]
+        amodal = (model.mask_branch.render(stretched.expand(2, -1, -1), quarter_turned(model, batch)) > 0.5).float()[
+            :, None
+        ]
     losses = model({**batch, "amodal": amodal})
     assert losses["hypothesis_score"].item() == pytest.approx(0.1 * math.log(4), rel=1e-3)  # equal scores at first
     estimator = model.mask_branch.viewpoint_estimator
@@ -277,12 +294,23 @@ def test_seeded_loss_regression():
     # make_batch(2) (torch 2.11 CPU; "a3d" again on 2026-11-28, when symmetric meshes and 4 azimuth
     # hypotheses became the defaults); a change means the forward logic drifted.
     expected = {
-        "a3d": {"reconstruction": 0.442689, "edge_refine": 0.449720, "classification": 0.728455,
-                "laplacian": 0.001511, "flatten": 0.000245},
+        "a3d": {
+            "reconstruction": 0.442689,
+            "edge_refine": 0.449720,
+            "classification": 0.728455,
+            "laplacian": 0.001511,
+            "flatten": 0.000245,
+        },
         "2d": {"reconstruction": 0.869476, "edge_refine": 0.380980, "classification": 0.728455},
         # 2026-12-01: the scored hypotheses, the U-Net and ShapeDict (fitted on the batch's own masks)
-        "a3d-scored": {"reconstruction": 0.443117, "hypothesis_score": 0.138637, "edge_refine": 0.398255,
-                       "classification": 0.728455, "laplacian": 0.001511, "flatten": 0.000245},
+        "a3d-scored": {
+            "reconstruction": 0.443117,
+            "hypothesis_score": 0.138637,
+            "edge_refine": 0.398255,
+            "classification": 0.728455,
+            "laplacian": 0.001511,
+            "flatten": 0.000245,
+        },
         "2d-unet": {"reconstruction": 0.809972, "edge_refine": 0.369135, "classification": 0.728455},
         "shapedict": {"reconstruction": 0.0, "edge_refine": 0.415919, "classification": 0.728455},
     }
@@ -378,7 +406,10 @@ def test_transfer_pretrained_copies_shared_parts_and_overlapping_categories_only
     fresh_boat = finetuned.category_state("boat")
     assert transfer_pretrained(finetuned, pretrained) == ["car"]
     assert torch.equal(finetuned.encoder.convs[0][0].weight, pretrained.encoder.convs[0][0].weight)
-    viewpoint_head = lambda m: m.mask_branch.viewpoint_estimator.head.weight  # noqa: E731
+
+    def viewpoint_head(m):
+        return m.mask_branch.viewpoint_estimator.head.weight
+
     assert torch.equal(viewpoint_head(finetuned), viewpoint_head(pretrained))
     car = finetuned.category_state("car")["shape"]
     assert all(torch.equal(car[k], v) for k, v in pretrained.category_state("car")["shape"].items())

@@ -52,11 +52,17 @@ def test_classification_loss_of_uniform_logits_is_log_c():
 def grid_3x3():
     """A flat 3x3 grid at z = 0, each unit square split along its (i, j)-(i+1, j+1) diagonal."""
     vertices = torch.tensor([[float(i), float(j), 0.0] for j in range(3) for i in range(3)])
-    index = lambda i, j: 3 * j + i  # noqa: E731
+
+    def index(i, j):
+        return 3 * j + i
+
     faces = []
     for j in range(2):
         for i in range(2):
-            faces += [[index(i, j), index(i + 1, j), index(i + 1, j + 1)], [index(i, j), index(i + 1, j + 1), index(i, j + 1)]]
+            faces += [
+                [index(i, j), index(i + 1, j), index(i + 1, j + 1)],
+                [index(i, j), index(i + 1, j + 1), index(i, j + 1)],
+            ]
     return vertices, torch.tensor(faces)
 
 

@@ -25,12 +25,15 @@ MESH_DIR = MESHES if MESHES.is_dir() else None
 SILHOUETTE_TOLERANCE = 1e-3
 
 
-def renderers(image_size: int, faces_per_pixel: int = 50, **extra) -> tuple[SoftSilhouetteRenderer, SoftSilhouetteRenderer]:
+def renderers(
+    image_size: int, faces_per_pixel: int = 50, **extra
+) -> tuple[SoftSilhouetteRenderer, SoftSilhouetteRenderer]:
     """The ``fast`` renderer and the ``pytorch3d`` reference with the same settings."""
 
     def make(backend: str) -> SoftSilhouetteRenderer:
-        return SoftSilhouetteRenderer(SilhouetteRendererSettings(
-            image_size=image_size, faces_per_pixel=faces_per_pixel, backend=backend, **extra))
+        return SoftSilhouetteRenderer(
+            SilhouetteRendererSettings(image_size=image_size, faces_per_pixel=faces_per_pixel, backend=backend, **extra)
+        )
 
     return make("fast"), make("pytorch3d")
 
@@ -71,7 +74,9 @@ def assert_backends_agree(vertices, faces, viewpoint, image_size, faces_per_pixe
     fast, reference = renderers(image_size, faces_per_pixel)
     upstream = torch.randn(vertices.shape[0], image_size, image_size, generator=torch.Generator().manual_seed(seed))
     fast_silhouettes, fast_gradient = silhouettes_and_vertex_gradients(fast, vertices, faces, viewpoint, upstream)
-    reference_silhouettes, reference_gradient = silhouettes_and_vertex_gradients(reference, vertices, faces, viewpoint, upstream)
+    reference_silhouettes, reference_gradient = silhouettes_and_vertex_gradients(
+        reference, vertices, faces, viewpoint, upstream
+    )
     assert fast_silhouettes.shape == (vertices.shape[0], image_size, image_size)
     assert reference_silhouettes.amax() > 0.5, "degenerate case: nothing rendered"
     assert (fast_silhouettes - reference_silhouettes).abs().max() < SILHOUETTE_TOLERANCE
@@ -85,10 +90,18 @@ def assert_backends_agree(vertices, faces, viewpoint, image_size, faces_per_pixe
 # --------------------------------------------------------------------------- settings
 
 
-@pytest.mark.parametrize("field, value", [
-    ("image_size", 0), ("sigma", 0.0), ("faces_per_pixel", 0), ("backend", "softras"),
-    ("fov_degrees", 0.0), ("fov_degrees", 180.0), ("max_chunk_elements", 0),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("image_size", 0),
+        ("sigma", 0.0),
+        ("faces_per_pixel", 0),
+        ("backend", "softras"),
+        ("fov_degrees", 0.0),
+        ("fov_degrees", 180.0),
+        ("max_chunk_elements", 0),
+    ],
+)
 def test_settings_reject_invalid_values(field, value):
     with pytest.raises(ValueError, match=field):
         SilhouetteRendererSettings(**{field: value})
@@ -128,14 +141,16 @@ def test_pixel_centres_follow_pytorch3d_ndc():
 @pytest.mark.parametrize("winding", [[0, 1, 2], [0, 2, 1]])
 def test_signed_squared_distance_on_hand_cases(winding):
     triangle = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])[winding]
-    points = torch.tensor([
-        [0.25, 0.25],  # inside: nearest edges are x = 0 and y = 0 at 0.25
-        [0.2, 0.1],    # inside: nearest edge y = 0 at 0.1
-        [2.0, 0.0],    # outside: nearest is the vertex (1, 0)
-        [0.5, -1.0],   # outside: below the edge y = 0
-        [1.0, 1.0],    # outside: the hypotenuse x + y = 1 at distance 1 / sqrt(2)
-        [0.5, 0.0],    # on an edge: not strictly inside
-    ])
+    points = torch.tensor(
+        [
+            [0.25, 0.25],  # inside: nearest edges are x = 0 and y = 0 at 0.25
+            [0.2, 0.1],  # inside: nearest edge y = 0 at 0.1
+            [2.0, 0.0],  # outside: nearest is the vertex (1, 0)
+            [0.5, -1.0],  # outside: below the edge y = 0
+            [1.0, 1.0],  # outside: the hypotenuse x + y = 1 at distance 1 / sqrt(2)
+            [0.5, 0.0],  # on an edge: not strictly inside
+        ]
+    )
     expected = torch.tensor([-0.0625, -0.01, 1.0, 1.0, 0.5, 0.0])
     distances = signed_squared_distances(points, triangle.expand(len(points), 3, 2))
     assert torch.allclose(distances, expected, atol=1e-6)
@@ -197,7 +212,9 @@ def test_viewpoint_gradients_exist_and_match_reference():
         gradients.append(torch.stack([viewpoint.elevation.grad, viewpoint.azimuth.grad, viewpoint.distance.grad]))
     fast_gradient, reference_gradient = gradients
     assert torch.isfinite(fast_gradient).all() and (fast_gradient != 0).all()
-    assert torch.allclose(fast_gradient, reference_gradient, rtol=0.05, atol=1e-3 * reference_gradient.abs().max().item())
+    assert torch.allclose(
+        fast_gradient, reference_gradient, rtol=0.05, atol=1e-3 * reference_gradient.abs().max().item()
+    )
 
 
 def test_chunked_rendering_equals_unchunked():
@@ -207,8 +224,9 @@ def test_chunked_rendering_equals_unchunked():
     upstream = torch.randn(3, 16, 16, generator=generator)
     # 16 * 16 * 10 elements per mesh: a budget of 1 still renders one mesh per chunk.
     results = [
-        silhouettes_and_vertex_gradients(renderers(16, faces_per_pixel=10, max_chunk_elements=budget)[0],
-                                         vertices, faces, viewpoint, upstream)
+        silhouettes_and_vertex_gradients(
+            renderers(16, faces_per_pixel=10, max_chunk_elements=budget)[0], vertices, faces, viewpoint, upstream
+        )
         for budget in (1, 2 * 16 * 16 * 10, 10**9)
     ]
     for silhouettes, gradient in results[:2]:
@@ -246,7 +264,9 @@ def test_world_plus_x_appears_on_the_image_right_seen_from_azimuth_zero():
     image_size, distance = 64, 2.732
     template, faces = ico_sphere_template(level=3, radius=0.1)
     renderer = SoftSilhouetteRenderer(SilhouetteRendererSettings(image_size=image_size, backend="fast"))
-    silhouette = renderer((template + torch.tensor([0.2, 0.0, 0.0]))[None], faces, Viewpoint.from_degrees(0.0, 0.0, distance))[0]
+    silhouette = renderer(
+        (template + torch.tensor([0.2, 0.0, 0.0]))[None], faces, Viewpoint.from_degrees(0.0, 0.0, distance)
+    )[0]
     columns = torch.arange(image_size, dtype=torch.float32)
     column = (silhouette.sum(0) * columns).sum() / silhouette.sum()
     ndc_x = 0.2 / (distance * math.tan(math.radians(15.0)))

@@ -5,7 +5,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.model.test_render import SILHOUETTE_TOLERANCE, deformed_spheres, random_viewpoints, renderers, silhouettes_and_vertex_gradients
+from tests.model.test_render import (
+    SILHOUETTE_TOLERANCE,
+    deformed_spheres,
+    random_viewpoints,
+    renderers,
+    silhouettes_and_vertex_gradients,
+)
 
 pytestmark = pytest.mark.cuda
 
@@ -21,8 +27,12 @@ def test_fast_matches_reference_and_cpu_on_cuda(image_size):
     viewpoint = random_viewpoints(2, generator)
     upstream = torch.randn(2, image_size, image_size, generator=generator)
     fast, reference = renderers(image_size)
-    fast_cuda, fast_cuda_gradient = silhouettes_and_vertex_gradients(fast, *on("cuda", vertices, faces, viewpoint, upstream))
-    reference_cuda, reference_gradient = silhouettes_and_vertex_gradients(reference, *on("cuda", vertices, faces, viewpoint, upstream))
+    fast_cuda, fast_cuda_gradient = silhouettes_and_vertex_gradients(
+        fast, *on("cuda", vertices, faces, viewpoint, upstream)
+    )
+    reference_cuda, reference_gradient = silhouettes_and_vertex_gradients(
+        reference, *on("cuda", vertices, faces, viewpoint, upstream)
+    )
     fast_cpu, fast_cpu_gradient = silhouettes_and_vertex_gradients(fast, vertices, faces, viewpoint, upstream)
     assert fast_cuda.is_cuda and reference_cuda.amax() > 0.5
     assert (fast_cuda - reference_cuda).abs().max() < SILHOUETTE_TOLERANCE

@@ -9,7 +9,9 @@ from a3d_core.model.shape import ShapeDecoder, ShapeDecoderSettings, category_ke
 
 def decoder_for(names, level=1, hidden=16, feature_dim=8, symmetric=True):
     vertices, faces = ico_sphere_template(level)
-    return ShapeDecoder(names, vertices, faces, feature_dim, ShapeDecoderSettings(hidden_dim=hidden, symmetric=symmetric))
+    return ShapeDecoder(
+        names, vertices, faces, feature_dim, ShapeDecoderSettings(hidden_dim=hidden, symmetric=symmetric)
+    )
 
 
 def mirror_gap(points):

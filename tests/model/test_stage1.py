@@ -171,7 +171,9 @@ def test_detector_checkpoints_with_pre_0_13_key_names_load(tmp_path):
     source = tiny_model(seed=0, backbone="resnet18-fpn")
     legacy = {}
     for key, value in source.state_dict().items():
-        key = key.replace("fpn.inner_blocks.2.0.", "fpn.inner_blocks.2.").replace("rpn.head.conv.0.0.", "rpn.head.conv.")
+        key = key.replace("fpn.inner_blocks.2.0.", "fpn.inner_blocks.2.").replace(
+            "rpn.head.conv.0.0.", "rpn.head.conv."
+        )
         legacy[key.replace("roi_heads.mask_head.3.0.", "roi_heads.mask_head.mask_fcn4.")] = value
     assert "roi_heads.mask_head.mask_fcn4.weight" in legacy and "rpn.head.conv.bias" in legacy
     torch.save(legacy, tmp_path / "legacy.pth")
@@ -197,7 +199,9 @@ def test_detector_weights_for_another_class_count_skip_only_the_predictors(tmp_p
 
 def test_detector_weights_of_another_architecture_are_refused(tmp_path):
     torch.save(tiny_model(backbone="resnet18-fpn").state_dict(), tmp_path / "resnet18.pth")
-    with pytest.raises(InputError, match=r"resnet18\.pth: does not fit a mobilenet_v3-fpn Mask R-CNN .*missing.*unexpected"):
+    with pytest.raises(
+        InputError, match=r"resnet18\.pth: does not fit a mobilenet_v3-fpn Mask R-CNN .*missing.*unexpected"
+    ):
         load_detector_weights(tiny_model(), tmp_path / "resnet18.pth")
 
 
@@ -224,15 +228,22 @@ def test_backbone_weights_from_a_torchvision_classifier(tmp_path):
     assert torch.equal(body["conv1.weight"], classifier.conv1.weight)
     assert torch.equal(body["layer4.1.bn2.running_var"], classifier.layer4[1].bn2.running_var)
     assert report.ignored == ["fc.weight", "fc.bias"]
-    assert report.loaded == len([k for k in classifier.state_dict() if not k.startswith("fc.") and "num_batches" not in k])
+    assert report.loaded == len(
+        [k for k in classifier.state_dict() if not k.startswith("fc.") and "num_batches" not in k]
+    )
     assert torch.equal(model.backbone.fpn.state_dict()["inner_blocks.0.0.weight"], fpn_before)
 
-    with pytest.raises(InputError, match=r"does not fit the mobilenet_v3-fpn backbone .*torchvision\.models\.mobilenet_v3_large"):
+    with pytest.raises(
+        InputError, match=r"does not fit the mobilenet_v3-fpn backbone .*torchvision\.models\.mobilenet_v3_large"
+    ):
         load_backbone_weights(tiny_model(), tmp_path / "resnet18-imagenet.pth")
 
     bottleneck = dict(classifier.state_dict(), **{"layer1.0.conv1.weight": torch.zeros(64, 64, 1, 1)})
     torch.save(bottleneck, tmp_path / "reshaped.pth")
-    with pytest.raises(InputError, match=r"1 shape mismatches: layer1\.0\.conv1\.weight: file \(64, 64, 1, 1\) vs model \(64, 64, 3, 3\)"):
+    with pytest.raises(
+        InputError,
+        match=r"1 shape mismatches: layer1\.0\.conv1\.weight: file \(64, 64, 1, 1\) vs model \(64, 64, 3, 3\)",
+    ):
         load_backbone_weights(model, tmp_path / "reshaped.pth")
 
 

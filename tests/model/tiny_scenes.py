@@ -66,28 +66,53 @@ def write_tiny_scenes(root: Path, train_images: int = 4, val_images: int = 2, se
 def tiny_stage2_settings() -> ASMSettings:
     """The smallest stage 2 the tests use: 32 x 32 crops, a 42-vertex template, narrow encoders."""
     encoder = {"channels": [8, 8, 16, 16, 16], "fc_dims": [32, 32, 32]}
-    return ASMSettings(image_size=32, template_level=1, encoder=encoder, shape={"hidden_dim": 32},
-                       viewpoint={"encoder": encoder}, refine={"hidden_channels": 8}, renderer=None)
+    return ASMSettings(
+        image_size=32,
+        template_level=1,
+        encoder=encoder,
+        shape={"hidden_dim": 32},
+        viewpoint={"encoder": encoder},
+        refine={"hidden_channels": 8},
+        renderer=None,
+    )
 
 
-def write_pretrain_checkpoint(path: Path, category_names: list[str], seed: int = 0, input_framing: float | None = None) -> Path:
+def write_pretrain_checkpoint(
+    path: Path, category_names: list[str], seed: int = 0, input_framing: float | None = None
+) -> Path:
     """A stage-2 checkpoint as ``a3d pretrain`` writes one (model, model_config, category_names)."""
     torch.manual_seed(seed)
-    model = build_stage2("a3d", category_names, dataclasses.replace(tiny_stage2_settings(), input_framing=input_framing))
-    torch.save({"model": model.state_dict(), "model_config": model.config(), "category_names": list(category_names)}, path)
+    model = build_stage2(
+        "a3d", category_names, dataclasses.replace(tiny_stage2_settings(), input_framing=input_framing)
+    )
+    torch.save(
+        {"model": model.state_dict(), "model_config": model.config(), "category_names": list(category_names)}, path
+    )
     return path
 
 
 def tiny_stage1_settings() -> Stage1Settings:
     """Stage 1 at the tiny images' scale: MobileNetV3-FPN, short side 48, few proposals."""
-    return Stage1Settings(num_classes=1, backbone="mobilenet_v3-fpn", min_size=48, max_size=64, rpn_pre_nms_top_n_train=50,
-                          rpn_post_nms_top_n_train=20, rpn_pre_nms_top_n_test=50, rpn_post_nms_top_n_test=10,
-                          rpn_batch_size_per_image=32, box_batch_size_per_image=16, box_detections_per_img=4)
+    return Stage1Settings(
+        num_classes=1,
+        backbone="mobilenet_v3-fpn",
+        min_size=48,
+        max_size=64,
+        rpn_pre_nms_top_n_train=50,
+        rpn_post_nms_top_n_train=20,
+        rpn_pre_nms_top_n_test=50,
+        rpn_post_nms_top_n_test=10,
+        rpn_batch_size_per_image=32,
+        box_batch_size_per_image=16,
+        box_detections_per_img=4,
+    )
 
 
 def write_two_stage_checkpoint(path: Path, category_names: list[str], seed: int = 0) -> Path:
     """A (randomly initialised) two-stage checkpoint as ``a3d finetune`` writes one."""
     torch.manual_seed(seed)
     network = build_a3d(category_names, A3DSettings(stage1=tiny_stage1_settings(), stage2=tiny_stage2_settings()))
-    torch.save({"model": network.state_dict(), "model_config": network.config(), "category_names": list(category_names)}, path)
+    torch.save(
+        {"model": network.state_dict(), "model_config": network.config(), "category_names": list(category_names)}, path
+    )
     return path

@@ -8,7 +8,13 @@ from pathlib import Path
 import torch
 from torch.utils.data import default_collate
 
-from a3d_core.train.distributed import ShardedBatches, all_reduce_mean, init_distributed, shutdown_distributed, wrap_model
+from a3d_core.train.distributed import (
+    ShardedBatches,
+    all_reduce_mean,
+    init_distributed,
+    shutdown_distributed,
+    wrap_model,
+)
 from a3d_core.train.loop import TrainSettings, move_to_device, train
 from tests.train.toys import ToyAmodalDataset, ToyAmodalModel
 
@@ -21,20 +27,26 @@ def toy_model() -> ToyAmodalModel:
 
 
 def run_settings() -> TrainSettings:
-    return TrainSettings(lr=1e-2, batch_size=GLOBAL_BATCH, epochs=None, steps=4, log_every=1, progress=False, tensorboard=False)
+    return TrainSettings(
+        lr=1e-2, batch_size=GLOBAL_BATCH, epochs=None, steps=4, log_every=1, progress=False, tensorboard=False
+    )
 
 
 def first_step_gradients(model: torch.nn.Module, batch: dict) -> tuple[float, dict[str, torch.Tensor]]:
     losses = model(batch)
     total = sum(losses.values())
     total.backward()
-    return total.detach(), {name.removeprefix("module."): parameter.grad.clone() for name, parameter in model.named_parameters()}
+    return total.detach(), {
+        name.removeprefix("module."): parameter.grad.clone() for name, parameter in model.named_parameters()
+    }
 
 
 def run_worker(rank: int, world_size: int, port: int, results: str, device: str = "cpu") -> None:
     """Join a process group as ``torchrun`` would (gloo on ``cpu``, NCCL on ``cuda``), take one
     gradient, then train a short run."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     context = init_distributed(device)
     try:

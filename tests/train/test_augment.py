@@ -21,8 +21,13 @@ class Views(torch.utils.data.Dataset):
     def __getitem__(self, index):
         image = torch.zeros(1, 4, 4)
         image[0, 0, 0] = index + 1
-        return {"rgb": image.repeat(3, 1, 1), "visible": image.clone(), "amodal": image.clone(),
-                "category": torch.tensor(0), "view_id": torch.tensor(3)}
+        return {
+            "rgb": image.repeat(3, 1, 1),
+            "visible": image.clone(),
+            "amodal": image.clone(),
+            "category": torch.tensor(0),
+            "view_id": torch.tensor(3),
+        }
 
 
 def test_flip_view_mirrors_images_and_the_view():

@@ -15,7 +15,13 @@ from tests.train.toys import ToyAmodalModel
 
 
 def draws() -> tuple:
-    return random.random(), random.gauss(0, 1), float(np.random.rand()), float(np.random.randn()), torch.rand(3).tolist()
+    return (
+        random.random(),
+        random.gauss(0, 1),
+        float(np.random.rand()),
+        float(np.random.randn()),
+        torch.rand(3).tolist(),
+    )
 
 
 def test_rng_state_survives_a_weights_only_round_trip(tmp_path):
@@ -49,8 +55,17 @@ def test_model_optimizer_checkpoint_round_trip(tmp_path):
     model.position.grad = torch.ones_like(model.position)
     optimizer.step()
     save_checkpoint(
-        {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "model_config": model.config(),
-         "category_names": ["cube"], "scheduler": {}, "rng": capture_rng_state(), "step": 1, "epoch": 0, "config": {"train": {"lr": 1e-3}}},
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "model_config": model.config(),
+            "category_names": ["cube"],
+            "scheduler": {},
+            "rng": capture_rng_state(),
+            "step": 1,
+            "epoch": 0,
+            "config": {"train": {"lr": 1e-3}},
+        },
         tmp_path / "last.pt",
     )
     checkpoint = load_checkpoint(tmp_path / "last.pt")
@@ -61,7 +76,9 @@ def test_model_optimizer_checkpoint_round_trip(tmp_path):
         assert torch.equal(fresh.state_dict()[key], value)
     fresh_optimizer = torch.optim.Adam(fresh.parameters(), lr=1e-3)
     fresh_optimizer.load_state_dict(checkpoint["optimizer"])
-    assert torch.equal(fresh_optimizer.state_dict()["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"])
+    assert torch.equal(
+        fresh_optimizer.state_dict()["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"]
+    )
     assert checkpoint["category_names"] == ["cube"] and checkpoint["step"] == 1
 
 
@@ -81,7 +98,11 @@ def test_missing_corrupt_and_foreign_files_raise_input_errors_naming_the_file(tm
 
 def test_a_pickled_object_is_refused_by_weights_only_loading(tmp_path):
     torch.save({"model": {}, "payload": ToyAmodalModel}, tmp_path / "unsafe.pt")
-    with pytest.raises(InputError, match=r"unsafe\.pt: not a readable checkpoint \(it holds objects other than tensors and plain containers; torch.load\(weights_only=True\) refused it\)$"):
+    with pytest.raises(
+        InputError,
+        match=r"unsafe\.pt: not a readable checkpoint \(it holds objects other than tensors and plain containers; "
+        r"torch.load\(weights_only=True\) refused it\)$",
+    ):
         load_checkpoint(tmp_path / "unsafe.pt", required_keys=("model",))
 
 

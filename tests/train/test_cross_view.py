@@ -26,7 +26,11 @@ def test_each_item_is_paired_with_another_view_of_its_object():
 
 def test_pairing_is_seeded_and_changes_with_the_epoch():
     dataset = ToyAmodalDataset(objects=3, views=6)
-    first, again, other_seed = CrossViewPairs(dataset, seed=1), CrossViewPairs(dataset, seed=1), CrossViewPairs(dataset, seed=2)
+    first, again, other_seed = (
+        CrossViewPairs(dataset, seed=1),
+        CrossViewPairs(dataset, seed=1),
+        CrossViewPairs(dataset, seed=2),
+    )
     partners = [first.partner(i) for i in range(len(dataset))]
     assert partners == [again.partner(i) for i in range(len(dataset))]
     assert partners != [other_seed.partner(i) for i in range(len(dataset))]

@@ -16,8 +16,19 @@ from a3d_core.data.detection import AmodalDetectionDataset
 from a3d_core.errors import InputError
 from a3d_core.model.a3d import load_a3d_from_checkpoint
 from a3d_core.model.asm import build_stage2
-from a3d_core.train.finetune import FinetuneSettings, build_finetune_model, split_subset, transfer_categories, validation_metrics
-from tests.model.tiny_scenes import tiny_stage1_settings, tiny_stage2_settings, write_pretrain_checkpoint, write_tiny_scenes
+from a3d_core.train.finetune import (
+    FinetuneSettings,
+    build_finetune_model,
+    split_subset,
+    transfer_categories,
+    validation_metrics,
+)
+from tests.model.tiny_scenes import (
+    tiny_stage1_settings,
+    tiny_stage2_settings,
+    write_pretrain_checkpoint,
+    write_tiny_scenes,
+)
 
 CATEGORY_PREFIXES = ("classifier.", "mask_branch.shape_decoder.decoders.")
 
@@ -62,7 +73,10 @@ def test_the_shipped_map_can_be_switched_off_and_overridden() -> None:
     target = _stage2(names, 2)
     assert transfer_categories(target, source, user) == {"couch": "car", "van": "car", "bus": "car"}
     for name in ("couch", "bus"):  # two fine-tuning categories may start from the same pretrained one
-        assert torch.equal(target.category_state(name)["shape"]["offsets.weight"], source.category_state("car")["shape"]["offsets.weight"])
+        assert torch.equal(
+            target.category_state(name)["shape"]["offsets.weight"],
+            source.category_state("car")["shape"]["offsets.weight"],
+        )
 
 
 def test_transfer_refuses_a_map_naming_unknown_categories() -> None:
@@ -89,8 +103,15 @@ class GroundTruthNetwork:
             target = self.by_size[float(image.sum())]
             keep = slice(0, 0) if self.empty else slice(None)
             count = len(target["labels"][keep])
-            outputs.append({"boxes": target["boxes"][keep], "labels": target["labels"][keep], "scores": torch.full((count,), 0.9),
-                            "amodal_masks": target["amodal_masks"][keep].float(), "visible_masks": target["masks"][keep].float()})
+            outputs.append(
+                {
+                    "boxes": target["boxes"][keep],
+                    "labels": target["labels"][keep],
+                    "scores": torch.full((count,), 0.9),
+                    "amodal_masks": target["amodal_masks"][keep].float(),
+                    "visible_masks": target["masks"][keep].float(),
+                }
+            )
         return outputs
 
 
@@ -106,9 +127,13 @@ def test_validation_scores_perfect_and_empty_predictions(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("framing, crop_scale, expected", [(1.6, None, 1.6), (1.6, 1.2, 1.2), (None, None, 1.1)])
-def test_instances_are_cropped_as_the_prior_was_pretrained_unless_told_otherwise(tmp_path: Path, framing, crop_scale, expected) -> None:
+def test_instances_are_cropped_as_the_prior_was_pretrained_unless_told_otherwise(
+    tmp_path: Path, framing, crop_scale, expected
+) -> None:
     init = write_pretrain_checkpoint(tmp_path / "pretrain.pt", ["car"], input_framing=framing)
-    settings = FinetuneSettings(dataset=tmp_path, out=tmp_path / "run", init=init, crop_scale=crop_scale, stage1=tiny_stage1_settings())
+    settings = FinetuneSettings(
+        dataset=tmp_path, out=tmp_path / "run", init=init, crop_scale=crop_scale, stage1=tiny_stage1_settings()
+    )
     network, _, _ = build_finetune_model(settings, ["car"])
     assert network.settings.crop_scale == expected and network.stage2.settings.input_framing == expected
 
@@ -117,9 +142,29 @@ def test_finetune_end_to_end_on_tiny_scenes(tmp_path: Path) -> None:
     write_tiny_scenes(tmp_path / "data", train_images=2, val_images=1)
     init = write_pretrain_checkpoint(tmp_path / "pretrain.pt", ["car", "sofa", "watercraft"], input_framing=1.4)
     (tmp_path / "map.json").write_text(json.dumps({"chair": "watercraft"}))
-    args = ["finetune", "--dataset", str(tmp_path / "data"), "--init", str(init), "--out", str(tmp_path / "run"),
-            "--category-map", str(tmp_path / "map.json"), "--steps", "2", "--batch-size", "2", "--val-every", "2",
-            "--min-size", "48", "--max-size", "64", "--device", "cpu"]
+    args = [
+        "finetune",
+        "--dataset",
+        str(tmp_path / "data"),
+        "--init",
+        str(init),
+        "--out",
+        str(tmp_path / "run"),
+        "--category-map",
+        str(tmp_path / "map.json"),
+        "--steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--val-every",
+        "2",
+        "--min-size",
+        "48",
+        "--max-size",
+        "64",
+        "--device",
+        "cpu",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "pretrained 'watercraft' (watercraft <- chair)" in result.output and "pretrained 'car'" in result.output
@@ -136,12 +181,27 @@ def test_finetune_end_to_end_on_tiny_scenes(tmp_path: Path) -> None:
     assert model.settings.crop_scale == 1.4  # instances are cropped as the prior's views were framed
     assert torch.load(tmp_path / "run" / "best.pt", weights_only=True)["category_ids"] == [4, 9]
 
-    evaluated = CliRunner().invoke(app, ["evaluate", "--dataset", str(tmp_path / "data"), "--split", "val", "--checkpoint",
-                                         str(tmp_path / "run" / "best.pt"), "--kind", "amodal", "--json", str(tmp_path / "report.json")])
+    evaluated = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            "--dataset",
+            str(tmp_path / "data"),
+            "--split",
+            "val",
+            "--checkpoint",
+            str(tmp_path / "run" / "best.pt"),
+            "--kind",
+            "amodal",
+            "--json",
+            str(tmp_path / "report.json"),
+        ],
+    )
     assert evaluated.exit_code == 0, evaluated.output
     report = json.loads((tmp_path / "report.json").read_text())
     best = next(r for r in results["validation"] if r["step"] == results["best_step"])
-    assert max(report["coco"]["amodal"]["stats"]["AP"], 0.0) == pytest.approx(best["ap"])  # the same predictions as validation
+    # the same predictions as validation
+    assert max(report["coco"]["amodal"]["stats"]["AP"], 0.0) == pytest.approx(best["ap"])
     assert report["miou"]["miou"] == pytest.approx(best["miou"])
 
     again = CliRunner().invoke(app, args)
@@ -160,6 +220,8 @@ def test_finetune_end_to_end_on_tiny_scenes(tmp_path: Path) -> None:
 )
 def test_bad_stage1_options_are_one_line_errors(tmp_path: Path, arguments: list[str], message: str) -> None:
     write_tiny_scenes(tmp_path / "data", train_images=1, val_images=1)
-    result = CliRunner().invoke(app, ["finetune", "--dataset", str(tmp_path / "data"), "--out", str(tmp_path / "run"), *arguments])
+    result = CliRunner().invoke(
+        app, ["finetune", "--dataset", str(tmp_path / "data"), "--out", str(tmp_path / "run"), *arguments]
+    )
     assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "run").exists()  # nothing was written

@@ -20,7 +20,9 @@ CPU = DistributedContext(device=torch.device("cpu"))
 
 
 def settings(**overrides) -> TrainSettings:
-    values = dict(lr=1e-2, batch_size=4, epochs=None, steps=8, log_every=1, checkpoint_every=4, progress=False, tensorboard=False)
+    values = dict(
+        lr=1e-2, batch_size=4, epochs=None, steps=8, log_every=1, checkpoint_every=4, progress=False, tensorboard=False
+    )
     values.update(overrides)
     return TrainSettings(**values)
 
@@ -97,7 +99,14 @@ def test_validation_does_not_change_the_training_trajectory(tmp_path):
         return mean_iou(model)
 
     with_validation, without_validation = toy_model(), toy_model()
-    train(with_validation, dataset, settings(steps=5, val_every=1), tmp_path / "a", validate=validate_with_randomness, context=CPU)
+    train(
+        with_validation,
+        dataset,
+        settings(steps=5, val_every=1),
+        tmp_path / "a",
+        validate=validate_with_randomness,
+        context=CPU,
+    )
     train(without_validation, dataset, settings(steps=5), tmp_path / "b", context=CPU)
     assert_same_state(with_validation, without_validation)
 
@@ -110,7 +119,14 @@ def test_validation_runs_every_val_every_steps_and_at_the_end_and_keeps_the_best
         seen_modes.append(model.training)
         return {"miou": next(scores)}
 
-    result = train(toy_model(), ToyAmodalDataset(), settings(steps=7, val_every=3, checkpoint_every=100), tmp_path, validate=scripted, context=CPU)
+    result = train(
+        toy_model(),
+        ToyAmodalDataset(),
+        settings(steps=7, val_every=3, checkpoint_every=100),
+        tmp_path,
+        validate=scripted,
+        context=CPU,
+    )
 
     assert [entry["step"] for entry in result.validation] == [3, 6, 7]
     assert seen_modes == [False, False, False]
@@ -160,10 +176,28 @@ def test_a_non_finite_loss_stops_with_the_step_and_the_term(tmp_path):
 
 def test_resuming_a_checkpoint_of_another_architecture_names_the_file(tmp_path):
     small = toy_model(hidden=4)
-    train(small, ToyAmodalDataset(), settings(steps=1), tmp_path, checkpoint_metadata={"model_config": small.config()}, context=CPU)
+    train(
+        small,
+        ToyAmodalDataset(),
+        settings(steps=1),
+        tmp_path,
+        checkpoint_metadata={"model_config": small.config()},
+        context=CPU,
+    )
     wider = toy_model(hidden=5)
-    with pytest.raises(TrainingError, match=r"last\.pt: checkpoint of another model or dataset \(model_config differs: hidden: 4 -> 5\)"):
-        train(wider, ToyAmodalDataset(), settings(steps=2), tmp_path, checkpoint_metadata={"model_config": wider.config()}, resume=True, context=CPU)
+    with pytest.raises(
+        TrainingError,
+        match=r"last\.pt: checkpoint of another model or dataset \(model_config differs: hidden: 4 -> 5\)",
+    ):
+        train(
+            wider,
+            ToyAmodalDataset(),
+            settings(steps=2),
+            tmp_path,
+            checkpoint_metadata={"model_config": wider.config()},
+            resume=True,
+            context=CPU,
+        )
 
 
 def test_resuming_with_another_seed_or_batch_size_is_refused(tmp_path):
@@ -217,13 +251,20 @@ def test_schedule_warms_up_linearly_then_decays_to_zero_with_cosine():
 
 
 def test_lr_scales_give_each_prefix_its_rate_and_the_longest_prefix_wins():
-    model = torch.nn.ModuleDict({"stage1": torch.nn.Linear(2, 2), "stage2": torch.nn.ModuleDict({"head": torch.nn.Linear(2, 1)})})
+    model = torch.nn.ModuleDict(
+        {"stage1": torch.nn.Linear(2, 2), "stage2": torch.nn.ModuleDict({"head": torch.nn.Linear(2, 1)})}
+    )
     model["stage1"].bias.requires_grad_(False)  # frozen parameters are left out
     groups = parameter_groups(model, settings(lr=0.1, lr_scales={"stage1.": 10.0, "stage2.head.bias": 0.5}))
     rates = {id(p): group["lr"] for group in groups for p in group["params"]}
 
-    assert rates == pytest.approx({id(model["stage1"].weight): 1.0, id(model["stage2"]["head"].weight): 0.1,
-                                   id(model["stage2"]["head"].bias): 0.05})
+    assert rates == pytest.approx(
+        {
+            id(model["stage1"].weight): 1.0,
+            id(model["stage2"]["head"].weight): 0.1,
+            id(model["stage2"]["head"].bias): 0.05,
+        }
+    )
     with pytest.raises(ValueError, match="no trainable parameter name starts with"):
         parameter_groups(model, settings(lr_scales={"stage3.": 2.0}))
 
@@ -233,7 +274,13 @@ def test_a_scaled_group_moves_its_parameters_further(tmp_path):
         torch.manual_seed(0)
         model = ToyAmodalModel(["cube"])
         before = {name: p.detach().clone() for name, p in model.named_parameters()}
-        train(model, ToyAmodalDataset(), settings(steps=1, lr_scales=lr_scales), tmp_path / str(len(lr_scales)), context=CPU)
+        train(
+            model,
+            ToyAmodalDataset(),
+            settings(steps=1, lr_scales=lr_scales),
+            tmp_path / str(len(lr_scales)),
+            context=CPU,
+        )
         return {name: float((p.detach() - before[name]).abs().max()) for name, p in model.named_parameters()}
 
     plain, scaled = trained({}), trained({"": 4.0})

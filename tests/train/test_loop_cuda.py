@@ -11,7 +11,7 @@ from a3d_core.train.checkpoint import load_checkpoint
 from a3d_core.train.distributed import DistributedContext
 from a3d_core.train.loop import TrainSettings, train
 from a3d_core.train.metrics_log import JsonlMetrics
-from tests.train.ddp_worker import run_worker, run_settings, toy_model
+from tests.train.ddp_worker import run_settings, run_worker, toy_model
 from tests.train.toys import ToyAmodalDataset
 
 pytestmark = pytest.mark.cuda
@@ -19,7 +19,17 @@ CUDA = DistributedContext(device=torch.device("cuda")) if torch.cuda.is_availabl
 
 
 def settings(amp: str, **overrides) -> TrainSettings:
-    values = dict(lr=5e-2, batch_size=4, epochs=None, steps=60, log_every=10, checkpoint_every=30, progress=False, tensorboard=False, amp=amp)
+    values = dict(
+        lr=5e-2,
+        batch_size=4,
+        epochs=None,
+        steps=60,
+        log_every=10,
+        checkpoint_every=30,
+        progress=False,
+        tensorboard=False,
+        amp=amp,
+    )
     values.update(overrides)
     return TrainSettings(**values)
 
@@ -42,7 +52,14 @@ def test_resume_on_cuda_equals_an_uninterrupted_run(tmp_path):
     first = toy_model()
     train(first, ToyAmodalDataset(), settings("bf16", steps=4, checkpoint_every=4), tmp_path / "split", context=CUDA)
     resumed = toy_model()
-    train(resumed, ToyAmodalDataset(), settings("bf16", steps=8, checkpoint_every=4), tmp_path / "split", resume=True, context=CUDA)
+    train(
+        resumed,
+        ToyAmodalDataset(),
+        settings("bf16", steps=8, checkpoint_every=4),
+        tmp_path / "split",
+        resume=True,
+        context=CUDA,
+    )
     for key, value in whole.state_dict().items():  # cuDNN may sum in another order: equal to rounding
         torch.testing.assert_close(resumed.state_dict()[key], value, atol=1e-5, rtol=1e-4)
 

@@ -36,8 +36,12 @@ def test_category_means_and_their_mean():
     assert summary.counts == {"cube": 2, "ball": 1}
     assert summary.miou == pytest.approx(0.5)  # mean of categories, as the paper's Table 1
     assert summary.instance_miou == pytest.approx(1.75 / 3)
-    assert summary.as_metrics("test/") == {"test/miou": 0.5, "test/instance_miou": pytest.approx(1.75 / 3),
-                                           "test/miou/cube": 0.75, "test/miou/ball": 0.25}
+    assert summary.as_metrics("test/") == {
+        "test/miou": 0.5,
+        "test/instance_miou": pytest.approx(1.75 / 3),
+        "test/miou/cube": 0.75,
+        "test/miou/ball": 0.25,
+    }
 
 
 def test_category_iou_rejects_bad_indices_and_empty_summaries():

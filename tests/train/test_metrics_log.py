@@ -50,16 +50,35 @@ def test_tensorboard_gets_every_scalar_and_purges_after_the_resumed_step(tmp_pat
     context = DistributedContext(device=torch.device("cpu"))
     settings = TrainSettings(lr=1e-2, batch_size=4, epochs=None, steps=2, log_every=1, progress=False)
     torch.manual_seed(0)
-    train(ToyAmodalModel(["cube", "ball"]), ToyAmodalDataset(), settings, tmp_path, validate=lambda model: {"miou": 0.25}, context=context)
+    train(
+        ToyAmodalModel(["cube", "ball"]),
+        ToyAmodalDataset(),
+        settings,
+        tmp_path,
+        validate=lambda model: {"miou": 0.25},
+        context=context,
+    )
     longer = TrainSettings(lr=1e-2, batch_size=4, epochs=None, steps=3, log_every=1, progress=False)
-    train(ToyAmodalModel(["cube", "ball"]), ToyAmodalDataset(), longer, tmp_path, validate=lambda model: {"miou": 0.5}, resume=True, context=context)
+    train(
+        ToyAmodalModel(["cube", "ball"]),
+        ToyAmodalDataset(),
+        longer,
+        tmp_path,
+        validate=lambda model: {"miou": 0.5},
+        resume=True,
+        context=context,
+    )
 
     first, resumed = RecordingWriter.instances
     assert first.purge_step == 1 and resumed.purge_step == 3
     assert first.closed and resumed.closed
     assert [(tag, step) for tag, _, step in first.scalars if tag.startswith("train/loss")] == [
-        ("train/loss", 1), ("train/loss/mask", 1), ("train/loss/weights", 1),
-        ("train/loss", 2), ("train/loss/mask", 2), ("train/loss/weights", 2),
+        ("train/loss", 1),
+        ("train/loss/mask", 1),
+        ("train/loss/weights", 1),
+        ("train/loss", 2),
+        ("train/loss/mask", 2),
+        ("train/loss/weights", 2),
     ]
     assert ("val/miou", 0.25, 2) in first.scalars and ("val/miou", 0.5, 3) in resumed.scalars
     assert not any(isinstance(value, str) for _, value, _ in first.scalars)

@@ -25,9 +25,14 @@ def tiny_asm(kind, category_names, options, hidden=32):
     image_size = options.image_size
     encoder = EncoderSettings(channels=(8, 8, 16, 16, 16), fc_dims=(32, 32, 32))
     settings = ASMSettings(
-        image_size=image_size, template_level=options.template_level, encoder=encoder, shape=ShapeDecoderSettings(hidden_dim=hidden),
-        viewpoint=ViewpointSettings(encoder=encoder), renderer=SilhouetteRendererSettings(image_size=image_size, faces_per_pixel=4),
-        refine=RefineSettings(hidden_channels=8), cross_view_weight=options.cross_view_weight,
+        image_size=image_size,
+        template_level=options.template_level,
+        encoder=encoder,
+        shape=ShapeDecoderSettings(hidden_dim=hidden),
+        viewpoint=ViewpointSettings(encoder=encoder),
+        renderer=SilhouetteRendererSettings(image_size=image_size, faces_per_pixel=4),
+        refine=RefineSettings(hidden_channels=8),
+        cross_view_weight=options.cross_view_weight,
     )
     return build_stage2(kind, category_names, settings)
 
@@ -35,16 +40,39 @@ def tiny_asm(kind, category_names, options, hidden=32):
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory):
     out = tmp_path_factory.mktemp("shapenet") / "data"
-    prepare_shapenet(PrepareShapeNetConfig(out=out, categories=("chair", "table"), objects_per_category=4, views=4, image_size=SIZE,
-                                           split_fractions=(0.5, 0.25, 0.25), holdout_views=(18, 23), seed=1, min_amodal_pixels=4))
+    prepare_shapenet(
+        PrepareShapeNetConfig(
+            out=out,
+            categories=("chair", "table"),
+            objects_per_category=4,
+            views=4,
+            image_size=SIZE,
+            split_fractions=(0.5, 0.25, 0.25),
+            holdout_views=(18, 23),
+            seed=1,
+            min_amodal_pixels=4,
+        )
+    )
     return out
 
 
 def run(shapes, out, steps, resume=False, build_model=tiny_asm, model="a3d"):
     components = dataclasses.replace(shapenet_components(), build_model=build_model)
-    train = TrainSettings(lr=1e-3, batch_size=4, epochs=None, steps=steps, checkpoint_every=2, val_every=2, log_every=1,
-                          progress=False, tensorboard=False)  # validation at the same steps, interrupted at 2 or not
-    settings = PretrainSettings(data=shapes, out=out, model=model, train=train, resume=resume, device="cpu", template_level=1)
+    # validation at the same steps, interrupted at 2 or not
+    train = TrainSettings(
+        lr=1e-3,
+        batch_size=4,
+        epochs=None,
+        steps=steps,
+        checkpoint_every=2,
+        val_every=2,
+        log_every=1,
+        progress=False,
+        tensorboard=False,
+    )
+    settings = PretrainSettings(
+        data=shapes, out=out, model=model, train=train, resume=resume, device="cpu", template_level=1
+    )
     return pretrain(settings, components)
 
 

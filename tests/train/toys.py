@@ -16,8 +16,15 @@ from torch import nn
 class ToyAmodalModel(nn.Module):
     """conv -> tanh -> dropout -> 1x1 conv over [rgb, visible], plus a per-pixel bias; mask logits."""
 
-    def __init__(self, category_names: list[str], hidden: int = 4, dropout: float = 0.2, size: int = 8,
-                 nan_at_call: int | None = None, interrupt_at_call: int | None = None) -> None:
+    def __init__(
+        self,
+        category_names: list[str],
+        hidden: int = 4,
+        dropout: float = 0.2,
+        size: int = 8,
+        nan_at_call: int | None = None,
+        interrupt_at_call: int | None = None,
+    ) -> None:
         super().__init__()
         self.category_names = list(category_names)
         self.hidden = hidden
@@ -53,8 +60,14 @@ class ToyAmodalModel(nn.Module):
 class ToyAmodalDataset(torch.utils.data.Dataset):
     """``objects`` objects x ``views`` views of random S x S instances; amodal = visible | a square."""
 
-    def __init__(self, objects: int = 6, views: int = 2, size: int = 8, seed: int = 0,
-                 categories: tuple[str, ...] = ("cube", "ball")) -> None:
+    def __init__(
+        self,
+        objects: int = 6,
+        views: int = 2,
+        size: int = 8,
+        seed: int = 0,
+        categories: tuple[str, ...] = ("cube", "ball"),
+    ) -> None:
         generator = torch.Generator().manual_seed(seed)
         count = objects * views
         self.categories = list(categories)

@@ -57,8 +57,7 @@ _CATALOG: dict[str, LayoutEntry] = {
             "d2sa",
             "D2SA",
             "a3d_core.data.formats.d2sa:D2SA",
-            "D2S amodal (D2S_amodal_training_rot0.json, D2S_amodal_augmented.json, "
-            "D2S_amodal_validation.json)",
+            "D2S amodal (D2S_amodal_training_rot0.json, D2S_amodal_augmented.json, D2S_amodal_validation.json)",
         ),
         LayoutEntry(
             "cocoa-cls",

@@ -109,7 +109,9 @@ class Layout(ABC):
             )
         for key in ("images", "annotations"):
             if not isinstance(data.get(key), list):
-                raise InputError(f"{path}: not a {self.title} annotation file: no '{key}' list (expected {self.expected})")
+                raise InputError(
+                    f"{path}: not a {self.title} annotation file: no '{key}' list (expected {self.expected})"
+                )
         if not data["annotations"] or self.recognises(data):
             return
         others = [name for name in detect_layouts(data) if name != self.name]

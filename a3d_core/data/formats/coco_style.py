@@ -48,7 +48,9 @@ class CocoStyleLayout(Layout):
 
     def read(self, data: Mapping[str, Any], path: Path, options: ReadOptions) -> SourceAnnotations:
         source = SourceAnnotations(path, read_images(data, path), [], read_categories(data, path))
-        required = ("id", "image_id", "category_id", self.amodal_key) + (() if self.visible_optional else (self.visible_key,))
+        required = ("id", "image_id", "category_id", self.amodal_key) + (
+            () if self.visible_optional else (self.visible_key,)
+        )
         for index, annotation in enumerate(data["annotations"]):
             if not isinstance(annotation, dict):
                 source.problems.append(malformed(path, f"annotations[{index}] is not an object"))
@@ -63,7 +65,11 @@ class CocoStyleLayout(Layout):
             image_id, category_id = as_int(annotation["image_id"]), as_int(annotation["category_id"])
             if annotation_id is None or image_id is None or category_id is None:
                 source.problems.append(
-                    malformed(path, f"annotations[{index}]: 'id', 'image_id' and 'category_id' must be integers", annotation_id)
+                    malformed(
+                        path,
+                        f"annotations[{index}]: 'id', 'image_id' and 'category_id' must be integers",
+                        annotation_id,
+                    )
                 )
                 continue
             visible = annotation.get(self.visible_key)

@@ -19,7 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from a3d_core.data.formats.base import Layout, ReadOptions, SourceAnnotations, SourceInstance, as_int, malformed, read_images
+from a3d_core.data.formats.base import (
+    Layout,
+    ReadOptions,
+    SourceAnnotations,
+    SourceInstance,
+    as_int,
+    malformed,
+    read_images,
+)
 
 OBJECT_CATEGORY = {"id": 1, "name": "object"}
 STUFF_EXCLUDED = "stuff regions (isStuff; --keep-stuff keeps them)"
@@ -39,13 +47,17 @@ class CocoaLayout(Layout):
             image_id = as_int(entry.get("image_id")) if isinstance(entry, dict) else None
             regions = entry.get("regions") if isinstance(entry, dict) else None
             if image_id is None or not isinstance(regions, list):
-                source.problems.append(malformed(path, f"annotations[{index}] needs an integer 'image_id' and a 'regions' list"))
+                source.problems.append(
+                    malformed(path, f"annotations[{index}] needs an integer 'image_id' and a 'regions' list")
+                )
                 continue
             for position, region in enumerate(regions):
                 region_id += 1
                 if not isinstance(region, dict) or "segmentation" not in region:
                     source.problems.append(
-                        malformed(path, f"annotations[{index}].regions[{position}] has no 'segmentation'", region_id, image_id)
+                        malformed(
+                            path, f"annotations[{index}].regions[{position}] has no 'segmentation'", region_id, image_id
+                        )
                     )
                     continue
                 is_stuff = int(bool(region.get("isStuff", 0)))

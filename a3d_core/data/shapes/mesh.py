@@ -35,8 +35,12 @@ class TriangleMesh:
         if len(self.faces) and (self.faces.min() < 0 or self.faces.max() >= len(self.vertices)):
             raise ValueError(f"face indices must lie in [0, {len(self.vertices)})")
 
-    def transformed(self, rotation: np.ndarray | None = None, translation: Sequence[float] = (0.0, 0.0, 0.0),
-                    scale: float | Sequence[float] = 1.0) -> "TriangleMesh":
+    def transformed(
+        self,
+        rotation: np.ndarray | None = None,
+        translation: Sequence[float] = (0.0, 0.0, 0.0),
+        scale: float | Sequence[float] = 1.0,
+    ) -> "TriangleMesh":
         """``x -> R (s * x) + t``; a reflection (negative determinant) keeps faces outward by flipping their order."""
         scale = np.broadcast_to(np.asarray(scale, dtype=np.float32), (3,))
         vertices = self.vertices * scale

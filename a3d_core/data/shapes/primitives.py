@@ -53,32 +53,50 @@ def _orient_outward(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return faces
 
 
-def _part(vertices: np.ndarray, faces: np.ndarray, color: Color, rotation: np.ndarray | None,
-          translation: Sequence[float]) -> TriangleMesh:
+def _part(
+    vertices: np.ndarray, faces: np.ndarray, color: Color, rotation: np.ndarray | None, translation: Sequence[float]
+) -> TriangleMesh:
     faces = _orient_outward(vertices, np.asarray(faces, dtype=np.int64))
     colors = np.broadcast_to(np.asarray(color, dtype=np.float32), vertices.shape)
     return TriangleMesh(vertices, faces, colors).transformed(rotation, translation)
 
 
-def loft(bottom: np.ndarray, top: np.ndarray, height: float, color: Color, rotation: np.ndarray | None = None,
-         translation: Sequence[float] = (0.0, 0.0, 0.0), top_offset: Sequence[float] = (0.0, 0.0)) -> TriangleMesh:
+def loft(
+    bottom: np.ndarray,
+    top: np.ndarray,
+    height: float,
+    color: Color,
+    rotation: np.ndarray | None = None,
+    translation: Sequence[float] = (0.0, 0.0, 0.0),
+    top_offset: Sequence[float] = (0.0, 0.0),
+) -> TriangleMesh:
     """A closed solid between two convex rings of the same length ``(N, 2)`` in the XZ plane.
 
     ``bottom`` sits at ``y = -height / 2`` and ``top`` at ``y = +height / 2``, shifted by
     ``top_offset`` (dx, dz); both are capped. Boxes, tapered boxes, wings and hulls are lofts.
     """
-    bottom, top = np.asarray(bottom, dtype=np.float32), np.asarray(top, dtype=np.float32) + np.asarray(top_offset, np.float32)
+    bottom, top = (
+        np.asarray(bottom, dtype=np.float32),
+        np.asarray(top, dtype=np.float32) + np.asarray(top_offset, np.float32),
+    )
     if bottom.shape != top.shape or bottom.ndim != 2 or bottom.shape[1] != 2 or len(bottom) < 3:
         raise ValueError(f"loft rings must both be (N >= 3, 2), got {bottom.shape} and {top.shape}")
     n = len(bottom)
-    ring = lambda xz, y: np.column_stack([xz[:, 0], np.full(n, y, np.float32), xz[:, 1]])  # noqa: E731
-    centres = np.array([[bottom[:, 0].mean(), -height / 2, bottom[:, 1].mean()],
-                        [top[:, 0].mean(), height / 2, top[:, 1].mean()]], dtype=np.float32)
+
+    def ring(xz, y):
+        return np.column_stack([xz[:, 0], np.full(n, y, np.float32), xz[:, 1]])
+
+    centres = np.array(
+        [[bottom[:, 0].mean(), -height / 2, bottom[:, 1].mean()], [top[:, 0].mean(), height / 2, top[:, 1].mean()]],
+        dtype=np.float32,
+    )
     vertices = np.concatenate([ring(bottom, -height / 2), ring(top, height / 2), centres])
     i = np.arange(n)
     j = (i + 1) % n
     sides = np.concatenate([np.column_stack([i, j, n + j]), np.column_stack([i, n + j, n + i])])
-    caps = np.concatenate([np.column_stack([np.full(n, 2 * n), j, i]), np.column_stack([np.full(n, 2 * n + 1), n + i, n + j])])
+    caps = np.concatenate(
+        [np.column_stack([np.full(n, 2 * n), j, i]), np.column_stack([np.full(n, 2 * n + 1), n + i, n + j])]
+    )
     return _part(vertices, np.concatenate([sides, caps]), color, rotation, translation)
 
 
@@ -88,19 +106,28 @@ def rectangle(width: float, depth: float) -> np.ndarray:
     return np.array([[-w, -d], [w, -d], [w, d], [-w, d]], dtype=np.float32)
 
 
-def box(center: Sequence[float], size: Sequence[float], color: Color, rotation: np.ndarray | None = None) -> TriangleMesh:
+def box(
+    center: Sequence[float], size: Sequence[float], color: Color, rotation: np.ndarray | None = None
+) -> TriangleMesh:
     """An axis-aligned (before ``rotation``) box of ``size = (sx, sy, sz)`` centred at ``center``."""
     sx, sy, sz = size
     ring = rectangle(sx, sz)
     return loft(ring, ring, sy, color, rotation, center)
 
 
-def tapered_box(center: Sequence[float], size: Sequence[float], top_scale: Sequence[float], color: Color,
-                rotation: np.ndarray | None = None, top_offset: Sequence[float] = (0.0, 0.0)) -> TriangleMesh:
+def tapered_box(
+    center: Sequence[float],
+    size: Sequence[float],
+    top_scale: Sequence[float],
+    color: Color,
+    rotation: np.ndarray | None = None,
+    top_offset: Sequence[float] = (0.0, 0.0),
+) -> TriangleMesh:
     """A box whose top face is scaled by ``top_scale = (kx, kz)`` and shifted by ``top_offset``."""
     sx, sy, sz = size
-    return loft(rectangle(sx, sz), rectangle(sx * top_scale[0], sz * top_scale[1]), sy, color, rotation, center,
-                top_offset)
+    return loft(
+        rectangle(sx, sz), rectangle(sx * top_scale[0], sz * top_scale[1]), sy, color, rotation, center, top_offset
+    )
 
 
 def circle(radius_x: float, radius_z: float, segments: int) -> np.ndarray:
@@ -109,8 +136,14 @@ def circle(radius_x: float, radius_z: float, segments: int) -> np.ndarray:
     return np.column_stack([radius_x * np.cos(angles), radius_z * np.sin(angles)]).astype(np.float32)
 
 
-def frustum(start: Sequence[float], end: Sequence[float], radius_start: float, radius_end: float, color: Color,
-            segments: int = 16) -> TriangleMesh:
+def frustum(
+    start: Sequence[float],
+    end: Sequence[float],
+    radius_start: float,
+    radius_end: float,
+    color: Color,
+    segments: int = 16,
+) -> TriangleMesh:
     """A capped cylinder, cone frustum or (``radius_end`` near 0) cone from ``start`` to ``end``."""
     start, end = np.asarray(start, np.float32), np.asarray(end, np.float32)
     axis = end - start
@@ -118,12 +151,24 @@ def frustum(start: Sequence[float], end: Sequence[float], radius_start: float, r
     if length <= 0:
         raise ValueError("frustum needs distinct start and end points")
     radius_end = max(radius_end, 1e-4)
-    return loft(circle(radius_start, radius_start, segments), circle(radius_end, radius_end, segments), length, color,
-                rotation_from_y(axis), (start + end) / 2)
+    return loft(
+        circle(radius_start, radius_start, segments),
+        circle(radius_end, radius_end, segments),
+        length,
+        color,
+        rotation_from_y(axis),
+        (start + end) / 2,
+    )
 
 
-def ellipsoid(center: Sequence[float], radii: Sequence[float], color: Color, rotation: np.ndarray | None = None,
-              rings: int = 10, segments: int = 16) -> TriangleMesh:
+def ellipsoid(
+    center: Sequence[float],
+    radii: Sequence[float],
+    color: Color,
+    rotation: np.ndarray | None = None,
+    rings: int = 10,
+    segments: int = 16,
+) -> TriangleMesh:
     """A UV ellipsoid with semi-axes ``radii = (rx, ry, rz)`` (poles on the local Y axis)."""
     polar = np.linspace(0.0, math.pi, rings + 1)[1:-1]
     azimuth = np.linspace(0.0, 2 * math.pi, segments, endpoint=False)
