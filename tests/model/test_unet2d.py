@@ -22,7 +22,7 @@ def test_unet_maps_inputs_to_a_mask_of_their_size_and_learns():
         loss.backward()
         optimizer.step()
     assert mask.shape == (3, 16, 16) and 0 <= mask.min().item() and mask.max().item() <= 1
-    assert float(loss) < 0.3 * first  # a pixel-exact copy of an input channel is learnable
+    assert loss.item() < 0.3 * first  # a pixel-exact copy of an input channel is learnable
     with pytest.raises(ValueError, match="divisible by 8"):
         UNetMaskDecoder(8, 20)
 
