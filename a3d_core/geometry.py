@@ -21,6 +21,8 @@ KATO_DISTANCE = 2.732
 KATO_AZIMUTH_STEP_DEG = -15.0
 KATO_NUM_VIEWS = 24
 KATO_FOV_DEG = 30.0
+ELEVATION_RANGE_DEG = (-30.0, 75.0)
+"""The elevations (degrees) the viewpoint estimator predicts by default; data rendered for it stays inside."""
 
 
 @dataclass

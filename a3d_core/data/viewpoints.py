@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from a3d_core.errors import InputError
-from a3d_core.geometry import KATO_AZIMUTH_STEP_DEG, KATO_ELEVATION_DEG, KATO_NUM_VIEWS
+from a3d_core.geometry import ELEVATION_RANGE_DEG, KATO_AZIMUTH_STEP_DEG, KATO_ELEVATION_DEG, KATO_NUM_VIEWS
 
 SEEN_SPLIT = "test"
 NEW_VIEW_SPLIT = "test_newview"
@@ -41,9 +41,6 @@ ELEVATION_SPLIT = "test_elevation"
 COMBINATION_SPLIT = "test_combination"
 PROTOCOL_SPLITS = (NEW_VIEW_SPLIT, ELEVATION_SPLIT, COMBINATION_SPLIT)
 """The held-out test splits, one per protocol (in this order in every listing)."""
-
-DEFAULT_ELEVATION_RANGE_DEG = (-30.0, 75.0)
-"""The viewpoint estimator's default elevation range (``ViewpointSettings.elevation_range_deg``)."""
 
 
 def mirror_view(view_id: int) -> int:
@@ -97,7 +94,7 @@ class ViewProtocol:
         holdout_views: Iterable[int] = (),
         holdout_elevations: Sequence[float] = (),
         holdout_pairs: Iterable[tuple[float, int]] = (),
-        elevation_range: tuple[float, float] = DEFAULT_ELEVATION_RANGE_DEG,
+        elevation_range: tuple[float, float] = ELEVATION_RANGE_DEG,
     ) -> "ViewProtocol":
         """A checked protocol: held-out azimuths and pairs closed under the mirror, restricted to
         ``view_ids``. Raises :class:`InputError` (before anything is rendered) for held-out sets

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -144,9 +143,3 @@ def visible_mask_table(dataset: Dataset) -> InstanceTable:
             return {"amodal_mask": batch["visible"][:, 0]}
 
     return collect_instances(VisibleAsAmodal(), dataset)
-
-
-def category_names_of(table: InstanceTable, names: Sequence[str]) -> list[str]:
-    """The names of the categories present in ``table``, in ``names`` order."""
-    present = set(np.unique(table.category).tolist())
-    return [name for i, name in enumerate(names) if i in present]

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from a3d_core.geometry import KATO_DISTANCE, KATO_ELEVATION_DEG, Viewpoint
+from a3d_core.geometry import ELEVATION_RANGE_DEG, KATO_DISTANCE, KATO_ELEVATION_DEG, Viewpoint
 from a3d_core.model.encoder import Encoder, EncoderSettings
 
 HYPOTHESIS_SELECTIONS = ("render", "scores")
@@ -46,7 +46,7 @@ class ViewpointSettings:
         estimator scores highest and renders only that one.
     """
 
-    elevation_range_deg: tuple[float, float] = (-30.0, 75.0)
+    elevation_range_deg: tuple[float, float] = ELEVATION_RANGE_DEG
     distance_range: tuple[float, float] = (2.0, 3.5)
     initial_elevation_deg: float = KATO_ELEVATION_DEG
     initial_distance: float = KATO_DISTANCE
