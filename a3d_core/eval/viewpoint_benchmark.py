@@ -22,9 +22,10 @@ shape library, with every model trained and evaluated by the same code on the sa
    input view's mask, and the meshes' voxel IoU with the true meshes (:mod:`a3d_core.eval.shape3d`)
    beside the template sphere's.
 
-:func:`run_viewpoint_benchmark` writes ``<out>/report.md``, ``results.json`` and the plots; it
-resumes: the prepared data, each finished model and its evaluation are reused, and an
-interrupted model continues from its ``last.pt``. ``benchmarks/bm_viewpoints.py`` is its command.
+:func:`run_viewpoint_benchmark` writes ``<out>/report.md``, ``results.json`` and the plots
+(:mod:`a3d_core.eval.viewpoint_report`); it resumes: the prepared data, each finished model and its
+evaluation are reused, and an interrupted model continues from its ``last.pt``.
+``benchmarks/bm_viewpoints.py`` is its command.
 """
 
 from __future__ import annotations
@@ -49,11 +50,11 @@ from a3d_core.data.prepare_shapenet import PrepareShapeNetConfig, prepare_shapen
 from a3d_core.data.shapenet import ShapeNetAmodalDataset, read_shard_manifest
 from a3d_core.data.viewpoints import PROTOCOL_SPLITS
 from a3d_core.errors import InputError
-from a3d_core.eval import charts
 from a3d_core.eval.instances import InstanceTable, collect_instances, visible_mask_table
 from a3d_core.eval.intervals import Interval, bootstrap_difference, bootstrap_mean
 from a3d_core.eval.shape3d import to_data_frame, voxel_iou, voxelize
-from a3d_core.eval.viewpoint_diagnostics import DEFAULT_STEPS, align_azimuths, novel_view_ious, viewpoint_errors
+from a3d_core.eval.viewpoint_diagnostics import align_azimuths, novel_view_ious, viewpoint_errors
+from a3d_core.eval.viewpoint_report import report_markdown, write_plots
 from a3d_core.io.atomic import atomic_write_bytes, atomic_write_json
 from a3d_core.model.asm import ASMSettings, build_stage2, load_stage2_from_checkpoint
 from a3d_core.model.shapedict import ShapeDictSettings
@@ -617,6 +618,9 @@ def run_viewpoint_benchmark(settings: BenchmarkSettings, log: Log = print, comma
         "command": command,
         "machine": _machine(),
         "protocol": manifest["viewpoint_protocol"],
+        "main_model": MAIN_MODEL,
+        "meshes_per_object": MESHES_PER_OBJECT,
+        "examples_per_split": EXAMPLES_PER_SPLIT,
         "categories": category_names,
         "models": {},
         "splits": {},
@@ -684,212 +688,6 @@ def run_viewpoint_benchmark(settings: BenchmarkSettings, log: Log = print, comma
     return results
 
 
-# ---------------------------------------------------------------------------------- reports
-def _cell(interval: dict[str, float]) -> str:
-    if interval is None or math.isnan(interval["value"]):
-        return "-"
-    return f"{interval['value']:.1f} [{interval['low']:.1f}, {interval['high']:.1f}]"
-
-
-def _signed(interval: dict[str, float]) -> str:
-    return f"{interval['value']:+.1f} [{interval['low']:+.1f}, {interval['high']:+.1f}]"
-
-
-def _verdict(interval: dict[str, float]) -> str:
-    if interval["low"] > 0:
-        return "ahead"
-    if interval["high"] < 0:
-        return "behind"
-    return "not distinguishable"
-
-
-SPLIT_MEANING = {
-    "test": "unseen objects at training cameras",
-    "test_newview": "held-out azimuth wedge and its mirror, at training elevations",
-    "test_elevation": "held-out elevations, at training azimuths",
-    "test_combination": "held-out (elevation, azimuth) pairs; each elevation and azimuth seen in training",
-}
-
-
-def report_markdown(results: dict[str, Any]) -> str:
-    """The benchmark's report: protocol, models, the tables, the diagnostics and what they show."""
-    scale, protocol, models = results["scale"], results["protocol"], results["models"]
-    splits = list(results["splits"])
-    machine = results["machine"]
-    lines = [f"# Viewpoint benchmark, scale `{scale['name']}`", ""]
-    if results["command"]:
-        lines += [f"Command: `{results['command']}`", ""]
-    load = results["load_average"]
-    lines += [
-        f"Machine: {machine['platform']}, {machine['cpus']} CPUs, torch {machine['torch']} with "
-        f"{machine['torch_threads']} threads{', ' + machine['cuda'] if machine['cuda'] else ', no GPU'}; "
-        f"load average {load['start'][0]:.1f} at the start, "
-        f"{load['end'][0]:.1f} at the end; {results['seconds'] / 60:.0f} min in all.",
-        "",
-    ]
-    lines += [
-        "## Protocol",
-        "",
-        f"Built-in shape library, {len(results['categories'])} categories, "
-        f"{scale['objects_per_category']} objects each "
-        f"(split {scale['split_fractions']} by object), {scale['image_size']}x{scale['image_size']} views framed at "
-        f"{DEFAULT_CROP_SCALE}, synthetic occlusion. Training elevations {protocol['elevations']}; Kato azimuth views "
-        f"{protocol['view_ids']} (view v is azimuth -15 v degrees; v mirrors (24 - v) mod 24). Held out: views "
-        f"{protocol['holdout_views']}, elevations {protocol['holdout_elevations']}, pairs {protocol['holdout_pairs']}. "
-        "Train and val objects are seen at the training cameras only; "
-        "checkpoints and the best baseline are chosen on val.",
-        "",
-        "| split | what it holds | cameras | instances | objects |",
-        "|---|---|---:|---:|---:|",
-    ]
-    first = next(iter(models))
-    for split in splits:
-        metrics = results["splits"][split][first]
-        lines.append(
-            f"| {split} | {SPLIT_MEANING.get(split, '')} | {len(protocol['cameras'].get(split, []))} | "
-            f"{metrics['instances']} | {metrics['objects']} |"
-        )
-    lines += [
-        "",
-        "## Models",
-        "",
-        f"Every trained model: flips per object, Adam {scale['lr']:g}, batch {scale['batch_size']}, "
-        f"{scale['instances']:,} "
-        "training instances (a cross-view step counts both views), checkpoint chosen on val mIoU.",
-        "",
-        "| model | what it is | active parameters | instances seen | steps | train time (s) | val mIoU |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    for name, record in models.items():
-        lines.append(
-            f"| {name} | {record['description']} | {record['parameters']:,} | {record['instances']:,} "
-            f"| {record['steps']:,} "
-            f"| {record['seconds']:.0f} | {_cell(record['val']['miou'])} |"
-        )
-    lines += [
-        "",
-        "## mIoU (%), mean over categories, 95% intervals over test objects",
-        "",
-        "| model | " + " | ".join(splits) + " |",
-        "|---|" + "---:|" * len(splits),
-    ]
-    for name in models:
-        lines.append(f"| {name} | " + " | ".join(_cell(results["splits"][s][name]["miou"]) for s in splits) + " |")
-    lines += [
-        "",
-        "## mIoU of the hidden part (%): prediction minus visible against amodal minus visible",
-        "",
-        "| model | " + " | ".join(splits) + " |",
-        "|---|" + "---:|" * len(splits),
-    ]
-    for name in models:
-        lines.append(
-            f"| {name} | " + " | ".join(_cell(results["splits"][s][name]["hidden_miou"]) for s in splits) + " |"
-        )
-    if results["differences"]:
-        best = results["best_baseline"]
-        lines += [
-            "",
-            f"## A3D minus each baseline (mIoU points, paired 95% intervals); best baseline on val: **{best}**",
-            "",
-            "| model | baseline | " + " | ".join(splits) + " |",
-            "|---|---|" + "---:|" * len(splits),
-        ]
-        for name, opponents in results["differences"].items():
-            for opponent, by_split in opponents.items():
-                marker = " (best)" if opponent == best else ""
-                lines.append(
-                    f"| {name} | {opponent}{marker} | "
-                    + " | ".join(_signed(by_split[s]["miou"]) for s in splits)
-                    + " |"
-                )
-    for name, diagnostics in results["diagnostics"].items():
-        lines += [
-            "",
-            f"## {name}: viewpoint error after the per-category alignment fitted on val",
-            "",
-            "| split | median azimuth error | median elevation error | median angle | within 30 degrees |",
-            "|---|---:|---:|---:|---:|",
-        ]
-        for split, summary in diagnostics["viewpoint_errors"].items():
-            lines.append(
-                f"| {split} | {summary['median_azimuth_error']:.0f} | {summary['median_elevation_error']:.0f} | "
-                f"{summary['median_angle_error']:.0f} | {100 * summary['share_within']:.0f}% |"
-            )
-        shapes = diagnostics.get("shapes_3d")
-        if shapes:
-            categories = results["categories"]
-            lines += [
-                "",
-                f"## {name}: meshes judged in 3D, voxel IoU (%) at 32^3 with the true mesh, after the val alignment",
-                "",
-                f"{shapes['meshes']} reconstructions ({MESHES_PER_OBJECT} `test` views of each object): mesh "
-                f"{_cell(shapes['mesh'])}, the template sphere {_cell(shapes['sphere'])}.",
-                "",
-                "| category | mesh | sphere |",
-                "|---|---:|---:|",
-            ]
-            for index, row in sorted(shapes["per_category"].items(), key=lambda item: int(item[0])):
-                lines.append(f"| {categories[int(index)]} | {row['mesh']:.1f} | {row['sphere']:.1f} |")
-        lines += [
-            "",
-            f"## {name}: novel-view IoU (%), the mesh of a `test` view rendered at another view of its object",
-            "",
-            "| step | pairs | mesh | reuse the input view's mask | difference |",
-            "|---|---:|---:|---:|---:|",
-        ]
-        for label, row in diagnostics["novel_view"].items():
-            lines.append(
-                f"| {label} | {row['pairs']} | {_cell(row['mesh'])} | {_cell(row['reuse_input_mask'])} "
-                f"| {_signed(row['difference'])} |"
-            )
-    lines += ["", "## Per category, mIoU (%)", ""]
-    for split in splits:
-        lines += [f"**{split}**", "", "| category | " + " | ".join(models) + " |", "|---|" + "---:|" * len(models)]
-        for category in results["categories"]:
-            cells = [results["splits"][split][m]["per_category"].get(category) for m in models]
-            lines.append(
-                f"| {category} | " + " | ".join("-" if c is None else f"{c['value']:.1f}" for c in cells) + " |"
-            )
-        lines.append("")
-    lines += [
-        "## What the table shows",
-        "",
-        *what_it_shows(results),
-        "",
-        "![examples](examples.png)",
-        "",
-        f"Above: the most occluded held-out instances ({EXAMPLES_PER_SPLIT} categories a split), completed by the best "
-        "baseline and by A3D; each row: the input, the visible mask, the predicted amodal mask with its completed "
-        "part in orange, the ground truth.",
-        "",
-        "Plots: " + ", ".join(f"[{p}]({p})" for p in plot_names(results)),
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def what_it_shows(results: dict[str, Any]) -> list[str]:
-    """Plain sentences, generated from the numbers, whichever way they come out."""
-    sentences = []
-    differences = results["differences"].get(MAIN_MODEL)
-    if differences:
-        best = results["best_baseline"]
-        for split, by_metric in differences[best].items():
-            interval = by_metric["miou"]
-            sentences.append(
-                f"- {split}: A3D minus {best} = {_signed(interval)} mIoU points: A3D is {_verdict(interval)}."
-            )
-    for name, diagnostics in results["diagnostics"].items():
-        for label, row in diagnostics["novel_view"].items():
-            sentences.append(
-                f"- {name}, novel view at {label}: the mesh gives {row['mesh']['value']:.1f} IoU against "
-                f"{row['reuse_input_mask']['value']:.1f} for reusing the input view's mask: the mesh is "
-                f"{_verdict(row['difference'])}."
-            )
-    return sentences
-
-
 EXAMPLES_PER_SPLIT = 2
 EXAMPLE_MIN_OCCLUSION = 0.4
 
@@ -939,50 +737,3 @@ def example_figure(data: Path, models: dict[str, Any], splits: Sequence[str], de
     if not rows:
         return iio.imwrite("<bytes>", np.zeros((8, 8, 3), np.uint8), extension=".png")
     return iio.imwrite("<bytes>", figure_of_rows(rows, ground_truth=True), extension=".png")
-
-
-def plot_names(results: dict[str, Any]) -> list[str]:
-    names = [f"per_category_{split}.png" for split in results["splits"]]
-    if results["diagnostics"]:
-        names += ["viewpoint_error.png", "novel_view.png"]
-    return names
-
-
-def _triple(interval: dict[str, float] | None) -> tuple[float, float, float]:
-    """``(value, low, high)`` of an interval, NaNs when there is none (a chart leaves it out)."""
-    if interval is None:
-        return (math.nan, math.nan, math.nan)
-    return (interval["value"], interval["low"], interval["high"])
-
-
-def write_plots(results: dict[str, Any], out: Path) -> None:
-    """Per-category bars with intervals per split; viewpoint-error histogram; novel-view IoU against the step."""
-    shown = [
-        m for m in ("visible mask", results.get("best_baseline"), "A3D, 1 camera", MAIN_MODEL) if m in results["models"]
-    ]
-    for split, by_model in results["splits"].items():
-        series = {m: [_triple(by_model[m]["per_category"].get(c)) for c in results["categories"]] for m in shown}
-        atomic_write_bytes(
-            out / f"per_category_{split}.png",
-            charts.grouped_bars(f"mIoU per category, {split}", results["categories"], series, y_label="IoU (%)"),
-        )
-    if not results["diagnostics"]:
-        return
-    samples = {
-        name: np.concatenate([np.asarray(v) for v in d["angle_errors"].values()])
-        for name, d in results["diagnostics"].items()
-    }
-    atomic_write_bytes(
-        out / "viewpoint_error.png",
-        charts.histogram("viewpoint error, all test splits", samples, np.arange(0, 181, 10), "degrees"),
-    )
-    labels = [step.label for step in DEFAULT_STEPS]
-    series = {
-        f"{name}: mesh": [_triple(d["novel_view"].get(label, {}).get("mesh")) for label in labels]
-        for name, d in results["diagnostics"].items()
-    }
-    reference = next(iter(results["diagnostics"].values()))["novel_view"]
-    series["reuse input mask"] = [_triple(reference.get(label, {}).get("reuse_input_mask")) for label in labels]
-    atomic_write_bytes(
-        out / "novel_view.png", charts.lines("novel-view IoU against the step", labels, series, y_label="IoU (%)")
-    )
