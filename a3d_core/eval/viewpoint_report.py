@@ -59,8 +59,10 @@ def report_markdown(results: dict[str, Any]) -> str:
     lines += [
         f"Machine: {machine['platform']}, {machine['cpus']} CPUs, torch {machine['torch']} with "
         f"{machine['torch_threads']} threads{', ' + machine['cuda'] if machine['cuda'] else ', no GPU'}; "
-        f"load average {load['start'][0]:.1f} at the start, "
-        f"{load['end'][0]:.1f} at the end; {results['seconds'] / 60:.0f} min in all.",
+        f"load average {load['start'][0]:.1f} at the start of this invocation, {load['end'][0]:.1f} at its end; "
+        f"this invocation took {results['seconds'] / 60:.0f} min (a rerun reuses finished models and evaluations); "
+        f"the models' training took {sum(m['seconds'] for m in results['models'].values()) / 60:.0f} min in all "
+        "(the table below, each summed over resumed runs).",
         "",
     ]
     lines += [
