@@ -29,7 +29,7 @@ def demo(
 ) -> None:
     """Run the whole pipeline at a small scale on the built-in data, into a browsable folder.
 
-    prepare shapenet -> pretrain the 3D shape prior -> prepare scenes -> fine-tune both stages -> evaluate (amodal AP, mIoU, beside the visible-mask baseline) -> complete the ground-truth instances (panels, meshes and turntables) -> predict (panels). OUT/index.md opens with summary.png: the most occluded val instances, completed, beside the ground truth. About eleven minutes on two idle CPU cores; open OUT/index.md.
+    prepare shapenet -> pretrain the 3D shape prior -> prepare scenes -> fine-tune both stages -> evaluate (amodal AP, mIoU, beside the visible-mask baseline) -> complete the ground-truth instances (panels, meshes and turntables) -> predict (panels). OUT/index.md opens with summary.png: the most occluded val instances, completed, beside the ground truth. About a quarter of an hour on two CPU cores; open OUT/index.md.
     """  # noqa: E501 (typer's help keeps the line breaks of a paragraph: one line each, the terminal wraps them)
     from a3d_core.demo import FULL, QUICK, run_demo  # imports every stage: only when the command runs
 
