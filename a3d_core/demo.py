@@ -34,7 +34,7 @@ The output folder::
 
 :data:`FULL` is sized to finish well inside CI's budget: with 600 pretraining and 360 fine-tuning
 steps it took 657 s on two idle cores in an earlier session but 29 minutes on 2026-12-01's
-machine, so it now takes 400 and 200; :data:`QUICK` in seconds
+machine, so it now takes 400 and 200 (996 s there, in CI); :data:`QUICK` in seconds
 (for tests: it only shows that every step connects).
 """
 
