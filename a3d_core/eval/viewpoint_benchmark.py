@@ -526,7 +526,6 @@ def mesh_ious(
 def diagnostics_3d(
     model,
     tables: dict[str, InstanceTable],
-    data: Path,
     test_splits: Sequence[str],
     targets: dict,
     resamples: int,
@@ -544,8 +543,8 @@ def diagnostics_3d(
         alignments.setdefault(int(category), pooled)
     errors = {split: viewpoint_errors(tables[split], alignments) for split in test_splits}
     test = tables["test"]
-    dataset = open_split(data, "test")
-    inputs = torch.stack([dataset[i]["amodal"][0] for i in range(len(dataset))])
+    keys = zip(test.object_index.tolist(), test.elevation.tolist(), test.view_id.tolist())
+    inputs = torch.stack([targets[key] for key in keys])  # the test views' own masks, framed, from the same lookup
     novel = {}
     for result in novel_view_ious(test, inputs, targets, model.mask_branch.render, alignments, DEFAULT_CROP_SCALE):
         if not len(result.mesh_iou):
@@ -654,7 +653,7 @@ def run_viewpoint_benchmark(settings: BenchmarkSettings, log: Log = print, comma
         if spec.is_3d:
             targets = targets if targets is not None else _novel_view_targets(data, test_splits)
             results["diagnostics"][spec.name] = diagnostics_3d(
-                model.cpu(), tables[spec.name], data, test_splits, targets, scale.resamples, settings.seed, truths
+                model.cpu(), tables[spec.name], test_splits, targets, scale.resamples, settings.seed, truths
             )
 
     baselines = [name for name in BASELINES if name in results["models"]]
