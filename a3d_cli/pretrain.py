@@ -92,6 +92,13 @@ def pretrain(
         min=0,
         help="K-means atoms per category of --model shapedict*; 0: every training mask is an atom.",
     ),
+    view_cycle: float = typer.Option(
+        0.0,
+        "--view-cycle",
+        min=0.0,
+        help="Weight of the view cycle (a3d kinds; not in the paper): each mesh is rendered at a random camera and "
+        "re-encoded, and the viewpoint estimator must find that camera, the shape decoder that mesh. 0: off.",
+    ),
     flip: bool = typer.Option(
         False,
         "--flip/--no-flip",
@@ -153,6 +160,7 @@ def pretrain(
             shapedict_atoms=shapedict_atoms,
             hypothesis_selection=hypothesis_selection,
             flip=flip,
+            view_cycle=view_cycle,
             device=device,
             resume=resume,
             val_instances=val_instances,

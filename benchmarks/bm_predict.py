@@ -3,10 +3,13 @@
 Run by hand: ``python benchmarks/bm_predict.py [--checkpoint runs/scenes/best.pt] [--size 128x96]
 [--images 8] [--batch 4] [--device cpu|cuda]``.
 
-Without ``--checkpoint`` an untrained network is built (MobileNetV3-FPN stage 1, 64 x 64 stage-2
+Without ``--checkpoint`` untrained networks are built (MobileNetV3-FPN stage 1, 64 x 64 stage-2
 crops, ico-sphere level 2) and stage 1 keeps its ``--detections`` best boxes per image whatever
-their score, so that stage 2 always has the same number of instances to complete. The difference
-between the two columns is the price of stage 2 (crop, encode, mesh, render, refine, paste).
+their score, so that stage 2 always has the same number of instances to complete. One row per
+way of choosing the camera, the same weights for the shared parts: a single azimuth (the paper's),
+4 azimuth hypotheses all rendered to pick one (``render``, the default) and 4 hypotheses scored by
+the viewpoint estimator with only the chosen one rendered (``scores``). The difference between
+the two throughput columns is the price of stage 2 (crop, encode, mesh, render, refine, paste).
 """
 
 from __future__ import annotations
@@ -21,11 +24,18 @@ from rich.table import Table
 
 from a3d_core.model.a3d import A3DNetwork, A3DSettings, build_a3d, load_a3d_from_checkpoint
 from a3d_core.model.asm import ASMSettings
+from a3d_core.model.viewpoint import ViewpointSettings
 from a3d_core.runtime import resolve_device
 from a3d_core.train.finetune import small_stage1_settings
 
+CAMERA_VARIANTS = (
+    ("1 azimuth", 1, "render"),
+    ("4 hypotheses, render", 4, "render"),
+    ("4 hypotheses, scores", 4, "scores"),
+)
 
-def untrained_network(detections: int, min_size: int) -> A3DNetwork:
+
+def untrained_network(detections: int, min_size: int, viewpoint: ViewpointSettings) -> A3DNetwork:
     stage1 = dataclasses.replace(
         small_stage1_settings(min_size=min_size, max_size=2 * min_size),
         box_score_thresh=0.0,
@@ -33,7 +43,8 @@ def untrained_network(detections: int, min_size: int) -> A3DNetwork:
     )
     torch.manual_seed(0)
     return build_a3d(
-        ["airplane", "car", "chair"], A3DSettings(stage1=stage1, stage2=ASMSettings(image_size=64, template_level=2))
+        ["airplane", "car", "chair"],
+        A3DSettings(stage1=stage1, stage2=ASMSettings(image_size=64, template_level=2, viewpoint=viewpoint)),
     )
 
 
@@ -64,30 +75,43 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device)
     width, height = (int(v) for v in args.size.split("x"))
-    network = (
-        load_a3d_from_checkpoint(args.checkpoint)
-        if args.checkpoint
-        else untrained_network(args.detections, args.min_size)
-    )
-    network = network.to(device).eval()
+    if args.checkpoint:
+        variants = [("checkpoint", load_a3d_from_checkpoint(args.checkpoint))]
+    else:
+        variants = [
+            (
+                label,
+                untrained_network(
+                    args.detections,
+                    args.min_size,
+                    ViewpointSettings(azimuth_hypotheses=k, hypothesis_selection=selection),
+                ),
+            )
+            for label, k, selection in CAMERA_VARIANTS
+        ]
     generator = torch.Generator().manual_seed(0)
     images = [torch.rand(3, height, width, generator=generator).to(device) for _ in range(args.images)]
-
-    with torch.no_grad():
-        counts = [len(output["boxes"]) for output in network(images[: args.batch])]
-        stage1 = images_per_second(network.stage1, images, args.batch, args.repeats)
-        both = images_per_second(network, images, args.batch, args.repeats)
+    table = Table()
+    for column in ("camera", "instances / image", "stage 1 alone (img/s)", "both stages (img/s)", "stage-2 share"):
+        table.add_column(column, justify="right")
+    for label, network in variants:
+        network = network.to(device).eval()
+        with torch.no_grad():
+            counts = [len(output["boxes"]) for output in network(images[: args.batch])]
+            stage1 = images_per_second(network.stage1, images, args.batch, args.repeats)
+            both = images_per_second(network, images, args.batch, args.repeats)
+        table.add_row(
+            label,
+            f"{sum(counts) / len(counts):.1f}",
+            f"{stage1:.2f}",
+            f"{both:.2f}",
+            f"{100 * (1 - both / stage1):.0f}%",
+        )
     stage2 = network.stage2
     Console().print(
         f"stage 1: {network.stage1.settings.backbone}, short side {network.stage1.settings.min_size}; "
         f"stage 2: {stage2.kind}, S = {stage2.settings.image_size}, ico-sphere level {stage2.settings.template_level}; "
         f"{width}x{height} images, batch {args.batch}, {device}, {torch.get_num_threads()} threads"
-    )
-    table = Table()
-    for column in ("instances / image", "stage 1 alone (img/s)", "both stages (img/s)", "stage-2 share"):
-        table.add_column(column, justify="right")
-    table.add_row(
-        f"{sum(counts) / len(counts):.1f}", f"{stage1:.2f}", f"{both:.2f}", f"{100 * (1 - both / stage1):.0f}%"
     )
     Console().print(table)
 

@@ -164,6 +164,7 @@ class ModelSpec:
     cross_view: bool = False
     azimuth_hypotheses: int = 4
     hypothesis_selection: str = "render"
+    view_cycle: float = 0.0
 
     @property
     def slug(self) -> str:
@@ -317,6 +318,7 @@ def train_model(
         hypothesis_selection=spec.hypothesis_selection,
         shapedict_atoms=scale.atoms_per_category,
         flip=True,
+        view_cycle=spec.view_cycle,
         device=device,
         resume=(run / "last.pt").is_file(),
         val_instances=scale.val_instances,

@@ -32,6 +32,11 @@ Cross-view consistency (3.7, optional, pretraining): with ``cross_view_weight > 
 besides the usual losses on both, the shape from view A is rendered with the viewpoint
 predicted from view B and must match B's amodal mask (and B's shape at A's viewpoint, A's mask).
 
+View cycle (not in the paper, optional): with ``losses.view_cycle_camera`` or
+``losses.view_cycle_shape`` > 0, each mesh is rendered at a random camera and re-encoded; the
+viewpoint estimator must find that camera and the shape decoder that mesh
+(:mod:`a3d_core.model.view_cycle`).
+
 Kinds (``KINDS``): ``a3d`` (full), ``a3d-no-refine`` (ablation: the coarse rendered mask is the
 final mask), ``2d`` (the 2D baseline: no 3D branch), ``2d-no-refine``, ``2d-unet`` (a U-Net
 decoder of about A3D's active parameter count), ``shapedict`` (retrieval from a K-means
@@ -68,6 +73,13 @@ from a3d_core.model.render import SilhouetteRendererSettings, SoftSilhouetteRend
 from a3d_core.model.shape import ShapeDecoder, ShapeDecoderSettings
 from a3d_core.model.shapedict import ShapeDictBranch, ShapeDictSettings
 from a3d_core.model.unet2d import UNet2DSettings, UNetMaskDecoder
+from a3d_core.model.view_cycle import (
+    camera_cycle_loss,
+    cycle_inputs,
+    random_viewpoints,
+    running_statistics_frozen,
+    shape_cycle_loss,
+)
 from a3d_core.model.viewpoint import ViewpointEstimator, ViewpointSettings, pick_hypotheses
 
 KINDS = ("a3d", "a3d-no-refine", "2d", "2d-no-refine", "2d-unet", "shapedict", "shapedict-no-refine")
@@ -402,7 +414,29 @@ class AmodalShapeModel(nn.Module):
                 swapped = vertices.roll(rgb.shape[0] // 2, dims=0)  # [A; B] -> [B; A]: each shape at the other view
                 crossed = self.mask_branch.render(swapped, viewpoint)
                 losses["cross_view"] = self.settings.cross_view_weight * reconstruction_loss(crossed, amodal_2d)
+            if weights.view_cycle_camera or weights.view_cycle_shape:
+                losses.update(self._view_cycle_losses(vertices, viewpoint, rgb, visible, category))
         return losses
+
+    def _view_cycle_losses(
+        self, vertices: torch.Tensor, viewpoint: Viewpoint, rgb: torch.Tensor, visible: torch.Tensor, category
+    ) -> dict[str, torch.Tensor]:
+        """The view cycle's weighted terms (:mod:`a3d_core.model.view_cycle`): meshes ``(B, V, 3)``
+        rendered at random cameras, re-encoded; ``viewpoint`` (B) gives the cameras' distance."""
+        branch, weights = self.mask_branch, self.settings.losses
+        meshes = vertices.detach()
+        cameras = random_viewpoints(viewpoint, branch.viewpoint_estimator.settings.elevation_range_deg)
+        with torch.no_grad():
+            inputs = cycle_inputs(branch.render(meshes, cameras), rgb, visible)
+        terms = {}
+        with running_statistics_frozen(self):
+            if weights.view_cycle_camera:
+                hypotheses, scores = branch.viewpoint_estimator.hypotheses(inputs)
+                terms["view_cycle_camera"] = weights.view_cycle_camera * camera_cycle_loss(hypotheses, scores, cameras)
+            if weights.view_cycle_shape:
+                rebuilt = branch.shape_decoder(self.encoder(inputs), category)
+                terms["view_cycle_shape"] = weights.view_cycle_shape * shape_cycle_loss(rebuilt, meshes)
+        return terms
 
 
 def _image_inputs(batch: Mapping[str, Any], size: int, keys: tuple[str, ...]) -> list[torch.Tensor]:
@@ -487,6 +521,8 @@ def build_stage2(kind: str, category_names: list[str], settings: ASMSettings | N
     else:
         if settings.cross_view_weight > 0:
             raise ValueError("cross-view consistency needs the 3D branch; the 2D baselines take cross_view_weight=0")
+        if settings.losses.view_cycle_camera or settings.losses.view_cycle_shape:
+            raise ValueError("the view cycle needs the 3D branch; the 2D baselines take view-cycle weights 0")
         if kind == "2d-unet":
             mask_branch = UNetMaskDecoder(encoder.feature_dim, size, settings=settings.unet)
         elif kind.startswith("shapedict"):

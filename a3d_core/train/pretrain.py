@@ -30,6 +30,7 @@ from a3d_core.data.shapenet import ShapeNetAmodalDataset, read_shard_manifest
 from a3d_core.errors import InputError
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.model.asm import ASMSettings, build_stage2
+from a3d_core.model.losses import LossSettings
 from a3d_core.model.shape import ShapeDecoderSettings
 from a3d_core.model.shapedict import ShapeDictSettings
 from a3d_core.model.viewpoint import ViewpointSettings
@@ -64,6 +65,7 @@ class ModelOptions:
         azimuth_hypotheses: K turned cameras per instance (``ViewpointSettings.azimuth_hypotheses``).
         shapedict_atoms: atoms per category of a ShapeDict (``ShapeDictSettings.atoms_per_category``).
         hypothesis_selection: how evaluation picks an azimuth hypothesis (``ViewpointSettings.hypothesis_selection``).
+        view_cycle_weight: weight of both view-cycle terms (:mod:`a3d_core.model.view_cycle`); 0: off.
     """
 
     image_size: int
@@ -74,6 +76,7 @@ class ModelOptions:
     azimuth_hypotheses: int = 4
     shapedict_atoms: int = ShapeDictSettings.atoms_per_category
     hypothesis_selection: str = "render"
+    view_cycle_weight: float = 0.0
 
 
 BuildModel = Callable[[str, list[str], ModelOptions], nn.Module]
@@ -113,6 +116,7 @@ def build_asm(kind: str, category_names: list[str], options: ModelOptions) -> nn
             azimuth_hypotheses=options.azimuth_hypotheses, hypothesis_selection=options.hypothesis_selection
         ),
         shapedict=ShapeDictSettings(atoms_per_category=options.shapedict_atoms),
+        losses=LossSettings(view_cycle_camera=options.view_cycle_weight, view_cycle_shape=options.view_cycle_weight),
     )
     return build_stage2(kind, category_names, settings)
 
@@ -149,6 +153,8 @@ class PretrainSettings:
             with the visible mask chosen) or ``scores`` (the estimator scores them; one rendered).
         flip: horizontal-flip augmentation, per object and epoch (:mod:`a3d_core.train.augment`);
             off in the paper.
+        view_cycle: weight of the view cycle's camera and shape terms (3D kinds; not in the paper,
+            :mod:`a3d_core.model.view_cycle`); 0: off.
         device: ``auto``, ``cpu`` or ``cuda[:N]`` (under ``torchrun``: one device per process).
         resume: continue the run in ``out`` from ``last.pt``.
         val_instances: validate on at most this many ``val`` instances, evenly spread (``None``: all).
@@ -170,6 +176,7 @@ class PretrainSettings:
     shapedict_atoms: int = ShapeDictSettings.atoms_per_category
     hypothesis_selection: str = "render"
     flip: bool = False
+    view_cycle: float = 0.0
     device: str = "auto"
     resume: bool = False
     val_instances: int | None = 512
@@ -182,6 +189,10 @@ class PretrainSettings:
             raise ValueError(f"cross-view consistency needs a 3D model; --model {self.model} has no 3D branch")
         if not self.cross_view_weight > 0:
             raise ValueError(f"cross_view_weight must be positive, got {self.cross_view_weight}")
+        if not 0.0 <= self.view_cycle < float("inf"):
+            raise ValueError(f"view_cycle must be finite and non-negative, got {self.view_cycle}")
+        if self.view_cycle and not self.is_3d:
+            raise ValueError(f"the view cycle needs a 3D model; --model {self.model} has no 3D branch")
         if self.val_instances is not None and self.val_instances < 1:
             raise ValueError(f"val_instances must be >= 1 or None, got {self.val_instances}")
         if self.eval_batch_size < 1:
@@ -277,6 +288,7 @@ def pretrain(
                 settings.azimuth_hypotheses,
                 settings.shapedict_atoms,
                 settings.hypothesis_selection,
+                settings.view_cycle,
             )
             model = components.build_model(settings.model, category_names, options)
         except ValueError as error:
@@ -316,6 +328,7 @@ def pretrain(
                 "template_level": settings.template_level,
                 "framing": settings.framing,
                 "flip": settings.flip,
+                "view_cycle": settings.view_cycle,
             }
         }
         training = train(
