@@ -10,7 +10,8 @@ shape library, with every model trained and evaluated by the same code on the sa
    ``val`` and ``test`` stay on training cameras.
 2. **Models** (:data:`MODELS`): the visible mask; a training-free retrieval (ShapeDict's simplest
    form); ShapeDict (K-means atoms + edge refine); the 2D decoder; a U-Net 2D decoder of about
-   A3D's active parameters; A3D with one camera (the paper's) and A3D with its defaults. Every
+   A3D's active parameters; A3D with one camera (the paper's), with its defaults, with scored hypotheses,
+   and the one-camera and scored A3D again with the view cycle (:mod:`a3d_core.model.view_cycle`). Every
    trained model gets the same flip augmentation and sees the same number of training instances
    (a cross-view step sees two views of each object: both count), and its checkpoint is chosen on
    ``val`` mIoU.
@@ -205,6 +206,23 @@ MODELS = (
         "A3D whose viewpoint estimator scores its 4 hypotheses; one rendered in evaluation",
         cross_view=True,
         hypothesis_selection="scores",
+    ),
+    ModelSpec(
+        "A3D, 1 camera, view cycle",
+        "a3d",
+        "A3D, 1 camera, plus the view cycle: meshes rendered at random cameras, re-encoded, must give back "
+        "camera and mesh",
+        cross_view=True,
+        azimuth_hypotheses=1,
+        view_cycle=1.0,
+    ),
+    ModelSpec(
+        "A3D, scored, view cycle",
+        "a3d",
+        "A3D, scored, plus the view cycle (its scores also learn the drawn camera's hypothesis)",
+        cross_view=True,
+        hypothesis_selection="scores",
+        view_cycle=1.0,
     ),
 )
 BASELINES = ("retrieval", "ShapeDict", "2D", "U-Net")
