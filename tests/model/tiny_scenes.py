@@ -78,12 +78,13 @@ def tiny_stage2_settings() -> ASMSettings:
 
 
 def write_pretrain_checkpoint(
-    path: Path, category_names: list[str], seed: int = 0, input_framing: float | None = None
+    path: Path, category_names: list[str], seed: int = 0, input_framing: float | None = None, **settings
 ) -> Path:
-    """A stage-2 checkpoint as ``a3d pretrain`` writes one (model, model_config, category_names)."""
+    """A stage-2 checkpoint as ``a3d pretrain`` writes one (model, model_config, category_names);
+    ``settings``: more :class:`ASMSettings` fields to change."""
     torch.manual_seed(seed)
     model = build_stage2(
-        "a3d", category_names, dataclasses.replace(tiny_stage2_settings(), input_framing=input_framing)
+        "a3d", category_names, dataclasses.replace(tiny_stage2_settings(), input_framing=input_framing, **settings)
     )
     torch.save(
         {"model": model.state_dict(), "model_config": model.config(), "category_names": list(category_names)}, path

@@ -16,6 +16,7 @@ from a3d_core.data.detection import AmodalDetectionDataset
 from a3d_core.errors import InputError
 from a3d_core.model.a3d import load_a3d_from_checkpoint
 from a3d_core.model.asm import build_stage2
+from a3d_core.model.losses import LossSettings
 from a3d_core.train.finetune import (
     FinetuneSettings,
     build_finetune_model,
@@ -136,6 +137,17 @@ def test_instances_are_cropped_as_the_prior_was_pretrained_unless_told_otherwise
     )
     network, _, _ = build_finetune_model(settings, ["car"])
     assert network.settings.crop_scale == expected and network.stage2.settings.input_framing == expected
+
+
+def test_pretraining_only_terms_are_off_in_the_fine_tuned_network(tmp_path: Path) -> None:
+    cycle = LossSettings(view_cycle_camera=1.0, view_cycle_shape=0.5)
+    init = write_pretrain_checkpoint(tmp_path / "pretrain.pt", ["car"], cross_view_weight=1.0, losses=cycle)
+    settings = FinetuneSettings(dataset=tmp_path, out=tmp_path / "run", init=init, stage1=tiny_stage1_settings())
+    network, _, _ = build_finetune_model(settings, ["car"])
+    stage2 = network.stage2.settings
+    assert stage2.cross_view_weight == 0.0
+    assert (stage2.losses.view_cycle_camera, stage2.losses.view_cycle_shape) == (0.0, 0.0)
+    assert stage2.losses.reconstruction == cycle.reconstruction  # the paper's terms are kept
 
 
 def test_finetune_end_to_end_on_tiny_scenes(tmp_path: Path) -> None:
