@@ -99,6 +99,12 @@ def pretrain(
         help="Weight of the view cycle (a3d kinds; not in the paper): each mesh is rendered at a random camera and "
         "re-encoded, and the viewpoint estimator must find that camera, the shape decoder that mesh. 0: off.",
     ),
+    refine: str = typer.Option(
+        "edge",
+        "--refine",
+        help="The refine after the coarse mask: edge (the paper's three conv layers, 3.5) or unet (a small U-Net on "
+        "the same inputs; not in the paper).",
+    ),
     flip: bool = typer.Option(
         False,
         "--flip/--no-flip",
@@ -161,6 +167,7 @@ def pretrain(
             hypothesis_selection=hypothesis_selection,
             flip=flip,
             view_cycle=view_cycle,
+            refine=refine,
             device=device,
             resume=resume,
             val_instances=val_instances,

@@ -11,7 +11,7 @@ shape library, with every model trained and evaluated by the same code on the sa
 2. **Models** (:data:`MODELS`): the visible mask; a training-free retrieval (ShapeDict's simplest
    form); ShapeDict (K-means atoms + edge refine); the 2D decoder; a U-Net 2D decoder of about
    A3D's active parameters; A3D with one camera (the paper's), with its defaults, with scored hypotheses,
-   and the one-camera and scored A3D again with the view cycle (:mod:`a3d_core.model.view_cycle`). Every
+   one camera with the view cycle (:mod:`a3d_core.model.view_cycle`), and that with a U-Net refine. Every
    trained model gets the same flip augmentation and sees the same number of training instances
    (a cross-view step sees two views of each object: both count), and its checkpoint is chosen on
    ``val`` mIoU.
@@ -166,6 +166,7 @@ class ModelSpec:
     azimuth_hypotheses: int = 4
     hypothesis_selection: str = "render"
     view_cycle: float = 0.0
+    refine: str = "edge"
 
     @property
     def slug(self) -> str:
@@ -217,12 +218,14 @@ MODELS = (
         view_cycle=1.0,
     ),
     ModelSpec(
-        "A3D, scored, view cycle",
+        "A3D, 1 camera, view cycle, U-Net refine",
         "a3d",
-        "A3D, scored, plus the view cycle (its scores also learn the drawn camera's hypothesis)",
+        "A3D, 1 camera, view cycle, with a small U-Net in place of the edge refine (about the U-Net baseline's "
+        "active parameters)",
         cross_view=True,
-        hypothesis_selection="scores",
+        azimuth_hypotheses=1,
         view_cycle=1.0,
+        refine="unet",
     ),
 )
 BASELINES = ("retrieval", "ShapeDict", "2D", "U-Net")
@@ -337,6 +340,7 @@ def train_model(
         shapedict_atoms=scale.atoms_per_category,
         flip=True,
         view_cycle=spec.view_cycle,
+        refine=spec.refine,
         device=device,
         resume=(run / "last.pt").is_file(),
         val_instances=scale.val_instances,

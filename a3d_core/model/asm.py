@@ -68,7 +68,7 @@ from a3d_core.model.losses import (
     reconstruction_loss,
     soft_iou,
 )
-from a3d_core.model.refine import EdgeRefine, RefineSettings
+from a3d_core.model.refine import EdgeRefine, RefineSettings, UNetRefine, build_refine
 from a3d_core.model.render import SilhouetteRendererSettings, SoftSilhouetteRenderer
 from a3d_core.model.shape import ShapeDecoder, ShapeDecoderSettings
 from a3d_core.model.shapedict import ShapeDictBranch, ShapeDictSettings
@@ -254,7 +254,7 @@ class AmodalShapeModel(nn.Module):
         encoder: the shared image encoder.
         classifier: the classification branch.
         mask_branch: :class:`MeshMaskBranch` or a 2D decoder, ``(features, inputs, categories) -> dict``.
-        refine: the edge refine, or ``None`` to use the coarse mask as the final mask.
+        refine: the edge refine (the paper's or the U-Net one), or ``None`` to use the coarse mask as the final mask.
     """
 
     def __init__(
@@ -265,7 +265,7 @@ class AmodalShapeModel(nn.Module):
         encoder: Encoder,
         classifier: ClassificationBranch,
         mask_branch: nn.Module,
-        refine: EdgeRefine | None,
+        refine: EdgeRefine | UNetRefine | None,
     ) -> None:
         super().__init__()
         self.kind = kind
@@ -529,7 +529,7 @@ def build_stage2(kind: str, category_names: list[str], settings: ASMSettings | N
             mask_branch = ShapeDictBranch(len(category_names), size, settings.shapedict)
         else:
             mask_branch = MaskDecoder2D(encoder.feature_dim, size, settings.mask_decoder)
-    refine = None if kind.endswith("no-refine") else EdgeRefine(settings.refine)
+    refine = None if kind.endswith("no-refine") else build_refine(settings.refine)
     return AmodalShapeModel(kind, category_names, settings, encoder, classifier, mask_branch, refine)
 
 

@@ -4,6 +4,12 @@ Three conv-bn-relu layers (kernel 3) read the concatenation ``[M~^a, I^a, M^v]``
 and a 1x1 convolution turns their features into per-pixel logits of the refined amodal mask
 (the ReLU of the last block would otherwise clip the logits at 0). Its loss (``losses.py``, L_E)
 weighs pixels inside the visible region more, where the image shows the true edge.
+
+:class:`UNetRefine` (``RefineSettings.architecture = "unet"``; not in the paper) reads the same
+five channels with a small U-Net (:mod:`a3d_core.model.unet2d`): the paper's refine sees 7x7
+pixels around each output, too little to mend a coarse mask that is wrong by more than an edge.
+It asks whether a 3D coarse mask helps a strong 2D decoder; its default widths keep A3D's active
+parameters about those of the ``2d-unet`` baseline.
 """
 
 from __future__ import annotations
@@ -14,17 +20,29 @@ import torch
 from torch import nn
 
 from a3d_core.model.encoder import conv_bn_relu
+from a3d_core.model.unet2d import unet_blocks, unet_maps
+
+REFINE_ARCHITECTURES = ("edge", "unet")
 
 
 @dataclass
 class RefineSettings:
-    """hidden_channels: width of the three conv-bn-relu layers."""
+    """architecture: ``"edge"`` (the paper's three conv-bn-relu layers) or ``"unet"`` (:class:`UNetRefine`).
+    hidden_channels: width of the edge refine's three layers.
+    unet_widths: the U-Net refine's channels at ``S``, ``S/2``, ``S/4`` and ``S/8``."""
 
     hidden_channels: int = 32
+    architecture: str = "edge"
+    unet_widths: tuple[int, ...] = (16, 32, 64, 128)
 
     def __post_init__(self) -> None:
+        self.unet_widths = tuple(int(w) for w in self.unet_widths)
         if self.hidden_channels < 1:
             raise ValueError(f"hidden_channels must be positive, got {self.hidden_channels}")
+        if self.architecture not in REFINE_ARCHITECTURES:
+            raise ValueError(f"refine architecture must be one of {REFINE_ARCHITECTURES}, got {self.architecture!r}")
+        if len(self.unet_widths) != 4 or min(self.unet_widths) < 1:
+            raise ValueError(f"unet_widths must be four positive channel counts, got {self.unet_widths}")
 
 
 class EdgeRefine(nn.Module):
@@ -47,3 +65,28 @@ class EdgeRefine(nn.Module):
             )
         stacked = torch.cat([coarse.unsqueeze(1), rgb, visible], dim=1)
         return self.to_logits(self.layers(stacked)).squeeze(1)
+
+
+class UNetRefine(nn.Module):
+    """forward(coarse ``(B, S, S)`` in [0, 1], rgb ``(B, 3, S, S)``, visible ``(B, 1, S, S)``)
+    -> logits ``(B, S, S)``, as :class:`EdgeRefine`, through a U-Net (S divisible by 8)."""
+
+    def __init__(self, settings: RefineSettings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or RefineSettings(architecture="unet")
+        self.down, self.up = unet_blocks(5, self.settings.unet_widths)
+        self.to_logits = nn.Conv2d(self.settings.unet_widths[0], 1, kernel_size=1)
+
+    def forward(self, coarse: torch.Tensor, rgb: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+        if coarse.ndim != 3 or rgb.shape[1:2] != (3,) or visible.shape[1:2] != (1,) or coarse.shape[-1] % 8:
+            raise ValueError(
+                f"the U-Net refine expects coarse (B, S, S) with S divisible by 8, rgb (B, 3, S, S), visible "
+                f"(B, 1, S, S); got {tuple(coarse.shape)}, {tuple(rgb.shape)}, {tuple(visible.shape)}"
+            )
+        stacked = torch.cat([coarse.unsqueeze(1), rgb, visible], dim=1)
+        return self.to_logits(unet_maps(self.down, self.up, stacked)).squeeze(1)
+
+
+def build_refine(settings: RefineSettings) -> EdgeRefine | UNetRefine:
+    """The refine ``settings.architecture`` names."""
+    return UNetRefine(settings) if settings.architecture == "unet" else EdgeRefine(settings)

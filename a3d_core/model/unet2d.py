@@ -53,24 +53,41 @@ class UNetMaskDecoder(nn.Module):
             raise ValueError(f"the U-Net mask decoder needs an image size divisible by 8, got {image_size}")
         self.settings = settings or UNet2DSettings()
         widths = self.settings.widths
-        self.down = nn.ModuleList(
-            [_double_conv(in_channels, widths[0])] + [_double_conv(widths[i], widths[i + 1]) for i in range(3)]
-        )
+        self.down, self.up = unet_blocks(in_channels, widths)
         self.inject = nn.Linear(feature_dim, widths[3])
-        self.up = nn.ModuleList(_double_conv(widths[i + 1] + widths[i], widths[i]) for i in reversed(range(3)))
         self.to_logits = nn.Conv2d(widths[0], 1, kernel_size=1)
 
     def forward(
         self, features: torch.Tensor, inputs: torch.Tensor, categories: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        skips = []
-        maps = inputs
-        for level, block in enumerate(self.down):
-            maps = block(maps if level == 0 else F.max_pool2d(maps, 2))
-            skips.append(maps)
-        maps = F.relu(maps + self.inject(features)[:, :, None, None])
-        for block, skip in zip(self.up, reversed(skips[:-1])):
-            maps = block(
-                torch.cat([F.interpolate(maps, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip], 1)
-            )
+        maps = unet_maps(self.down, self.up, inputs, self.inject(features))
         return {"coarse_mask": torch.sigmoid(self.to_logits(maps).squeeze(1))}
+
+
+def unet_blocks(in_channels: int, widths: tuple[int, ...]) -> tuple[nn.ModuleList, nn.ModuleList]:
+    """The contracting and expanding double-conv blocks of a U-Net with ``widths`` per level."""
+    levels = range(len(widths) - 1)
+    down = nn.ModuleList(
+        [_double_conv(in_channels, widths[0])] + [_double_conv(widths[i], widths[i + 1]) for i in levels]
+    )
+    up = nn.ModuleList(_double_conv(widths[i + 1] + widths[i], widths[i]) for i in reversed(levels))
+    return down, up
+
+
+def unet_maps(
+    down: nn.ModuleList, up: nn.ModuleList, inputs: torch.Tensor, bottleneck: torch.Tensor | None = None
+) -> torch.Tensor:
+    """U-Net feature maps ``(B, widths[0], S, S)`` of ``inputs`` ``(B, C, S, S)``; ``bottleneck``
+    ``(B, widths[-1])``, if given, is added to the deepest maps before their ReLU."""
+    skips = []
+    maps = inputs
+    for level, block in enumerate(down):
+        maps = block(maps if level == 0 else F.max_pool2d(maps, 2))
+        skips.append(maps)
+    if bottleneck is not None:
+        maps = F.relu(maps + bottleneck[:, :, None, None])
+    for block, skip in zip(up, reversed(skips[:-1])):
+        maps = block(
+            torch.cat([F.interpolate(maps, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip], 1)
+        )
+    return maps

@@ -31,6 +31,7 @@ from a3d_core.errors import InputError
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.model.asm import ASMSettings, build_stage2
 from a3d_core.model.losses import LossSettings
+from a3d_core.model.refine import RefineSettings
 from a3d_core.model.shape import ShapeDecoderSettings
 from a3d_core.model.shapedict import ShapeDictSettings
 from a3d_core.model.viewpoint import ViewpointSettings
@@ -66,6 +67,7 @@ class ModelOptions:
         shapedict_atoms: atoms per category of a ShapeDict (``ShapeDictSettings.atoms_per_category``).
         hypothesis_selection: how evaluation picks an azimuth hypothesis (``ViewpointSettings.hypothesis_selection``).
         view_cycle_weight: weight of both view-cycle terms (:mod:`a3d_core.model.view_cycle`); 0: off.
+        refine: the refine's architecture (``RefineSettings.architecture``): ``edge`` (the paper's) or ``unet``.
     """
 
     image_size: int
@@ -77,6 +79,7 @@ class ModelOptions:
     shapedict_atoms: int = ShapeDictSettings.atoms_per_category
     hypothesis_selection: str = "render"
     view_cycle_weight: float = 0.0
+    refine: str = "edge"
 
 
 BuildModel = Callable[[str, list[str], ModelOptions], nn.Module]
@@ -117,6 +120,7 @@ def build_asm(kind: str, category_names: list[str], options: ModelOptions) -> nn
         ),
         shapedict=ShapeDictSettings(atoms_per_category=options.shapedict_atoms),
         losses=LossSettings(view_cycle_camera=options.view_cycle_weight, view_cycle_shape=options.view_cycle_weight),
+        refine=RefineSettings(architecture=options.refine),
     )
     return build_stage2(kind, category_names, settings)
 
@@ -155,6 +159,8 @@ class PretrainSettings:
             off in the paper.
         view_cycle: weight of the view cycle's camera and shape terms (3D kinds; not in the paper,
             :mod:`a3d_core.model.view_cycle`); 0: off.
+        refine: the refine's architecture: ``edge`` (the paper's, 3.5) or ``unet``
+            (:class:`~a3d_core.model.refine.UNetRefine`; not in the paper).
         device: ``auto``, ``cpu`` or ``cuda[:N]`` (under ``torchrun``: one device per process).
         resume: continue the run in ``out`` from ``last.pt``.
         val_instances: validate on at most this many ``val`` instances, evenly spread (``None``: all).
@@ -177,6 +183,7 @@ class PretrainSettings:
     hypothesis_selection: str = "render"
     flip: bool = False
     view_cycle: float = 0.0
+    refine: str = "edge"
     device: str = "auto"
     resume: bool = False
     val_instances: int | None = 512
@@ -289,6 +296,7 @@ def pretrain(
                 settings.shapedict_atoms,
                 settings.hypothesis_selection,
                 settings.view_cycle,
+                settings.refine,
             )
             model = components.build_model(settings.model, category_names, options)
         except ValueError as error:
@@ -329,6 +337,7 @@ def pretrain(
                 "framing": settings.framing,
                 "flip": settings.flip,
                 "view_cycle": settings.view_cycle,
+                "refine": settings.refine,
             }
         }
         training = train(

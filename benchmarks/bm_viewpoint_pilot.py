@@ -1,0 +1,89 @@
+"""A short pilot of one A3D variant on the viewpoint benchmark's data, judged on val only.
+
+Run by hand (after ``bm_viewpoints.py --scale cpu`` has prepared the data)::
+
+    python benchmarks/bm_viewpoint_pilot.py --data bench-viewpoints-cpu/data --out pilots/cycle \\
+        --instances 8000 --azimuth-hypotheses 1 --view-cycle 1
+
+It trains the variant with the benchmark's own ``train_model`` (same flips, framing, optimiser,
+checkpoint chosen on val) for ``--instances`` training instances, then prints, on ``val`` only,
+what docs/stage2.md's "Viewpoint learning: what was tried" table reports: val mIoU, the median
+azimuth error after a per-category alignment fitted on val itself (optimistic, alike for every
+variant), the share within 30 degrees, the spread of predicted azimuths per category, and the
+novel-view IoU of val inputs beside reusing the input view's mask. Test splits are not read:
+ideas are chosen here, the benchmark scores the chosen ones once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from a3d_core.boxes import DEFAULT_CROP_SCALE
+from a3d_core.eval import viewpoint_benchmark as benchmark
+from a3d_core.eval.instances import collect_instances
+from a3d_core.eval.viewpoint_diagnostics import novel_view_ious, viewpoint_errors
+from a3d_core.io.atomic import atomic_write_json
+from a3d_core.model.asm import load_stage2_from_checkpoint
+
+
+def val_diagnostics(model, data: Path) -> dict:
+    """Viewpoint errors, azimuth spread and novel-view IoU of ``model`` on ``data``'s val split."""
+    dataset = benchmark.open_split(data, "val")
+    table = collect_instances(model, dataset, device=torch.device("cpu"), keep_meshes=True)
+    errors = viewpoint_errors(table)
+    targets = benchmark._novel_view_targets(data, ["val"])
+    keys = zip(table.object_index.tolist(), table.elevation.tolist(), table.view_id.tolist())
+    inputs = torch.stack([targets[key] for key in keys])
+    novel = {
+        result.step.label: {
+            "mesh": 100 * float(np.mean(result.mesh_iou)),
+            "reuse": 100 * float(np.mean(result.reuse_iou)),
+        }
+        for result in novel_view_ious(
+            table, inputs, targets, model.mask_branch.render, errors.alignments, DEFAULT_CROP_SCALE
+        )
+        if len(result.mesh_iou)
+    }
+    spread = {
+        dataset.categories[int(c)]: float(np.ptp(table.predicted_azimuth[table.category == c]))
+        for c in np.unique(table.category)
+    }
+    return {"viewpoint": errors.summary(), "azimuth_spread_deg": spread, "novel_view": novel}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="the benchmark's prepared data (its cpu scale)")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--instances", type=int, default=8000)
+    parser.add_argument("--azimuth-hypotheses", type=int, default=1)
+    parser.add_argument("--hypothesis-selection", default="render")
+    parser.add_argument("--view-cycle", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    scale = dataclasses.replace(benchmark.SCALES["cpu"], instances=args.instances, validations=4)
+    spec = benchmark.ModelSpec(
+        args.out.name,
+        "a3d",
+        "pilot",
+        cross_view=True,
+        azimuth_hypotheses=args.azimuth_hypotheses,
+        hypothesis_selection=args.hypothesis_selection,
+        view_cycle=args.view_cycle,
+    )
+    record = benchmark.train_model(spec, scale, args.data, args.out, args.seed, "cpu", print)
+    model = load_stage2_from_checkpoint(record["checkpoint"]).eval()
+    result = {"settings": vars(args) | {"data": str(args.data), "out": str(args.out)}, "train": record}
+    result |= val_diagnostics(model, args.data)
+    atomic_write_json(args.out / "pilot.json", result, indent=1)
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
