@@ -204,15 +204,18 @@ def test_the_command_passes_the_mesh_and_camera_options_to_the_network(tmp_path,
             "1",
             "--view-cycle",
             "0.5",
+            "--refine",
+            "unet",
         ],
     )
     assert result.exit_code == 0, result.output
     (options,) = options_seen
     assert (options.symmetric, options.azimuth_hypotheses, options.template_level) == (False, 1, 1)
-    assert options.view_cycle_weight == 0.5
+    assert (options.view_cycle_weight, options.refine) == (0.5, "unet")
     settings = build_asm("a3d", ["cube"], options).settings  # and the real network is built with them
     assert (settings.shape.symmetric, settings.viewpoint.azimuth_hypotheses, settings.template_level) == (False, 1, 1)
     assert (settings.losses.view_cycle_camera, settings.losses.view_cycle_shape) == (0.5, 0.5)
+    assert settings.refine.architecture == "unet"
     # the default
     assert build_asm("a3d", ["cube"], ModelOptions(image_size=16)).settings.viewpoint.azimuth_hypotheses == 4
 
