@@ -5,7 +5,8 @@ The 2D baseline (no mesh, no renderer) is the reference beside the full A3D netw
 difference is the price of the 3D branch (mostly pytorch3d's soft rasteriser). A3D with a single
 azimuth (the paper's camera) shows the training price of the default 4 azimuth hypotheses, which
 render every shape 4 times; with scored hypotheses (``--hypothesis-selection scores``) the eval
-forward renders one.
+forward renders one. The view cycle (``--view-cycle``) adds a render and two encodings to a
+training step and nothing to evaluation; the U-Net refine (``--refine unet``) replaces the edge refine.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from rich.console import Console
 from rich.table import Table
 
 from a3d_core.model.asm import ASMSettings, build_stage2
+from a3d_core.model.losses import LossSettings
+from a3d_core.model.refine import RefineSettings
 from a3d_core.model.viewpoint import ViewpointSettings
 
 
@@ -63,17 +66,26 @@ def main() -> None:
     )
     for column in ("kind", "parameters", "train step (s)", "instances / s (train)", "eval forward (s)"):
         table.add_column(column, justify="right")
-    variants = [
-        ("2d", "2d", 4, "render"),
-        ("a3d-no-refine", "a3d-no-refine", 4, "render"),
-        ("a3d, 1 azimuth", "a3d", 1, "render"),
-        ("a3d", "a3d", 4, "render"),
-        ("a3d, 4 scored hypotheses", "a3d", 4, "scores"),
+    cycle = LossSettings(view_cycle_camera=1.0, view_cycle_shape=1.0)
+    variants = [  # label, kind, azimuth hypotheses, selection, losses, refine
+        ("2d", "2d", 4, "render", LossSettings(), "edge"),
+        ("a3d-no-refine", "a3d-no-refine", 4, "render", LossSettings(), "edge"),
+        ("a3d, 1 azimuth", "a3d", 1, "render", LossSettings(), "edge"),
+        ("a3d", "a3d", 4, "render", LossSettings(), "edge"),
+        ("a3d, 4 scored hypotheses", "a3d", 4, "scores", LossSettings(), "edge"),
+        ("a3d, 1 azimuth, view cycle", "a3d", 1, "render", cycle, "edge"),
+        ("a3d, 1 azimuth, view cycle, U-Net refine", "a3d", 1, "render", cycle, "unet"),
     ]
-    for label, kind, hypotheses, selection in variants:
+    for label, kind, hypotheses, selection, losses, refine in variants:
         torch.manual_seed(0)
         viewpoint = ViewpointSettings(azimuth_hypotheses=hypotheses, hypothesis_selection=selection)
-        settings = ASMSettings(image_size=args.size, template_level=args.level, viewpoint=viewpoint)
+        settings = ASMSettings(
+            image_size=args.size,
+            template_level=args.level,
+            viewpoint=viewpoint,
+            losses=losses,
+            refine=RefineSettings(architecture=refine),
+        )
         model = build_stage2(kind, names, settings).to(args.device)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
