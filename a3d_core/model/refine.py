@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from a3d_core.model.encoder import conv_bn_relu
-from a3d_core.model.unet2d import unet_blocks, unet_maps
+from a3d_core.model.unet2d import unet_down, unet_maps, unet_up
 
 REFINE_ARCHITECTURES = ("edge", "unet")
 
@@ -74,7 +74,8 @@ class UNetRefine(nn.Module):
     def __init__(self, settings: RefineSettings | None = None) -> None:
         super().__init__()
         self.settings = settings or RefineSettings(architecture="unet")
-        self.down, self.up = unet_blocks(5, self.settings.unet_widths)
+        self.down = unet_down(5, self.settings.unet_widths)
+        self.up = unet_up(self.settings.unet_widths)
         self.to_logits = nn.Conv2d(self.settings.unet_widths[0], 1, kernel_size=1)
 
     def forward(self, coarse: torch.Tensor, rgb: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:

@@ -53,8 +53,9 @@ class UNetMaskDecoder(nn.Module):
             raise ValueError(f"the U-Net mask decoder needs an image size divisible by 8, got {image_size}")
         self.settings = settings or UNet2DSettings()
         widths = self.settings.widths
-        self.down, self.up = unet_blocks(in_channels, widths)
+        self.down = unet_down(in_channels, widths)
         self.inject = nn.Linear(feature_dim, widths[3])
+        self.up = unet_up(widths)
         self.to_logits = nn.Conv2d(widths[0], 1, kernel_size=1)
 
     def forward(
@@ -64,14 +65,17 @@ class UNetMaskDecoder(nn.Module):
         return {"coarse_mask": torch.sigmoid(self.to_logits(maps).squeeze(1))}
 
 
-def unet_blocks(in_channels: int, widths: tuple[int, ...]) -> tuple[nn.ModuleList, nn.ModuleList]:
-    """The contracting and expanding double-conv blocks of a U-Net with ``widths`` per level."""
+def unet_down(in_channels: int, widths: tuple[int, ...]) -> nn.ModuleList:
+    """The contracting double-conv blocks of a U-Net with ``widths`` channels per level."""
     levels = range(len(widths) - 1)
-    down = nn.ModuleList(
+    return nn.ModuleList(
         [_double_conv(in_channels, widths[0])] + [_double_conv(widths[i], widths[i + 1]) for i in levels]
     )
-    up = nn.ModuleList(_double_conv(widths[i + 1] + widths[i], widths[i]) for i in reversed(levels))
-    return down, up
+
+
+def unet_up(widths: tuple[int, ...]) -> nn.ModuleList:
+    """The expanding double-conv blocks, each reading the upsampled maps and the skip of its level."""
+    return nn.ModuleList(_double_conv(widths[i + 1] + widths[i], widths[i]) for i in reversed(range(len(widths) - 1)))
 
 
 def unet_maps(
