@@ -37,7 +37,7 @@ def val_diagnostics(model, data: Path) -> dict:
     dataset = benchmark.open_split(data, "val")
     table = collect_instances(model, dataset, device=torch.device("cpu"), keep_meshes=True)
     errors = viewpoint_errors(table)
-    targets = benchmark._novel_view_targets(data, ["val"])
+    targets = benchmark.novel_view_targets(data, ["val"])
     keys = zip(table.object_index.tolist(), table.elevation.tolist(), table.view_id.tolist())
     inputs = torch.stack([targets[key] for key in keys])
     novel = {

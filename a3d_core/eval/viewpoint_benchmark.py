@@ -476,7 +476,9 @@ def _difference(
     )
 
 
-def _novel_view_targets(data: Path, splits: Sequence[str]) -> dict[tuple[int, float, int], torch.Tensor]:
+def novel_view_targets(data: Path, splits: Sequence[str]) -> dict[tuple[int, float, int], torch.Tensor]:
+    """``(object index, elevation, view id) -> amodal mask (S, S)`` of every view in ``splits``, framed
+    as the models see it: the targets of the novel-view IoU."""
     targets = {}
     for split in splits:
         dataset = open_split(data, split)
@@ -675,7 +677,7 @@ def run_viewpoint_benchmark(settings: BenchmarkSettings, log: Log = print, comma
                 tables[spec.name][split], category_names, scale.resamples, settings.seed
             )
         if spec.is_3d:
-            targets = targets if targets is not None else _novel_view_targets(data, test_splits)
+            targets = targets if targets is not None else novel_view_targets(data, test_splits)
             results["diagnostics"][spec.name] = diagnostics_3d(
                 model.cpu(), tables[spec.name], test_splits, targets, scale.resamples, settings.seed, truths
             )
