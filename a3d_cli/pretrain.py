@@ -99,6 +99,13 @@ def pretrain(
         help="Weight of the view cycle (a3d kinds; not in the paper): each mesh is rendered at a random camera and "
         "re-encoded, and the viewpoint estimator must find that camera, the shape decoder that mesh. 0: off.",
     ),
+    deformation: float = typer.Option(
+        0.0,
+        "--deformation",
+        min=0.0,
+        help="Weight of each mesh's squared distance to its category's learned mean shape (a3d kinds; CMR's prior, "
+        "not in the paper), so that a category has one frame for the cameras to turn. 0: off.",
+    ),
     refine: str = typer.Option(
         "edge",
         "--refine",
@@ -168,6 +175,7 @@ def pretrain(
             flip=flip,
             view_cycle=view_cycle,
             refine=refine,
+            deformation=deformation,
             device=device,
             resume=resume,
             val_instances=val_instances,

@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--azimuth-hypotheses", type=int, default=1)
     parser.add_argument("--hypothesis-selection", default="render")
     parser.add_argument("--view-cycle", type=float, default=0.0)
+    parser.add_argument("--deformation", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     scale = dataclasses.replace(benchmark.SCALES["cpu"], instances=args.instances, validations=4)
@@ -96,6 +97,7 @@ def main() -> None:
         azimuth_hypotheses=args.azimuth_hypotheses,
         hypothesis_selection=args.hypothesis_selection,
         view_cycle=args.view_cycle,
+        deformation=args.deformation,
     )
     record = benchmark.train_model(spec, scale, args.data, args.out, args.seed, "cpu", print)
     model = load_stage2_from_checkpoint(record["checkpoint"]).eval()

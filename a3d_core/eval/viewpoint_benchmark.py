@@ -167,6 +167,7 @@ class ModelSpec:
     hypothesis_selection: str = "render"
     view_cycle: float = 0.0
     refine: str = "edge"
+    deformation: float = 0.0
 
     @property
     def slug(self) -> str:
@@ -341,6 +342,7 @@ def train_model(
         flip=True,
         view_cycle=spec.view_cycle,
         refine=spec.refine,
+        deformation=spec.deformation,
         device=device,
         resume=(run / "last.pt").is_file(),
         val_instances=scale.val_instances,

@@ -410,6 +410,10 @@ class AmodalShapeModel(nn.Module):
                 losses["laplacian"] = weights.laplacian * self.mask_branch.regularizer.laplacian(vertices)
             if weights.flatten:
                 losses["flatten"] = weights.flatten * self.mask_branch.regularizer.flatten(vertices)
+            if weights.deformation:
+                losses["deformation"] = weights.deformation * self.mask_branch.shape_decoder.instance_deformation(
+                    vertices, category
+                )
             if cross_view:
                 swapped = vertices.roll(rgb.shape[0] // 2, dims=0)  # [A; B] -> [B; A]: each shape at the other view
                 crossed = self.mask_branch.render(swapped, viewpoint)

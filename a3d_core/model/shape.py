@@ -96,6 +96,12 @@ class CategoryShapeDecoder(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.offsets(self.blocks(features)).view(-1, self.num_vertices, 3)
 
+    @property
+    def category_offsets(self) -> torch.Tensor:
+        """``(V, 3)``: the offsets' bias, the part of every mesh shared by the category (its learned
+        mean shape over the sphere); the rest of an instance's offsets is its own deformation."""
+        return self.offsets.bias.view(self.num_vertices, 3)
+
 
 class ShapeDecoder(nn.Module):
     """Per-category decoders over one ico-sphere template (paper 3.3).
@@ -154,6 +160,20 @@ class ShapeDecoder(nn.Module):
         return self.decoders[category_key(name)]
 
     def forward(self, features: torch.Tensor, categories: torch.Tensor) -> torch.Tensor:
+        return self.template_vertices + self.vertex_offsets(features, categories)
+
+    def instance_deformation(self, vertices: torch.Tensor, categories: torch.Tensor) -> torch.Tensor:
+        """Mean squared distance of meshes ``(B, V, 3)`` (from :meth:`forward`) to their category's
+        mean shape (the template plus the offsets' bias, symmetrised like the meshes); a scalar. As
+        CMR's deformation prior (Kanazawa et al., 2018): instances stay near one category shape, so
+        the category has one frame that the cameras must turn."""
+        mean_shapes = torch.stack([self.decoder(name).category_offsets for name in self.category_names])
+        if self.settings.symmetric:
+            mean_shapes = self._symmetrized(mean_shapes, self.mirror_index)
+        return (vertices - self.template_vertices - mean_shapes[categories]).pow(2).sum(dim=2).mean()
+
+    def vertex_offsets(self, features: torch.Tensor, categories: torch.Tensor) -> torch.Tensor:
+        """Vertex offsets ``(B, V, 3)`` from the template, each instance by its category's decoder."""
         if features.ndim != 2 or categories.shape != features.shape[:1]:
             raise ValueError(
                 f"features must be (B, D) and categories (B,), got {tuple(features.shape)}, {tuple(categories.shape)}"
@@ -166,7 +186,7 @@ class ShapeDecoder(nn.Module):
             offsets[members] = self.decoder(self.category_names[index])(features[members])
         if self.settings.symmetric:
             offsets = self._symmetrized(offsets, self.mirror_index)
-        return self.template_vertices + offsets
+        return offsets
 
     @staticmethod
     def _symmetrized(points: torch.Tensor, mirror_index: torch.Tensor) -> torch.Tensor:

@@ -68,6 +68,7 @@ class ModelOptions:
         hypothesis_selection: how evaluation picks an azimuth hypothesis (``ViewpointSettings.hypothesis_selection``).
         view_cycle_weight: weight of both view-cycle terms (:mod:`a3d_core.model.view_cycle`); 0: off.
         refine: the refine's architecture (``RefineSettings.architecture``): ``edge`` (the paper's) or ``unet``.
+        deformation_weight: weight of the distance to the category's mean shape (``LossSettings.deformation``).
     """
 
     image_size: int
@@ -80,6 +81,7 @@ class ModelOptions:
     hypothesis_selection: str = "render"
     view_cycle_weight: float = 0.0
     refine: str = "edge"
+    deformation_weight: float = 0.0
 
 
 BuildModel = Callable[[str, list[str], ModelOptions], nn.Module]
@@ -119,7 +121,11 @@ def build_asm(kind: str, category_names: list[str], options: ModelOptions) -> nn
             azimuth_hypotheses=options.azimuth_hypotheses, hypothesis_selection=options.hypothesis_selection
         ),
         shapedict=ShapeDictSettings(atoms_per_category=options.shapedict_atoms),
-        losses=LossSettings(view_cycle_camera=options.view_cycle_weight, view_cycle_shape=options.view_cycle_weight),
+        losses=LossSettings(
+            view_cycle_camera=options.view_cycle_weight,
+            view_cycle_shape=options.view_cycle_weight,
+            deformation=options.deformation_weight,
+        ),
         refine=RefineSettings(architecture=options.refine),
     )
     return build_stage2(kind, category_names, settings)
@@ -161,6 +167,8 @@ class PretrainSettings:
             :mod:`a3d_core.model.view_cycle`); 0: off.
         refine: the refine's architecture: ``edge`` (the paper's, 3.5) or ``unet``
             (:class:`~a3d_core.model.refine.UNetRefine`; not in the paper).
+        deformation: weight of each mesh's distance to its category's mean shape (3D kinds; CMR's
+            prior, not in the paper; ``ShapeDecoder.instance_deformation``); 0: off.
         device: ``auto``, ``cpu`` or ``cuda[:N]`` (under ``torchrun``: one device per process).
         resume: continue the run in ``out`` from ``last.pt``.
         val_instances: validate on at most this many ``val`` instances, evenly spread (``None``: all).
@@ -184,6 +192,7 @@ class PretrainSettings:
     flip: bool = False
     view_cycle: float = 0.0
     refine: str = "edge"
+    deformation: float = 0.0
     device: str = "auto"
     resume: bool = False
     val_instances: int | None = 512
@@ -200,6 +209,10 @@ class PretrainSettings:
             raise ValueError(f"view_cycle must be finite and non-negative, got {self.view_cycle}")
         if self.view_cycle and not self.is_3d:
             raise ValueError(f"the view cycle needs a 3D model; --model {self.model} has no 3D branch")
+        if not 0.0 <= self.deformation < float("inf"):
+            raise ValueError(f"deformation must be finite and non-negative, got {self.deformation}")
+        if self.deformation and not self.is_3d:
+            raise ValueError(f"the deformation prior needs a 3D model; --model {self.model} has no 3D branch")
         if self.val_instances is not None and self.val_instances < 1:
             raise ValueError(f"val_instances must be >= 1 or None, got {self.val_instances}")
         if self.eval_batch_size < 1:
@@ -297,6 +310,7 @@ def pretrain(
                 settings.hypothesis_selection,
                 settings.view_cycle,
                 settings.refine,
+                settings.deformation,
             )
             model = components.build_model(settings.model, category_names, options)
         except ValueError as error:
@@ -338,6 +352,7 @@ def pretrain(
                 "flip": settings.flip,
                 "view_cycle": settings.view_cycle,
                 "refine": settings.refine,
+                "deformation": settings.deformation,
             }
         }
         training = train(

@@ -105,3 +105,41 @@ def test_mirror_index_pairs_the_template_and_refuses_an_asymmetric_one():
     assert torch.allclose(vertices[index], vertices * torch.tensor([-1.0, 1.0, 1.0]), atol=1e-3)
     with pytest.raises(ValueError, match="not symmetric"):
         mirror_vertex_index(vertices + torch.tensor([0.1, 0.0, 0.0]))
+
+
+# -------------------------------------------------------------------- the deformation prior (CMR)
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_instance_deformation_is_zero_at_the_category_mean_shape_and_grows_with_the_instance_part(symmetric):
+    decoder = decoder_for(["car", "chair"], symmetric=symmetric)
+    categories = torch.tensor([0, 1, 1])
+    with torch.no_grad():
+        for name in ("car", "chair"):  # a mean shape per category, and no instance part yet
+            decoder.decoder(name).offsets.bias.normal_(std=0.2)
+            decoder.decoder(name).offsets.weight.zero_()
+    features = torch.randn(3, 8)
+    vertices = decoder(features, categories)
+    assert (vertices - decoder.template_vertices).abs().max() > 0.05  # not the sphere
+    assert decoder.instance_deformation(vertices, categories).item() == pytest.approx(0.0, abs=1e-12)
+    with torch.no_grad():
+        decoder.decoder("chair").offsets.weight.normal_(std=0.1)
+    vertices = decoder(features, categories)
+    chair_only = decoder.instance_deformation(vertices[1:], categories[1:])
+    assert chair_only.item() > 0 and decoder.instance_deformation(vertices[:1], categories[:1]).item() < 1e-12
+
+
+def test_the_deformation_loss_is_added_when_weighted_and_trains_the_mean_shape():
+    from a3d_core.model.asm import build_stage2
+    from a3d_core.model.losses import LossSettings
+    from tests.model.conftest import make_batch, tiny_settings
+
+    torch.manual_seed(0)
+    model = build_stage2("a3d", ["car", "chair"], tiny_settings(losses=LossSettings(deformation=2.0))).train()
+    with torch.no_grad():
+        for parameter in model.mask_branch.shape_decoder.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    losses = model(make_batch(2))
+    assert losses["deformation"].item() > 0
+    losses["deformation"].backward()
+    decoder = model.mask_branch.shape_decoder.decoder("car")
+    assert decoder.offsets.weight.grad.abs().sum() > 0  # pulls the instance part in
+    assert "deformation" not in build_stage2("a3d", ["car", "chair"], tiny_settings()).train()(make_batch(2))
