@@ -40,8 +40,7 @@ def val_diagnostics(model, data: Path) -> dict:
     table = collect_instances(model, dataset, device=torch.device("cpu"), keep_meshes=True)
     errors = viewpoint_errors(table)
     targets = benchmark.novel_view_targets(data, ["val"])
-    keys = zip(table.object_index.tolist(), table.elevation.tolist(), table.view_id.tolist())
-    inputs = torch.stack([targets[key] for key in keys])
+    inputs = benchmark.input_masks(table, targets)
     novel = {
         result.step.label: {
             "mesh": 100 * float(np.mean(result.mesh_iou)),

@@ -490,6 +490,13 @@ def novel_view_targets(data: Path, splits: Sequence[str]) -> dict[tuple[int, flo
     return targets
 
 
+def input_masks(table: InstanceTable, targets: dict[tuple[int, float, int], torch.Tensor]) -> torch.Tensor:
+    """``(N, S, S)``: the amodal mask of each view in ``table``, from the :func:`novel_view_targets`
+    lookup, framed as the novel-view targets are (the "reuse the input view's mask" reference)."""
+    keys = zip(table.object_index.tolist(), table.elevation.tolist(), table.view_id.tolist())
+    return torch.stack([targets[key] for key in keys])
+
+
 MESHES_PER_OBJECT = 4
 """Reconstructions of each test object judged in 3D (from evenly spread `test` views)."""
 
@@ -571,8 +578,7 @@ def diagnostics_3d(
         alignments.setdefault(int(category), pooled)
     errors = {split: viewpoint_errors(tables[split], alignments) for split in test_splits}
     test = tables["test"]
-    keys = zip(test.object_index.tolist(), test.elevation.tolist(), test.view_id.tolist())
-    inputs = torch.stack([targets[key] for key in keys])  # the test views' own masks, framed, from the same lookup
+    inputs = input_masks(test, targets)
     novel = {}
     for result in novel_view_ious(test, inputs, targets, model.mask_branch.render, alignments, DEFAULT_CROP_SCALE):
         if not len(result.mesh_iou):

@@ -104,26 +104,13 @@ def report_markdown(results: dict[str, Any]) -> str:
             f"| {record['steps']:,} "
             f"| {record['seconds']:.0f} | {_cell(record['val']['miou'])} |"
         )
-    lines += [
-        "",
-        "## mIoU (%), mean over categories, 95% intervals over test objects",
-        "",
-        "| model | " + " | ".join(splits) + " |",
-        "|---|" + "---:|" * len(splits),
-    ]
-    for name in models:
-        lines.append(f"| {name} | " + " | ".join(_cell(results["splits"][s][name]["miou"]) for s in splits) + " |")
-    lines += [
-        "",
-        "## mIoU of the hidden part (%): prediction minus visible against amodal minus visible",
-        "",
-        "| model | " + " | ".join(splits) + " |",
-        "|---|" + "---:|" * len(splits),
-    ]
-    for name in models:
-        lines.append(
-            f"| {name} | " + " | ".join(_cell(results["splits"][s][name]["hidden_miou"]) for s in splits) + " |"
-        )
+    for metric, title in (
+        ("miou", "mIoU (%), mean over categories, 95% intervals over test objects"),
+        ("hidden_miou", "mIoU of the hidden part (%): prediction minus visible against amodal minus visible"),
+    ):
+        lines += ["", f"## {title}", "", "| model | " + " | ".join(splits) + " |", "|---|" + "---:|" * len(splits)]
+        for name in models:
+            lines.append(f"| {name} | " + " | ".join(_cell(results["splits"][s][name][metric]) for s in splits) + " |")
     if results["differences"]:
         best = results["best_baseline"]
         lines += [
