@@ -205,14 +205,12 @@ class PretrainSettings:
             raise ValueError(f"cross-view consistency needs a 3D model; --model {self.model} has no 3D branch")
         if not self.cross_view_weight > 0:
             raise ValueError(f"cross_view_weight must be positive, got {self.cross_view_weight}")
-        if not 0.0 <= self.view_cycle < float("inf"):
-            raise ValueError(f"view_cycle must be finite and non-negative, got {self.view_cycle}")
-        if self.view_cycle and not self.is_3d:
-            raise ValueError(f"the view cycle needs a 3D model; --model {self.model} has no 3D branch")
-        if not 0.0 <= self.deformation < float("inf"):
-            raise ValueError(f"deformation must be finite and non-negative, got {self.deformation}")
-        if self.deformation and not self.is_3d:
-            raise ValueError(f"the deformation prior needs a 3D model; --model {self.model} has no 3D branch")
+        for name, term in (("view_cycle", "the view cycle"), ("deformation", "the deformation prior")):
+            weight = getattr(self, name)  # the weights of the 3D-only loss terms
+            if not 0.0 <= weight < float("inf"):
+                raise ValueError(f"{name} must be finite and non-negative, got {weight}")
+            if weight and not self.is_3d:
+                raise ValueError(f"{term} needs a 3D model; --model {self.model} has no 3D branch")
         if self.val_instances is not None and self.val_instances < 1:
             raise ValueError(f"val_instances must be >= 1 or None, got {self.val_instances}")
         if self.eval_batch_size < 1:
