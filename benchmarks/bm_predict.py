@@ -6,7 +6,7 @@ Run by hand: ``python benchmarks/bm_predict.py [--checkpoint runs/scenes/best.pt
 Without ``--checkpoint`` untrained networks are built (MobileNetV3-FPN stage 1, 64 x 64 stage-2
 crops, ico-sphere level 2) and stage 1 keeps its ``--detections`` best boxes per image whatever
 their score, so that stage 2 always has the same number of instances to complete. One row per
-way of choosing the camera, the same weights for the shared parts: a single azimuth (the paper's),
+way of choosing the camera, each network built from the same seed: a single azimuth (the paper's),
 4 azimuth hypotheses all rendered to pick one (``render``, the default) and 4 hypotheses scored by
 the viewpoint estimator with only the chosen one rendered (``scores``). The difference between
 the two throughput columns is the price of stage 2 (crop, encode, mesh, render, refine, paste).
