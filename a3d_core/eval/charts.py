@@ -44,11 +44,23 @@ def _y(value: float, box, y_range) -> float:
 
 
 def _legend(draw: ImageDraw.ImageDraw, names: Sequence[str], box, height: int) -> None:
+    """A swatch and the name of each series below the plot, wrapped onto more rows (the last at the
+    bottom) where one row would run past the image's right edge."""
+    right = box[2] + _RIGHT_MARGIN
+    rows: list[list[tuple[int, str, int]]] = [[]]
     x = box[0]
     for k, name in enumerate(names):
-        draw.rectangle((x, height - 16, x + 10, height - 6), fill=COLOURS[k % len(COLOURS)])
-        draw.text((x + 14, height - 18), name, fill="black")
-        x += 14 + 7 * len(name) + 16
+        step = 14 + 7 * len(name) + 16
+        if rows[-1] and x + step - 16 > right:
+            rows.append([])
+            x = box[0]
+        rows[-1].append((k, name, x))
+        x += step
+    for r, row in enumerate(rows):
+        y = height - 16 - 14 * (len(rows) - 1 - r)
+        for k, name, x in row:
+            draw.rectangle((x, y, x + 10, y + 10), fill=COLOURS[k % len(COLOURS)])
+            draw.text((x + 14, y - 2), name, fill="black")
 
 
 def _png(image: Image.Image) -> bytes:
