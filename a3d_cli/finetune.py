@@ -95,6 +95,12 @@ def finetune(
     template_level: int = typer.Option(
         2, "--template-level", min=0, max=6, help="Ico-sphere level without --init (3 = 642 vertices, the paper's)."
     ),
+    template: str = typer.Option(
+        "sphere",
+        "--template",
+        help="Mesh template without --init (with --init: the checkpoint's): sphere (the paper's) or parts (eight "
+        "overlapping spheres that can open holes; not in the paper).",
+    ),
     crop_scale: Optional[float] = typer.Option(
         None,
         "--crop-scale",
@@ -165,7 +171,7 @@ def finetune(
             detector_weights=detector_weights,
             stage1_lr=stage1_lr,
             stage2_kind=model,
-            stage2=ASMSettings(image_size=image_size, template_level=template_level),
+            stage2=ASMSettings(image_size=image_size, template_level=template_level, template=template),
             crop_scale=crop_scale,
             train_on_detections=train_on_detections,
             train=TrainSettings(

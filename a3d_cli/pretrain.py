@@ -61,6 +61,12 @@ def pretrain(
         max=6,
         help="Ico-sphere level of the mesh template: 3 = 642 vertices (paper), 2 = 162 (faster on CPU).",
     ),
+    template: str = typer.Option(
+        "sphere",
+        "--template",
+        help="The mesh the shape decoder deforms (a3d kinds): sphere (the paper's ico-sphere) or parts (eight "
+        "overlapping spheres a level coarser, which can open holes such as a chair's legs; not in the paper).",
+    ),
     symmetric: bool = typer.Option(
         True, "--symmetric/--asymmetric", help="Mirror-symmetric meshes (as CMR): each shape equals its mirror image."
     ),
@@ -105,6 +111,15 @@ def pretrain(
         min=0.0,
         help="Weight of each mesh's squared distance to its category's learned mean shape (a3d kinds; CMR's prior, "
         "not in the paper), so that a category has one frame for the cameras to turn. 0: off.",
+    ),
+    instance_warmup: float = typer.Option(
+        0.0,
+        "--instance-warmup",
+        min=0.0,
+        max=1.0,
+        help="Share of training over which each instance's own deformation is unlocked (a3d kinds; Unicorn's "
+        "progressive conditioning, not in the paper): at first a category is one mesh, so the camera must explain its "
+        "views. 0: off.",
     ),
     refine: str = typer.Option(
         "edge",
@@ -167,6 +182,8 @@ def pretrain(
             train=train_settings,
             cross_view=cross_view,
             template_level=template_level,
+            template=template,
+            instance_warmup=instance_warmup,
             symmetric=symmetric,
             azimuth_hypotheses=azimuth_hypotheses,
             framing=framing or None,

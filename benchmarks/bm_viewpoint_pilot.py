@@ -10,7 +10,8 @@ checkpoint chosen on val) for ``--instances`` training instances, then prints, o
 what docs/stage2.md's "Viewpoint learning: what was tried" table reports: val mIoU, the median
 azimuth error after a per-category alignment fitted on val itself (optimistic, alike for every
 variant), the share within 30 degrees, the spread of predicted azimuths per category, and the
-novel-view IoU of val inputs beside reusing the input view's mask; and, on the train split, the
+novel-view IoU of val inputs beside reusing the input view's mask, the voxel IoU of the meshes with
+the true ones (as the benchmark's, beside the template sphere's); and, on the train split, the
 median azimuth error with one alignment per category against one per object (fitted on those
 views themselves): how far the cameras share one frame per category. Test splits are not read:
 ideas are chosen here, the benchmark scores the chosen ones once.
@@ -27,9 +28,11 @@ import numpy as np
 import torch
 
 from a3d_core.boxes import DEFAULT_CROP_SCALE
+from a3d_core.data.shapenet import read_shard_manifest
 from a3d_core.eval import viewpoint_benchmark as benchmark
 from a3d_core.eval.instances import collect_instances
 from a3d_core.eval.viewpoint_diagnostics import novel_view_ious, viewpoint_errors
+from a3d_core.geometry import ico_sphere_template
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.model.asm import load_stage2_from_checkpoint
 
@@ -55,7 +58,13 @@ def val_diagnostics(model, data: Path) -> dict:
         dataset.categories[int(c)]: float(np.ptp(table.predicted_azimuth[table.category == c]))
         for c in np.unique(table.category)
     }
-    return {"viewpoint": errors.summary(), "azimuth_spread_deg": spread, "novel_view": novel}
+    sphere = [part.numpy() for part in ico_sphere_template(model.settings.template_level)]
+    truths = benchmark.true_meshes(read_shard_manifest(data))
+    shapes = benchmark.mesh_ious(
+        table, model.mask_branch.faces.numpy(), errors.alignments, truths, sphere, resamples=200, seed=0
+    )
+    shapes["per_category"] = {dataset.categories[c]: value for c, value in shapes["per_category"].items()}
+    return {"viewpoint": errors.summary(), "azimuth_spread_deg": spread, "novel_view": novel, "shapes_3d": shapes}
 
 
 def frame_consistency(model, data: Path) -> dict:
@@ -85,6 +94,8 @@ def main() -> None:
     parser.add_argument("--hypothesis-selection", default="render")
     parser.add_argument("--view-cycle", type=float, default=0.0)
     parser.add_argument("--deformation", type=float, default=0.0)
+    parser.add_argument("--template", default="sphere")
+    parser.add_argument("--instance-warmup", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     scale = dataclasses.replace(benchmark.SCALES["cpu"], instances=args.instances, validations=4)
@@ -97,6 +108,8 @@ def main() -> None:
         hypothesis_selection=args.hypothesis_selection,
         view_cycle=args.view_cycle,
         deformation=args.deformation,
+        template=args.template,
+        instance_warmup=args.instance_warmup,
     )
     record = benchmark.train_model(spec, scale, args.data, args.out, args.seed, "cpu", print)
     model = load_stage2_from_checkpoint(record["checkpoint"]).eval()

@@ -168,6 +168,8 @@ class ModelSpec:
     view_cycle: float = 0.0
     refine: str = "edge"
     deformation: float = 0.0
+    template: str = "sphere"
+    instance_warmup: float = 0.0
 
     @property
     def slug(self) -> str:
@@ -343,6 +345,8 @@ def train_model(
         view_cycle=spec.view_cycle,
         refine=spec.refine,
         deformation=spec.deformation,
+        template=spec.template,
+        instance_warmup=spec.instance_warmup,
         device=device,
         resume=(run / "last.pt").is_file(),
         val_instances=scale.val_instances,

@@ -56,7 +56,7 @@ import torch
 from torch import nn
 
 from a3d_core.errors import InputError
-from a3d_core.geometry import Viewpoint, ico_sphere_template
+from a3d_core.geometry import TEMPLATES, Viewpoint, mesh_template
 from a3d_core.io.checkpoints import load_checked_weights, read_checkpoint
 from a3d_core.model.baseline2d import MaskDecoder2D, MaskDecoder2DSettings
 from a3d_core.model.encoder import ClassificationBranch, Encoder, EncoderSettings
@@ -110,6 +110,9 @@ class ASMSettings:
     image_size: S, the side of the input crops and of every mask.
     template_level: ico-sphere subdivision level of the mesh template (3 -> 642 vertices).
     template_radius: radius of the template sphere.
+    template: the mesh the shape decoder deforms (``a3d_core.geometry.TEMPLATES``): ``sphere``,
+        the paper's (3.3), or ``parts``, eight overlapping spheres a level coarser that can open
+        holes (:func:`a3d_core.geometry.parts_template`; not in the paper).
     encoder, shape, viewpoint, refine, mask_decoder, unet, shapedict: settings of the parts
         (``mask_decoder``: the ``2d`` kinds'; ``unet``: ``2d-unet``'s; ``shapedict``: the
         ``shapedict`` kinds').
@@ -125,6 +128,7 @@ class ASMSettings:
     image_size: int = 64
     template_level: int = 3
     template_radius: float = 0.5
+    template: str = "sphere"
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
     shape: ShapeDecoderSettings = field(default_factory=ShapeDecoderSettings)
     viewpoint: ViewpointSettings = field(default_factory=ViewpointSettings)
@@ -146,6 +150,8 @@ class ASMSettings:
             raise ValueError(f"image_size must be at least 8, got {self.image_size}")
         if not 0 <= self.template_level <= 6:
             raise ValueError(f"template_level must be in 0..6, got {self.template_level}")
+        if self.template not in TEMPLATES:
+            raise ValueError(f"template must be one of {', '.join(TEMPLATES)}, got {self.template!r}")
         if not self.template_radius > 0:
             raise ValueError(f"template_radius must be positive, got {self.template_radius}")
         if not 0.0 <= self.cross_view_weight < float("inf"):
@@ -297,6 +303,12 @@ class AmodalShapeModel(nn.Module):
         """Take the sizes of data-sized buffers (a ShapeDict's atoms) from a state dict before loading it."""
         if self.needs_fitting:
             self.mask_branch.adopt_sizes(state, "mask_branch.")
+
+    def set_training_progress(self, fraction: float) -> None:
+        """Tell schedules inside the network the share of training done (the training loop calls
+        this before every step): the shape decoder's ``instance_warmup``."""
+        if self.is_3d:
+            self.mask_branch.shape_decoder.set_training_progress(fraction)
 
     def fit_to_masks(self, amodal: torch.Tensor, categories: torch.Tensor, seed: int = 0) -> None:
         """Build a ShapeDict branch's dictionary from training amodal masks ``(N, S, S)`` and
@@ -516,7 +528,7 @@ def build_stage2(kind: str, category_names: list[str], settings: ASMSettings | N
     encoder = Encoder(size, in_channels=4, settings=settings.encoder)
     classifier = ClassificationBranch(encoder.feature_dim, category_names)
     if kind.startswith("a3d"):
-        template_vertices, faces = ico_sphere_template(settings.template_level, settings.template_radius)
+        template_vertices, faces = mesh_template(settings.template, settings.template_level, settings.template_radius)
         mask_branch: nn.Module = MeshMaskBranch(
             ShapeDecoder(category_names, template_vertices, faces, encoder.feature_dim, settings.shape),
             ViewpointEstimator(size, in_channels=4, settings=settings.viewpoint),

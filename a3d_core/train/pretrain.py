@@ -28,6 +28,7 @@ from a3d_core.boxes import DEFAULT_CROP_SCALE
 from a3d_core.data.framing import FramedViews
 from a3d_core.data.shapenet import ShapeNetAmodalDataset, read_shard_manifest
 from a3d_core.errors import InputError
+from a3d_core.geometry import TEMPLATES
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.model.asm import ASMSettings, build_stage2
 from a3d_core.model.losses import LossSettings
@@ -69,6 +70,9 @@ class ModelOptions:
         view_cycle_weight: weight of both view-cycle terms (:mod:`a3d_core.model.view_cycle`); 0: off.
         refine: the refine's architecture (``RefineSettings.architecture``): ``edge`` (the paper's) or ``unet``.
         deformation_weight: weight of the distance to the category's mean shape (``LossSettings.deformation``).
+        template: the mesh template (``ASMSettings.template``): ``sphere`` (the paper's) or ``parts``.
+        instance_warmup: share of training over which instance deformation is unlocked
+            (``ShapeDecoderSettings.instance_warmup``); 0: off.
     """
 
     image_size: int
@@ -82,6 +86,8 @@ class ModelOptions:
     view_cycle_weight: float = 0.0
     refine: str = "edge"
     deformation_weight: float = 0.0
+    template: str = "sphere"
+    instance_warmup: float = 0.0
 
 
 BuildModel = Callable[[str, list[str], ModelOptions], nn.Module]
@@ -115,8 +121,9 @@ def build_asm(kind: str, category_names: list[str], options: ModelOptions) -> nn
         image_size=options.image_size,
         cross_view_weight=options.cross_view_weight,
         template_level=options.template_level,
+        template=options.template,
         input_framing=options.input_framing,
-        shape=ShapeDecoderSettings(symmetric=options.symmetric),
+        shape=ShapeDecoderSettings(symmetric=options.symmetric, instance_warmup=options.instance_warmup),
         viewpoint=ViewpointSettings(
             azimuth_hypotheses=options.azimuth_hypotheses, hypothesis_selection=options.hypothesis_selection
         ),
@@ -169,6 +176,11 @@ class PretrainSettings:
             (:class:`~a3d_core.model.refine.UNetRefine`; not in the paper).
         deformation: weight of each mesh's distance to its category's mean shape (3D kinds; CMR's
             prior, not in the paper; ``ShapeDecoder.instance_deformation``); 0: off.
+        template: the mesh template of the 3D kinds: ``sphere`` (the paper's, 3.3) or ``parts``
+            (eight spheres that can open holes; :func:`a3d_core.geometry.parts_template`).
+        instance_warmup: share of training over which each instance's own deformation is unlocked,
+            the category's mean shape training from the start (3D kinds; Unicorn's progressive
+            conditioning, not in the paper; ``ShapeDecoderSettings.instance_warmup``); 0: off.
         device: ``auto``, ``cpu`` or ``cuda[:N]`` (under ``torchrun``: one device per process).
         resume: continue the run in ``out`` from ``last.pt``.
         val_instances: validate on at most this many ``val`` instances, evenly spread (``None``: all).
@@ -193,6 +205,8 @@ class PretrainSettings:
     view_cycle: float = 0.0
     refine: str = "edge"
     deformation: float = 0.0
+    template: str = "sphere"
+    instance_warmup: float = 0.0
     device: str = "auto"
     resume: bool = False
     val_instances: int | None = 512
@@ -211,6 +225,14 @@ class PretrainSettings:
                 raise ValueError(f"{name} must be finite and non-negative, got {weight}")
             if weight and not self.is_3d:
                 raise ValueError(f"{term} needs a 3D model; --model {self.model} has no 3D branch")
+        if self.template not in TEMPLATES:
+            raise ValueError(f"template must be one of {', '.join(TEMPLATES)}, got {self.template!r}")
+        if self.template != "sphere" and not self.is_3d:
+            raise ValueError(f"a mesh template needs a 3D model; --model {self.model} has no 3D branch")
+        if not 0.0 <= self.instance_warmup <= 1.0:
+            raise ValueError(f"instance_warmup must be in [0, 1], got {self.instance_warmup}")
+        if self.instance_warmup and not self.is_3d:
+            raise ValueError(f"the instance warmup needs a 3D model; --model {self.model} has no 3D branch")
         if self.val_instances is not None and self.val_instances < 1:
             raise ValueError(f"val_instances must be >= 1 or None, got {self.val_instances}")
         if self.eval_batch_size < 1:
@@ -309,6 +331,8 @@ def pretrain(
                 settings.view_cycle,
                 settings.refine,
                 settings.deformation,
+                settings.template,
+                settings.instance_warmup,
             )
             model = components.build_model(settings.model, category_names, options)
         except ValueError as error:
@@ -351,6 +375,8 @@ def pretrain(
                 "view_cycle": settings.view_cycle,
                 "refine": settings.refine,
                 "deformation": settings.deformation,
+                "template": settings.template,
+                "instance_warmup": settings.instance_warmup,
             }
         }
         training = train(

@@ -344,11 +344,28 @@ def test_configs_written_before_symmetry_and_hypotheses_rebuild_what_they_traine
     assert not settings.shape.symmetric and settings.viewpoint.azimuth_hypotheses == 1
 
 
+def test_a_parts_template_model_trains_and_rebuilds_from_its_config(batch):
+    model = seeded_model(template="parts")
+    assert model.mask_branch.shape_decoder.num_vertices == 8 * 12  # level 1: eight level-0 parts
+    losses = model.train()(batch)
+    sum(losses.values()).backward()
+    offsets = model.mask_branch.shape_decoder.decoder("car").offsets.weight.grad.view(8, 12 * 3, -1)
+    assert bool((offsets.abs().sum(dim=(1, 2)) > 0).all())  # every part is trained
+    rebuilt = build_stage2_from_config(json.loads(json.dumps(model.config())))
+    assert rebuilt.settings.template == "parts"
+    assert torch.equal(rebuilt.mask_branch.faces, model.mask_branch.faces)
+    config = json.loads(json.dumps(seeded_model().config()))
+    del config["settings"]["template"]  # a checkpoint written before the option: the paper's sphere
+    assert build_stage2_from_config(config).mask_branch.shape_decoder.num_vertices == 42
+
+
 def test_settings_are_validated():
     with pytest.raises(ValueError, match="renderer.image_size"):
         tiny_settings(image_size=64)
     with pytest.raises(ValueError, match="template_level"):
         ASMSettings(template_level=9)
+    with pytest.raises(ValueError, match="template must be one of sphere, parts"):
+        ASMSettings(template="torus")
     assert ASMSettings(image_size=48).renderer.image_size == 48
 
 

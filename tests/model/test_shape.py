@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from a3d_core.geometry import ico_sphere_template
+from a3d_core.eval.shape3d import voxelize
+from a3d_core.geometry import ico_sphere_template, mesh_template
 from a3d_core.model.shape import ShapeDecoder, ShapeDecoderSettings, category_key, mirror_vertex_index
 
 
@@ -143,3 +144,93 @@ def test_the_deformation_loss_is_added_when_weighted_and_trains_the_mean_shape()
     decoder = model.mask_branch.shape_decoder.decoder("car")
     assert decoder.offsets.weight.grad.abs().sum() > 0  # pulls the instance part in
     assert "deformation" not in build_stage2("a3d", ["car", "chair"], tiny_settings()).train()(make_batch(2))
+
+
+# ------------------------------------------------------------------- the parts template
+def part_labels(faces: torch.Tensor, num_vertices: int) -> torch.Tensor:
+    """``(V,)``: the connected component of every vertex, by faces."""
+    labels = torch.arange(num_vertices)
+    for _ in range(num_vertices):
+        corners = labels[faces]  # (F, 3)
+        smallest = corners.min(dim=1).values
+        updated = labels.scatter_reduce(0, faces.reshape(-1), smallest.repeat_interleave(3), reduce="amin")
+        if torch.equal(updated, labels):
+            return labels
+        labels = updated
+    return labels
+
+
+@pytest.mark.parametrize("level, part_vertices", [(1, 12), (2, 42), (3, 162)])
+def test_the_parts_template_is_eight_closed_spheres_a_level_coarser(level, part_vertices):
+    vertices, faces = mesh_template("parts", level)
+    assert vertices.shape == (8 * part_vertices, 3)
+    labels = part_labels(faces, len(vertices))
+    assert len(labels.unique()) == 8 and all(int((labels == part).sum()) == part_vertices for part in labels.unique())
+    edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).sort(dim=1).values
+    _, counts = edges.unique(dim=0, return_counts=True)
+    assert bool((counts == 2).all())  # every edge between exactly two faces: each part closed
+    assert mirror_gap(vertices) < 1e-5  # symmetric about x = 0, as the symmetric decoder needs
+    assert float(vertices.norm(dim=1).max()) < 0.5  # inside the sphere of the same radius
+
+
+def test_separated_parts_leave_a_hole_the_voxel_metric_sees():
+    vertices, faces = mesh_template("parts", 2)
+    labels = part_labels(faces, len(vertices))
+    centres = torch.stack([vertices[labels == part].mean(0) for part in labels.unique()])
+    spread = vertices + (3 * centres).repeat_interleave(42, dim=0)  # each part moved out, away from the others
+    blob, apart = voxelize(vertices.numpy(), faces.numpy()), voxelize(spread.numpy(), faces.numpy())
+    centre = slice(14, 18)
+    assert bool(blob[centre, centre, centre].all()) and not bool(apart[centre, centre, centre].any())
+    assert int(apart.sum()) > 0
+
+
+def test_a_symmetric_decoder_over_the_parts_template_keeps_every_mesh_symmetric():
+    vertices, faces = mesh_template("parts", 1)
+    decoder = ShapeDecoder(["car"], vertices, faces, 8, ShapeDecoderSettings(hidden_dim=16, offset_init_std=0.1))
+    meshes = decoder(torch.rand(3, 8), torch.zeros(3, dtype=torch.long))
+    assert meshes.shape == (3, 96, 3)
+    assert max(mirror_gap(mesh) for mesh in meshes.detach()) < 1e-5
+    with pytest.raises(ValueError, match="template must be one of"):
+        mesh_template("torus", 1)
+
+
+# ------------------------------------------------- progressive conditioning (instance warmup)
+def warmup_decoder(warmup=0.5):
+    vertices, faces = ico_sphere_template(1)
+    settings = ShapeDecoderSettings(hidden_dim=16, offset_init_std=0.1, instance_warmup=warmup)
+    decoder = ShapeDecoder(["car", "chair"], vertices, faces, 8, settings)
+    with torch.no_grad():
+        decoder.decoder("car").offsets.bias.normal_(std=0.1)
+    return decoder
+
+
+def test_the_instance_warmup_starts_every_instance_at_its_category_mean_shape_and_unlocks_it_linearly():
+    decoder = warmup_decoder(0.5)
+    features, cars = torch.rand(3, 8), torch.zeros(3, dtype=torch.long)
+    free = ShapeDecoder(
+        ["car", "chair"], decoder.template_vertices, decoder.faces, 8, ShapeDecoderSettings(hidden_dim=16)
+    )
+    free.load_state_dict({k: v for k, v in decoder.state_dict().items() if k != "instance_scale"})
+    mean_shape = decoder.template_vertices + decoder._symmetrized(
+        decoder.decoder("car").category_offsets[None], decoder.mirror_index
+    )
+    decoder.set_training_progress(0.0)
+    meshes = decoder(features, cars)
+    assert torch.allclose(meshes, mean_shape.expand(3, -1, -1), atol=1e-6)  # one mesh for the category
+    decoder.set_training_progress(0.25)  # halfway through the warmup: half the instance part
+    halfway = decoder(features, cars) - mean_shape
+    assert torch.allclose(halfway, 0.5 * (free(features, cars) - mean_shape), atol=1e-6)
+    decoder.set_training_progress(0.9)
+    assert torch.allclose(decoder(features, cars), free(features, cars), atol=1e-6)
+    assert float(decoder.state_dict()["instance_scale"]) == 1.0  # saved: a checkpoint evaluates as validated
+
+
+def test_without_the_warmup_the_state_dict_and_meshes_are_the_papers():
+    vertices, faces = ico_sphere_template(1)
+    decoder = ShapeDecoder(["car"], vertices, faces, 8, ShapeDecoderSettings(hidden_dim=16))
+    assert "instance_scale" not in decoder.state_dict()  # old checkpoints load unchanged
+    before = decoder(torch.ones(2, 8), torch.zeros(2, dtype=torch.long))
+    decoder.set_training_progress(0.0)
+    assert torch.equal(decoder(torch.ones(2, 8), torch.zeros(2, dtype=torch.long)), before)
+    with pytest.raises(ValueError, match="instance_warmup must be in"):
+        ShapeDecoderSettings(instance_warmup=1.5)

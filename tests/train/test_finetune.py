@@ -228,6 +228,7 @@ def test_finetune_end_to_end_on_tiny_scenes(tmp_path: Path) -> None:
         (["--anchor-sizes", "16,32,64"], "anchor_sizes must be 5 increasing positive sides"),
         (["--stage1-norm", "layer"], "norm must be one of batch, group"),
         (["--stage1-lr", "0"], "stage1_lr must be positive"),
+        (["--no-init", "--template", "torus"], "template must be one of sphere, parts"),
     ],
 )
 def test_bad_stage1_options_are_one_line_errors(tmp_path: Path, arguments: list[str], message: str) -> None:

@@ -208,16 +208,25 @@ def test_the_command_passes_the_mesh_and_camera_options_to_the_network(tmp_path,
             "unet",
             "--deformation",
             "2",
+            "--template",
+            "parts",
+            "--instance-warmup",
+            "0.25",
         ],
     )
     assert result.exit_code == 0, result.output
     (options,) = options_seen
     assert (options.symmetric, options.azimuth_hypotheses, options.template_level) == (False, 1, 1)
     assert (options.view_cycle_weight, options.refine, options.deformation_weight) == (0.5, "unet", 2.0)
+    assert (options.template, options.instance_warmup) == ("parts", 0.25)
     settings = build_asm("a3d", ["cube"], options).settings  # and the real network is built with them
     assert (settings.shape.symmetric, settings.viewpoint.azimuth_hypotheses, settings.template_level) == (False, 1, 1)
     assert (settings.losses.view_cycle_camera, settings.losses.view_cycle_shape) == (0.5, 0.5)
     assert settings.refine.architecture == "unet" and settings.losses.deformation == 2.0
+    assert settings.template == "parts" and settings.shape.instance_warmup == 0.25
+    network = build_asm("a3d", ["cube"], options)
+    network.set_training_progress(0.125)  # what the training loop calls: half the warmup
+    assert float(network.mask_branch.shape_decoder.instance_scale) == 0.5
     # the default
     assert build_asm("a3d", ["cube"], ModelOptions(image_size=16)).settings.viewpoint.azimuth_hypotheses == 4
 
@@ -230,6 +239,9 @@ def test_the_command_passes_the_mesh_and_camera_options_to_the_network(tmp_path,
         (["--model", "2d", "--cross-view"], "cross-view consistency needs a 3D model"),
         (["--model", "2d-unet", "--view-cycle", "1"], "the view cycle needs a 3D model"),
         (["--model", "2d", "--deformation", "1"], "the deformation prior needs a 3D model"),
+        (["--model", "2d", "--template", "parts"], "a mesh template needs a 3D model"),
+        (["--template", "torus"], "template must be one of sphere, parts"),
+        (["--model", "2d-unet", "--instance-warmup", "0.5"], "the instance warmup needs a 3D model"),
         (["--amp", "fp8"], "amp must be one of"),
         (["--framing", "0.5"], "--framing must be 0 (keep the views as they are) or between 1 and 4"),
     ],
