@@ -539,6 +539,10 @@ def build_stage2(kind: str, category_names: list[str], settings: ASMSettings | N
             raise ValueError("cross-view consistency needs the 3D branch; the 2D baselines take cross_view_weight=0")
         if settings.losses.view_cycle_camera or settings.losses.view_cycle_shape:
             raise ValueError("the view cycle needs the 3D branch; the 2D baselines take view-cycle weights 0")
+        if settings.losses.deformation:
+            raise ValueError("the deformation prior needs the 3D branch; the 2D baselines take deformation weight 0")
+        if settings.template != "sphere" or settings.shape.instance_warmup:
+            raise ValueError("a mesh template and an instance warmup need the 3D branch; the 2D baselines have no mesh")
         if kind == "2d-unet":
             mask_branch = UNetMaskDecoder(encoder.feature_dim, size, settings=settings.unet)
         elif kind.startswith("shapedict"):

@@ -18,7 +18,8 @@ from a3d_core.model.asm import (
     load_stage2_from_checkpoint,
     transfer_pretrained,
 )
-from a3d_core.model.losses import soft_iou
+from a3d_core.model.losses import LossSettings, soft_iou
+from a3d_core.model.shape import ShapeDecoderSettings
 from a3d_core.model.viewpoint import ViewpointSettings
 from tests.model.conftest import CATEGORIES, SIZE, disc, make_batch, tiny_encoder, tiny_settings
 
@@ -366,6 +367,13 @@ def test_settings_are_validated():
         ASMSettings(template_level=9)
     with pytest.raises(ValueError, match="template must be one of sphere, parts"):
         ASMSettings(template="torus")
+    for kind, overrides in (
+        ("2d", dict(losses=LossSettings(deformation=1.0))),
+        ("2d-unet", dict(template="parts")),
+        ("shapedict", dict(shape=ShapeDecoderSettings(instance_warmup=0.5))),
+    ):  # options of the mesh branch are refused, not ignored, by the 2D baselines
+        with pytest.raises(ValueError, match="need(s)? the 3D branch"):
+            build_stage2(kind, CATEGORIES, tiny_settings(**overrides))
     assert ASMSettings(image_size=48).renderer.image_size == 48
 
 
