@@ -11,7 +11,8 @@ shape library, with every model trained and evaluated by the same code on the sa
 2. **Models** (:data:`MODELS`): the visible mask; a training-free retrieval (ShapeDict's simplest
    form); ShapeDict (K-means atoms + edge refine); the 2D decoder; a U-Net 2D decoder of about
    A3D's active parameters; A3D with one camera (the paper's), with its defaults, with scored hypotheses,
-   one camera with the view cycle (:mod:`a3d_core.model.view_cycle`), and that with a U-Net refine. Every
+   one camera with the view cycle (:mod:`a3d_core.model.view_cycle`), and that with a U-Net refine
+   or with the parts template (:func:`a3d_core.geometry.parts_template`). Every
    trained model gets the same flip augmentation and sees the same number of training instances
    (a cross-view step sees two views of each object: both count), and its checkpoint is chosen on
    ``val`` mIoU.
@@ -229,6 +230,16 @@ MODELS = (
         azimuth_hypotheses=1,
         view_cycle=1.0,
         refine="unet",
+    ),
+    ModelSpec(
+        "A3D, 1 camera, view cycle, parts template",
+        "a3d",
+        "A3D, 1 camera, view cycle, deforming eight overlapping spheres that can come apart (a topology-aware "
+        "template) instead of the paper's one sphere",
+        cross_view=True,
+        azimuth_hypotheses=1,
+        view_cycle=1.0,
+        template="parts",
     ),
 )
 BASELINES = ("retrieval", "ShapeDict", "2D", "U-Net")

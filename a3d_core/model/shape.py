@@ -123,7 +123,9 @@ class ShapeDecoder(nn.Module):
 
     Args:
         category_names: the categories, in class-index order.
-        template_vertices: ``(V, 3)`` the sphere ``V0`` (``a3d_core.geometry.ico_sphere_template``).
+        template_vertices: ``(V, 3)`` the template ``V0`` (``a3d_core.geometry.mesh_template``: the
+            paper's ico-sphere, or the parts template), symmetric about ``x = 0`` when
+            ``settings.symmetric``.
         faces: ``(F, 3)`` long, shared by every reconstructed mesh.
         feature_dim: size of the encoder features.
 
