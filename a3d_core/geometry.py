@@ -112,7 +112,7 @@ def parts_template(level: int = 3, radius: float = 0.5) -> tuple[torch.Tensor, t
     centres at ``(+-radius / 4)^3``) overlap, all covering the centre, so the untrained template
     is one solid blob inside the sphere, and the set is symmetric about ``x = 0`` (each part's mirror image
     is the part across the plane), as the symmetric shape decoder needs. Level ``l`` has
-    ``8 (10 4^(l-1) + 2)`` vertices: level 2 336, level 3 1296 (the sphere's: 162, 642).
+    ``8 (10 4^(l-1) + 2)`` vertices for ``l >= 1``: level 2 336, level 3 1296 (the sphere's: 162, 642).
     """
     part_vertices, part_faces = ico_sphere_template(max(level - 1, 0), radius / 2)
     corners = torch.tensor([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=part_vertices.dtype)
