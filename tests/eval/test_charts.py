@@ -1,4 +1,5 @@
-"""The report charts: a legend too long for one row wraps instead of running off the image."""
+"""The report charts: a legend too long for one row wraps instead of running off the image, and
+the image grows rather than the legend covering the axis labels."""
 
 import imageio.v3 as iio
 import numpy as np
@@ -25,3 +26,15 @@ def test_a_short_legend_stays_on_one_row():
     nan = (float("nan"),) * 3
     png = grouped_bars("t", ["g"], {"a": [nan], "b": [nan]})
     assert swatch_rows(png, COLOURS[0]) == swatch_rows(png, COLOURS[1])
+
+
+def test_a_legend_of_many_rows_makes_the_image_taller_instead_of_covering_the_axis_labels():
+    nan = (float("nan"),) * 3
+    names = [f"a rather long series name number {k}" for k in range(8)]  # one per row at this width
+    png = grouped_bars("t", ["g"], {name: [nan] for name in names})
+    image = iio.imread(png)
+    plot_bottom = image.shape[0] - 70 - 14 * (len(names) - 2)  # the box keeps its 290 pixels of height
+    assert image.shape[0] > 360 and plot_bottom == 290
+    first_swatch = min(swatch_rows(png, COLOURS[0]))
+    assert first_swatch >= plot_bottom + 36  # below the x labels (and a histogram's axis title)
+    assert all(swatch_rows(png, COLOURS[k]) for k in range(len(names)))
