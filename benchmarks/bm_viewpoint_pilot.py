@@ -32,7 +32,6 @@ from a3d_core.data.shapenet import read_shard_manifest
 from a3d_core.eval import viewpoint_benchmark as benchmark
 from a3d_core.eval.instances import collect_instances
 from a3d_core.eval.viewpoint_diagnostics import novel_view_ious, viewpoint_errors
-from a3d_core.geometry import ico_sphere_template
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.model.asm import load_stage2_from_checkpoint
 
@@ -58,10 +57,10 @@ def val_diagnostics(model, data: Path) -> dict:
         dataset.categories[int(c)]: float(np.ptp(table.predicted_azimuth[table.category == c]))
         for c in np.unique(table.category)
     }
-    sphere = [part.numpy() for part in ico_sphere_template(model.settings.template_level)]
     truths = benchmark.true_meshes(read_shard_manifest(data))
+    faces = model.mask_branch.faces.numpy()
     shapes = benchmark.mesh_ious(
-        table, model.mask_branch.faces.numpy(), errors.alignments, truths, sphere, resamples=200, seed=0
+        table, faces, errors.alignments, truths, benchmark.reference_sphere(model), resamples=200, seed=0
     )
     shapes["per_category"] = {dataset.categories[c]: value for c, value in shapes["per_category"].items()}
     return {"viewpoint": errors.summary(), "azimuth_spread_deg": spread, "novel_view": novel, "shapes_3d": shapes}

@@ -57,6 +57,7 @@ from a3d_core.eval.intervals import Interval, bootstrap_difference, bootstrap_me
 from a3d_core.eval.shape3d import to_data_frame, voxel_iou, voxelize
 from a3d_core.eval.viewpoint_diagnostics import align_azimuths, novel_view_ious, viewpoint_errors
 from a3d_core.eval.viewpoint_report import report_markdown, write_plots
+from a3d_core.geometry import ico_sphere_template
 from a3d_core.io.atomic import atomic_write_bytes, atomic_write_json
 from a3d_core.model.asm import ASMSettings, build_stage2, load_stage2_from_checkpoint
 from a3d_core.model.shapedict import ShapeDictSettings
@@ -532,6 +533,13 @@ def true_meshes(manifest: dict[str, Any]) -> dict[int, Any] | None:
     return {index: generate_shape(category, seed) for index, (category, seed) in meshes.items()}
 
 
+def reference_sphere(model) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices ``(V, 3)`` and faces ``(F, 3)`` of the paper's ico-sphere at ``model``'s template
+    level: the untrained template every model's voxel IoU is set beside (whatever its own template)."""
+    vertices, faces = ico_sphere_template(model.settings.template_level, model.settings.template_radius)
+    return vertices.numpy(), faces.numpy()
+
+
 def mesh_ious(
     table: InstanceTable,
     faces: np.ndarray,
@@ -614,19 +622,8 @@ def diagnostics_3d(
         }
     shapes = None
     if truths is not None:
-        from a3d_core.geometry import ico_sphere_template
-
-        template_vertices, template_faces = ico_sphere_template(
-            model.settings.template_level, model.settings.template_radius
-        )
         shapes = mesh_ious(
-            test,
-            model.mask_branch.faces.numpy(),
-            alignments,
-            truths,
-            (template_vertices.numpy(), template_faces.numpy()),
-            resamples,
-            seed,
+            test, model.mask_branch.faces.numpy(), alignments, truths, reference_sphere(model), resamples, seed
         )
     return {
         "shapes_3d": shapes,

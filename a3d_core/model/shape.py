@@ -161,8 +161,9 @@ class ShapeDecoder(nn.Module):
             self.register_buffer("mirror_index", mirror_index, persistent=False)
         self.register_buffer("template_vertices", template_vertices.clone(), persistent=False)
         self.register_buffer("faces", faces.detach().long().clone(), persistent=False)
-        if self.settings.instance_warmup > 0:  # saved, so a checkpoint chosen mid-warmup evaluates as validated
-            self.register_buffer("instance_scale", torch.zeros(()))
+        # Saved when the warmup is on, so a checkpoint chosen mid-warmup evaluates as it was validated;
+        # None (not in the state dict) when off.
+        self.register_buffer("instance_scale", torch.zeros(()) if self.settings.instance_warmup > 0 else None)
         num_vertices = template_vertices.shape[0]
         self.decoders = nn.ModuleDict(
             {key: CategoryShapeDecoder(feature_dim, num_vertices, self.settings) for key in keys}
@@ -175,7 +176,7 @@ class ShapeDecoder(nn.Module):
     def set_training_progress(self, fraction: float) -> None:
         """Unlock the instances' own deformation over ``settings.instance_warmup`` of training;
         ``fraction`` is the share of training done (the training loop calls this every step)."""
-        if self.settings.instance_warmup > 0:
+        if self.instance_scale is not None:
             self.instance_scale.fill_(min(1.0, fraction / self.settings.instance_warmup))
 
     def decoder(self, name: str) -> CategoryShapeDecoder:
@@ -208,9 +209,7 @@ class ShapeDecoder(nn.Module):
         offsets = features.new_zeros(features.shape[0], self.num_vertices, 3)
         for index in categories.unique().tolist():
             members = (categories == index).nonzero().squeeze(1)
-            offsets[members] = self.decoder(self.category_names[index])(
-                features[members], getattr(self, "instance_scale", None)
-            )
+            offsets[members] = self.decoder(self.category_names[index])(features[members], self.instance_scale)
         if self.settings.symmetric:
             offsets = self._symmetrized(offsets, self.mirror_index)
         return offsets
