@@ -1,4 +1,4 @@
-"""What every command shares: the console, one-line errors, ``--device`` and ``--seed`` options,
+"""What every command shares: the console, one-line errors (options: :mod:`a3d_cli.options`),
 and the announcement of what a command chose by default."""
 
 from __future__ import annotations
@@ -13,15 +13,13 @@ from rich.console import Console
 from rich.markup import escape
 
 from a3d_core.errors import A3DError
-from a3d_core.runs import fresh_run_folder, latest_run_folder, runs_root
+from a3d_core.run_folders import fresh_run_folder, latest_run_folder, runs_root
 
 console = Console()
 error_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-DeviceOption = typer.Option("auto", "--device", help="auto (CUDA when available), cpu or cuda[:N].")
-SeedOption = typer.Option(0, "--seed", help="Random seed; the same seed gives the same result.")
 
 EXIT_FAILURE = 1
 
@@ -56,7 +54,7 @@ def announce(message: str) -> None:
 def default_run_folder(name: str, resume: bool) -> Path:
     """The run folder of a training command without ``--out``, announced: ``<runs root>/<name>``, or
     the next numbered one when that holds a run; with ``resume`` the latest that holds one
-    (:mod:`a3d_core.runs`)."""
+    (:mod:`a3d_core.run_folders`)."""
     folder = latest_run_folder(name) if resume else fresh_run_folder(name)
     first = runs_root() / name
     if resume:

@@ -8,11 +8,12 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from a3d_cli.common import DeviceOption, announce, console, user_errors
+from a3d_cli.common import announce, console, user_errors
+from a3d_cli.options import DeviceOption
 from a3d_cli.progress import ProgressDisplay
-from a3d_core.complete import CompleteResult, CompleteSettings, complete_images
 from a3d_core.errors import InputError
-from a3d_core.predict import find_latest_checkpoint
+from a3d_core.pipelines.complete import CompleteResult, CompleteSettings, complete_images
+from a3d_core.pipelines.predict import find_latest_checkpoint
 from a3d_core.progress import count_callback
 
 

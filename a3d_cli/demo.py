@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from a3d_cli.common import DeviceOption, SeedOption, console, user_errors
+from a3d_cli.common import console, user_errors
+from a3d_cli.options import DeviceOption, SeedOption
 from a3d_cli.progress import ProgressDisplay
 
 if TYPE_CHECKING:
-    from a3d_core.demo import DemoResult
+    from a3d_core.pipelines.demo import DemoResult
 
 
 @user_errors
@@ -31,7 +32,7 @@ def demo(
 
     prepare shapenet -> pretrain the 3D shape prior -> prepare scenes -> fine-tune both stages -> evaluate (amodal AP, mIoU, beside the visible-mask baseline) -> complete the ground-truth instances (panels, meshes and turntables) -> predict (panels). OUT/index.md opens with summary.png: the most occluded val instances, completed, beside the ground truth. About a quarter of an hour on two CPU cores; open OUT/index.md.
     """  # noqa: E501 (typer's help keeps the line breaks of a paragraph: one line each, the terminal wraps them)
-    from a3d_core.demo import FULL, QUICK, run_demo  # imports every stage: only when the command runs
+    from a3d_core.pipelines.demo import FULL, QUICK, run_demo  # imports every stage: only when the command runs
 
     with ProgressDisplay(console, transient=False) as display:
         result = run_demo(

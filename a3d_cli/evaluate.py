@@ -8,10 +8,9 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from a3d_cli.common import DeviceOption, announce, console, fail, user_errors
+from a3d_cli.common import announce, console, fail, user_errors
+from a3d_cli.options import DeviceOption
 from a3d_cli.progress import ProgressDisplay
-from a3d_core.checkpoint_eval import evaluate_checkpoint, evaluate_completion
-from a3d_core.completers import CompleterRequest, build_completer
 from a3d_core.data.catalog import resolve_dataset
 from a3d_core.data.category_map import CategoryMap
 from a3d_core.errors import InputError
@@ -19,9 +18,11 @@ from a3d_core.eval.coco import STAT_NAMES
 from a3d_core.eval.evaluate import KINDS, EvaluationResult, EvaluationSettings, evaluate_dataset
 from a3d_core.eval.plots import write_plots
 from a3d_core.eval.report import write_report
-from a3d_core.predict import PredictSettings
+from a3d_core.pipelines.completers import CompleterRequest, build_completer
+from a3d_core.pipelines.evaluate import evaluate_checkpoint, evaluate_completion
+from a3d_core.pipelines.predict import PredictSettings
 from a3d_core.progress import count_callback, step_callback
-from a3d_core.runs import FINE_TUNED, dataset_name, newest_run, runs_root
+from a3d_core.run_folders import FINE_TUNED, dataset_name, newest_run, runs_root
 
 KIND_CHOICES = (*KINDS, "all")
 PROTOCOLS = ("detection", "completion")

@@ -8,10 +8,11 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from a3d_cli.common import DeviceOption, announce, console, user_errors
+from a3d_cli.common import announce, console, user_errors
+from a3d_cli.options import DeviceOption
 from a3d_core.errors import InputError
-from a3d_core.export import export_instance_mesh
-from a3d_core.runs import PRETRAINING, newest_run, read_run, runs_root
+from a3d_core.pipelines.export_mesh import export_instance_mesh
+from a3d_core.run_folders import PRETRAINING, newest_run, read_run, runs_root
 
 
 def newest_pretraining_checkpoint() -> Path:

@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Optional
 import typer
 from rich.table import Table
 
-from a3d_cli.common import DeviceOption, SeedOption, announce, console, default_run_folder, fail, user_errors
+from a3d_cli.common import announce, console, default_run_folder, fail, user_errors
+from a3d_cli.options import DeviceOption, SeedOption
 from a3d_cli.progress import ProgressDisplay
 from a3d_core.errors import InputError
 from a3d_core.model.stage1 import BACKBONES, SMALL_ANCHOR_SIZES
-from a3d_core.runs import PRETRAINING, dataset_name, newest_run, read_run, runs_root
+from a3d_core.run_folders import PRETRAINING, dataset_name, newest_run, read_run, runs_root
 from a3d_core.train.checkpoint import LAST_CHECKPOINT
 
 if TYPE_CHECKING:

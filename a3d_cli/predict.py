@@ -9,10 +9,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from a3d_cli.common import DeviceOption, announce, console, error_console, fail, user_errors
+from a3d_cli.common import announce, console, error_console, fail, user_errors
+from a3d_cli.options import DeviceOption
 from a3d_cli.progress import ProgressDisplay
 from a3d_core.errors import InputError
-from a3d_core.predict import PredictResult, PredictSettings, find_latest_checkpoint, predict_dataset, predict_images
+from a3d_core.pipelines.predict import (
+    PredictResult,
+    PredictSettings,
+    find_latest_checkpoint,
+    predict_dataset,
+    predict_images,
+)
 from a3d_core.progress import count_callback
 
 

@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from a3d_cli.common import DeviceOption, SeedOption, announce, console, default_run_folder, user_errors
+from a3d_cli.common import announce, console, default_run_folder, user_errors
+from a3d_cli.options import DeviceOption, SeedOption
 from a3d_cli.progress import ProgressDisplay
 from a3d_core.data.catalog import resolve_dataset
 from a3d_core.errors import InputError

@@ -5,7 +5,7 @@ It prepares the built-in library with held-out azimuths, elevations and (elevati
 pairs, trains every model on the same data, augmentation and instance budget, and writes
 ``DIR/report.md`` (tables with 95% intervals, viewpoint error, novel-view IoU), ``results.json``
 and the plots. A rerun resumes: finished models and evaluations are reused, an interrupted model
-continues from its ``last.pt``. The logic lives in :mod:`a3d_core.eval.viewpoint_benchmark`.
+continues from its ``last.pt``. The logic lives in :mod:`a3d_core.experiments.viewpoints.benchmark`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from a3d_core.errors import A3DError
-from a3d_core.eval.viewpoint_benchmark import SCALES, BenchmarkSettings, run_viewpoint_benchmark
+from a3d_core.experiments.viewpoints.benchmark import SCALES, BenchmarkSettings, run_viewpoint_benchmark
 
 
 def main() -> int:

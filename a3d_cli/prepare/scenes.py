@@ -15,7 +15,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from a3d_cli.common import SeedOption, console, user_errors
+from a3d_cli.common import console, user_errors
+from a3d_cli.options import SeedOption
 from a3d_cli.prepare import app
 from a3d_cli.progress import ProgressDisplay
 from a3d_core.data.prepare_scenes import OCCLUSION_BINS, ObjectPoolSettings, ScenesRequest, ScenesResult, prepare_scenes

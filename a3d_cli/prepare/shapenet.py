@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from a3d_cli.common import SeedOption, console, user_errors
+from a3d_cli.common import console, user_errors
+from a3d_cli.options import SeedOption
 from a3d_cli.prepare import app
 from a3d_cli.progress import ProgressDisplay
 from a3d_core.data.viewpoints import parse_numbers, parse_pairs, parse_view_range

@@ -12,7 +12,7 @@ time). It is a canonical dataset (``a3d evaluate --dataset sample_data`` reads i
                             segmenter would hand to amodal completion
     README.md               this list, for a reader of the folder
 
-The scenes use the demo's scene settings and categories (:data:`a3d_core.demo.FULL`), so the
+The scenes use the demo's scene settings and categories (:data:`a3d_core.pipelines.demo.FULL`), so the
 demo's fine-tuned checkpoint (``demo/runs/scenes/best.pt``) applies to them; their objects (seed
 11) are none of the objects the demo trains on (seed 0).
 """

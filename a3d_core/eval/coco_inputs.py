@@ -28,7 +28,7 @@ from a3d_core.errors import InputError
 from a3d_core.eval.coco import CocoEvaluation, CocoParams, DetectionTable, GroundTruthTable, Grouping, evaluate_tables
 from a3d_core.eval.iou import box_iou, iou_from_counts
 from a3d_core.eval.masks import compressed_counts_problem, rle_areas, rle_boxes, to_rle
-from a3d_core.eval.runs import CountsError, RunTable, parse_runs, run_intersections
+from a3d_core.eval.rle_runs import CountsError, RunTable, parse_runs, run_intersections
 
 IOU_TYPES = ("segm", "bbox")
 
@@ -87,7 +87,7 @@ class CocoDetections:
 def parse_named_runs(
     rles: Sequence[Mapping[str, Any]], rows: Sequence[int], describe: Callable[[int], str]
 ) -> RunTable:
-    """:func:`~a3d_core.eval.runs.parse_runs` of ``rles[r]`` for ``r`` in ``rows``.
+    """:func:`~a3d_core.eval.rle_runs.parse_runs` of ``rles[r]`` for ``r`` in ``rows``.
 
     Raises:
         InputError: ``describe(row)`` and the problem, for a malformed counts string.
@@ -373,7 +373,7 @@ class MaskPairIoU:
     On the CPU each (image, category) block is ``pycocotools.mask.iou`` itself (C, ``rleIou``,
     one call per block). Elsewhere (``runs=True`` forces it on the CPU too), only pairs whose
     boxes overlap are computed (the others have IoU 0): their masks are parsed into foreground
-    runs (:mod:`a3d_core.eval.runs`) and intersected on ``device``, in batches of consecutive
+    runs (:mod:`a3d_core.eval.rle_runs`) and intersected on ``device``, in batches of consecutive
     images holding at most ``pairs_per_batch`` overlapping pairs, so memory stays bounded whatever
     the number of images: a batch's run tables are freed before the next. Both give the same
     floats. A malformed counts string raises :class:`InputError` worded by ``describe_detection(row)``

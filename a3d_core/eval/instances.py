@@ -19,8 +19,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from a3d_core.errors import InputError
+from a3d_core.eval.miou import mask_iou
 from a3d_core.train.loop import move_to_device
-from a3d_core.train.metrics import mask_iou
 
 
 @dataclass

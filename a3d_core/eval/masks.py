@@ -20,7 +20,7 @@ def to_rle(segmentation: Any, height: int, width: int) -> dict[str, Any]:
     Raises ``ValueError`` with the problem when the segmentation is malformed, its RLE size is
     not ``[height, width]``, or its compressed counts hold characters pycocotools never writes or
     end inside a number (checked here, one C-speed pass per string, so that the run parser of
-    :mod:`a3d_core.eval.runs` never meets them and the caller can name the entry).
+    :mod:`a3d_core.eval.rle_runs` never meets them and the caller can name the entry).
     """
     if isinstance(segmentation, list):
         polygons = segmentation if segmentation and isinstance(segmentation[0], list) else [segmentation]

@@ -26,7 +26,7 @@ from typing import Sequence
 import torch
 
 from a3d_core.eval.coco import Grouping
-from a3d_core.eval.runs import RunTable, run_intersections
+from a3d_core.eval.rle_runs import RunTable, run_intersections
 
 
 def best_matches(grouping: Grouping, pair_iou: torch.Tensor, num_gt: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -28,8 +28,8 @@ import torch
 
 from a3d_core.data.framing import frame_masks
 from a3d_core.eval.instances import InstanceTable
+from a3d_core.eval.miou import mask_iou
 from a3d_core.geometry import KATO_AZIMUTH_STEP_DEG, KATO_NUM_VIEWS, Viewpoint
-from a3d_core.train.metrics import mask_iou
 
 Renderer = Callable[[torch.Tensor, Viewpoint], torch.Tensor]
 """``render(vertices (B, V, 3), viewpoint of B) -> (B, S, S)`` soft silhouettes (the model's renderer)."""

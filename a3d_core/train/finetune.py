@@ -42,7 +42,7 @@ from a3d_core.io.atomic import atomic_write_json
 from a3d_core.model.a3d import A3DNetwork, A3DSettings, build_a3d
 from a3d_core.model.asm import AmodalShapeModel, ASMSettings, load_stage2_from_checkpoint, transfer_pretrained
 from a3d_core.model.stage1 import SMALL_ANCHOR_SIZES, Stage1Settings, load_backbone_weights, load_detector_weights
-from a3d_core.predict import detections_to_results
+from a3d_core.pipelines.predict import detections_to_results
 from a3d_core.progress import SILENT, ProgressReporter
 from a3d_core.train.distributed import barrier, init_distributed, shutdown_distributed
 from a3d_core.train.loop import TrainResult, TrainSettings, train

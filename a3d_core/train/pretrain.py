@@ -28,6 +28,7 @@ from a3d_core.boxes import DEFAULT_CROP_SCALE
 from a3d_core.data.framing import FramedViews
 from a3d_core.data.shapenet import ShapeNetAmodalDataset, read_shard_manifest
 from a3d_core.errors import InputError
+from a3d_core.eval.validation import AmodalEvaluation, evaluate_amodal, evenly_spaced
 from a3d_core.geometry import TEMPLATES
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.model.asm import ASMSettings, build_stage2
@@ -43,7 +44,6 @@ from a3d_core.train.checkpoint import load_checkpoint, load_model_state
 from a3d_core.train.cross_view import CrossViewPairs
 from a3d_core.train.distributed import barrier, init_distributed, shutdown_distributed
 from a3d_core.train.loop import TrainResult, TrainSettings, train
-from a3d_core.train.validation import AmodalEvaluation, evaluate_amodal, evenly_spaced
 
 RESULTS_FILE = "results.json"
 VALIDATION_SPLIT = "val"

@@ -3,7 +3,7 @@
 from typer.testing import CliRunner
 
 from a3d_cli.main import app
-from tests.test_export import save_checkpoint, write_instance_files
+from tests.pipelines.test_export_mesh import save_checkpoint, write_instance_files
 
 runner = CliRunner()
 

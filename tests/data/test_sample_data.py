@@ -9,9 +9,9 @@ import numpy as np
 
 from a3d_core.data.canonical import decode_segmentation, read_dataset
 from a3d_core.data.sample_data import REQUEST, SPLIT, VISIBLE_MASKS_FILE, write_sample_data
-from a3d_core.demo import FULL
 from a3d_core.eval.evaluate import EvaluationSettings, evaluate_dataset
 from a3d_core.io.images import read_image
+from a3d_core.pipelines.demo import FULL
 
 COMMITTED = Path(__file__).resolve().parents[2] / "sample_data"
 

@@ -7,7 +7,7 @@ from pycocotools import mask as mask_utils
 
 from a3d_core.eval.iou import box_iou, mask_intersections, mask_iou
 from a3d_core.eval.masks import rle_areas, to_rle
-from a3d_core.eval.runs import CountsError, parse_runs, run_intersections
+from a3d_core.eval.rle_runs import CountsError, parse_runs, run_intersections
 
 
 def test_box_iou_by_hand():

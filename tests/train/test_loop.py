@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 
 from a3d_core.errors import InputError, TrainingError
+from a3d_core.eval.miou import mask_iou
 from a3d_core.train.checkpoint import load_checkpoint
 from a3d_core.train.distributed import DistributedContext
 from a3d_core.train.loop import TrainSettings, build_scheduler, parameter_groups, train
-from a3d_core.train.metrics import mask_iou
 from a3d_core.train.metrics_log import JsonlMetrics
 from tests.train.toys import ToyAmodalDataset, ToyAmodalModel
 

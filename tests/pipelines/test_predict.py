@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from a3d_cli.main import app
 from a3d_core.data.canonical import decode_segmentation
 from a3d_core.errors import InputError
-from a3d_core.predict import detections_to_results, find_latest_checkpoint
+from a3d_core.pipelines.predict import detections_to_results, find_latest_checkpoint
 from tests.model.tiny_scenes import write_pretrain_checkpoint, write_tiny_scenes, write_two_stage_checkpoint
 
 

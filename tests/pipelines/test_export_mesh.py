@@ -13,9 +13,9 @@ from a3d_core.boxes import crop_instance, square_box
 from a3d_core.data.canonical import AmodalSplit, amodal_annotation, write_dataset
 from a3d_core.data.framing import frame_view
 from a3d_core.errors import InputError
-from a3d_core.export import export_instance_mesh
 from a3d_core.io.meshes import png_bytes, render_turntable, write_gif
 from a3d_core.model.asm import build_stage2
+from a3d_core.pipelines.export_mesh import export_instance_mesh
 from tests.model.conftest import CATEGORIES, SIZE, disc, one_thread, tiny_settings  # noqa: F401  (one_thread: autouse)
 
 

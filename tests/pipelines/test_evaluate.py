@@ -11,9 +11,9 @@ import torch
 from typer.testing import CliRunner
 
 from a3d_cli.main import app
-from a3d_core.checkpoint_eval import evaluate_completion, mask_boxes
-from a3d_core.completers import VisibleCompleter
 from a3d_core.data.canonical import decode_segmentation
+from a3d_core.pipelines.completers import VisibleCompleter
+from a3d_core.pipelines.evaluate import evaluate_completion, mask_boxes
 from tests.model.tiny_scenes import (
     HEIGHT,
     WIDTH,
@@ -150,7 +150,7 @@ def test_the_visible_baseline_from_the_command_line_needs_no_checkpoint(tmp_path
 def test_the_shapedict_baseline_learns_from_the_train_split_and_completes_hidden_parts(tmp_path: Path) -> None:
     """Tiny scenes repeat their shapes, so a dictionary of the training masks completes the val ones
     better than the visible masks do; an empty train split is a one-line error."""
-    from a3d_core.completers import fit_shapedict_completer
+    from a3d_core.pipelines.completers import fit_shapedict_completer
 
     folder = write_tiny_scenes(tmp_path / "data", train_images=4, val_images=3)
     completer = fit_shapedict_completer(folder.root, "train", device="cpu")

@@ -15,9 +15,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
 from a3d_core.errors import InputError
+from a3d_core.eval.miou import IoUByCategory, IoUSummary, mask_iou
 from a3d_core.progress import SILENT, ProgressReporter
 from a3d_core.train.loop import move_to_device
-from a3d_core.train.metrics import IoUByCategory, IoUSummary, mask_iou
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from a3d_core.errors import InputError
-from a3d_core.train.metrics import IoUByCategory, mask_iou
+from a3d_core.eval.miou import IoUByCategory, mask_iou
 
 
 def test_mask_iou_on_hand_made_masks():

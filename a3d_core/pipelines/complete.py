@@ -1,8 +1,8 @@
 """``a3d complete``: amodal masks for the visible instance masks of any segmenter (stage 2 alone).
 
 :func:`complete_images` reads images and a VISIBLE-mask file, completes every instance with a
-completer (:mod:`a3d_core.completers`; by default the stage 2 of a pretraining or fine-tuned
-checkpoint) and writes into ``out`` what ``a3d predict`` writes (:mod:`a3d_core.predict`)::
+completer (:mod:`a3d_core.pipelines.completers`; by default the stage 2 of a pretraining or fine-tuned
+checkpoint) and writes into ``out`` what ``a3d predict`` writes (:mod:`a3d_core.pipelines.predict`)::
 
     predictions.json   COCO results: image_id, category_id, score, bbox (box of the completed
                        amodal mask, [x, y, w, h]), segmentation (amodal RLE), visible_mask (the
@@ -40,15 +40,21 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from a3d_core.checkpoint_eval import completion_results
-from a3d_core.completers import CompleterRequest, build_completer
 from a3d_core.data.canonical import decode_segmentation, mask_bbox, read_dataset, read_json
 from a3d_core.data.catalog import resolve_dataset
 from a3d_core.data.category_map import CategoryMap
 from a3d_core.errors import InputError
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.io.images import find_images, read_image
-from a3d_core.predict import IMAGES_FILE, PREDICTIONS_FILE, PredictSettings, image_folder_names, write_image_outputs
+from a3d_core.pipelines.completers import CompleterRequest, build_completer
+from a3d_core.pipelines.evaluate import completion_results
+from a3d_core.pipelines.predict import (
+    IMAGES_FILE,
+    PREDICTIONS_FILE,
+    PredictSettings,
+    image_folder_names,
+    write_image_outputs,
+)
 
 ProgressCallback = Callable[[int, int], None]
 """``progress(done, total)`` after each batch of images."""
@@ -60,14 +66,14 @@ class CompleteSettings:
 
     Attributes:
         checkpoint: a pretraining (``a3d pretrain``) or fine-tuned (``a3d finetune``) checkpoint.
-        completer: a name of :data:`~a3d_core.completers.COMPLETERS`.
+        completer: a name of :data:`~a3d_core.pipelines.completers.COMPLETERS`.
         categories: names the file's ``category_id`` values: a dataset name or folder, or a JSON
             file with a ``categories`` list.
         images_index: a JSON file whose ``images`` (``id``, ``file_name``) resolve ``image_id``.
         category_map: JSON ``{class: checkpoint category}`` over the shipped map.
         shipped_category_map: use the shipped map (:mod:`a3d_core.data.category_map`).
         batch_size: images per completion pass.
-        device, meshes, masks, overlays, overlay_scale: as :class:`~a3d_core.predict.PredictSettings`.
+        device, meshes, masks, overlays, overlay_scale: as :class:`~a3d_core.pipelines.predict.PredictSettings`.
         data_root: where dataset names are looked up.
     """
 

@@ -38,7 +38,7 @@ from a3d_core.io.images import find_images, overlay, read_image, write_png
 from a3d_core.io.meshes import write_obj
 from a3d_core.io.panels import instance_figure
 from a3d_core.model.a3d import load_a3d_from_checkpoint
-from a3d_core.runs import FINE_TUNED, RUNS_ROOT_ENV, newest_run, runs_root
+from a3d_core.run_folders import FINE_TUNED, RUNS_ROOT_ENV, newest_run, runs_root
 from a3d_core.runtime import resolve_device
 
 PREDICTIONS_FILE = "predictions.json"
@@ -111,7 +111,7 @@ class PredictResult:
 
 # ------------------------------------------------------------------------------- checkpoints
 def find_latest_checkpoint(root: str | os.PathLike | None = None) -> Path:
-    """The newest fine-tuned checkpoint under the runs folder (:func:`a3d_core.runs.newest_run`).
+    """The newest fine-tuned checkpoint under the runs folder (:func:`a3d_core.run_folders.newest_run`).
 
     Raises:
         InputError: saying how to get one, when there is none.

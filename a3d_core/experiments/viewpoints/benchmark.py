@@ -25,7 +25,7 @@ shape library, with every model trained and evaluated by the same code on the sa
    beside the template sphere's.
 
 :func:`run_viewpoint_benchmark` writes ``<out>/report.md``, ``results.json`` and the plots
-(:mod:`a3d_core.eval.viewpoint_report`); it resumes: the prepared data, each finished model and its
+(:mod:`a3d_core.experiments.viewpoints.report`); it resumes: the prepared data, each finished model and its
 evaluation are reused, and an interrupted model continues from its ``last.pt``.
 ``benchmarks/bm_viewpoints.py`` is its command.
 """
@@ -56,7 +56,7 @@ from a3d_core.eval.instances import InstanceTable, collect_instances, visible_ma
 from a3d_core.eval.intervals import Interval, bootstrap_difference, bootstrap_mean
 from a3d_core.eval.shape3d import to_data_frame, voxel_iou, voxelize
 from a3d_core.eval.viewpoint_diagnostics import align_azimuths, novel_view_ious, viewpoint_errors
-from a3d_core.eval.viewpoint_report import report_markdown, write_plots
+from a3d_core.experiments.viewpoints.report import report_markdown, write_plots
 from a3d_core.geometry import ico_sphere_template
 from a3d_core.io.atomic import atomic_write_bytes, atomic_write_json
 from a3d_core.model.asm import ASMSettings, build_stage2, load_stage2_from_checkpoint

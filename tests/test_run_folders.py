@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from a3d_cli.finetune import default_init
 from a3d_cli.main import app
-from a3d_core.runs import (
+from a3d_core.run_folders import (
     FINE_TUNED,
     PRETRAINING,
     dataset_name,

@@ -1,8 +1,8 @@
 """Completers: visible instance masks in, amodal masks out (stage 2 alone, or a baseline).
 
 A completer takes each instance's amodal (or visible) box, VISIBLE mask and category NAME, and
-returns its amodal mask. ``a3d complete`` (:mod:`a3d_core.complete`) runs one behind any instance
-segmenter; ``a3d evaluate --protocol completion`` (:func:`a3d_core.checkpoint_eval.evaluate_completion`)
+returns its amodal mask. ``a3d complete`` (:mod:`a3d_core.pipelines.complete`) runs one behind any instance
+segmenter; ``a3d evaluate --protocol completion`` (:func:`a3d_core.pipelines.evaluate.evaluate_completion`)
 runs one on the ground-truth visible masks of a dataset split (C2F-Seg's setting).
 
 :data:`COMPLETERS` is the catalog (name -> builder from a :class:`CompleterRequest`):
@@ -39,7 +39,7 @@ from a3d_core.errors import InputError
 from a3d_core.model.a3d import A3DSettings, complete_instances, load_a3d_from_checkpoint
 from a3d_core.model.asm import AmodalShapeModel, ASMSettings, build_stage2, load_stage2_from_checkpoint
 from a3d_core.model.shapedict import ShapeDictSettings
-from a3d_core.runs import FINE_TUNED, read_run
+from a3d_core.run_folders import FINE_TUNED, read_run
 from a3d_core.runtime import resolve_device
 
 

@@ -4,7 +4,13 @@ import imageio.v3 as iio
 import pytest
 
 from a3d_core.errors import InputError
-from a3d_core.eval.viewpoint_benchmark import MODELS, SCALES, BenchmarkSettings, run_viewpoint_benchmark, training_steps
+from a3d_core.experiments.viewpoints.benchmark import (
+    MODELS,
+    SCALES,
+    BenchmarkSettings,
+    run_viewpoint_benchmark,
+    training_steps,
+)
 
 SPLITS = ["test", "test_newview", "test_elevation", "test_combination"]
 

@@ -50,9 +50,6 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from a3d_core.checkpoint_eval import evaluate_checkpoint, evaluate_completion
-from a3d_core.complete import CompleteSettings, complete_images
-from a3d_core.completers import VisibleCompleter, load_checkpoint_completer
 from a3d_core.data.canonical import read_dataset
 from a3d_core.data.detection import AmodalDetectionDataset
 from a3d_core.data.prepare_scenes import ObjectPoolSettings, ScenesRequest, prepare_scenes
@@ -64,7 +61,10 @@ from a3d_core.io.atomic import atomic_write_json, atomic_write_text
 from a3d_core.io.images import write_png
 from a3d_core.io.meshes import render_turntable, write_gif, write_obj
 from a3d_core.io.panels import figure_of_rows, instance_figure, instance_row
-from a3d_core.predict import PredictSettings, predict_images
+from a3d_core.pipelines.complete import CompleteSettings, complete_images
+from a3d_core.pipelines.completers import VisibleCompleter, load_checkpoint_completer
+from a3d_core.pipelines.evaluate import evaluate_checkpoint, evaluate_completion
+from a3d_core.pipelines.predict import PredictSettings, predict_images
 from a3d_core.progress import SILENT, Prefixed, ProgressReporter, count_callback, stage_callback
 from a3d_core.train.finetune import FinetuneSettings, finetune, small_stage1_settings
 from a3d_core.train.loop import TrainSettings

@@ -11,7 +11,7 @@ of a canonical dataset split, and writes into ``out_dir``:
     turntable.gif          the mesh shaded at evenly spaced azimuths
     summary.json           category, viewpoint, mask areas (and IoU with the ground truth)
 
-It lives beside :mod:`a3d_core.predict` rather than in the model package because it reads files
+It lives beside :mod:`a3d_core.pipelines.predict` rather than in the model package because it reads files
 and datasets (:func:`read_rgb`, :func:`read_mask`, canonical splits, ShapeNet shards); the network
 only ever sees tensors.
 """

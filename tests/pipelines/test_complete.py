@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from a3d_cli.main import app
-from a3d_core.checkpoint_eval import complete_ground_truth
-from a3d_core.completers import load_checkpoint_completer
 from a3d_core.data.canonical import decode_segmentation, encode_mask, read_dataset
 from a3d_core.data.detection import AmodalDetectionDataset
+from a3d_core.pipelines.completers import load_checkpoint_completer
+from a3d_core.pipelines.evaluate import complete_ground_truth
 from tests.model.tiny_scenes import (
     HEIGHT,
     WIDTH,

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from a3d_core.completers import CompleterRequest, VisibleCompleter, build_completer, load_checkpoint_completer
 from a3d_core.data.category_map import CategoryMap
 from a3d_core.errors import InputError
 from a3d_core.model.a3d import load_a3d_from_checkpoint
+from a3d_core.pipelines.completers import CompleterRequest, VisibleCompleter, build_completer, load_checkpoint_completer
 from tests.model.tiny_scenes import write_pretrain_checkpoint, write_two_stage_checkpoint
 
 

@@ -3,7 +3,7 @@
 :func:`evaluate_checkpoint` predicts the split, then scores it: exactly ``a3d predict --dataset D
 --split S`` and ``a3d evaluate --dataset D --split S --predictions predictions.json``, which
 ``a3d evaluate --checkpoint`` and ``a3d demo`` run together. :func:`evaluate_completion`
-(``a3d evaluate --protocol completion``) runs a completer (:mod:`a3d_core.completers`: a
+(``a3d evaluate --protocol completion``) runs a completer (:mod:`a3d_core.pipelines.completers`: a
 checkpoint's stage 2 alone, or a baseline) on the ground-truth boxes and visible masks, to
 measure the completion without detection errors.
 """
@@ -19,13 +19,13 @@ from typing import Any, Callable, Sequence
 import torch
 from torchvision.ops import masks_to_boxes
 
-from a3d_core.completers import Completer
 from a3d_core.data.canonical import read_dataset
 from a3d_core.data.catalog import resolve_dataset
 from a3d_core.data.detection import AmodalDetectionDataset
 from a3d_core.eval.evaluate import EvaluationResult, EvaluationSettings, evaluate_dataset, evaluate_predictions
 from a3d_core.io.atomic import atomic_write_json
-from a3d_core.predict import PredictResult, PredictSettings, detections_to_results, predict_dataset
+from a3d_core.pipelines.completers import Completer
+from a3d_core.pipelines.predict import PredictResult, PredictSettings, detections_to_results, predict_dataset
 from a3d_core.progress import SILENT, ProgressReporter, count_callback, step_callback
 
 
@@ -103,7 +103,7 @@ def completion_results(
     scores: torch.Tensor,
     category_id_of_label: Sequence[int],
 ) -> list[dict[str, Any]]:
-    """One image's completed instances -> COCO results (:func:`~a3d_core.predict.detections_to_results`)
+    """One image's completed instances -> COCO results (:func:`~a3d_core.pipelines.predict.detections_to_results`)
     whose ``bbox`` is the box of the completed amodal mask and ``visible_mask`` the given one.
 
     Args:
@@ -132,7 +132,7 @@ def complete_ground_truth(
     masks (C2F-Seg's setting): what the completion does without detection errors.
 
     Args:
-        completer: e.g. a checkpoint's stage 2 or the visible-mask baseline (:mod:`a3d_core.completers`).
+        completer: e.g. a checkpoint's stage 2 or the visible-mask baseline (:mod:`a3d_core.pipelines.completers`).
         dataset: the split's images and targets; its category ids and names label the instances.
         on_image: called per image with ``(image (3, H, W), target, completion)``, e.g. to draw overlays.
         progress: ``progress(done, total)`` after each batch of images.
