@@ -1,5 +1,5 @@
 """What every command shares: the console, one-line errors (options: :mod:`a3d_cli.options`),
-and the announcement of what a command chose by default."""
+and the announcement of what a command chose by default (a run folder, the newest checkpoint)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from a3d_core.errors import A3DError
-from a3d_core.run_folders import fresh_run_folder, latest_run_folder, runs_root
+from a3d_core.run_folders import dataset_name, fresh_run_folder, latest_run_folder, newest_checkpoint, runs_root
 
 console = Console()
 error_console = Console(stderr=True)
@@ -65,3 +65,19 @@ def default_run_folder(name: str, resume: bool) -> Path:
         reason = "the default"
     announce(f"run folder: {folder} ({reason}; --out FOLDER to choose)")
     return folder
+
+
+def default_checkpoint(
+    kind: str,
+    root: Path | None = None,
+    dataset: str | None = None,
+    instead: str = "--checkpoint FILE",
+) -> Path:
+    """The checkpoint of the newest run of ``kind`` (for ``dataset``) under the runs root, announced
+    (:func:`a3d_core.run_folders.newest_checkpoint`, whose error says how to get one)."""
+    checkpoint = newest_checkpoint(kind, root, dataset, instead)
+    which = f" for {dataset_name(dataset)}" if dataset is not None else ""
+    announce(
+        f"checkpoint: {checkpoint}, the newest {kind} run{which} under {runs_root(root)} (--checkpoint FILE to choose)"
+    )
+    return checkpoint

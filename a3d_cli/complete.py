@@ -8,13 +8,13 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from a3d_cli.common import announce, console, user_errors
-from a3d_cli.options import DeviceOption
+from a3d_cli.common import console, default_checkpoint, user_errors
+from a3d_cli.options import DataRootOption, DeviceOption, RunsRootOption, out_option
 from a3d_cli.progress import ProgressDisplay
 from a3d_core.errors import InputError
 from a3d_core.pipelines.complete import CompleteResult, CompleteSettings, complete_images
-from a3d_core.pipelines.predict import find_latest_checkpoint
 from a3d_core.progress import count_callback
+from a3d_core.run_folders import FINE_TUNED
 
 
 @user_errors
@@ -33,12 +33,11 @@ def complete(
         None,
         "--checkpoint",
         help="A pretraining (`a3d pretrain`) or fine-tuned (`a3d finetune`) checkpoint: its stage 2 completes each "
-        "instance. Default: the newest fine-tuned run under $A3D_RUNS_ROOT or ./runs.",
+        "instance. Default: the newest fine-tuned run under the runs root.",
     ),
-    out: Path = typer.Option(
+    out: Path = out_option(
         ...,
-        "--out",
-        help="Folder for predictions.json (amodal COCO results for `a3d evaluate --predictions`), images.json and one "
+        "Folder for predictions.json (amodal COCO results for `a3d evaluate --predictions`), images.json and one "
         "folder per image (overlay, masks, meshes).",
     ),
     categories: Optional[str] = typer.Option(
@@ -70,9 +69,8 @@ def complete(
         1, "--overlay-scale", min=1, max=16, help="Draw the overlays this many times larger than the images."
     ),
     meshes: bool = typer.Option(False, "--meshes", help="Also write each instance's reconstructed mesh (OBJ)."),
-    data_root: Optional[Path] = typer.Option(
-        None, "--data-root", help="Where named datasets live (default $A3D_DATA_ROOT or ./data)."
-    ),
+    data_root: Optional[Path] = DataRootOption,
+    runs_root: Optional[Path] = RunsRootOption,
     device: str = DeviceOption,
 ) -> None:
     """Complete the visible instance masks of any segmenter into amodal masks (stage 2 alone).
@@ -80,8 +78,7 @@ def complete(
     Each instance (its box and VISIBLE mask) is cropped and completed through its category's 3D shape prior, viewpoint, renderer and edge refine (paper 3.3-3.5). Categories match the checkpoint's by name or through the category map. Every entry is checked first: a bad one stops the run with its index, before anything is written.
     """  # noqa: E501 (typer's help keeps the line breaks of a paragraph: one line each, the terminal wraps them)
     if checkpoint is None:
-        checkpoint = find_latest_checkpoint()
-        announce(f"using the newest fine-tuned checkpoint: {checkpoint} (--checkpoint FILE to choose)")
+        checkpoint = default_checkpoint(FINE_TUNED, runs_root)
     try:
         settings = CompleteSettings(
             checkpoint=checkpoint,

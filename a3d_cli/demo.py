@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from a3d_cli.common import console, user_errors
-from a3d_cli.options import DeviceOption, SeedOption
+from a3d_cli.options import DeviceOption, OverwriteOption, SeedOption, out_option
 from a3d_cli.progress import ProgressDisplay
 
 if TYPE_CHECKING:
@@ -18,13 +18,11 @@ if TYPE_CHECKING:
 
 @user_errors
 def demo(
-    out: Path = typer.Option(
-        Path("demo"), "--out", help="Folder to write everything into (index.md is the front page)."
-    ),
+    out: Path = out_option(Path("demo"), "Folder to write everything into (index.md is the front page)."),
     quick: bool = typer.Option(
         False, "--quick", help="A seconds-long run that only shows every step connects (nothing learns)."
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out when it is not empty."),
+    overwrite: bool = OverwriteOption,
     device: str = DeviceOption,
     seed: int = SeedOption,
 ) -> None:

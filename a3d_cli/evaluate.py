@@ -8,24 +8,27 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from a3d_cli.common import announce, console, fail, user_errors
-from a3d_cli.options import DeviceOption
+from a3d_cli.common import console, default_checkpoint, user_errors
+from a3d_cli.options import (
+    DataRootOption,
+    DeviceOption,
+    RunsRootOption,
+    choices,
+    dataset_option,
+    given_once,
+)
 from a3d_cli.progress import ProgressDisplay
-from a3d_core.data.catalog import resolve_dataset
-from a3d_core.data.category_map import CategoryMap
-from a3d_core.errors import InputError
 from a3d_core.eval.coco import STAT_NAMES
-from a3d_core.eval.evaluate import KINDS, EvaluationResult, EvaluationSettings, evaluate_dataset
+from a3d_core.eval.evaluate import EvaluationResult
 from a3d_core.eval.plots import write_plots
 from a3d_core.eval.report import write_report
-from a3d_core.pipelines.completers import CompleterRequest, build_completer
-from a3d_core.pipelines.evaluate import evaluate_checkpoint, evaluate_completion
-from a3d_core.pipelines.predict import PredictSettings
-from a3d_core.progress import count_callback, step_callback
-from a3d_core.run_folders import FINE_TUNED, dataset_name, newest_run, runs_root
+from a3d_core.pipelines import evaluate as pipeline
+from a3d_core.pipelines.completers import COMPLETERS
+from a3d_core.run_folders import FINE_TUNED
 
-KIND_CHOICES = (*KINDS, "all")
-PROTOCOLS = ("detection", "completion")
+Protocol = choices("Protocol", pipeline.PROTOCOLS)
+Completer = choices("Completer", COMPLETERS)
+Masks = choices("Masks", pipeline.MASKS)
 
 
 def _percent(value: float) -> str:
@@ -79,27 +82,9 @@ def _miou_table(result: EvaluationResult) -> Table:
     return table
 
 
-def newest_checkpoint_for(dataset: str) -> Path:
-    """The newest fine-tuned run for ``dataset`` (by its folder name) under the runs root, announced."""
-    name = dataset_name(dataset)
-    run = newest_run(FINE_TUNED, dataset=name)
-    if run is None:
-        raise InputError(
-            f"no fine-tuned run for {name} under {runs_root()}: train one with `a3d finetune --dataset {dataset}`, "
-            "or give --checkpoint FILE or --predictions FILE"
-        )
-    announce(
-        f"checkpoint: {run.checkpoint}, the newest fine-tuned run for {name} under {runs_root()} (--checkpoint FILE to "
-        "choose)"
-    )
-    return run.checkpoint
-
-
 @user_errors
 def evaluate(
-    dataset: str = typer.Option(
-        ..., "--dataset", help="A dataset folder written by `a3d prepare`, or its name under the data root."
-    ),
+    dataset: str = dataset_option(...),
     predictions: Optional[Path] = typer.Option(
         None,
         "--predictions",
@@ -111,15 +96,15 @@ def evaluate(
         "--checkpoint",
         help="A fine-tuned checkpoint (`a3d finetune`): predict the split with it, then evaluate. With --protocol "
         "completion also a pretraining one (`a3d pretrain`). Default (without --predictions): the newest fine-tuned "
-        "run for this dataset under $A3D_RUNS_ROOT or ./runs.",
+        "run for this dataset under the runs root.",
     ),
-    protocol: str = typer.Option(
+    protocol: Protocol = typer.Option(
         "detection",
         "--protocol",
         help="detection: score --predictions or the --checkpoint's detections. completion: complete the ground-truth "
         "visible masks (ground-truth boxes as detections, C2F-Seg's setting) with --completer.",
     ),
-    completer: str = typer.Option(
+    completer: Completer = typer.Option(
         "checkpoint",
         "--completer",
         help="With --protocol completion: checkpoint (stage 2 of --checkpoint), visible (the visible mask as amodal "
@@ -147,16 +132,21 @@ def evaluate(
         0.05, "--score-threshold", min=0.0, max=1.0, help="With --checkpoint: leave out detections scoring below this."
     ),
     split: str = typer.Option("val", "--split", help="Which split of the dataset to evaluate against."),
-    kind: str = typer.Option("all", "--kind", help="amodal, visible, occluded (occlusion rate >= 0.15) or all."),
+    masks: Optional[Masks] = typer.Option(
+        None,
+        "--masks",
+        help="The masks to score against: amodal, visible, occluded (the amodal masks of instances occluded by at "
+        "least 15%) or all (the default).",
+    ),
+    kind: Optional[Masks] = typer.Option(None, "--kind", hidden=True, help="The old name of --masks."),
     json_out: Optional[Path] = typer.Option(
         None, "--json", help="Write the full report (all stats, per category, mIoU) to this JSON file."
     ),
     plots: Optional[Path] = typer.Option(
         None, "--plots", help="Write precision-recall curves and an IoU histogram (PNG) into this folder."
     ),
-    data_root: Optional[Path] = typer.Option(
-        None, "--data-root", help="Where named datasets live (default $A3D_DATA_ROOT or ./data)."
-    ),
+    data_root: Optional[Path] = DataRootOption,
+    runs_root: Optional[Path] = RunsRootOption,
     device: str = DeviceOption,
 ) -> None:
     """Evaluate amodal predictions: COCO AP, mIoU, occluded AP (paper 4.2).
@@ -169,91 +159,28 @@ def evaluate(
     --protocol completion scores amodal completion alone: every ground-truth instance's box and
     visible mask go to the completer, and its amodal masks are scored (mIoU, mIoU_occ, AP).
     """
-    if protocol not in PROTOCOLS:
-        fail(f"--protocol {protocol}: expected one of {', '.join(PROTOCOLS)}")
-    if kind not in KIND_CHOICES:
-        fail(f"--kind {kind}: expected one of {', '.join(KIND_CHOICES)}")
-    settings = EvaluationSettings(
-        kinds=KINDS if kind == "all" else (kind,), require_visible=kind == "visible", device=device
-    )
-    if protocol == "completion":
-        if predictions is not None:
-            fail("--protocol completion completes the ground-truth visible masks itself: leave out --predictions")
-        result = _completion(
-            dataset,
-            split,
-            completer,
-            checkpoint,
-            category_map,
-            shipped_category_map,
-            predictions_out,
-            settings,
-            data_root,
-            device,
-        )
-        _print_result(
-            result,
-            json_out,
-            plots,
-            f"{completer} completer" + (f" ({checkpoint})" if completer == "checkpoint" else ""),
-        )
-        return
-    if predictions is not None and checkpoint is not None:
-        fail("give either --predictions FILE (a COCO results JSON) or --checkpoint FILE (a fine-tuned model), not both")
-    if predictions is None and checkpoint is None:
-        checkpoint = newest_checkpoint_for(dataset)
-    with ProgressDisplay(console) as display:
-        if checkpoint is not None:
-            predict_settings = PredictSettings(
-                checkpoint=checkpoint,
-                score_threshold=score_threshold,
-                device=device,
-                masks=False,
-                overlays=predictions_out is not None,
-            )
-            result = evaluate_checkpoint(
-                dataset, split, predict_settings, settings, predictions_out, data_root, progress=display
-            ).evaluation
-        else:
-            result = evaluate_dataset(
-                dataset, predictions, split, settings, data_root, on_step=step_callback(display, "evaluate")
-            )
-    _print_result(result, json_out, plots, str(predictions or checkpoint))
-
-
-def _completion(
-    dataset: str,
-    split: str,
-    completer: str,
-    checkpoint: Optional[Path],
-    category_map: Optional[Path],
-    shipped_category_map: bool,
-    predictions_out: Optional[Path],
-    settings: EvaluationSettings,
-    data_root: Optional[Path],
-    device: str,
-) -> EvaluationResult:
-    """The completion protocol, its progress over the split's images reported."""
-    request = CompleterRequest(
+    chosen_masks = given_once(masks, kind, "--masks", "--kind")
+    if protocol.value == "detection" and predictions is None and checkpoint is None:
+        checkpoint = default_checkpoint(FINE_TUNED, runs_root, dataset, "--checkpoint FILE or --predictions FILE")
+    request = pipeline.EvaluateRequest(
+        dataset=dataset,
+        split=split,
+        protocol=protocol.value,
+        predictions=predictions,
         checkpoint=checkpoint,
-        category_map=CategoryMap.load(category_map, shipped_category_map),
+        completer=completer.value,
+        category_map=category_map,
+        shipped_category_map=shipped_category_map,
+        predictions_out=predictions_out,
+        score_threshold=score_threshold,
+        masks=chosen_masks.value if chosen_masks is not None else "all",
         device=device,
-        dataset=resolve_dataset(dataset, data_root),
+        data_root=data_root,
+        runs_root=runs_root,
     )
-    built = build_completer(completer, request)
-    predictions_file = predictions_out / "predictions.json" if predictions_out is not None else None
-    if predictions_file is not None:
-        predictions_out.mkdir(parents=True, exist_ok=True)
     with ProgressDisplay(console) as display:
-        return evaluate_completion(
-            dataset,
-            built,
-            split,
-            settings,
-            data_root,
-            predictions_file,
-            progress=count_callback(display, f"complete {split} with {built.name}", "image"),
-        )
+        result = pipeline.evaluate(request, display)
+    _print_result(result.evaluation, json_out, plots, result.source)
 
 
 def _print_result(result: EvaluationResult, json_out: Optional[Path], plots: Optional[Path], source: str) -> None:

@@ -8,24 +8,22 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from a3d_cli.common import announce, console, user_errors
-from a3d_cli.options import DeviceOption
-from a3d_core.errors import InputError
-from a3d_core.pipelines.export_mesh import export_instance_mesh
-from a3d_core.run_folders import PRETRAINING, newest_run, read_run, runs_root
+from a3d_cli.common import announce, console, default_checkpoint, user_errors
+from a3d_cli.options import (
+    DataAliasOption,
+    DataRootOption,
+    DeviceOption,
+    RunsRootOption,
+    choices,
+    dataset_option,
+    dataset_or_alias,
+    out_option,
+)
+from a3d_core.data.catalog import resolve_dataset
+from a3d_core.pipelines.export_mesh import CROP_MODES, export_instance_mesh
+from a3d_core.run_folders import PRETRAINING, read_run
 
-
-def newest_pretraining_checkpoint() -> Path:
-    """The newest pretraining run under the runs root, announced."""
-    run = newest_run(PRETRAINING)
-    if run is None:
-        raise InputError(
-            f"no pretraining run under {runs_root()}: train one with `a3d pretrain`, or give --checkpoint FILE"
-        )
-    announce(
-        f"checkpoint: {run.checkpoint}, the newest pretraining run under {runs_root()} (--checkpoint FILE to choose)"
-    )
-    return run.checkpoint
+Crop = choices("Crop", CROP_MODES)
 
 
 def pretraining_data(checkpoint: Path) -> Optional[str]:
@@ -34,7 +32,9 @@ def pretraining_data(checkpoint: Path) -> Optional[str]:
     dataset = run.dataset if run is not None and run.kind == PRETRAINING else None
     if dataset is None or not dataset.is_dir():
         return None
-    announce(f"data: {dataset}, the dataset {checkpoint} was pretrained on (--data DATASET or --image FILE to choose)")
+    announce(
+        f"dataset: {dataset}, the dataset {checkpoint} was pretrained on (--dataset DATASET or --image FILE to choose)"
+    )
     return str(dataset)
 
 
@@ -44,10 +44,10 @@ def export_mesh(
         None,
         "--checkpoint",
         help="Stage-2 checkpoint (from `a3d pretrain` or `a3d finetune`). Default: the newest pretraining run under "
-        "$A3D_RUNS_ROOT or ./runs.",
+        "the runs root.",
     ),
-    out: Path = typer.Option(
-        ..., "--out", help="Folder to write mesh.obj, mesh.ply, the mask PNGs, turntable.gif and summary.json into."
+    out: Path = out_option(
+        ..., "Folder to write mesh.obj, mesh.ply, the mask PNGs, turntable.gif and summary.json into."
     ),
     image: Optional[Path] = typer.Option(
         None, "--image", help="The instance's image: its crop, or a single-object image (used whole)."
@@ -58,34 +58,40 @@ def export_mesh(
     category: Optional[str] = typer.Option(
         None, "--category", help="Use this category's shape decoder instead of the predicted one."
     ),
-    data: Optional[str] = typer.Option(
+    dataset: Optional[str] = dataset_option(
         None,
-        "--data",
-        help="A prepared dataset (folder or name under the data root) instead of --image. Default (without --image): "
-        "the dataset the checkpoint was pretrained on, when it is still there.",
+        "Take its instance --index instead of --image. Default (without --image): the dataset the checkpoint was "
+        "pretrained on, when it is still there.",
     ),
+    data: Optional[str] = DataAliasOption,
     index: Optional[int] = typer.Option(
         None,
         "--index",
-        help="With --data: the annotation's 0-based position in the split (default with the checkpoint's dataset: 0).",
+        help="With --dataset: the annotation's 0-based position in the split (default with the checkpoint's dataset: "
+        "0).",
     ),
-    split: str = typer.Option("test", "--split", help="With --data: the split to read."),
-    crop: str = typer.Option(
-        "amodal-box", "--crop", help="With --data: amodal-box (square around the amodal box) or full-image."
+    split: str = typer.Option("test", "--split", help="With --dataset: the split to read."),
+    crop: Crop = typer.Option(
+        "amodal-box", "--crop", help="With --dataset: amodal-box (square around the amodal box) or full-image."
     ),
     frames: int = typer.Option(24, "--frames", help="Number of turntable frames (evenly spaced azimuths)."),
     turntable_size: int = typer.Option(128, "--turntable-size", help="Side of the turntable frames in pixels."),
+    data_root: Optional[Path] = DataRootOption,
+    runs_root: Optional[Path] = RunsRootOption,
     device: str = DeviceOption,
 ) -> None:
     """Export the reconstructed mesh of an instance (OBJ, PLY, masks, turntable GIF).
 
-    Give either --image and --visible-mask, or --data and --index. The network reconstructs the instance's 3D shape, renders it at the predicted viewpoint (coarse mask) and refines it (final amodal mask); the turntable GIF shows the mesh all around.
+    Give either --image and --visible-mask, or --dataset and --index. The network reconstructs the instance's 3D shape, renders it at the predicted viewpoint (coarse mask) and refines it (final amodal mask); the turntable GIF shows the mesh all around.
     """  # noqa: E501 (typer's help keeps the line breaks of a paragraph: one line each, the terminal wraps them)
+    dataset = dataset_or_alias(dataset, data)
+    if dataset is not None:
+        dataset = str(resolve_dataset(dataset, data_root))
     if checkpoint is None:
-        checkpoint = newest_pretraining_checkpoint()
-    if data is None and image is None and visible_mask is None:
-        data = pretraining_data(checkpoint)
-        if data is not None and index is None:
+        checkpoint = default_checkpoint(PRETRAINING, runs_root)
+    if dataset is None and image is None and visible_mask is None:
+        dataset = pretraining_data(checkpoint)
+        if dataset is not None and index is None:
             index = 0
             announce(f"instance: --index 0 of the {split} split (--index N to choose)")
     with console.status("reconstructing and rendering the turntable..."):
@@ -94,11 +100,11 @@ def export_mesh(
             out,
             image=image,
             visible_mask=visible_mask,
-            data=data,
+            data=dataset,
             index=index,
             split=split,
             category=category,
-            crop=crop,
+            crop=crop.value,
             device=device,
             turntable_frames=frames,
             turntable_size=turntable_size,

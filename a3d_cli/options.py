@@ -1,14 +1,17 @@
 """The one vocabulary of options every command shares (spaCy's CLI keeps one too).
 
 A command declares ``data_root: Optional[Path] = DataRootOption`` and so on, so that an option
-has one name, one default and one help text everywhere. Choices are enums built from the
-library's own tuples (:func:`choices`), so that ``--help`` lists them and Typer refuses others.
+has one name, one default and one help text everywhere; ``--dataset`` and ``--out`` come from
+:func:`dataset_option` and :func:`out_option`, whose help a command extends with what they mean
+to it. Choices are enums built from the library's own tuples (:func:`choices`), so that
+``--help`` lists them and Typer refuses others. An option renamed keeps its old name as a hidden
+alias (:func:`given_once`).
 """
 
 from __future__ import annotations
 
 import enum
-from typing import Iterable
+from typing import Any, Iterable, TypeVar
 
 import typer
 
@@ -23,6 +26,21 @@ OverwriteOption = typer.Option(False, "--overwrite", help="Replace what --out ho
 DeviceOption = typer.Option("auto", "--device", help="auto (CUDA when available), cpu or cuda[:N].")
 SeedOption = typer.Option(0, "--seed", help="Random seed; the same seed gives the same result.")
 
+T = TypeVar("T")
+
+
+def dataset_option(default: Any = None, meaning: str = "") -> Any:
+    """``--dataset``: a prepared dataset by folder or name; ``meaning`` (appended to the help) says
+    what the command does with it, or its default. ``...`` as ``default`` makes it required."""
+    described = "A dataset written by `a3d prepare`: its folder, or its name under the data root."
+    return typer.Option(default, "--dataset", help=f"{described} {meaning}".strip())
+
+
+def out_option(default: Any, holds: str) -> Any:
+    """``--out`` (``-o``): the folder a command writes into; ``holds`` (the help) says what it writes
+    there. ``...`` as ``default`` makes it required."""
+    return typer.Option(default, "--out", "-o", help=holds)
+
 
 def choices(name: str, values: Iterable[str]) -> type[enum.Enum]:
     """A ``str`` enum named ``name`` whose members are ``values`` (e.g. ``choices("Kind", KINDS)``):
@@ -30,8 +48,13 @@ def choices(name: str, values: Iterable[str]) -> type[enum.Enum]:
     return enum.Enum(name, {value: value for value in values}, type=str)
 
 
+def given_once(value: T | None, alias_value: T | None, name: str, alias: str) -> T | None:
+    """The value of option ``name``, or of its hidden old name ``alias``; both at once is a usage error."""
+    if value is not None and alias_value is not None:
+        raise typer.BadParameter(f"give {name} once ({alias} is its old name)")
+    return value if value is not None else alias_value
+
+
 def dataset_or_alias(dataset: str | None, data: str | None) -> str | None:
     """``--dataset``, or the hidden old name ``--data`` where a command had it; both at once is an error."""
-    if dataset is not None and data is not None:
-        raise typer.BadParameter("give --dataset once (--data is its old name)")
-    return dataset if dataset is not None else data
+    return given_once(dataset, data, "--dataset", "--data")

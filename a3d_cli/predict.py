@@ -9,18 +9,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from a3d_cli.common import announce, console, error_console, fail, user_errors
-from a3d_cli.options import DeviceOption
+from a3d_cli.common import console, default_checkpoint, error_console, fail, user_errors
+from a3d_cli.options import DataRootOption, DeviceOption, RunsRootOption, dataset_option, out_option
 from a3d_cli.progress import ProgressDisplay
 from a3d_core.errors import InputError
-from a3d_core.pipelines.predict import (
-    PredictResult,
-    PredictSettings,
-    find_latest_checkpoint,
-    predict_dataset,
-    predict_images,
-)
+from a3d_core.pipelines.predict import PredictResult, PredictSettings, predict_dataset, predict_images
 from a3d_core.progress import count_callback
+from a3d_core.run_folders import FINE_TUNED
 
 
 @user_errors
@@ -28,22 +23,18 @@ def predict(
     inputs: Optional[List[str]] = typer.Argument(
         None, help="Image files, folders or glob patterns (quote patterns: 'photos/*.jpg')."
     ),
-    out: Path = typer.Option(
+    out: Path = out_option(
         ...,
-        "--out",
-        help="Folder for predictions.json, images.json and one folder per image (panels, overlay, masks, meshes).",
+        "Folder for predictions.json, images.json and one folder per image (panels, overlay, masks, meshes).",
     ),
     checkpoint: Optional[Path] = typer.Option(
         None,
         "--checkpoint",
-        help="Fine-tuned checkpoint (`a3d finetune`). Default: the newest best.pt/last.pt under ./runs (or "
-        "$A3D_RUNS_ROOT).",
+        help="Fine-tuned checkpoint (`a3d finetune`). Default: the newest fine-tuned run under the runs root.",
     ),
-    dataset: Optional[str] = typer.Option(
+    dataset: Optional[str] = dataset_option(
         None,
-        "--dataset",
-        help="Predict a split of this canonical dataset (name or folder) instead, with its image and category ids (for "
-        "`a3d evaluate --predictions`).",
+        "Predict a split of it instead of images, with its image and category ids (for `a3d evaluate --predictions`).",
     ),
     split: str = typer.Option("val", "--split", help="With --dataset: the split to predict."),
     score_threshold: float = typer.Option(
@@ -58,12 +49,8 @@ def predict(
         help="Draw the overlays this many times larger than the images (for small images).",
     ),
     meshes: bool = typer.Option(False, "--meshes", help="Also write each instance's reconstructed mesh (OBJ)."),
-    runs_root: Optional[Path] = typer.Option(
-        None, "--runs-root", help="Where to look for a checkpoint when --checkpoint is not given."
-    ),
-    data_root: Optional[Path] = typer.Option(
-        None, "--data-root", help="Where named datasets live (default $A3D_DATA_ROOT or ./data)."
-    ),
+    runs_root: Optional[Path] = RunsRootOption,
+    data_root: Optional[Path] = DataRootOption,
     device: str = DeviceOption,
 ) -> None:
     """Predict amodal and visible masks for images.
@@ -73,8 +60,7 @@ def predict(
     if (dataset is None) == (not inputs):
         fail("give images (files, folders or patterns), or --dataset NAME with --split")
     if checkpoint is None:
-        checkpoint = find_latest_checkpoint(runs_root)
-        announce(f"using the newest fine-tuned checkpoint: {checkpoint} (--checkpoint FILE to choose)")
+        checkpoint = default_checkpoint(FINE_TUNED, runs_root)
     try:
         settings = PredictSettings(
             checkpoint=checkpoint,

@@ -5,7 +5,8 @@ The runs root is ``--runs-root`` where a command has it, else ``$A3D_RUNS_ROOT``
 A run folder holds ``last.pt`` and, with validation, ``best.pt`` (:mod:`a3d_core.train.checkpoint`).
 Its kind is read from the checkpoint itself: :data:`PRETRAINING` for a stage-2 model
 (``a3d pretrain``), :data:`FINE_TUNED` for a two-stage model (``a3d finetune``); the dataset it
-trained on is the one its training configuration records.
+trained on is the one its training configuration records. Every command that defaults to the
+newest run of a kind finds it through :func:`newest_checkpoint`.
 
 Default run folders never overwrite a run: ``a3d pretrain`` writes ``runs/pretrain``, or, when
 that folder holds a run already (a ``last.pt``), the first of ``runs/pretrain-2``,
@@ -23,6 +24,7 @@ from typing import Any, Iterator, Mapping
 
 import torch
 
+from a3d_core.errors import InputError
 from a3d_core.model.a3d import ARCHITECTURE
 from a3d_core.train.checkpoint import BEST_CHECKPOINT, LAST_CHECKPOINT
 
@@ -117,6 +119,32 @@ def newest_run(
         if run.kind == kind and (wanted is None or (run.dataset is not None and dataset_name(run.dataset) == wanted))
     ]
     return max(candidates, key=lambda run: run.checkpoint.stat().st_mtime, default=None)
+
+
+def newest_checkpoint(
+    kind: str,
+    root: str | os.PathLike | None = None,
+    dataset: str | os.PathLike | None = None,
+    instead: str = "--checkpoint FILE",
+) -> Path:
+    """The checkpoint of the newest run of ``kind`` under the runs root (:func:`newest_run`).
+
+    Args:
+        instead: what the user can give instead of the default, named in the error.
+
+    Raises:
+        InputError: saying how to train such a run, when there is none.
+    """
+    run = newest_run(kind, root, dataset)
+    if run is None:
+        training = (
+            "a3d pretrain" if kind == PRETRAINING else f"a3d finetune --dataset {dataset if dataset else 'scenes'}"
+        )
+        which = f" for {dataset_name(dataset)}" if dataset is not None else ""
+        raise InputError(
+            f"no {kind} run{which} under {runs_root(root)}: train one with `{training}`, or give {instead}"
+        )
+    return run.checkpoint
 
 
 def fresh_run_folder(name: str, root: str | os.PathLike | None = None) -> Path:

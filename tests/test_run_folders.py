@@ -12,12 +12,14 @@ from typer.testing import CliRunner
 
 from a3d_cli.finetune import default_init
 from a3d_cli.main import app
+from a3d_core.errors import InputError
 from a3d_core.run_folders import (
     FINE_TUNED,
     PRETRAINING,
     dataset_name,
     fresh_run_folder,
     latest_run_folder,
+    newest_checkpoint,
     newest_run,
     read_run,
 )
@@ -93,6 +95,23 @@ def test_a_dataset_is_named_by_its_folder(tmp_path: Path, monkeypatch: pytest.Mo
     (tmp_path / "kins").mkdir()
     monkeypatch.chdir(tmp_path / "kins")
     assert dataset_name(".") == "kins"
+
+
+def test_the_newest_fine_tuned_checkpoint_is_found(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no fine-tuned run under .*a3d finetune --dataset scenes"):
+        newest_checkpoint(FINE_TUNED, tmp_path)
+    (tmp_path / "pretrain").mkdir()
+    write_pretrain_checkpoint(tmp_path / "pretrain" / "best.pt", ["car"])  # a stage-2 run: not a candidate
+    for run in ("old", "new"):
+        (tmp_path / run).mkdir()
+        write_two_stage_checkpoint(tmp_path / run / "last.pt", ["car"])
+    write_two_stage_checkpoint(tmp_path / "new" / "best.pt", ["car"])
+    os.utime(tmp_path / "old" / "last.pt", (1_000, 1_000))
+    os.utime(tmp_path / "new" / "last.pt", (2_000, 2_000))
+    os.utime(tmp_path / "new" / "best.pt", (1_500, 1_500))
+    assert newest_checkpoint(FINE_TUNED, tmp_path) == tmp_path / "new" / "best.pt"  # best.pt of the newest run
+    os.utime(tmp_path / "old" / "last.pt", (3_000, 3_000))
+    assert newest_checkpoint(FINE_TUNED, tmp_path) == tmp_path / "old" / "last.pt"
 
 
 def test_pretrain_without_out_never_overwrites_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

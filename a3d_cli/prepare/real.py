@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from a3d_cli.common import console, user_errors
+from a3d_cli.options import DataRootOption, OverwriteOption, out_option
 from a3d_cli.prepare import app
 from a3d_cli.progress import ProgressDisplay
 from a3d_core.data.formats import layout_entry
@@ -38,12 +39,8 @@ ImagesOption = typer.Option(
     "the dataset records this folder's absolute path.",
 )
 SplitOption = typer.Option("train", "--split", "-s", help="Name of the split written (train, val, test, ...).")
-OutOption = typer.Option(None, "--out", "-o", help="Dataset folder (default: <data root>/<layout name>).")
-DataRootOption = typer.Option(None, "--data-root", help="Where datasets live (default: $A3D_DATA_ROOT, else ./data).")
+OutOption = out_option(None, "Dataset folder (default: <data root>/<layout name>).")
 StrictOption = typer.Option(False, "--strict", help="Fail on any problem instead of skipping and counting it.")
-OverwriteOption = typer.Option(
-    False, "--overwrite", help="Replace an existing split of the same name (other splits are kept)."
-)
 KeepStuffOption = typer.Option(False, "--keep-stuff", help="Keep COCOA's isStuff regions (sky, grass, ...).")
 
 
@@ -153,7 +150,8 @@ def _help(layout: str) -> str:
     entry = layout_entry(layout)
     return (
         f"Convert {entry.summary} into the canonical amodal format: checks every image and "
-        "annotation, skips and counts the bad ones (--strict: fail), prints a report."
+        "annotation, skips and counts the bad ones (--strict: fail), prints a report. --overwrite replaces a "
+        "split of the same name; the dataset's other splits are kept."
     )
 
 

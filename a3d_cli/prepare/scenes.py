@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from a3d_cli.common import console, user_errors
-from a3d_cli.options import SeedOption
+from a3d_cli.options import DataRootOption, OverwriteOption, SeedOption, out_option
 from a3d_cli.prepare import app
 from a3d_cli.progress import ProgressDisplay
 from a3d_core.data.prepare_scenes import OCCLUSION_BINS, ObjectPoolSettings, ScenesRequest, ScenesResult, prepare_scenes
@@ -106,11 +106,9 @@ def scenes(
         help=f"Processes for rendering and composing (default: CPU cores, at most {MAX_DEFAULT_WORKERS}). "
         "The output does not depend on it.",
     ),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Dataset folder (default: <data root>/scenes)."),
-    data_root: Optional[Path] = typer.Option(
-        None, "--data-root", help="Where datasets live (default: $A3D_DATA_ROOT, else ./data)."
-    ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset folder."),
+    out: Optional[Path] = out_option(None, "Dataset folder (default: <data root>/scenes)."),
+    data_root: Optional[Path] = DataRootOption,
+    overwrite: bool = OverwriteOption,
     preview: Optional[Path] = typer.Option(
         None, "--preview", help="Also write a PNG grid of the first train scenes: image, visible masks, amodal masks."
     ),

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from a3d_cli.common import console, user_errors
-from a3d_cli.options import SeedOption
+from a3d_cli.options import DataRootOption, OverwriteOption, SeedOption, out_option
 from a3d_cli.prepare import app
 from a3d_cli.progress import ProgressDisplay
 from a3d_core.data.viewpoints import parse_numbers, parse_pairs, parse_view_range
@@ -43,10 +43,8 @@ def shapenet(
         help="Kato/SoftRas npz renders ({synset}_{split}_images.npz) or a mesh folder "
         "(ShapeNetCore v1/v2, or any .obj/.ply tree: category = first folder). Default: the built-in shape library.",
     ),
-    out: Optional[Path] = typer.Option(None, "--out", help="Dataset folder to write (default: <data root>/shapenet)."),
-    data_root: Optional[Path] = typer.Option(
-        None, "--data-root", help="Data root (default: $A3D_DATA_ROOT or ./data)."
-    ),
+    out: Optional[Path] = out_option(None, "Dataset folder to write (default: <data root>/shapenet)."),
+    data_root: Optional[Path] = DataRootOption,
     objects_per_category: Optional[int] = typer.Option(
         None,
         "--objects-per-category",
@@ -100,7 +98,7 @@ def shapenet(
     preview: Optional[Path] = typer.Option(
         None, "--preview", help="Write a PNG grid of samples (RGB | visible | amodal, one row per category)."
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset folder."),
+    overwrite: bool = OverwriteOption,
     seed: int = SeedOption,
 ) -> None:
     """Build the ShapeNet-style single-object amodal set: renders at Kato's views plus synthetic occlusion.

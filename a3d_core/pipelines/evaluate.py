@@ -1,4 +1,9 @@
-"""Evaluate a fine-tuned checkpoint on a dataset split.
+"""``a3d evaluate``: score amodal predictions on a dataset split (paper 4.2).
+
+:func:`evaluate` is the command: one :class:`EvaluateRequest` in, one :class:`EvaluateResult`
+out, by one of three modes: a predictions file scored as it is; a fine-tuned checkpoint's
+detections (:func:`evaluate_checkpoint`); or, with the ``completion`` protocol, a completer on
+the ground truth (:func:`evaluate_completion`). The command line only formats the result.
 
 :func:`evaluate_checkpoint` predicts the split, then scores it: exactly ``a3d predict --dataset D
 --split S`` and ``a3d evaluate --dataset D --split S --predictions predictions.json``, which
@@ -21,12 +26,166 @@ from torchvision.ops import masks_to_boxes
 
 from a3d_core.data.canonical import read_dataset
 from a3d_core.data.catalog import resolve_dataset
+from a3d_core.data.category_map import CategoryMap
 from a3d_core.data.detection import AmodalDetectionDataset
-from a3d_core.eval.evaluate import EvaluationResult, EvaluationSettings, evaluate_dataset, evaluate_predictions
+from a3d_core.errors import InputError
+from a3d_core.eval.evaluate import KINDS, EvaluationResult, EvaluationSettings, evaluate_dataset, evaluate_predictions
 from a3d_core.io.atomic import atomic_write_json
-from a3d_core.pipelines.completers import Completer
+from a3d_core.pipelines.completers import Completer, CompleterRequest, build_completer
 from a3d_core.pipelines.predict import PredictResult, PredictSettings, detections_to_results, predict_dataset
 from a3d_core.progress import SILENT, ProgressReporter, count_callback, step_callback
+from a3d_core.run_folders import FINE_TUNED, newest_checkpoint
+
+PROTOCOLS = ("detection", "completion")
+"""``detection``: score detections (a predictions file, or a checkpoint's); ``completion``: score a
+completer on the ground-truth boxes and visible masks (C2F-Seg's setting)."""
+MASKS = (*KINDS, "all")
+"""The masks scored against: one of :data:`~a3d_core.eval.evaluate.KINDS`, or all of them."""
+
+
+@dataclass(frozen=True)
+class EvaluateRequest:
+    """What :func:`evaluate` scores, and against which masks.
+
+    Attributes:
+        dataset: a prepared dataset: its folder, or its name under ``data_root``.
+        split: the split scored against.
+        protocol: one of :data:`PROTOCOLS`.
+        predictions: ``detection``: a COCO results file (as ``a3d predict`` writes) to score.
+        checkpoint: ``detection``: a fine-tuned checkpoint whose detections are scored; with neither
+            this nor ``predictions``, the newest fine-tuned run for ``dataset`` under ``runs_root``.
+            ``completion``: the checkpoint (fine-tuned or pretraining) of the ``checkpoint`` completer.
+        completer: ``completion``: a name in :data:`~a3d_core.pipelines.completers.COMPLETERS`.
+        category_map: ``completion``: a JSON file ``{dataset class: checkpoint category}`` over the
+            shipped map; ``shipped_category_map``: start from the shipped map (else match by name).
+        predictions_out: keep the predictions in this folder (COCO results; with a checkpoint's
+            detections also overlays); ``None``: they are not kept.
+        score_threshold: with a checkpoint's detections: leave out those scoring below this.
+        masks: one of :data:`MASKS`.
+        device: ``auto``, ``cpu`` or ``cuda[:N]``.
+        data_root: where named datasets live (``None``: ``$A3D_DATA_ROOT``, else ``./data``).
+        runs_root: where the newest run is looked up (``None``: ``$A3D_RUNS_ROOT``, else ``./runs``).
+    """
+
+    dataset: str | os.PathLike
+    split: str = "val"
+    protocol: str = "detection"
+    predictions: Path | None = None
+    checkpoint: Path | None = None
+    completer: str = "checkpoint"
+    category_map: Path | None = None
+    shipped_category_map: bool = True
+    predictions_out: Path | None = None
+    score_threshold: float = 0.05
+    masks: str = "all"
+    device: str = "auto"
+    data_root: Path | None = None
+    runs_root: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+        if self.masks not in MASKS:
+            raise ValueError(f"masks must be one of {', '.join(MASKS)}, got {self.masks!r}")
+
+
+@dataclass(frozen=True)
+class EvaluateResult:
+    """The scores of an :class:`EvaluateRequest`, and what was scored (``source``, as the report names
+    it: the predictions file, the checkpoint, or the completer)."""
+
+    evaluation: EvaluationResult
+    source: str
+
+
+def evaluate(request: EvaluateRequest, progress: ProgressReporter = SILENT) -> EvaluateResult:
+    """``a3d evaluate``: score ``request`` by its mode (see the module docstring).
+
+    ``progress`` receives ``evaluate: <step>`` (a predictions file), ``predict <split>`` and
+    ``score: <step>`` (a checkpoint), or ``complete <split> with <completer>`` (completion).
+
+    Raises:
+        InputError: for options that do not go together, a missing file or run, or bad input.
+    """
+    settings = EvaluationSettings(
+        kinds=KINDS if request.masks == "all" else (request.masks,),
+        require_visible=request.masks == "visible",
+        device=request.device,
+    )
+    if request.protocol == "completion":
+        return _evaluate_completer(request, settings, progress)
+    if request.predictions is not None and request.checkpoint is not None:
+        raise InputError(
+            "give either --predictions FILE (a COCO results JSON) or --checkpoint FILE (a fine-tuned model), not both"
+        )
+    if request.predictions is not None:
+        evaluation = evaluate_dataset(
+            request.dataset,
+            request.predictions,
+            request.split,
+            settings,
+            request.data_root,
+            on_step=step_callback(progress, "evaluate"),
+        )
+        progress.end()
+        return EvaluateResult(evaluation, str(request.predictions))
+    checkpoint = request.checkpoint or newest_checkpoint(
+        FINE_TUNED, request.runs_root, request.dataset, instead="--checkpoint FILE or --predictions FILE"
+    )
+    predict_settings = PredictSettings(
+        checkpoint=checkpoint,
+        score_threshold=request.score_threshold,
+        device=request.device,
+        masks=False,
+        overlays=request.predictions_out is not None,
+    )
+    evaluation = evaluate_checkpoint(
+        request.dataset,
+        request.split,
+        predict_settings,
+        settings,
+        request.predictions_out,
+        request.data_root,
+        progress=progress,
+    ).evaluation
+    return EvaluateResult(evaluation, str(checkpoint))
+
+
+def _evaluate_completer(
+    request: EvaluateRequest, settings: EvaluationSettings, progress: ProgressReporter
+) -> EvaluateResult:
+    """The ``completion`` protocol: build the completer, run it on the split's ground truth, score it."""
+    if request.predictions is not None:
+        raise InputError(
+            "--protocol completion completes the ground-truth visible masks itself: leave out --predictions"
+        )
+    completer = build_completer(
+        request.completer,
+        CompleterRequest(
+            checkpoint=request.checkpoint,
+            category_map=CategoryMap.load(request.category_map, request.shipped_category_map),
+            device=request.device,
+            dataset=resolve_dataset(request.dataset, request.data_root),
+        ),
+    )
+    predictions_file = None
+    if request.predictions_out is not None:
+        request.predictions_out.mkdir(parents=True, exist_ok=True)
+        predictions_file = request.predictions_out / "predictions.json"
+    evaluation = evaluate_completion(
+        request.dataset,
+        completer,
+        request.split,
+        settings,
+        request.data_root,
+        predictions_file,
+        progress=count_callback(progress, f"complete {request.split} with {completer.name}", "image"),
+    )
+    progress.end()
+    source = f"{request.completer} completer" + (
+        f" ({request.checkpoint})" if request.completer == "checkpoint" else ""
+    )
+    return EvaluateResult(evaluation, source)
 
 
 @dataclass(frozen=True)

@@ -239,11 +239,11 @@ def export_instance_mesh(
     from_image = image is not None or visible_mask is not None
     from_data = data is not None or index is not None
     if from_image == from_data:
-        raise InputError("give either --image with --visible-mask, or --data with --index")
+        raise InputError("give either --image with --visible-mask, or --dataset with --index")
     if from_image and (image is None or visible_mask is None):
         raise InputError("--image and --visible-mask go together")
     if from_data and (data is None or index is None):
-        raise InputError("--data and --index go together")
+        raise InputError("--dataset and --index go together")
     if turntable_frames < 1 or turntable_size < 8:
         raise InputError(
             f"the turntable needs at least 1 frame of at least 8 pixels, got {turntable_frames} of {turntable_size}"

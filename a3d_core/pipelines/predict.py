@@ -38,7 +38,7 @@ from a3d_core.io.images import find_images, overlay, read_image, write_png
 from a3d_core.io.meshes import write_obj
 from a3d_core.io.panels import instance_figure
 from a3d_core.model.a3d import load_a3d_from_checkpoint
-from a3d_core.run_folders import FINE_TUNED, RUNS_ROOT_ENV, newest_run, runs_root
+from a3d_core.run_folders import FINE_TUNED, newest_checkpoint
 from a3d_core.runtime import resolve_device
 
 PREDICTIONS_FILE = "predictions.json"
@@ -56,7 +56,7 @@ class PredictSettings:
 
     Attributes:
         checkpoint: a fine-tuned two-stage checkpoint; ``None``: the newest under ``runs_root``
-            (:func:`find_latest_checkpoint`).
+            (:func:`a3d_core.run_folders.newest_checkpoint`).
         score_threshold: detections scoring below this are left out.
         batch_size: images per forward pass.
         device: ``auto``, ``cpu`` or ``cuda[:N]``.
@@ -107,23 +107,6 @@ class PredictResult:
     failed: list[tuple[Path, str]] = field(default_factory=list)
     predictions_file: Path | None = None
     images_file: Path | None = None
-
-
-# ------------------------------------------------------------------------------- checkpoints
-def find_latest_checkpoint(root: str | os.PathLike | None = None) -> Path:
-    """The newest fine-tuned checkpoint under the runs folder (:func:`a3d_core.run_folders.newest_run`).
-
-    Raises:
-        InputError: saying how to get one, when there is none.
-    """
-    run = newest_run(FINE_TUNED, root)
-    if run is None:
-        raise InputError(
-            f"no fine-tuned checkpoint under {runs_root(root)} (best.pt/last.pt of `a3d finetune`); train one with "
-            "`a3d finetune --dataset scenes` (or run `a3d demo`), "
-            f"pass --checkpoint FILE, or set ${RUNS_ROOT_ENV}"
-        )
-    return run.checkpoint
 
 
 # ------------------------------------------------------------------------------- conversion
@@ -236,7 +219,7 @@ def _predict(
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: is a file, not a folder; choose another output folder for the predictions")
     found = settings.checkpoint is None
-    checkpoint = find_latest_checkpoint(settings.runs_root) if found else Path(settings.checkpoint)
+    checkpoint = newest_checkpoint(FINE_TUNED, settings.runs_root) if found else Path(settings.checkpoint)
     device = resolve_device(settings.device)
     model = load_a3d_from_checkpoint(checkpoint).to(device).eval()
     names = model.category_names

@@ -115,7 +115,7 @@ def test_the_card_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert fine_tuned.kind == FINE_TUNED and fine_tuned.dataset.name == "d2sa"
 
     said = run(["predict", "image.jpg", "--out", "masks/"])
-    assert "using the newest fine-tuned checkpoint: runs/d2sa/best.pt" in said
+    assert "checkpoint: runs/d2sa/best.pt, the newest fine-tuned run under runs" in said
     index = json.loads(Path("masks/images.json").read_text())
     assert [(Path(entry["file_name"]).name, entry["width"], entry["height"]) for entry in index["images"]] == [
         ("image.jpg", W, H)

@@ -264,5 +264,5 @@ def test_without_a_checkpoint_the_newest_fine_tuned_run_completes(tmp_path: Path
         ],
     )
     assert result.exit_code == 0, result.output
-    assert f"using the newest fine-tuned checkpoint: {checkpoint}" in result.output
+    assert f"checkpoint: {checkpoint}, the newest fine-tuned run under" in result.output
     assert (tmp_path / "out" / "predictions.json").is_file()

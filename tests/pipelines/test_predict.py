@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +13,8 @@ from typer.testing import CliRunner
 
 from a3d_cli.main import app
 from a3d_core.data.canonical import decode_segmentation
-from a3d_core.errors import InputError
-from a3d_core.pipelines.predict import detections_to_results, find_latest_checkpoint
-from tests.model.tiny_scenes import write_pretrain_checkpoint, write_tiny_scenes, write_two_stage_checkpoint
+from a3d_core.pipelines.predict import detections_to_results
+from tests.model.tiny_scenes import write_tiny_scenes, write_two_stage_checkpoint
 
 
 def _odd_images(folder: Path) -> dict[str, tuple[int, int]]:
@@ -107,23 +105,6 @@ def test_detections_to_results_by_hand() -> None:
     assert len(detections_to_results(detections, 7, [11, 22], score_threshold=0.5)) == 1
 
 
-def test_the_newest_fine_tuned_checkpoint_is_found(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="a3d finetune"):
-        find_latest_checkpoint(tmp_path)
-    (tmp_path / "pretrain").mkdir()
-    write_pretrain_checkpoint(tmp_path / "pretrain" / "best.pt", ["car"])  # a stage-2 run: not a candidate
-    for run in ("old", "new"):
-        (tmp_path / run).mkdir()
-        write_two_stage_checkpoint(tmp_path / run / "last.pt", ["car"])
-    write_two_stage_checkpoint(tmp_path / "new" / "best.pt", ["car"])
-    os.utime(tmp_path / "old" / "last.pt", (1_000, 1_000))
-    os.utime(tmp_path / "new" / "last.pt", (2_000, 2_000))
-    os.utime(tmp_path / "new" / "best.pt", (1_500, 1_500))
-    assert find_latest_checkpoint(tmp_path) == tmp_path / "new" / "best.pt"  # best.pt of the newest run
-    os.utime(tmp_path / "old" / "last.pt", (3_000, 3_000))
-    assert find_latest_checkpoint(tmp_path) == tmp_path / "old" / "last.pt"
-
-
 def test_predict_a_dataset_split_with_its_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_tiny_scenes(tmp_path / "data", train_images=1, val_images=2)
     (tmp_path / "runs" / "scenes").mkdir(parents=True)
@@ -146,6 +127,6 @@ def test_predict_a_dataset_split_with_its_ids(tmp_path: Path, monkeypatch: pytes
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "using the newest fine-tuned checkpoint" in result.output
+    assert "the newest fine-tuned run under" in result.output
     predictions = json.loads((tmp_path / "out" / "predictions.json").read_text())
     assert {p["image_id"] for p in predictions} <= {2, 3} and {p["category_id"] for p in predictions} <= {4, 9}
