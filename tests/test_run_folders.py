@@ -160,3 +160,27 @@ def test_defaults_that_find_nothing_say_how_to_get_it(tmp_path: Path) -> None:
     both = runner.invoke(app, ["finetune", "--dataset", "d2sa", "--init", "x.pt", "--no-init"])
     assert both.exit_code == 1 and "--init FILE and --no-init exclude each other" in both.output
     assert not (tmp_path / "meshes").exists()
+
+
+@pytest.mark.parametrize(
+    "command, kind",
+    [
+        (["predict", "image.png", "--out", "out"], "fine-tuned run"),
+        (["complete", "image.png", "--visible", "visible.json", "--out", "out"], "fine-tuned run"),
+        (["evaluate", "--dataset", "d2sa"], "fine-tuned run for d2sa"),
+        (["export-mesh", "--out", "out"], "pretraining run"),
+    ],
+)
+def test_every_command_that_looks_up_a_run_takes_runs_root(tmp_path: Path, command: list[str], kind: str) -> None:
+    """--runs-root overrides $A3D_RUNS_ROOT wherever the newest run is looked up, found or not."""
+    elsewhere = tmp_path / "elsewhere"
+    missing = runner.invoke(app, [*command, "--runs-root", str(elsewhere)])
+    assert missing.exit_code == 1 and f"no {kind} under {elsewhere}" in " ".join(missing.output.split())
+
+
+def test_the_newest_run_under_runs_root_is_announced(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere" / "pretrain").mkdir(parents=True)
+    checkpoint = write_pretrain_checkpoint(tmp_path / "elsewhere" / "pretrain" / "last.pt", ["car"])
+    result = runner.invoke(app, ["export-mesh", "--runs-root", str(tmp_path / "elsewhere"), "--out", str(tmp_path)])
+    said = " ".join(result.output.split())
+    assert f"checkpoint: {checkpoint}, the newest pretraining run under {tmp_path / 'elsewhere'}" in said
