@@ -9,6 +9,8 @@ through them ``a3d complete --visible``, ``a3d evaluate``, ``a3d prepare``) pass
 
 - coordinates that are not numbers, non-finite coordinates, an odd number of coordinates and
   fewer than 3 points are a :class:`PolygonError` (the caller names the entry);
+- a polygon whose edges, once clipped, are longer than :data:`MAX_OUTLINE_LENGTH` pixels in all
+  (thousands of edges zig-zagging across the image) is a :class:`PolygonError` as well;
 - a polygon reaching beyond the clipping rectangle (:func:`clip_rectangle`: the image grown by
   its own width and height on every side) is clipped to it (Sutherland-Hodgman, one half-plane
   after the other; the rectangle is convex, so the clipped polygon covers exactly the part of the
@@ -30,6 +32,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from a3d_core.errors import InputError
+
+MAX_OUTLINE_LENGTH = 4_000_000
+"""Pixels of outline one polygon may have (each edge counted as pycocotools walks it, by its
+longer side): the outline of a thousand 1000 x 1000 images, far beyond any object's."""
 
 
 class PolygonError(InputError):
@@ -58,7 +64,7 @@ def polygon_points(polygon: Any) -> np.ndarray:
     try:
         coordinates = np.asarray(polygon)
     except (TypeError, ValueError, OverflowError):
-        coordinates = np.asarray(None)
+        raise PolygonError("polygon coordinates must be numbers") from None
     if coordinates.ndim != 1 or (coordinates.size and coordinates.dtype.kind not in "iuf"):
         raise PolygonError("polygon coordinates must be numbers")
     coordinates = coordinates.astype(np.float64)
@@ -99,10 +105,10 @@ def _clip_half_plane(points: np.ndarray, axis: int, bound: float, keep_below: bo
         return points[:0]
     previous = np.roll(points, 1, axis=0)
     crosses = inside != np.roll(inside, 1)
-    along = np.zeros(len(points))
-    np.divide(
-        bound - previous[:, axis], points[:, axis] - previous[:, axis], out=along, where=crosses
-    )  # in [0, 1] where the edge crosses
+    # where an edge crosses the line: the fraction of the edge before the crossing, in [0, 1]
+    along = np.divide(
+        bound - previous[:, axis], points[:, axis] - previous[:, axis], out=np.zeros(len(points)), where=crosses
+    )
     crossing = previous + along[:, None] * (points - previous)
     crossing[:, axis] = bound
     keep = np.stack([crosses, inside], axis=1)
@@ -114,7 +120,8 @@ def guard_polygons(polygons: Sequence[Any], height: int, width: int) -> list[lis
     pycocotools' ``frPyObjects`` takes; polygons wholly outside the rectangle are left out.
 
     Raises:
-        PolygonError: the first bad polygon's problem (naming its position when there are several).
+        PolygonError: the first bad polygon's problem (naming its position when there are several),
+            or an outline longer than :data:`MAX_OUTLINE_LENGTH`.
     """
     rectangle = clip_rectangle(height, width)
     guarded = []
@@ -126,6 +133,13 @@ def guard_polygons(polygons: Sequence[Any], height: int, width: int) -> list[lis
                 raise
             raise type(error)(f"polygon {index}: {error}") from None
         clipped = clip_polygon(points, rectangle)
-        if len(clipped) >= 3:
-            guarded.append(clipped.ravel().tolist())
+        if len(clipped) < 3:
+            continue
+        length = float(np.abs(clipped - np.roll(clipped, 1, axis=0)).max(axis=1).sum())
+        if length > MAX_OUTLINE_LENGTH:
+            where = f"polygon {index}: " if len(polygons) > 1 else ""
+            raise PolygonError(
+                f"{where}polygon outline {length:.0f} pixels long, more than a3d rasterises ({MAX_OUTLINE_LENGTH})"
+            )
+        guarded.append(clipped.ravel().tolist())
     return guarded

@@ -9,6 +9,7 @@ from pycocotools import mask as mask_utils
 
 from a3d_core.data.canonical import decode_segmentation
 from a3d_core.data.polygons import (
+    MAX_OUTLINE_LENGTH,
     PolygonError,
     ShortPolygonError,
     clip_polygon,
@@ -125,3 +126,13 @@ def test_both_rasterising_readers_refuse_a_non_finite_polygon():
     for read in (decode_segmentation, to_rle):
         with pytest.raises(PolygonError, match="coordinate 1 is inf"):
             read([[0, math.inf, 4, 0, 4, 4]], H, W)
+
+
+def test_an_outline_too_long_to_rasterise_is_refused_and_a_long_plausible_one_is_not():
+    rows = np.linspace(0, H, MAX_OUTLINE_LENGTH // (3 * W) + 2)  # edges 3 W long across the clipping rectangle
+    zigzag = np.stack([np.resize([-W, 2 * W], len(rows)), rows], 1).ravel().tolist()
+    with pytest.raises(PolygonError, match=r"^polygon outline \d+ pixels long, more than a3d rasterises"):
+        guard_polygons([zigzag], H, W)
+    angles = np.linspace(0, 2 * np.pi, 100_000, endpoint=False)
+    circle = np.stack([W / 2 + 10 * np.cos(angles), H / 2 + 10 * np.sin(angles)], 1).ravel().tolist()
+    assert decode_segmentation(circle, H, W).sum() == pytest.approx(np.pi * 100, rel=0.1)
