@@ -232,7 +232,10 @@ def _decode_checked(segmentation: Any, height: int, width: int, slack: float) ->
         _check_polygons(segmentation, height, width, slack)
     else:
         raise _Malformed(ProblemKind.MALFORMED, f"segmentation of type {type(segmentation).__name__}")
-    return decode_segmentation(segmentation, height, width)
+    try:
+        return decode_segmentation(segmentation, height, width)
+    except PolygonError as error:  # an outline too long to rasterise
+        raise _Malformed(ProblemKind.MALFORMED, str(error)) from None
 
 
 def _check_bbox(bbox: Any, height: int, width: int, slack: float) -> None:

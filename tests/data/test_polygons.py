@@ -2,12 +2,14 @@
 clipping rectangle, every polygon inside it rasterised bit for bit as pycocotools does."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
 from a3d_core.data.canonical import decode_segmentation
+from a3d_core.data.formats.base import SourceImage, SourceInstance
 from a3d_core.data.polygons import (
     MAX_OUTLINE_LENGTH,
     PolygonError,
@@ -17,6 +19,7 @@ from a3d_core.data.polygons import (
     guard_polygons,
     polygon_points,
 )
+from a3d_core.data.validate import ProblemKind, ValidationSettings, check_instance
 from a3d_core.eval.masks import to_rle
 
 H, W = 30, 40
@@ -128,11 +131,31 @@ def test_both_rasterising_readers_refuse_a_non_finite_polygon():
             read([[0, math.inf, 4, 0, 4, 4]], H, W)
 
 
+def _zigzag(left: float, right: float) -> list[float]:
+    """A polygon whose edges, from x = ``left`` to ``right`` and back, outline more than the limit."""
+    rows = np.linspace(0, H, int(MAX_OUTLINE_LENGTH // (right - left)) + 2)
+    return np.stack([np.resize([left, right], len(rows)), rows], 1).ravel().tolist()
+
+
 def test_an_outline_too_long_to_rasterise_is_refused_and_a_long_plausible_one_is_not():
-    rows = np.linspace(0, H, MAX_OUTLINE_LENGTH // (3 * W) + 2)  # edges 3 W long across the clipping rectangle
-    zigzag = np.stack([np.resize([-W, 2 * W], len(rows)), rows], 1).ravel().tolist()
+    zigzag = _zigzag(-W, 2 * W)  # across the clipping rectangle
     with pytest.raises(PolygonError, match=r"^polygon outline \d+ pixels long, more than a3d rasterises"):
         guard_polygons([zigzag], H, W)
     angles = np.linspace(0, 2 * np.pi, 100_000, endpoint=False)
     circle = np.stack([W / 2 + 10 * np.cos(angles), H / 2 + 10 * np.sin(angles)], 1).ravel().tolist()
     assert decode_segmentation(circle, H, W).sum() == pytest.approx(np.pi * 100, rel=0.1)
+
+
+def test_prepare_reports_what_the_guard_refuses_as_a_skipped_annotation():
+    image = SourceImage(1, "a.png", W, H)
+    square = [[5, 5, 15, 5, 15, 15, 5, 15]]
+    cases = [
+        ([[5, 5, math.nan, 5, 15, 15]], ProblemKind.MALFORMED, "polygon coordinate 2 is nan"),
+        ([[5, 5, 15, 5]], ProblemKind.SHORT_POLYGON, "polygon with 2 point(s)"),
+        ([square[0], [5, 5, 15, 5, 15]], ProblemKind.MALFORMED, "polygon with an odd number of coordinates (5)"),
+        ([[0, 0, W, 0, W, H, 0, H], _zigzag(0, W)], ProblemKind.MALFORMED, "polygon 1: polygon outline"),
+    ]
+    for amodal, kind, detail in cases:
+        checked = check_instance(SourceInstance(7, 1, 1, amodal, square), image, Path("a.json"), ValidationSettings())
+        assert [(p.kind, p.annotation_id) for p in checked.problems] == [(kind, 7)]
+        assert detail in checked.problems[0].detail and checked.amodal is None
