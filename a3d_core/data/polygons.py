@@ -68,9 +68,9 @@ def polygon_points(polygon: Any) -> np.ndarray:
     if coordinates.ndim != 1 or (coordinates.size and coordinates.dtype.kind not in "iuf"):
         raise PolygonError("polygon coordinates must be numbers")
     coordinates = coordinates.astype(np.float64)
-    bad = np.flatnonzero(~np.isfinite(coordinates))
-    if bad.size:
-        raise PolygonError(f"polygon coordinate {int(bad[0])} is {coordinates[bad[0]]}, not a finite number")
+    if not np.isfinite(coordinates).all():
+        bad = int(np.flatnonzero(~np.isfinite(coordinates))[0])
+        raise PolygonError(f"polygon coordinate {bad} is {coordinates[bad]}, not a finite number")
     if len(coordinates) % 2:
         raise PolygonError(f"polygon with an odd number of coordinates ({len(coordinates)})")
     if len(coordinates) < 6:
@@ -124,22 +124,25 @@ def guard_polygons(polygons: Sequence[Any], height: int, width: int) -> list[lis
             or an outline longer than :data:`MAX_OUTLINE_LENGTH`.
     """
     rectangle = clip_rectangle(height, width)
+    x0, y0, x1, y1 = rectangle
+    longest_edge = 3 * max(height, width)  # of a clipped polygon
     guarded = []
     for index, polygon in enumerate(polygons):
+        where = f"polygon {index}: " if len(polygons) > 1 else ""
         try:
             points = polygon_points(polygon)
         except PolygonError as error:
-            if len(polygons) == 1:
-                raise
-            raise type(error)(f"polygon {index}: {error}") from None
-        clipped = clip_polygon(points, rectangle)
+            raise type(error)(f"{where}{error}") from None
+        xs, ys = polygon[0::2], polygon[1::2]  # builtin min and max: faster than numpy's on short lists
+        inside = x0 <= min(xs) and max(xs) <= x1 and y0 <= min(ys) and max(ys) <= y1
+        clipped = points if inside else clip_polygon(points, rectangle)
         if len(clipped) < 3:
             continue
-        length = float(np.abs(clipped - np.roll(clipped, 1, axis=0)).max(axis=1).sum())
-        if length > MAX_OUTLINE_LENGTH:
-            where = f"polygon {index}: " if len(polygons) > 1 else ""
-            raise PolygonError(
-                f"{where}polygon outline {length:.0f} pixels long, more than a3d rasterises ({MAX_OUTLINE_LENGTH})"
-            )
+        if len(clipped) * longest_edge > MAX_OUTLINE_LENGTH:
+            length = float(np.abs(clipped - np.roll(clipped, 1, axis=0)).max(axis=1).sum())
+            if length > MAX_OUTLINE_LENGTH:
+                raise PolygonError(
+                    f"{where}polygon outline {length:.0f} pixels long, more than a3d rasterises ({MAX_OUTLINE_LENGTH})"
+                )
         guarded.append(clipped.ravel().tolist())
     return guarded
