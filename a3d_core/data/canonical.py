@@ -36,6 +36,7 @@ from pycocotools import mask as mask_utils
 
 from a3d_core import __version__
 from a3d_core.boxes import mask_bbox
+from a3d_core.data.polygons import guard_polygons
 from a3d_core.errors import InputError
 from a3d_core.io.atomic import atomic_directory, atomic_write_json
 
@@ -58,7 +59,9 @@ def decode_segmentation(segmentation: Any, height: int, width: int) -> np.ndarra
     """Any COCO segmentation -> binary mask ``(H, W)`` uint8.
 
     Accepts a polygon list ``[[x1, y1, ...], ...]``, one flat polygon ``[x1, y1, ...]`` (COCOA),
-    RLE with compressed string counts, and RLE with uncompressed integer counts.
+    RLE with compressed string counts, and RLE with uncompressed integer counts. Polygons pass
+    :func:`a3d_core.data.polygons.guard_polygons` first (a bad one raises its ``PolygonError``, a
+    ``ValueError``; one far outside the image is clipped).
     """
     if isinstance(segmentation, Mapping):
         counts = segmentation.get("counts")
@@ -75,11 +78,12 @@ def decode_segmentation(segmentation: Any, height: int, width: int) -> np.ndarra
     if isinstance(segmentation, list):
         if not segmentation:
             return np.zeros((height, width), np.uint8)
-        polygons = [segmentation] if not isinstance(segmentation[0], list) else segmentation
-        for polygon in polygons:
-            if len(polygon) < 6 or len(polygon) % 2:
-                raise ValueError(f"polygon with {len(polygon) // 2} points (at least 3 needed)")
-        rles = mask_utils.frPyObjects([list(map(float, p)) for p in polygons], height, width)
+        polygons = guard_polygons(
+            [segmentation] if not isinstance(segmentation[0], list) else segmentation, height, width
+        )
+        if not polygons:
+            return np.zeros((height, width), np.uint8)
+        rles = mask_utils.frPyObjects(polygons, height, width)
         return mask_utils.decode(mask_utils.merge(rles)).astype(np.uint8)
     raise ValueError(f"unknown segmentation type {type(segmentation).__name__}")
 

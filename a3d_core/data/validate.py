@@ -7,7 +7,9 @@ bad annotation is skipped and counted, with ``--strict`` any problem is fatal.
 Problems found (:class:`ProblemKind`): missing or unreadable image files, image sizes that
 disagree with the JSON, masks or boxes outside the image, visible pixels outside the amodal mask,
 polygons with fewer than 3 points, empty masks, duplicate ids, unknown category or image ids, and
-annotations too malformed to read.
+annotations too malformed to read. Polygons are checked by
+:func:`a3d_core.data.polygons.polygon_points`, the guard every polygon reader uses (numbers,
+finite, an even count, at least 3 points).
 
 Real annotations are drawn by hand, so two tolerances (:class:`ValidationSettings`) keep a
 border pixel from discarding an instance: coordinates may lie ``boundary_slack`` pixels beyond the
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from a3d_core.data.canonical import AmodalSplit, decode_segmentation
+from a3d_core.data.polygons import PolygonError, ShortPolygonError, polygon_points
 from a3d_core.errors import InputError
 
 if TYPE_CHECKING:
@@ -180,17 +183,17 @@ def _is_number(value: Any) -> bool:
 def _check_polygons(segmentation: list, height: int, width: int, slack: float) -> None:
     polygons = segmentation if segmentation and isinstance(segmentation[0], list) else [segmentation]
     for polygon in polygons:
-        if not isinstance(polygon, list) or not all(_is_number(v) for v in polygon):
-            raise _Malformed(ProblemKind.MALFORMED, "polygon coordinates must be finite numbers")
-        if len(polygon) % 2:
-            raise _Malformed(ProblemKind.MALFORMED, f"polygon with an odd number of coordinates ({len(polygon)})")
-        if len(polygon) < 6:
-            raise _Malformed(ProblemKind.SHORT_POLYGON, f"polygon with {len(polygon) // 2} point(s)")
-        xs, ys = polygon[0::2], polygon[1::2]
-        if min(xs) < -slack or max(xs) > width + slack or min(ys) < -slack or max(ys) > height + slack:
+        try:
+            points = polygon_points(polygon)
+        except ShortPolygonError as error:
+            raise _Malformed(ProblemKind.SHORT_POLYGON, str(error)) from None
+        except PolygonError as error:
+            raise _Malformed(ProblemKind.MALFORMED, str(error)) from None
+        (x_min, y_min), (x_max, y_max) = points.min(axis=0), points.max(axis=0)
+        if x_min < -slack or x_max > width + slack or y_min < -slack or y_max > height + slack:
             raise _Malformed(
                 ProblemKind.OUTSIDE_IMAGE,
-                f"polygon spans x {min(xs):g}..{max(xs):g}, y {min(ys):g}..{max(ys):g} in a {width}x{height} image",
+                f"polygon spans x {x_min:g}..{x_max:g}, y {y_min:g}..{y_max:g} in a {width}x{height} image",
             )
 
 
@@ -229,7 +232,10 @@ def _decode_checked(segmentation: Any, height: int, width: int, slack: float) ->
         _check_polygons(segmentation, height, width, slack)
     else:
         raise _Malformed(ProblemKind.MALFORMED, f"segmentation of type {type(segmentation).__name__}")
-    return decode_segmentation(segmentation, height, width)
+    try:
+        return decode_segmentation(segmentation, height, width)
+    except PolygonError as error:  # an outline too long to rasterise
+        raise _Malformed(ProblemKind.MALFORMED, str(error)) from None
 
 
 def _check_bbox(bbox: Any, height: int, width: int, slack: float) -> None:

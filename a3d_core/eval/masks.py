@@ -13,24 +13,25 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from a3d_core.data.polygons import guard_polygons
+
 
 def to_rle(segmentation: Any, height: int, width: int) -> dict[str, Any]:
     """A COCO segmentation (polygons, integer-count RLE or compressed RLE) -> compressed RLE.
 
-    Raises ``ValueError`` with the problem when the segmentation is malformed, its RLE size is
-    not ``[height, width]``, or its compressed counts hold characters pycocotools never writes or
-    end inside a number (checked here, one C-speed pass per string, so that the run parser of
-    :mod:`a3d_core.eval.rle_runs` never meets them and the caller can name the entry).
+    Polygons pass :func:`a3d_core.data.polygons.guard_polygons` first (one far outside the image
+    is clipped). Raises ``ValueError`` with the problem when the segmentation is malformed (a bad
+    polygon raises its ``PolygonError``), its RLE size is not ``[height, width]``, or its
+    compressed counts hold characters pycocotools never writes or end inside a number (checked
+    here, one C-speed pass per string, so that the run parser of :mod:`a3d_core.eval.rle_runs`
+    never meets them and the caller can name the entry).
     """
     if isinstance(segmentation, list):
         polygons = segmentation if segmentation and isinstance(segmentation[0], list) else [segmentation]
-        polygons = [p for p in polygons if p]
+        polygons = guard_polygons([p for p in polygons if p], height, width)
         if not polygons:
             return mask_utils.encode(np.zeros((height, width, 1), np.uint8, order="F"))[0]
-        for polygon in polygons:
-            if len(polygon) < 6 or len(polygon) % 2:
-                raise ValueError(f"polygon with {len(polygon)} coordinates (needs an even number, at least 6)")
-        return mask_utils.merge(mask_utils.frPyObjects([list(map(float, p)) for p in polygons], height, width))
+        return mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
     if not isinstance(segmentation, dict) and not isinstance(segmentation, Mapping):
         raise ValueError(f"segmentation of type {type(segmentation).__name__} (expected RLE dict or polygons)")
     size, counts = segmentation.get("size"), segmentation.get("counts")
