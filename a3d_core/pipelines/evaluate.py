@@ -23,9 +23,10 @@ from a3d_core.data.canonical import read_dataset
 from a3d_core.data.catalog import resolve_dataset
 from a3d_core.data.detection import AmodalDetectionDataset
 from a3d_core.eval.evaluate import EvaluationResult, EvaluationSettings, evaluate_dataset, evaluate_predictions
+from a3d_core.eval.predictions import detections_to_results
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.pipelines.completers import Completer
-from a3d_core.pipelines.predict import PredictResult, PredictSettings, detections_to_results, predict_dataset
+from a3d_core.pipelines.predict import PredictResult, PredictSettings, predict_dataset
 from a3d_core.progress import SILENT, ProgressReporter, count_callback, step_callback
 
 
@@ -103,7 +104,7 @@ def completion_results(
     scores: torch.Tensor,
     category_id_of_label: Sequence[int],
 ) -> list[dict[str, Any]]:
-    """One image's completed instances -> COCO results (:func:`~a3d_core.pipelines.predict.detections_to_results`)
+    """One image's completed instances -> COCO results (:func:`~a3d_core.eval.predictions.detections_to_results`)
     whose ``bbox`` is the box of the completed amodal mask and ``visible_mask`` the given one.
 
     Args:
