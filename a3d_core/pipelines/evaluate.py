@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
-from torchvision.ops import masks_to_boxes
 
+from a3d_core.boxes import mask_boxes_or_zero
 from a3d_core.data.canonical import read_dataset
 from a3d_core.data.catalog import resolve_dataset
 from a3d_core.data.detection import AmodalDetectionDataset
@@ -85,17 +85,6 @@ def _run(
     return CheckpointEvaluation(prediction, evaluation)
 
 
-def mask_boxes(masks: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """The xyxy box around each mask ``(K, H, W)`` -> ``(K, 4)``, as pycocotools' ``toBbox``
-    measures it (``x1 - x0`` = the pixel width); an empty mask gets a zero box."""
-    inside = masks > threshold
-    boxes = torch.zeros((len(masks), 4), dtype=torch.float32, device=masks.device)
-    filled = inside.flatten(1).any(dim=1)
-    if filled.any():
-        boxes[filled] = masks_to_boxes(inside[filled]).float() + torch.tensor([0.0, 0.0, 1.0, 1.0], device=masks.device)
-    return boxes
-
-
 def completion_results(
     image_id: int,
     amodal_masks: torch.Tensor,
@@ -113,7 +102,7 @@ def completion_results(
         scores: ``(K,)``.
     """
     detections = {
-        "boxes": mask_boxes(amodal_masks),
+        "boxes": mask_boxes_or_zero(amodal_masks),
         "labels": labels,
         "scores": scores,
         "amodal_masks": amodal_masks,
