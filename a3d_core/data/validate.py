@@ -4,10 +4,10 @@
 before it converts them. Each problem names its annotation (or image) and file; by default the
 bad annotation is skipped and counted, with ``--strict`` any problem is fatal.
 
-Problems found (:class:`~a3d_core.data.problems.ProblemKind`): missing or unreadable image files, image sizes that
-disagree with the JSON, masks or boxes outside the image, visible pixels outside the amodal mask,
-polygons with fewer than 3 points, empty masks, duplicate ids, unknown category or image ids, and
-annotations too malformed to read.
+Problems found (:class:`~a3d_core.data.problems.ProblemKind`): missing or unreadable image
+files, image sizes that disagree with the JSON, masks or boxes outside the image, visible pixels
+outside the amodal mask, polygons with fewer than 3 points, empty masks, duplicate ids, unknown
+category or image ids, and annotations too malformed to read.
 
 Real annotations are drawn by hand, so two tolerances (:class:`ValidationSettings`) keep a
 border pixel from discarding an instance: coordinates may lie ``boundary_slack`` pixels beyond the

@@ -3,8 +3,9 @@
 ``get_layout("kins")`` imports ``a3d_core.data.formats.kins`` only when asked (detectron2's
 ``DatasetCatalog`` idea: a name maps to a loader, no if-chain over names). Each layout turns one
 annotation file into :class:`~a3d_core.data.formats.base.SourceAnnotations`: the file's images,
-instances with their masks exactly as the file stores them, and categories. Decoding, checking
-and writing the canonical format happen in :mod:`a3d_core.data.prepare_real`.
+instances with their masks exactly as the file stores them, and categories. :func:`check_layout`
+refuses a file of another layout, naming the one it looks like. Decoding, checking and writing
+the canonical format happen in :mod:`a3d_core.data.prepare_real`.
 
 Layouts (facts in ``FORMATS.md``)::
 

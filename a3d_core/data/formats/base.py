@@ -102,7 +102,7 @@ class Layout(ABC):
 
     @abstractmethod
     def read(self, data: Mapping[str, Any], path: Path, options: ReadOptions) -> SourceAnnotations:
-        """Parse a file that passed :meth:`check` into :class:`SourceAnnotations`."""
+        """Parse a file that passed :func:`~a3d_core.data.formats.check_layout` into :class:`SourceAnnotations`."""
 
 
 # ------------------------------------------------------------------------------------- helpers
