@@ -13,8 +13,10 @@ Coordinates are continuous pixel corners: pixel ``(row y, column x)`` covers
 ``(x0, y0, x1, y1)`` that covers pixel columns 2..5 has ``x0 = 2, x1 = 6`` (the canonical
 format's amodal ``[x, y, w, h]`` becomes ``(x, y, x + w, y + h)``).
 
-- :func:`mask_bbox` (numpy, COCO ``[x, y, w, h]``) and :func:`mask_boxes` (torch, xyxy) are the
-  tight boxes of masks.
+- :func:`mask_bbox` (numpy, COCO ``[x, y, w, h]``), :func:`mask_boxes_or_zero` and
+  :func:`mask_boxes_or_image` (torch, xyxy) are the tight boxes of masks; they differ only for an
+  empty mask: a zero box (COCO's convention: :func:`mask_bbox`, :func:`mask_boxes_or_zero`) or the
+  whole image (:func:`mask_boxes_or_image`, for framing).
 - :func:`square_boxes` turns amodal boxes into the squares actually cropped: centred on the
   box, ``crop_scale`` times its longer side, so an object keeps its aspect ratio and every
   instance is framed alike, whatever its size (single-object pretraining views are framed the
@@ -43,7 +45,7 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.ops import roi_align
+from torchvision.ops import masks_to_boxes, roi_align
 
 from a3d_core.errors import InputError
 
@@ -71,15 +73,33 @@ def square_boxes(boxes: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     return torch.stack([centre_x - half, centre_y - half, centre_x + half, centre_y + half], dim=1)
 
 
-def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
-    """The tight boxes ``(N, 4)`` xyxy (pixel corners) of masks ``(N, H, W)`` (``> 0.5`` counts);
-    an empty mask gets the whole image."""
+def mask_boxes_or_zero(masks: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """The tight boxes ``(N, 4)`` xyxy (pixel corners) of masks ``(N, H, W)`` (``> threshold`` counts),
+    as pycocotools' ``toBbox`` measures them (``x1 - x0`` is the width in pixels).
+
+    An empty mask gets the zero box ``(0, 0, 0, 0)``, as COCO gives it (for a COCO result's ``bbox``).
+    Float32 on the masks' device.
+    """
+    inside = masks > threshold
+    boxes = torch.zeros((len(masks), 4), dtype=torch.float32, device=masks.device)
+    filled = inside.flatten(1).any(dim=1)
+    if filled.any():
+        corners = torch.tensor([0.0, 0.0, 1.0, 1.0], device=masks.device)
+        boxes[filled] = masks_to_boxes(inside[filled]).float() + corners
+    return boxes
+
+
+def mask_boxes_or_image(masks: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """The tight boxes of :func:`mask_boxes_or_zero`, except that an empty mask gets the whole image
+    ``(0, 0, W, H)``: framing at such a box keeps the whole view (:mod:`a3d_core.data.framing`).
+
+    masks ``(N, H, W)`` -> float32 ``(N, 4)`` xyxy on the masks' device.
+    """
     height, width = masks.shape[-2:]
-    boxes = []
-    for mask in (masks > 0.5).cpu().numpy():
-        x, y, w, h = mask_bbox(mask)
-        boxes.append([x, y, x + w, y + h] if w > 0 else [0.0, 0.0, float(width), float(height)])
-    return torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+    boxes = mask_boxes_or_zero(masks, threshold)
+    empty = ~(masks > threshold).flatten(1).any(dim=1)
+    boxes[empty] = torch.tensor([0.0, 0.0, float(width), float(height)], device=boxes.device)
+    return boxes
 
 
 def crop_images(

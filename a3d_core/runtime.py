@@ -1,8 +1,9 @@
-"""Device choice and seeding, shared by every command (``--device auto|cpu|cuda``, ``--seed``)."""
+"""Device choice, batches moved to a device, and seeding, shared by every command (``--device``, ``--seed``)."""
 
 from __future__ import annotations
 
 import random
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -23,6 +24,17 @@ def resolve_device(name: str = "auto") -> torch.device:
             raise InputError(f"--device {name}: CUDA is not available on this machine (use cpu or auto)")
         return torch.device(name)
     raise InputError(f"--device {name}: expected one of {', '.join(DEVICE_CHOICES)}")
+
+
+def move_to_device(batch: Any, device: torch.device | str) -> Any:
+    """Move every tensor in a (nested) dict / list / tuple batch to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {key: move_to_device(value, device) for key, value in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to_device(value, device) for value in batch)
+    return batch
 
 
 def seed_everything(seed: int) -> torch.Generator:

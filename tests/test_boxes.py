@@ -1,7 +1,15 @@
 import pytest
 import torch
 
-from a3d_core.boxes import crop_images, crop_masks, jitter_boxes, paste_masks
+from a3d_core.boxes import (
+    crop_images,
+    crop_masks,
+    jitter_boxes,
+    mask_bbox,
+    mask_boxes_or_image,
+    mask_boxes_or_zero,
+    paste_masks,
+)
 
 
 def test_all_ones_crop_pasted_at_an_integer_box_fills_exactly_that_box():
@@ -94,3 +102,13 @@ def test_jitter_is_seeded_bounded_and_inside_the_image():
     assert torch.equal(jitter_boxes(boxes, (64, 64), 0.0), boxes)
     with pytest.raises(ValueError, match="max_shift"):
         jitter_boxes(boxes, (64, 64), -0.1)
+
+
+def test_mask_boxes_are_tight_pixel_corners_and_differ_only_for_an_empty_mask():
+    masks = torch.zeros(2, 5, 6)
+    masks[0, 1:3, 2:5] = 0.9
+    assert mask_boxes_or_zero(masks).tolist() == [[2.0, 1.0, 5.0, 3.0], [0.0, 0.0, 0.0, 0.0]]  # as pycocotools
+    assert mask_boxes_or_image(masks).tolist() == [[2.0, 1.0, 5.0, 3.0], [0.0, 0.0, 6.0, 5.0]]  # the whole image
+    x, y, w, h = mask_bbox(masks[0].numpy() > 0.5)
+    assert [x, y, x + w, y + h] == mask_boxes_or_zero(masks)[0].tolist()
+    assert mask_boxes_or_zero(masks, threshold=0.95).tolist() == [[0.0, 0.0, 0.0, 0.0]] * 2

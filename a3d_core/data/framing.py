@@ -21,7 +21,7 @@ from typing import Any, Mapping
 import torch
 from torch.utils.data import Dataset
 
-from a3d_core.boxes import crop_images, crop_masks, mask_boxes, square_boxes
+from a3d_core.boxes import crop_images, crop_masks, mask_boxes_or_image, square_boxes
 
 
 def frame_view(sample: Mapping[str, Any], scale: float) -> dict[str, Any]:
@@ -44,7 +44,7 @@ def frame_view(sample: Mapping[str, Any], scale: float) -> dict[str, Any]:
             f"{tuple(visible.shape)}, {tuple(amodal.shape)}"
         )
     size = rgb.shape[-1]
-    square = square_boxes(mask_boxes(amodal[:1].float()), scale)
+    square = square_boxes(mask_boxes_or_image(amodal[:1].float()), scale)
     masks = crop_masks(torch.cat([visible[:1], amodal[:1]]).float(), square.expand(2, 4), size)
     framed = dict(sample)
     framed["rgb"] = crop_images(rgb[None].float(), [square], size)[0]
@@ -59,7 +59,7 @@ def frame_masks(masks: torch.Tensor, scale: float) -> torch.Tensor:
     it is compared with a framed view up to position and scale). An empty mask stays empty."""
     if masks.ndim != 3 or masks.shape[-1] != masks.shape[-2]:
         raise ValueError(f"frame_masks expects (B, S, S) masks, got {tuple(masks.shape)}")
-    square = square_boxes(mask_boxes(masks.float()), scale)
+    square = square_boxes(mask_boxes_or_image(masks.float()), scale)
     return (crop_masks(masks.float(), square, masks.shape[-1]) >= 0.5).float()
 
 

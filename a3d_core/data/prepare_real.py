@@ -33,11 +33,10 @@ from a3d_core.data.canonical import (
     write_dataset,
 )
 from a3d_core.data.catalog import data_root
-from a3d_core.data.formats import get_layout, layout_entry
+from a3d_core.data.formats import check_layout, get_layout, layout_entry
 from a3d_core.data.formats.base import ReadOptions, SourceAnnotations, SourceImage
+from a3d_core.data.problems import Problem, ProblemKind
 from a3d_core.data.validate import (
-    Problem,
-    ProblemKind,
     StrictValidationError,
     ValidationReport,
     ValidationSettings,
@@ -114,7 +113,7 @@ def prepare_real(request: RealPrepareRequest, progress: ProgressCallback | None 
     sources = []
     for path in request.annotation_files:
         data = read_json(path)
-        layout.check(data, path)
+        check_layout(layout, data, path)
         sources.append(layout.read(data, path, ReadOptions(keep_stuff=request.keep_stuff)))
     id_offsets = _make_ids_unique(sources)
     categories = _merged_categories(sources)

@@ -56,7 +56,7 @@ POSE_STREAM = 1
 """Appended to an object's seed for the generator of its camera poses (its mesh uses the bare seed)."""
 OCCLUSION_BINS = 10
 PNG_COMPRESS_LEVEL = 3
-"""zlib level of the scene PNGs: 3 encodes about twice as fast as PIL's default 6, files ~10% larger."""
+"""zlib level of the scene PNGs: faster to encode than PIL's default 6, slightly larger files (docs/performance.md)."""
 COMPOSE_CHUNK = 8
 
 ProgressCallback = Callable[[str, int, int], None]

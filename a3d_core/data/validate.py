@@ -4,10 +4,10 @@
 before it converts them. Each problem names its annotation (or image) and file; by default the
 bad annotation is skipped and counted, with ``--strict`` any problem is fatal.
 
-Problems found (:class:`ProblemKind`): missing or unreadable image files, image sizes that
-disagree with the JSON, masks or boxes outside the image, visible pixels outside the amodal mask,
-polygons with fewer than 3 points, empty masks, duplicate ids, unknown category or image ids, and
-annotations too malformed to read. Polygons are checked by
+Problems found (:class:`~a3d_core.data.problems.ProblemKind`): missing or unreadable image
+files, image sizes that disagree with the JSON, masks or boxes outside the image, visible pixels
+outside the amodal mask, polygons with fewer than 3 points, empty masks, duplicate ids, unknown
+category or image ids, and annotations too malformed to read. Polygons are checked by
 :func:`a3d_core.data.polygons.polygon_points`, the guard every polygon reader uses (numbers,
 finite, an even count, at least 3 points).
 
@@ -22,64 +22,18 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from a3d_core.data.canonical import AmodalSplit, decode_segmentation
+from a3d_core.data.formats.base import SourceImage, SourceInstance
 from a3d_core.data.polygons import PolygonError, ShortPolygonError, polygon_points
+from a3d_core.data.problems import Problem, ProblemKind
 from a3d_core.errors import InputError
 
-if TYPE_CHECKING:
-    from a3d_core.data.formats.base import SourceImage, SourceInstance
-
 OCCLUSION_BINS = 10
-
-
-class ProblemKind(str, Enum):
-    """What can be wrong with an image or an annotation."""
-
-    MISSING_IMAGE = "missing image"
-    UNREADABLE_IMAGE = "unreadable image"
-    IMAGE_SIZE = "image size disagrees"
-    OUTSIDE_IMAGE = "outside the image"
-    VISIBLE_OUTSIDE_AMODAL = "visible outside amodal"
-    SHORT_POLYGON = "polygon with < 3 points"
-    EMPTY_MASK = "empty mask"
-    DUPLICATE_ID = "duplicate id"
-    UNKNOWN_CATEGORY = "unknown category"
-    UNKNOWN_IMAGE = "unknown image"
-    MALFORMED = "malformed annotation"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One problem, located by annotation file, annotation id and image id (either may be None)."""
-
-    kind: ProblemKind
-    file: Path
-    detail: str
-    annotation_id: int | None = None
-    image_id: int | None = None
-
-    def describe(self) -> str:
-        where = [self.file.name]
-        if self.annotation_id is not None:
-            where.append(f"annotation {self.annotation_id}")
-        if self.image_id is not None:
-            where.append(f"image {self.image_id}")
-        return f"{', '.join(where)}: {self.kind.value}: {self.detail}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind.name.lower(),
-            "file": str(self.file),
-            "annotation_id": self.annotation_id,
-            "image_id": self.image_id,
-            "detail": self.detail,
-        }
 
 
 @dataclass(frozen=True)
@@ -102,7 +56,7 @@ class ValidationSettings:
 
 
 # --------------------------------------------------------------------------------------- images
-def check_image_file(image: "SourceImage", image_dir: Path, file: Path) -> Problem | None:
+def check_image_file(image: SourceImage, image_dir: Path, file: Path) -> Problem | None:
     """Open only the header of ``image_dir / image.file_name`` and compare its size with the JSON."""
     from PIL import Image, UnidentifiedImageError
 
@@ -249,7 +203,7 @@ def _check_bbox(bbox: Any, height: int, width: int, slack: float) -> None:
 
 
 def check_instance(
-    instance: "SourceInstance", image: "SourceImage", file: Path, settings: ValidationSettings
+    instance: SourceInstance, image: SourceImage, file: Path, settings: ValidationSettings
 ) -> CheckedInstance:
     """Decode and check one instance's amodal mask, visible mask and box.
 

@@ -78,8 +78,10 @@ def iou_from_counts(
     return torch.where(positive, inter / torch.where(positive, union, torch.ones_like(union)), torch.zeros_like(union))
 
 
-def mask_iou(detections: torch.Tensor, ground_truth: torch.Tensor, crowd: torch.Tensor) -> torch.Tensor:
-    """IoU of dense binary masks, as ``pycocotools.mask.iou`` computes it on their RLEs.
+def pairwise_mask_iou(detections: torch.Tensor, ground_truth: torch.Tensor, crowd: torch.Tensor) -> torch.Tensor:
+    """IoU of every detection with every ground truth, as ``pycocotools.mask.iou`` computes it on RLEs.
+
+    Dense binary masks; :func:`~a3d_core.eval.miou.paired_mask_iou` instead pairs mask ``i`` with mask ``i``.
 
     Args:
         detections: ``(D, H, W)`` (or ``(D, P)``) binary masks.

@@ -23,8 +23,10 @@ def _as_instance_masks(masks: torch.Tensor, name: str) -> torch.Tensor:
     return masks
 
 
-def mask_iou(prediction: torch.Tensor, target: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """IoU of each predicted mask with its target mask.
+def paired_mask_iou(prediction: torch.Tensor, target: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """IoU of each predicted mask with its own target mask: ``B`` pairs, ``B`` IoUs.
+
+    (:func:`~a3d_core.eval.iou.pairwise_mask_iou` compares every detection with every ground truth.)
 
     Args:
         prediction: ``(B, H, W)`` or ``(B, 1, H, W)`` probabilities (or binary masks).
@@ -38,7 +40,7 @@ def mask_iou(prediction: torch.Tensor, target: torch.Tensor, threshold: float = 
     target = _as_instance_masks(target, "target")
     if prediction.shape != target.shape:
         raise InputError(
-            f"mask_iou: prediction {tuple(prediction.shape)} and target {tuple(target.shape)} differ in shape"
+            f"paired_mask_iou: prediction {tuple(prediction.shape)} and target {tuple(target.shape)} differ in shape"
         )
     predicted = prediction > threshold
     truth = target > threshold

@@ -28,7 +28,7 @@ import torch
 
 from a3d_core.data.framing import frame_masks
 from a3d_core.eval.instances import InstanceTable
-from a3d_core.eval.miou import mask_iou
+from a3d_core.eval.miou import paired_mask_iou
 from a3d_core.geometry import KATO_AZIMUTH_STEP_DEG, KATO_NUM_VIEWS, Viewpoint
 
 Renderer = Callable[[torch.Tensor, Viewpoint], torch.Tensor]
@@ -201,8 +201,8 @@ def novel_view_ious(
                 silhouettes = (render(torch.from_numpy(table.vertices[chosen]), viewpoint) >= 0.5).float()
             if framing is not None:
                 silhouettes = frame_masks(silhouettes, framing)
-            mesh_ious.append(mask_iou(silhouettes, target).numpy())
-            reuse_ious.append(mask_iou(input_masks[torch.from_numpy(chosen)].float(), target).numpy())
+            mesh_ious.append(paired_mask_iou(silhouettes, target).numpy())
+            reuse_ious.append(paired_mask_iou(input_masks[torch.from_numpy(chosen)].float(), target).numpy())
         results.append(
             NovelViewResult(step, _join(mesh_ious), _join(reuse_ious), table.category[pairs], table.object_index[pairs])
         )

@@ -19,6 +19,9 @@
   :class:`~a3d_core.errors.InputError` says so.
 
 An unreadable, truncated or missing file raises :class:`~a3d_core.errors.InputError` naming it.
+
+:func:`read_mask` reads a mask image the same way (orientation, size limit, errors) as ``(H, W)``
+bool, taking the stored values as they are: any non-zero channel, alpha included, is inside.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ import glob
 import io
 import os
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -48,6 +52,25 @@ _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
 # ---------------------------------------------------------------------------------- reading
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read any image file as RGB ``uint8`` of shape ``(H, W, 3)`` (see the module docstring)."""
+    with _opened_image(path) as image:
+        return _to_rgb_array(image)
+
+
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """Read a mask image as bool ``(H, W)``: a pixel is inside where any of its channels (alpha
+    included) is non-zero. Values count as stored (a 16-bit mask of 0s and 1s keeps its 1s);
+    palette images are looked up in their palette first."""
+    with _opened_image(path) as image:
+        if image.mode == "P":
+            image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        values = np.asarray(image)
+    return (values.max(axis=2) if values.ndim == 3 else values) > 0
+
+
+@contextmanager
+def _opened_image(path: str | os.PathLike) -> Iterator[Image.Image]:
+    """The loaded, EXIF-oriented first frame of an image file; any failure reading it (here or in
+    the caller's block) becomes an :class:`InputError` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: {'is a folder, not an image' if path.is_dir() else 'file not found'}")
@@ -56,8 +79,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as opened:
                 opened.load()
-                image = ImageOps.exif_transpose(opened)
-                return _to_rgb_array(image)
+                yield ImageOps.exif_transpose(opened)
     except Image.DecompressionBombError as error:
         raise InputError(f"{path}: image too large to read safely ({error})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as error:

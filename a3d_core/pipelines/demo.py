@@ -32,10 +32,9 @@ The output folder::
     data/, runs/              the prepared datasets and the two training runs (checkpoints, metrics)
     predictions/              COCO results of the val split (for `a3d evaluate --predictions`)
 
-:data:`FULL` is sized to finish well inside CI's budget: with 600 pretraining and 360 fine-tuning
-steps it took 657 s on two idle cores in an earlier session but 29 minutes on 2026-12-01's
-machine, so it now takes 400 and 200 (996 s there, in CI); :data:`QUICK` in seconds
-(for tests: it only shows that every step connects).
+:data:`FULL` is sized to finish well inside CI's budget on a 2-core CPU (its measured times and
+scores, with the runs that made them: docs/results.md, "The two-stage demo"); :data:`QUICK` is
+for tests: it only shows that every step connects.
 """
 
 from __future__ import annotations
@@ -141,7 +140,7 @@ class DemoPlan:
 
 
 FULL = DemoPlan()
-"""The demo's default plan (see the module docstring for its time)."""
+"""The demo's default plan (its measured time: docs/results.md)."""
 
 QUICK = DemoPlan(
     categories=("car", "chair"),

@@ -22,17 +22,18 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
-from torchvision.ops import masks_to_boxes
 
+from a3d_core.boxes import mask_boxes_or_zero
 from a3d_core.data.canonical import read_dataset
 from a3d_core.data.catalog import resolve_dataset
 from a3d_core.data.category_map import CategoryMap
 from a3d_core.data.detection import AmodalDetectionDataset
 from a3d_core.errors import InputError
 from a3d_core.eval.evaluate import KINDS, EvaluationResult, EvaluationSettings, evaluate_dataset, evaluate_predictions
+from a3d_core.eval.predictions import detections_to_results
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.pipelines.completers import Completer, CompleterRequest, build_completer
-from a3d_core.pipelines.predict import PredictResult, PredictSettings, detections_to_results, predict_dataset
+from a3d_core.pipelines.predict import PredictResult, PredictSettings, predict_dataset
 from a3d_core.progress import SILENT, ProgressReporter, count_callback, step_callback
 from a3d_core.run_folders import FINE_TUNED, newest_checkpoint
 
@@ -243,17 +244,6 @@ def _run(
     return CheckpointEvaluation(prediction, evaluation)
 
 
-def mask_boxes(masks: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """The xyxy box around each mask ``(K, H, W)`` -> ``(K, 4)``, as pycocotools' ``toBbox``
-    measures it (``x1 - x0`` = the pixel width); an empty mask gets a zero box."""
-    inside = masks > threshold
-    boxes = torch.zeros((len(masks), 4), dtype=torch.float32, device=masks.device)
-    filled = inside.flatten(1).any(dim=1)
-    if filled.any():
-        boxes[filled] = masks_to_boxes(inside[filled]).float() + torch.tensor([0.0, 0.0, 1.0, 1.0], device=masks.device)
-    return boxes
-
-
 def completion_results(
     image_id: int,
     amodal_masks: torch.Tensor,
@@ -262,7 +252,7 @@ def completion_results(
     scores: torch.Tensor,
     category_id_of_label: Sequence[int],
 ) -> list[dict[str, Any]]:
-    """One image's completed instances -> COCO results (:func:`~a3d_core.pipelines.predict.detections_to_results`)
+    """One image's completed instances -> COCO results (:func:`~a3d_core.eval.predictions.detections_to_results`)
     whose ``bbox`` is the box of the completed amodal mask and ``visible_mask`` the given one.
 
     Args:
@@ -271,7 +261,7 @@ def completion_results(
         scores: ``(K,)``.
     """
     detections = {
-        "boxes": mask_boxes(amodal_masks),
+        "boxes": mask_boxes_or_zero(amodal_masks),
         "labels": labels,
         "scores": scores,
         "amodal_masks": amodal_masks,

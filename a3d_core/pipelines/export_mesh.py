@@ -12,7 +12,7 @@ of a canonical dataset split, and writes into ``out_dir``:
     summary.json           category, viewpoint, mask areas (and IoU with the ground truth)
 
 It lives beside :mod:`a3d_core.pipelines.predict` rather than in the model package because it reads files
-and datasets (:func:`read_rgb`, :func:`read_mask`, canonical splits, ShapeNet shards); the network
+and datasets (:func:`read_rgb`, :func:`read_visible_mask`, canonical splits, ShapeNet shards); the network
 only ever sees tensors.
 """
 
@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import imageio.v3 as iio
 import numpy as np
 import torch
 
@@ -35,6 +34,7 @@ from a3d_core.data.framing import frame_view
 from a3d_core.data.shapenet import STORAGE as SHARD_STORAGE, ShapeNetAmodalDataset
 from a3d_core.errors import InputError
 from a3d_core.io.atomic import atomic_write_json
+from a3d_core.io.images import read_image, read_mask
 from a3d_core.io.meshes import render_turntable, write_gif, write_mask_png, write_obj, write_ply, write_rgb_png
 from a3d_core.model.asm import AmodalShapeModel, load_stage2_from_checkpoint
 from a3d_core.runtime import resolve_device
@@ -43,41 +43,15 @@ CROP_MODES = ("amodal-box", "full-image")
 
 
 def read_rgb(path: str | os.PathLike) -> torch.Tensor:
-    """An image file as ``(3, H, W)`` float in [0, 1] (grey is repeated, alpha dropped)."""
-    array = _read_image(path)
-    if array.ndim == 2:
-        array = np.repeat(array[..., None], 3, axis=2)
-    if array.ndim != 3 or array.shape[2] not in (3, 4):
-        raise InputError(f"{path}: expected a grey, RGB or RGBA image, got an array of shape {array.shape}")
-    return _to_unit_float(array[..., :3]).permute(2, 0, 1).contiguous()
+    """An image file as ``(3, H, W)`` float in [0, 1], read as :func:`a3d_core.io.images.read_image`
+    reads any image (EXIF orientation, transparency on white, grey repeated, a size limit)."""
+    return torch.from_numpy(read_image(path)).permute(2, 0, 1).float() / 255.0
 
 
-def read_mask(path: str | os.PathLike) -> torch.Tensor:
-    """A mask image as ``(H, W)`` float {0, 1}: any non-zero pixel (of any channel) is inside."""
-    array = _read_image(path)
-    if array.ndim == 3:
-        array = array.max(axis=2)
-    if array.ndim != 2:
-        raise InputError(f"{path}: expected a single-channel mask image, got an array of shape {array.shape}")
-    return torch.from_numpy((array > 0).astype(np.float32))
-
-
-def _read_image(path: str | os.PathLike) -> np.ndarray:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: image not found")
-    try:
-        return np.asarray(iio.imread(path, plugin="pillow"))
-    except Exception as error:  # imageio raises plugin-specific errors for unreadable files
-        raise InputError(f"{path}: not a readable image ({type(error).__name__})") from None
-
-
-def _to_unit_float(array: np.ndarray) -> torch.Tensor:
-    if array.dtype == np.uint8:
-        return torch.from_numpy(array.astype(np.float32) / 255.0)
-    if array.dtype == np.uint16:
-        return torch.from_numpy(array.astype(np.float32) / 65535.0)
-    return torch.from_numpy(array.astype(np.float32)).clamp(0.0, 1.0)
+def read_visible_mask(path: str | os.PathLike) -> torch.Tensor:
+    """A mask image as ``(H, W)`` float {0, 1}: any non-zero pixel (of any channel) is inside
+    (:func:`a3d_core.io.images.read_mask`)."""
+    return torch.from_numpy(read_mask(path).astype(np.float32))
 
 
 @dataclass
@@ -123,7 +97,7 @@ class MeshExportResult:
 
 def image_instance(image: str | os.PathLike, visible_mask: str | os.PathLike, size: int) -> InstanceInput:
     """An instance from an image file (its whole area is the crop) and a same-sized visible-mask file."""
-    rgb, visible = read_rgb(image), read_mask(visible_mask)
+    rgb, visible = read_rgb(image), read_visible_mask(visible_mask)
     if visible.shape != rgb.shape[1:]:
         raise InputError(
             f"{visible_mask}: mask is {visible.shape[1]}x{visible.shape[0]} but {image} is "

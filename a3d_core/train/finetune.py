@@ -38,11 +38,11 @@ from a3d_core.data.category_map import CategoryMap
 from a3d_core.data.detection import AmodalDetectionDataset, collate_detection
 from a3d_core.errors import InputError
 from a3d_core.eval.evaluate import EvaluationSettings, evaluate_predictions
+from a3d_core.eval.predictions import detections_to_results
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.model.a3d import A3DNetwork, A3DSettings, build_a3d
 from a3d_core.model.asm import AmodalShapeModel, ASMSettings, load_stage2_from_checkpoint, transfer_pretrained
 from a3d_core.model.stage1 import SMALL_ANCHOR_SIZES, Stage1Settings, load_backbone_weights, load_detector_weights
-from a3d_core.pipelines.predict import detections_to_results
 from a3d_core.progress import SILENT, ProgressReporter
 from a3d_core.train.distributed import barrier, init_distributed, shutdown_distributed
 from a3d_core.train.loop import TrainResult, TrainSettings, train

@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from a3d_core.errors import InputError, TrainingError
 from a3d_core.progress import SILENT, ProgressReporter
-from a3d_core.runtime import resolve_device, seed_everything
+from a3d_core.runtime import move_to_device, resolve_device, seed_everything
 from a3d_core.train.checkpoint import (
     BEST_CHECKPOINT,
     LAST_CHECKPOINT,
@@ -296,17 +296,6 @@ def build_scheduler(
         return warmup * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def move_to_device(batch: Any, device: torch.device) -> Any:
-    """Move every tensor in a (nested) dict / list / tuple batch to ``device``."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, Mapping):
-        return {key: move_to_device(value, device) for key, value in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(move_to_device(value, device) for value in batch)
-    return batch
 
 
 def train(

@@ -28,7 +28,7 @@ from a3d_core.boxes import DEFAULT_CROP_SCALE
 from a3d_core.data.framing import FramedViews
 from a3d_core.data.shapenet import ShapeNetAmodalDataset, read_shard_manifest
 from a3d_core.errors import InputError
-from a3d_core.eval.validation import AmodalEvaluation, evaluate_amodal, evenly_spaced
+from a3d_core.eval.instances import AmodalEvaluation, evaluate_amodal, evenly_spaced
 from a3d_core.geometry import TEMPLATES
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.model.asm import ASMSettings, build_stage2

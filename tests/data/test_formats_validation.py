@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from a3d_core.data.prepare_real import VISIBLE_CLIPPED_NOTE, RealPrepareRequest, prepare_real
-from a3d_core.data.validate import ProblemKind, StrictValidationError, ValidationSettings, rle_string_counts
+from a3d_core.data.problems import ProblemKind
+from a3d_core.data.validate import StrictValidationError, ValidationSettings, rle_string_counts
 from a3d_core.errors import InputError
 from tests.data.formats_fixtures import (
     blank_image,

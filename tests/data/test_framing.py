@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from a3d_core.boxes import mask_boxes
+from a3d_core.boxes import mask_boxes_or_image
 from a3d_core.data.framing import FramedViews, frame_view
 
 
@@ -23,21 +23,17 @@ def _view(size: int = 16) -> dict[str, torch.Tensor]:
 def test_the_amodal_box_fills_the_crop_at_scale_one_and_the_middle_at_scale_two():
     view = _view()
     tight = frame_view(view, 1.0)  # the square of side 8 around the 8 x 4 box: rows 2..9, columns 2..9
-    assert mask_boxes(tight["amodal"]).tolist() == [[4.0, 0.0, 12.0, 16.0]]  # twice as large: columns 4..7 -> 4..11
-    assert mask_boxes(tight["visible"]).tolist() == [[4.0, 0.0, 12.0, 8.0]]  # the visible top half stays the top half
+    # twice as large: columns 4..7 -> 4..11
+    assert mask_boxes_or_image(tight["amodal"]).tolist() == [[4.0, 0.0, 12.0, 16.0]]
+    # the visible top half stays the top half
+    assert mask_boxes_or_image(tight["visible"]).tolist() == [[4.0, 0.0, 12.0, 8.0]]
     # inside the object, away from its resampled edges
     assert torch.equal(tight["rgb"][1, 1:15, 5:11], torch.ones(14, 6))
     assert tight["category"] is view["category"]  # other entries are kept
 
     # the square of side 16 around the box: the object covers the middle half of its height
     loose = frame_view(view, 2.0)
-    assert mask_boxes(loose["amodal"]).tolist() == [[6.0, 4.0, 10.0, 12.0]]
-
-
-def test_mask_boxes_are_tight_pixel_corners_and_the_whole_image_when_empty():
-    masks = torch.zeros(2, 5, 6)
-    masks[0, 1:3, 2:5] = 0.9
-    assert mask_boxes(masks).tolist() == [[2.0, 1.0, 5.0, 3.0], [0.0, 0.0, 6.0, 5.0]]
+    assert mask_boxes_or_image(loose["amodal"]).tolist() == [[6.0, 4.0, 10.0, 12.0]]
 
 
 def test_framed_views_frame_every_item_and_read_the_dataset_attributes_through():

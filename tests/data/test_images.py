@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from a3d_core.errors import InputError
-from a3d_core.io.images import find_images, overlay, read_image, write_png
+from a3d_core.io.images import find_images, overlay, read_image, read_mask, write_png
 
 
 def test_rgb_png_is_read_exactly(tmp_path):
@@ -87,6 +87,36 @@ def test_large_images_read_without_warning_up_to_pillows_hard_limit(tmp_path, mo
     assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
     with pytest.raises(InputError, match=r"huge\.png: image too large"):
         read_image(tmp_path / "huge.png")
+
+
+def test_masks_keep_their_stored_values_any_channel_alpha_included(tmp_path):
+    labels = np.array([[0, 1], [1, 0]], np.uint16)  # 16-bit 0/1 labels: no scaling to 8 bits
+    Image.fromarray(labels).save(tmp_path / "labels.png")
+    assert read_mask(tmp_path / "labels.png").tolist() == [[False, True], [True, False]]
+    cutout = np.zeros((1, 3, 4), np.uint8)
+    cutout[0, 1, 3] = 255  # opaque black: inside through its alpha
+    cutout[0, 2, 0] = 9  # transparent red: inside through its colour
+    Image.fromarray(cutout, "RGBA").save(tmp_path / "cutout.png")
+    assert read_mask(tmp_path / "cutout.png").tolist() == [[False, True, True]]
+    palette = Image.fromarray(np.array([[0, 1]], np.uint8), "P")
+    palette.putpalette([0, 0, 0, 0, 0, 70] + [0] * 762)
+    palette.save(tmp_path / "palette.png")
+    assert read_mask(tmp_path / "palette.png").tolist() == [[False, True]]
+
+
+def test_masks_are_read_oriented_and_fail_in_one_line(tmp_path):
+    pixels = np.zeros((10, 20), np.uint8)
+    pixels[:, :10] = 255  # left half; orientation 6 shows it on top
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(pixels).save(tmp_path / "rotated.jpg", exif=exif, quality=95)
+    mask = read_mask(tmp_path / "rotated.jpg")
+    assert mask.shape == (20, 10) and mask[2, 5] and not mask[17, 5]
+    (tmp_path / "noise.png").write_bytes(b"\x89PNG not really an image")
+    with pytest.raises(InputError, match=r"noise\.png: not a readable image"):
+        read_mask(tmp_path / "noise.png")
+    with pytest.raises(InputError, match=r"absent\.png: file not found"):
+        read_mask(tmp_path / "absent.png")
 
 
 def test_write_png_round_trips_and_leaves_no_temporary_file(tmp_path):

@@ -5,7 +5,7 @@ import pytest
 import torch
 from pycocotools import mask as mask_utils
 
-from a3d_core.eval.iou import box_iou, mask_intersections, mask_iou
+from a3d_core.eval.iou import box_iou, mask_intersections, pairwise_mask_iou
 from a3d_core.eval.masks import rle_areas, to_rle
 from a3d_core.eval.rle_runs import CountsError, parse_runs, run_intersections
 
@@ -41,13 +41,13 @@ def _random_masks(rng, count, height, width):
     return masks  # mask 0 stays empty
 
 
-def test_mask_iou_by_hand_with_crowd():
+def test_pairwise_mask_iou_by_hand_with_crowd():
     a = torch.zeros(1, 4, 4)
     a[0, :2, :] = 1  # 8 pixels
     b = torch.zeros(2, 4, 4)
     b[0, 1:3, :] = 1  # overlaps a in 4 pixels, union 12
     b[1] = 1  # crowd: 8 of a's 8 pixels inside
-    iou = mask_iou(a, b, torch.tensor([False, True]))
+    iou = pairwise_mask_iou(a, b, torch.tensor([False, True]))
     assert torch.equal(iou, torch.tensor([[4 / 12, 1.0]], dtype=torch.float64))
 
 
@@ -61,7 +61,7 @@ def test_dense_and_run_intersections_equal_pycocotools_iou():
     gt_rles = mask_utils.encode(np.asfortranarray(gt.transpose(1, 2, 0)))
     theirs = mask_utils.iou(dt_rles, gt_rles, crowd)
 
-    dense = mask_iou(torch.from_numpy(dt), torch.from_numpy(gt), torch.tensor(crowd, dtype=torch.bool))
+    dense = pairwise_mask_iou(torch.from_numpy(dt), torch.from_numpy(gt), torch.tensor(crowd, dtype=torch.bool))
     assert np.array_equal(dense.numpy(), theirs)
 
     dt_runs, gt_runs = parse_runs(dt_rles), parse_runs(gt_rles)

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from a3d_core.errors import InputError
-from a3d_core.eval.miou import IoUByCategory, mask_iou
+from a3d_core.eval.miou import IoUByCategory, paired_mask_iou
 
 
-def test_mask_iou_on_hand_made_masks():
+def test_paired_mask_iou_on_hand_made_masks():
     prediction = torch.zeros(3, 4, 4)
     target = torch.zeros(3, 1, 4, 4)
     prediction[0, :2, :] = 0.9  # 8 pixels
@@ -15,16 +15,16 @@ def test_mask_iou_on_hand_made_masks():
     prediction[1] = 0.5  # not above the threshold: empty
     target[1, 0, 0, 0] = 1  # -> 0 / 1
     # instance 2: both empty -> 1
-    assert mask_iou(prediction, target).tolist() == pytest.approx([1 / 3, 0.0, 1.0])
+    assert paired_mask_iou(prediction, target).tolist() == pytest.approx([1 / 3, 0.0, 1.0])
 
 
-def test_mask_iou_of_identical_masks_is_one_and_shapes_are_checked():
+def test_paired_mask_iou_of_identical_masks_is_one_and_shapes_are_checked():
     masks = (torch.rand(2, 5, 5) > 0.5).float()
-    assert mask_iou(masks, masks).tolist() == [1.0, 1.0]
+    assert paired_mask_iou(masks, masks).tolist() == [1.0, 1.0]
     with pytest.raises(InputError, match="differ in shape"):
-        mask_iou(torch.zeros(2, 5, 5), torch.zeros(2, 4, 4))
+        paired_mask_iou(torch.zeros(2, 5, 5), torch.zeros(2, 4, 4))
     with pytest.raises(InputError, match=r"expected a \(B, H, W\)"):
-        mask_iou(torch.zeros(5, 5), torch.zeros(5, 5))
+        paired_mask_iou(torch.zeros(5, 5), torch.zeros(5, 5))
 
 
 def test_category_means_and_their_mean():

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from a3d_cli.main import app
 from a3d_core.data.canonical import decode_segmentation
 from a3d_core.errors import InputError
 from a3d_core.pipelines.completers import VisibleCompleter
-from a3d_core.pipelines.evaluate import EvaluateRequest, evaluate, evaluate_completion, mask_boxes
+from a3d_core.pipelines.evaluate import EvaluateRequest, evaluate, evaluate_completion
 from tests.model.tiny_scenes import (
     HEIGHT,
     WIDTH,
@@ -40,12 +39,6 @@ def test_the_visible_baseline_scores_visible_over_amodal_area(tmp_path: Path) ->
     assert result.segments.num_occluded == 3 and result.segments.miou_occ == 0.0
     # unoccluded: the visible mask is exact
     assert result.kinds["amodal"].per_category["chair"]["AP"] == pytest.approx(1.0)
-
-
-def test_mask_boxes_measure_as_pycocotools() -> None:
-    masks = torch.zeros(2, 5, 6)
-    masks[0, 1:3, 2:5] = 1.0
-    assert mask_boxes(masks).tolist() == [[2.0, 1.0, 5.0, 3.0], [0.0, 0.0, 0.0, 0.0]]
 
 
 @pytest.mark.parametrize("kind", ["pretrain", "finetune"])

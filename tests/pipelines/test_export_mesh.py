@@ -7,6 +7,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from pytorch3d.io import load_obj, load_ply
 
 from a3d_core.boxes import crop_instance, square_box
@@ -15,7 +16,7 @@ from a3d_core.data.framing import frame_view
 from a3d_core.errors import InputError
 from a3d_core.io.meshes import png_bytes, render_turntable, write_gif
 from a3d_core.model.asm import build_stage2
-from a3d_core.pipelines.export_mesh import export_instance_mesh
+from a3d_core.pipelines.export_mesh import export_instance_mesh, image_instance
 from tests.model.conftest import CATEGORIES, SIZE, disc, one_thread, tiny_settings  # noqa: F401  (one_thread: autouse)
 
 
@@ -126,6 +127,18 @@ def test_export_refuses_bad_requests(tmp_path):
         export_instance_mesh(
             checkpoint, tmp_path / "out", image=tmp_path / "broken.png", visible_mask=mask, device="cpu"
         )
+
+
+def test_an_image_is_read_as_a_viewer_shows_it(tmp_path):
+    # a photo stored 20 wide and 10 high with EXIF orientation 6 is shown 10 wide and 20 high,
+    # the size of a mask drawn on what the viewer shows
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.full((10, 20, 3), 200, np.uint8)).save(tmp_path / "photo.jpg", exif=exif)
+    (tmp_path / "mask.png").write_bytes(png_bytes(np.full((20, 10), 255, np.uint8)))
+    instance = image_instance(tmp_path / "photo.jpg", tmp_path / "mask.png", size=8)
+    assert instance.rgb.shape == (3, 8, 8) and instance.visible.shape == (1, 8, 8)
+    assert instance.visible.min() == 1.0 and (instance.rgb - 200 / 255).abs().max() < 0.05
 
 
 def test_square_crop_and_roi_resize_by_hand():

@@ -7,13 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from typer.testing import CliRunner
 
 from a3d_cli.main import app
 from a3d_core.data.canonical import decode_segmentation
-from a3d_core.pipelines.predict import detections_to_results
 from tests.model.tiny_scenes import write_tiny_scenes, write_two_stage_checkpoint
 
 
@@ -79,30 +77,6 @@ def test_predict_odd_images_and_a_corrupt_file(tmp_path: Path) -> None:
     best = max((p for p in predictions if p["image_id"] == first["id"]), key=lambda p: p["score"])
     written = np.asarray(Image.open(tmp_path / "out" / first["folder"] / "instance_00_amodal.png")) > 0
     assert np.array_equal(written, decode_segmentation(best["segmentation"], first["height"], first["width"]) > 0)
-
-
-def test_detections_to_results_by_hand() -> None:
-    amodal = torch.zeros(2, 6, 8)
-    amodal[0, 1:4, 2:6] = 0.9
-    amodal[1, 0:2, 0:2] = 0.7
-    visible = torch.zeros(2, 6, 8)
-    visible[0, 1:4, 2:4] = 0.8
-    detections = {
-        "boxes": torch.tensor([[2.0, 1.0, 6.0, 4.0], [0.0, 0.0, 2.0, 2.0]]),
-        "labels": torch.tensor([2, 1]),
-        "scores": torch.tensor([0.3, 0.8]),
-        "amodal_masks": amodal,
-        "visible_masks": visible,
-    }
-    results = detections_to_results(detections, image_id=7, category_id_of_label=[11, 22], score_threshold=0.2)
-    assert [r["score"] for r in results] == [pytest.approx(0.8), pytest.approx(0.3)]  # best first
-    assert [r["category_id"] for r in results] == [11, 22]
-    assert results[1]["bbox"] == [2.0, 1.0, 4.0, 3.0] and results[1]["image_id"] == 7
-    assert np.array_equal(
-        decode_segmentation(results[1]["segmentation"], 6, 8), (amodal[0] > 0.5).numpy().astype(np.uint8)
-    )
-    assert decode_segmentation(results[1]["visible_mask"], 6, 8).sum() == 6
-    assert len(detections_to_results(detections, 7, [11, 22], score_threshold=0.5)) == 1
 
 
 def test_predict_a_dataset_split_with_its_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import default_collate
 
+from a3d_core.runtime import move_to_device
 from a3d_core.train.distributed import (
     ShardedBatches,
     all_reduce_mean,
@@ -15,7 +16,7 @@ from a3d_core.train.distributed import (
     shutdown_distributed,
     wrap_model,
 )
-from a3d_core.train.loop import TrainSettings, move_to_device, train
+from a3d_core.train.loop import TrainSettings, train
 from tests.train.toys import ToyAmodalDataset, ToyAmodalModel
 
 GLOBAL_BATCH = 4

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from a3d_core.errors import InputError, TrainingError
-from a3d_core.eval.miou import mask_iou
+from a3d_core.eval.miou import paired_mask_iou
 from a3d_core.train.checkpoint import load_checkpoint
 from a3d_core.train.distributed import DistributedContext
 from a3d_core.train.loop import TrainSettings, build_scheduler, parameter_groups, train
@@ -35,7 +35,7 @@ def toy_model(seed: int = 0, **kwargs) -> ToyAmodalModel:
 def mean_iou(model) -> dict[str, float]:
     dataset = ToyAmodalDataset(objects=3, seed=7)
     batch = torch.utils.data.default_collate([dataset[i] for i in range(len(dataset))])
-    return {"miou": float(mask_iou(model(batch)["amodal_mask"], batch["amodal"]).mean())}
+    return {"miou": float(paired_mask_iou(model(batch)["amodal_mask"], batch["amodal"]).mean())}
 
 
 def deterministic(records: list[dict]) -> list[dict]:

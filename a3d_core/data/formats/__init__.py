@@ -3,8 +3,9 @@
 ``get_layout("kins")`` imports ``a3d_core.data.formats.kins`` only when asked (detectron2's
 ``DatasetCatalog`` idea: a name maps to a loader, no if-chain over names). Each layout turns one
 annotation file into :class:`~a3d_core.data.formats.base.SourceAnnotations`: the file's images,
-instances with their masks exactly as the file stores them, and categories. Decoding, checking
-and writing the canonical format happen in :mod:`a3d_core.data.prepare_real`.
+instances with their masks exactly as the file stores them, and categories. :func:`check_layout`
+refuses a file of another layout, naming the one it looks like. Decoding, checking and writing
+the canonical format happen in :mod:`a3d_core.data.prepare_real`.
 
 Layouts (facts in ``FORMATS.md``)::
 
@@ -20,12 +21,11 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Mapping
+from pathlib import Path
+from typing import Any, Mapping
 
+from a3d_core.data.formats.base import Layout, annotation_keys
 from a3d_core.errors import InputError
-
-if TYPE_CHECKING:
-    from a3d_core.data.formats.base import Layout
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def layout_entry(name: str) -> LayoutEntry:
 
 
 @lru_cache(maxsize=None)
-def get_layout(name: str) -> "Layout":
+def get_layout(name: str) -> Layout:
     """The reader of layout ``name``, imported on first use."""
     module_name, attribute = layout_entry(name).target.split(":")
     return getattr(importlib.import_module(module_name), attribute)
@@ -98,3 +98,26 @@ def get_layout(name: str) -> "Layout":
 def detect_layouts(data: Mapping[str, Any]) -> list[str]:
     """Names of the layouts whose annotation keys a parsed annotation file carries."""
     return [name for name in _CATALOG if get_layout(name).recognises(data)]
+
+
+def check_layout(layout: Layout, data: Any, path: Path) -> None:
+    """Raise :class:`InputError` naming ``path`` unless ``data`` is a file of ``layout``; when it
+    is not, the message names the layout the file looks like (and its ``a3d prepare`` command)."""
+    if not isinstance(data, dict):
+        raise InputError(
+            f"{path}: not a {layout.title} annotation file: the JSON is a {type(data).__name__}, "
+            f"expected an object with 'images' and 'annotations' ({layout.expected})"
+        )
+    for key in ("images", "annotations"):
+        if not isinstance(data.get(key), list):
+            raise InputError(
+                f"{path}: not a {layout.title} annotation file: no '{key}' list (expected {layout.expected})"
+            )
+    if not data["annotations"] or layout.recognises(data):
+        return
+    others = [name for name in detect_layouts(data) if name != layout.name]
+    if others:
+        hint = f"it looks like a {get_layout(others[0]).title} file (use `a3d prepare {others[0]}`)"
+    else:
+        hint = f"its annotations have the keys {', '.join(sorted(annotation_keys(data)))}"
+    raise InputError(f"{path}: not a {layout.title} annotation file: expected {layout.expected}; {hint}")

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from a3d_core.data.formats import detect_layouts, get_layout
-from a3d_core.data.validate import Problem, ProblemKind
+from a3d_core.data.problems import Problem, ProblemKind
 from a3d_core.errors import InputError
 
 
@@ -88,7 +87,8 @@ class Layout(ABC):
 
     Subclasses set ``name`` (the command name), ``title`` (for messages), ``signature`` (the
     annotation keys that identify the layout) and ``expected`` (what a file of this layout holds,
-    for error messages), and implement :meth:`read`.
+    for error messages), and implement :meth:`read`. Whether a file is of this layout at all is
+    checked by :func:`a3d_core.data.formats.check_layout`, which knows the other layouts.
     """
 
     name: str
@@ -100,30 +100,9 @@ class Layout(ABC):
         """Whether the annotations of a parsed file carry this layout's identifying keys."""
         return self.signature <= annotation_keys(data)
 
-    def check(self, data: Any, path: Path) -> None:
-        """Raise :class:`InputError` naming ``path`` unless ``data`` is a file of this layout."""
-        if not isinstance(data, dict):
-            raise InputError(
-                f"{path}: not a {self.title} annotation file: the JSON is a {type(data).__name__}, "
-                f"expected an object with 'images' and 'annotations' ({self.expected})"
-            )
-        for key in ("images", "annotations"):
-            if not isinstance(data.get(key), list):
-                raise InputError(
-                    f"{path}: not a {self.title} annotation file: no '{key}' list (expected {self.expected})"
-                )
-        if not data["annotations"] or self.recognises(data):
-            return
-        others = [name for name in detect_layouts(data) if name != self.name]
-        if others:
-            hint = f"it looks like a {get_layout(others[0]).title} file (use `a3d prepare {others[0]}`)"
-        else:
-            hint = f"its annotations have the keys {', '.join(sorted(annotation_keys(data)))}"
-        raise InputError(f"{path}: not a {self.title} annotation file: expected {self.expected}; {hint}")
-
     @abstractmethod
     def read(self, data: Mapping[str, Any], path: Path, options: ReadOptions) -> SourceAnnotations:
-        """Parse a file that passed :meth:`check` into :class:`SourceAnnotations`."""
+        """Parse a file that passed :func:`~a3d_core.data.formats.check_layout` into :class:`SourceAnnotations`."""
 
 
 # ------------------------------------------------------------------------------------- helpers
