@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from a3d_core.model.encoder import conv_bn_relu
+from a3d_core.model.mask_branch import MaskBranchOutput
 
 
 @dataclass
@@ -39,7 +40,8 @@ def _double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class UNetMaskDecoder(nn.Module):
-    """forward(features ``(B, D)``, inputs ``(B, 4, S, S)``, categories ``(B,)``) -> ``{"coarse_mask": (B, S, S)}``.
+    """forward(features ``(B, D)``, inputs ``(B, 4, S, S)``, categories ``(B,)``) -> a
+    :class:`~a3d_core.model.mask_branch.MaskBranchOutput` with the coarse mask ``(B, S, S)`` only.
 
     Class-agnostic, like the plain 2D decoder; ``categories`` is accepted for the branch
     interface and not used.
@@ -58,11 +60,9 @@ class UNetMaskDecoder(nn.Module):
         self.up = unet_up(widths)
         self.to_logits = nn.Conv2d(widths[0], 1, kernel_size=1)
 
-    def forward(
-        self, features: torch.Tensor, inputs: torch.Tensor, categories: torch.Tensor
-    ) -> dict[str, torch.Tensor]:
+    def forward(self, features: torch.Tensor, inputs: torch.Tensor, categories: torch.Tensor) -> MaskBranchOutput:
         maps = unet_maps(self.down, self.up, inputs, self.inject(features))
-        return {"coarse_mask": torch.sigmoid(self.to_logits(maps).squeeze(1))}
+        return MaskBranchOutput(coarse_mask=torch.sigmoid(self.to_logits(maps).squeeze(1)))
 
 
 def unet_down(in_channels: int, widths: tuple[int, ...]) -> nn.ModuleList:

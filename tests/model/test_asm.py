@@ -257,6 +257,26 @@ def test_scored_hypotheses_learn_which_one_fits_and_evaluation_renders_only_that
         assert torch.allclose(out["coarse_mask"], model.mask_branch.render(out["vertices"], chosen), atol=1e-6)
 
 
+def test_the_mesh_branch_fills_the_fields_of_its_output_that_its_cameras_have(batch):
+    inputs = torch.cat([batch["rgb"], batch["visible"]], dim=1)
+
+    def branch_output(model):
+        return model.mask_branch(model.encoder(inputs), inputs, batch["category"])
+
+    rendered = branch_output(seeded_model().train())  # 4 hypotheses chosen by rendering: all rendered
+    assert rendered.coarse_mask.shape == (2, SIZE, SIZE) and rendered.vertices.shape == (2, 42, 3)
+    assert len(rendered.viewpoint) == 2 and len(rendered.hypotheses) == 8 and rendered.hypothesis_scores is None
+    assert rendered.hypothesis_masks.shape == (2, 4, SIZE, SIZE)
+    assert any(torch.equal(rendered.coarse_mask[0], mask) for mask in rendered.hypothesis_masks[0])
+    with torch.no_grad():
+        scored_eval = branch_output(seeded_model(viewpoint=scored()).eval())  # only the best-scored is rendered
+    assert scored_eval.hypothesis_scores.shape == (2, 4) and len(scored_eval.viewpoint) == 2
+    assert scored_eval.hypothesis_masks is None and scored_eval.hypotheses is None
+    one = branch_output(seeded_model(viewpoint=ViewpointSettings(encoder=tiny_encoder(), azimuth_hypotheses=1)))
+    assert len(one.viewpoint) == 2 and one.vertices.shape == (2, 42, 3)
+    assert one.hypothesis_masks is None and one.hypotheses is None and one.hypothesis_scores is None
+
+
 def test_render_selection_keeps_the_estimator_head_of_old_checkpoints():
     assert seeded_model().mask_branch.viewpoint_estimator.head.out_features == 4
     assert seeded_model(viewpoint=scored()).mask_branch.viewpoint_estimator.head.out_features == 8
