@@ -56,7 +56,7 @@ import torch
 from torch import nn
 
 from a3d_core.errors import InputError
-from a3d_core.geometry import TEMPLATES, Viewpoint, mesh_template
+from a3d_core.geometry import Viewpoint, ico_sphere_template
 from a3d_core.io.checkpoints import load_checked_weights, read_checkpoint
 from a3d_core.model.baseline2d import MaskDecoder2D, MaskDecoder2DSettings
 from a3d_core.model.encoder import ClassificationBranch, Encoder, EncoderSettings
@@ -103,6 +103,34 @@ _NESTED_SETTINGS = {
 # trained with (the new defaults differ): a config without them gets these.
 _LEGACY_SETTINGS = {"shape": {"symmetric": False}, "viewpoint": {"azimuth_hypotheses": 1}}
 
+# Options retired because their pilots showed no gain (docs/stage2.md), each at the value that
+# switched it off; configs written before keep them at that value. RETIRED_AT is the last commit
+# that had them.
+RETIRED_SETTINGS = {"template": "sphere", "shape.instance_warmup": 0.0, "losses.deformation": 0.0}
+RETIRED_AT = "b07dd80"
+
+
+def _without_retired_settings(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of stage-2 settings ``values`` without the ``RETIRED_SETTINGS`` entries at their inert
+    values; one at another value raises InputError naming it and ``RETIRED_AT``."""
+    values = dict(values)
+    for path, inert in RETIRED_SETTINGS.items():
+        *parent, name = path.split(".")
+        holder = values.get(parent[0]) if parent else values
+        if not isinstance(holder, Mapping) or name not in holder:
+            continue
+        if holder[name] != inert:
+            raise InputError(
+                f"stage-2 setting {path}={holder[name]!r} was retired (no gain in its pilots, docs/stage2.md); "
+                f"commit {RETIRED_AT} is the last that builds this model"
+            )
+        kept = {key: value for key, value in holder.items() if key != name}
+        if parent:
+            values[parent[0]] = kept
+        else:
+            values = kept
+    return values
+
 
 @dataclass
 class ASMSettings:
@@ -111,9 +139,6 @@ class ASMSettings:
     image_size: S, the side of the input crops and of every mask.
     template_level: ico-sphere subdivision level of the mesh template (3 -> 642 vertices).
     template_radius: radius of the template sphere.
-    template: the mesh the shape decoder deforms (``a3d_core.geometry.TEMPLATES``): ``sphere``,
-        the paper's (3.3), or ``parts``, eight overlapping spheres a level coarser that can open
-        holes (:func:`a3d_core.geometry.parts_template`; not in the paper).
     encoder, shape, viewpoint, refine, mask_decoder, unet, shapedict: settings of the parts
         (``mask_decoder``: the ``2d`` kinds'; ``unet``: ``2d-unet``'s; ``shapedict``: the
         ``shapedict`` kinds').
@@ -129,7 +154,6 @@ class ASMSettings:
     image_size: int = 64
     template_level: int = 3
     template_radius: float = 0.5
-    template: str = "sphere"
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
     shape: ShapeDecoderSettings = field(default_factory=ShapeDecoderSettings)
     viewpoint: ViewpointSettings = field(default_factory=ViewpointSettings)
@@ -151,8 +175,6 @@ class ASMSettings:
             raise ValueError(f"image_size must be at least 8, got {self.image_size}")
         if not 0 <= self.template_level <= 6:
             raise ValueError(f"template_level must be in 0..6, got {self.template_level}")
-        if self.template not in TEMPLATES:
-            raise ValueError(f"template must be one of {', '.join(TEMPLATES)}, got {self.template!r}")
         if not self.template_radius > 0:
             raise ValueError(f"template_radius must be positive, got {self.template_radius}")
         if not 0.0 <= self.cross_view_weight < float("inf"):
@@ -172,11 +194,18 @@ class ASMSettings:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "ASMSettings":
+        """Settings from :meth:`to_dict`, also as written by earlier code: settings added since get
+        the values those configs trained with, retired ones are dropped at their inert values.
+
+        Raises:
+            InputError: a retired option at another value (a model this code cannot build).
+            ValueError: an unknown or invalid setting.
+        """
+        values = _without_retired_settings(values)
         known = {item.name for item in fields(cls)}
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown stage-2 settings {sorted(unknown)}")
-        values = dict(values)
         for name, legacy in _LEGACY_SETTINGS.items():
             if isinstance(values.get(name), Mapping):
                 values[name] = {**legacy, **values[name]}
@@ -297,12 +326,6 @@ class AmodalShapeModel(nn.Module):
         if self.needs_fitting:
             self.mask_branch.adopt_sizes(state, "mask_branch.")
 
-    def set_training_progress(self, fraction: float) -> None:
-        """Tell schedules inside the network the share of training done (the training loop calls
-        this before every step): the shape decoder's ``instance_warmup``."""
-        if self.is_3d:
-            self.mask_branch.shape_decoder.set_training_progress(fraction)
-
     def fit_to_masks(self, amodal: torch.Tensor, categories: torch.Tensor, seed: int = 0) -> None:
         """Build a ShapeDict branch's dictionary from training amodal masks ``(N, S, S)`` and
         categories ``(N,)`` (indices into ``category_names``); other branches have nothing to fit."""
@@ -371,7 +394,7 @@ class AmodalShapeModel(nn.Module):
         if self.is_3d:
             # The camera the mesh is trained at: with hypotheses, the one closest to the amodal mask.
             viewpoint = branch.viewpoint if fit is None else pick_hypotheses(branch.hypotheses, fit.closest)
-            losses.update(self._mesh_regularizer_terms(branch.vertices, category))
+            losses.update(self._mesh_regularizer_terms(branch.vertices))
             losses.update(self._cross_view_terms(branch.vertices, viewpoint, amodal_2d))
             losses.update(self._view_cycle_terms(branch.vertices, viewpoint, rgb, visible, category))
         return losses
@@ -443,18 +466,13 @@ class AmodalShapeModel(nn.Module):
             return {}
         return {"classification": weight * classification_loss(self.classifier(features), category)}
 
-    def _mesh_regularizer_terms(self, vertices: torch.Tensor, category: torch.Tensor) -> dict[str, torch.Tensor]:
-        """SoftRas' ``laplacian`` and ``flatten`` regularisers of the meshes ``(B, V, 3)`` (3.6) and
-        the ``deformation`` prior towards the mean shape of each instance's category ``(B,)``."""
+    def _mesh_regularizer_terms(self, vertices: torch.Tensor) -> dict[str, torch.Tensor]:
+        """SoftRas' ``laplacian`` and ``flatten`` regularisers of the meshes ``(B, V, 3)`` (3.6)."""
         weights, regularizer, terms = self.settings.losses, self.mask_branch.regularizer, {}
         if weights.laplacian:
             terms["laplacian"] = weights.laplacian * regularizer.laplacian(vertices)
         if weights.flatten:
             terms["flatten"] = weights.flatten * regularizer.flatten(vertices)
-        if weights.deformation:
-            terms["deformation"] = weights.deformation * self.mask_branch.shape_decoder.instance_deformation(
-                vertices, category
-            )
         return terms
 
     def _cross_view_terms(
@@ -584,7 +602,7 @@ def build_stage2(kind: str, category_names: list[str], settings: ASMSettings | N
     encoder = Encoder(size, in_channels=4, settings=settings.encoder)
     classifier = ClassificationBranch(encoder.feature_dim, category_names)
     if kind.startswith("a3d"):
-        template_vertices, faces = mesh_template(settings.template, settings.template_level, settings.template_radius)
+        template_vertices, faces = ico_sphere_template(settings.template_level, settings.template_radius)
         mask_branch: nn.Module = MeshMaskBranch(
             ShapeDecoder(category_names, template_vertices, faces, encoder.feature_dim, settings.shape),
             ViewpointEstimator(size, in_channels=4, settings=settings.viewpoint),
@@ -595,10 +613,6 @@ def build_stage2(kind: str, category_names: list[str], settings: ASMSettings | N
             raise ValueError("cross-view consistency needs the 3D branch; the 2D baselines take cross_view_weight=0")
         if settings.losses.view_cycle_camera or settings.losses.view_cycle_shape:
             raise ValueError("the view cycle needs the 3D branch; the 2D baselines take view-cycle weights 0")
-        if settings.losses.deformation:
-            raise ValueError("the deformation prior needs the 3D branch; the 2D baselines take deformation weight 0")
-        if settings.template != "sphere" or settings.shape.instance_warmup:
-            raise ValueError("a mesh template and an instance warmup need the 3D branch; the 2D baselines have no mesh")
         if kind == "2d-unet":
             mask_branch = UNetMaskDecoder(encoder.feature_dim, size, settings=settings.unet)
         elif kind.startswith("shapedict"):
@@ -614,6 +628,8 @@ def build_stage2_from_config(config: Mapping[str, Any]) -> AmodalShapeModel:
     try:
         kind, names, settings = config["kind"], config["category_names"], config["settings"]
         return build_stage2(kind, list(names), ASMSettings.from_dict(settings))
+    except InputError:
+        raise
     except (KeyError, TypeError, ValueError) as error:
         raise InputError(f"not a stage-2 model config ({error})") from None
 
