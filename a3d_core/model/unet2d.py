@@ -24,8 +24,9 @@ from a3d_core.model.mask_branch import MaskBranchOutput
 @dataclass
 class UNet2DSettings:
     """widths: channels at ``S``, ``S/2``, ``S/4`` and ``S/8`` (the bottleneck). The default
-    gives the ``2d-unet`` model 6.7M parameters at S = 32, beside A3D's 6.4M active ones there
-    (level-2 template; :meth:`~a3d_core.model.asm.AmodalShapeModel.active_parameter_count`)."""
+    gives the ``2d-unet`` model about A3D's active parameter count at S = 32 with a level-2
+    template (:meth:`~a3d_core.model.asm.AmodalShapeModel.active_parameter_count`; the counts:
+    docs/stage2.md)."""
 
     widths: tuple[int, ...] = (44, 88, 176, 352)
 
