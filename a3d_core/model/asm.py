@@ -488,11 +488,17 @@ class AmodalShapeModel(nn.Module):
         return {"cross_view": weight * reconstruction_loss(crossed, amodal)}
 
     def _view_cycle_terms(
-        self, vertices: torch.Tensor, viewpoint: Viewpoint, rgb: torch.Tensor, visible: torch.Tensor, category
+        self,
+        vertices: torch.Tensor,
+        viewpoint: Viewpoint,
+        rgb: torch.Tensor,
+        visible: torch.Tensor,
+        category: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
         """The view cycle's ``view_cycle_camera`` and ``view_cycle_shape`` (:mod:`a3d_core.model.view_cycle`):
         meshes ``(B, V, 3)`` rendered at random cameras, re-encoded; ``viewpoint`` (B) gives the
-        cameras' distance, ``rgb`` ``(B, 3, S, S)`` and ``visible`` ``(B, 1, S, S)`` the colours."""
+        cameras' distance, ``rgb`` ``(B, 3, S, S)`` and ``visible`` ``(B, 1, S, S)`` the colours,
+        ``category`` ``(B,)`` the shape decoder that rebuilds each mesh."""
         branch, weights = self.mask_branch, self.settings.losses
         if not (weights.view_cycle_camera or weights.view_cycle_shape):
             return {}
