@@ -1,4 +1,4 @@
-"""Cameras and templates shared by rendering the data (``data.render``) and the network (``model.render``).
+"""Cameras and the mesh template shared by rendering the data (``data.render``) and the network (``model.render``).
 
 Viewpoints follow Kato et al.'s ShapeNet renders (NMR, SoftRas; ../FORMATS.md): a look-at camera
 at elevation ``e``, azimuth ``a`` and distance ``d`` whose eye is
@@ -97,37 +97,6 @@ def ico_sphere_template(level: int = 3, radius: float = 0.5) -> tuple[torch.Tens
         raise ValueError(f"ico-sphere level must be in 0..6, got {level}")
     mesh = ico_sphere(level)
     return mesh.verts_packed() * radius, mesh.faces_packed()
-
-
-TEMPLATES = ("sphere", "parts")
-"""The mesh templates the shape decoder can deform: the paper's ico-sphere, or :func:`parts_template`."""
-
-
-def parts_template(level: int = 3, radius: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eight ico-spheres of level ``level - 1`` at the corners of a cube: vertices ``(V, 3)``, faces ``(F, 3)``.
-
-    Not in the paper: a topology-aware template. A deformed sphere has genus 0, so it cannot open
-    the gaps between a chair's legs or a lamp's arm and stand (paper 5, limitations); separate
-    closed parts can, each moving to a leg, a back or a seat. The parts (radius ``radius / 2``,
-    centres at ``(+-radius / 4)^3``) overlap, all covering the centre, so the untrained template
-    is one solid blob inside the sphere, and the set is symmetric about ``x = 0`` (each part's mirror image
-    is the part across the plane), as the symmetric shape decoder needs. Level ``l`` has
-    ``8 (10 4^(l-1) + 2)`` vertices for ``l >= 1``: level 2 336, level 3 1296 (the sphere's: 162, 642).
-    """
-    part_vertices, part_faces = ico_sphere_template(max(level - 1, 0), radius / 2)
-    corners = torch.tensor([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=part_vertices.dtype)
-    vertices = torch.cat([part_vertices + radius / 4 * corner for corner in corners])
-    faces = torch.cat([part_faces + index * part_vertices.shape[0] for index in range(len(corners))])
-    return vertices, faces
-
-
-def mesh_template(kind: str, level: int = 3, radius: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
-    """The template ``kind`` (:data:`TEMPLATES`) at ``level``: vertices ``(V, 3)``, faces ``(F, 3)``."""
-    if kind == "sphere":
-        return ico_sphere_template(level, radius)
-    if kind == "parts":
-        return parts_template(level, radius)
-    raise ValueError(f"template must be one of {', '.join(TEMPLATES)}, got {kind!r}")
 
 
 def soft_blur_radius(sigma: float, probability_floor: float = 1e-4) -> float:

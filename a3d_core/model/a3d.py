@@ -383,6 +383,8 @@ def build_a3d_from_config(config: Mapping[str, Any]) -> A3DNetwork:
         raise InputError(f"not a two-stage A3D model config (architecture {found!r})")
     try:
         return build_a3d(list(config["category_names"]), A3DSettings(**config["settings"]))
+    except InputError:
+        raise
     except (KeyError, TypeError, ValueError) as error:
         raise InputError(f"not a two-stage A3D model config ({error})") from None
 

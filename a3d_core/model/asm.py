@@ -50,13 +50,13 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import torch
 from torch import nn
 
 from a3d_core.errors import InputError
-from a3d_core.geometry import TEMPLATES, Viewpoint, mesh_template
+from a3d_core.geometry import Viewpoint, ico_sphere_template
 from a3d_core.io.checkpoints import load_checked_weights, read_checkpoint
 from a3d_core.model.baseline2d import MaskDecoder2D, MaskDecoder2DSettings
 from a3d_core.model.encoder import ClassificationBranch, Encoder, EncoderSettings
@@ -68,6 +68,7 @@ from a3d_core.model.losses import (
     reconstruction_loss,
     soft_iou,
 )
+from a3d_core.model.mask_branch import MaskBranchOutput
 from a3d_core.model.refine import EdgeRefine, RefineSettings, UNetRefine, build_refine
 from a3d_core.model.render import SilhouetteRendererSettings, SoftSilhouetteRenderer
 from a3d_core.model.shape import ShapeDecoder, ShapeDecoderSettings
@@ -102,6 +103,34 @@ _NESTED_SETTINGS = {
 # trained with (the new defaults differ): a config without them gets these.
 _LEGACY_SETTINGS = {"shape": {"symmetric": False}, "viewpoint": {"azimuth_hypotheses": 1}}
 
+# Options retired because their pilots showed no gain (docs/stage2.md), each at the value that
+# switched it off; configs written before keep them at that value. RETIRED_AT is the last commit
+# that had them.
+RETIRED_SETTINGS = {"template": "sphere", "shape.instance_warmup": 0.0, "losses.deformation": 0.0}
+RETIRED_AT = "b07dd80"
+
+
+def _without_retired_settings(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of stage-2 settings ``values`` without the ``RETIRED_SETTINGS`` entries at their inert
+    values; one at another value raises InputError naming it and ``RETIRED_AT``."""
+    values = dict(values)
+    for path, inert in RETIRED_SETTINGS.items():
+        *parent, name = path.split(".")
+        holder = values.get(parent[0]) if parent else values
+        if not isinstance(holder, Mapping) or name not in holder:
+            continue
+        if holder[name] != inert:
+            raise InputError(
+                f"stage-2 setting {path}={holder[name]!r} was retired (no gain in its pilots, docs/stage2.md); "
+                f"commit {RETIRED_AT} is the last that builds this model"
+            )
+        kept = {key: value for key, value in holder.items() if key != name}
+        if parent:
+            values[parent[0]] = kept
+        else:
+            values = kept
+    return values
+
 
 @dataclass
 class ASMSettings:
@@ -110,9 +139,6 @@ class ASMSettings:
     image_size: S, the side of the input crops and of every mask.
     template_level: ico-sphere subdivision level of the mesh template (3 -> 642 vertices).
     template_radius: radius of the template sphere.
-    template: the mesh the shape decoder deforms (``a3d_core.geometry.TEMPLATES``): ``sphere``,
-        the paper's (3.3), or ``parts``, eight overlapping spheres a level coarser that can open
-        holes (:func:`a3d_core.geometry.parts_template`; not in the paper).
     encoder, shape, viewpoint, refine, mask_decoder, unet, shapedict: settings of the parts
         (``mask_decoder``: the ``2d`` kinds'; ``unet``: ``2d-unet``'s; ``shapedict``: the
         ``shapedict`` kinds').
@@ -128,7 +154,6 @@ class ASMSettings:
     image_size: int = 64
     template_level: int = 3
     template_radius: float = 0.5
-    template: str = "sphere"
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
     shape: ShapeDecoderSettings = field(default_factory=ShapeDecoderSettings)
     viewpoint: ViewpointSettings = field(default_factory=ViewpointSettings)
@@ -150,8 +175,6 @@ class ASMSettings:
             raise ValueError(f"image_size must be at least 8, got {self.image_size}")
         if not 0 <= self.template_level <= 6:
             raise ValueError(f"template_level must be in 0..6, got {self.template_level}")
-        if self.template not in TEMPLATES:
-            raise ValueError(f"template must be one of {', '.join(TEMPLATES)}, got {self.template!r}")
         if not self.template_radius > 0:
             raise ValueError(f"template_radius must be positive, got {self.template_radius}")
         if not 0.0 <= self.cross_view_weight < float("inf"):
@@ -171,11 +194,18 @@ class ASMSettings:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "ASMSettings":
+        """Settings from :meth:`to_dict`, also as written by earlier code: settings added since get
+        the values those configs trained with, retired ones are dropped at their inert values.
+
+        Raises:
+            InputError: a retired option at another value (a model this code cannot build).
+            ValueError: an unknown or invalid setting.
+        """
+        values = _without_retired_settings(values)
         known = {item.name for item in fields(cls)}
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown stage-2 settings {sorted(unknown)}")
-        values = dict(values)
         for name, legacy in _LEGACY_SETTINGS.items():
             if isinstance(values.get(name), Mapping):
                 values[name] = {**legacy, **values[name]}
@@ -186,16 +216,15 @@ class MeshMaskBranch(nn.Module):
     """A3D's coarse-mask branch: shape decoder + viewpoint estimator + soft silhouette renderer.
 
     forward(features ``(B, D)``, inputs ``(B, 4, S, S)`` (RGB + visible mask), categories ``(B,)``)
-    -> dict with ``"coarse_mask"`` ``(B, S, S)``, ``"vertices"`` ``(B, V, 3)`` and ``"viewpoint"``
-    (Viewpoint of B). With K > 1 azimuth hypotheses (``ViewpointSettings.azimuth_hypotheses``)
-    the shape is rendered at all K, ``"hypothesis_masks"`` ``(B, K, S, S)`` and ``"hypotheses"``
-    (Viewpoint of B * K, instance-major) are returned too, and the coarse mask and viewpoint are
-    those of the hypothesis whose silhouette agrees best (soft IoU) with the visible mask: the
-    visible part is seen, so a shape turned the right way must cover it. With
-    ``hypothesis_selection="scores"`` the estimator's scores ``(B, K)`` (``"hypothesis_scores"``)
-    choose instead, and evaluation renders the chosen hypothesis only. (Measured on the
-    built-in data: that picks the hypothesis closest to the amodal mask for 81% of the test
-    views, where logits trained to predict it picked it for 72%.)
+    -> :class:`~a3d_core.model.mask_branch.MaskBranchOutput` with the coarse mask ``(B, S, S)``,
+    the vertices ``(B, V, 3)`` and the viewpoint (Viewpoint of B). With K > 1 azimuth hypotheses
+    (``ViewpointSettings.azimuth_hypotheses``) the shape is rendered at all K, the hypothesis
+    masks ``(B, K, S, S)`` and the hypotheses (Viewpoint of B * K, instance-major) are returned
+    too, and the coarse mask and viewpoint are those of the hypothesis whose silhouette agrees
+    best (soft IoU) with the visible mask: the visible part is seen, so a shape turned the right
+    way must cover it. With ``hypothesis_selection="scores"`` the estimator's scores ``(B, K)``
+    (the hypothesis scores) choose instead, and evaluation renders the chosen hypothesis only.
+    How often each selection picks the hypothesis closest to the amodal mask: docs/stage2.md.
     """
 
     def __init__(
@@ -216,20 +245,15 @@ class MeshMaskBranch(nn.Module):
         viewpoint = Viewpoint(viewpoint.elevation.float(), viewpoint.azimuth.float(), viewpoint.distance.float())
         return self.renderer(vertices.float(), self.faces, viewpoint)
 
-    def forward(self, features: torch.Tensor, inputs: torch.Tensor, categories: torch.Tensor) -> dict[str, Any]:
+    def forward(self, features: torch.Tensor, inputs: torch.Tensor, categories: torch.Tensor) -> MaskBranchOutput:
         vertices = self.shape_decoder(features, categories)
         hypotheses, scores = self.viewpoint_estimator.hypotheses(inputs)
         count = self.viewpoint_estimator.num_hypotheses
         if count == 1:
-            return {"coarse_mask": self.render(vertices, hypotheses), "vertices": vertices, "viewpoint": hypotheses}
+            return MaskBranchOutput(self.render(vertices, hypotheses), vertices, hypotheses)
         if scores is not None and not self.training:  # the best-scored hypothesis alone: one camera's cost
             viewpoint = pick_hypotheses(hypotheses, scores.argmax(dim=1))
-            return {
-                "coarse_mask": self.render(vertices, viewpoint),
-                "vertices": vertices,
-                "viewpoint": viewpoint,
-                "hypothesis_scores": scores,
-            }
+            return MaskBranchOutput(self.render(vertices, viewpoint), vertices, viewpoint, hypothesis_scores=scores)
         masks = self.render(vertices.repeat_interleave(count, dim=0), hypotheses)
         if scores is not None:
             chosen = scores.detach().argmax(dim=1)
@@ -237,17 +261,14 @@ class MeshMaskBranch(nn.Module):
             visible = inputs[:, 3].float().repeat_interleave(count, dim=0)
             chosen = soft_iou(masks, visible).view(-1, count).argmax(dim=1)
         masks = masks.view(len(vertices), count, *masks.shape[1:])
-        coarse = masks[torch.arange(len(vertices), device=chosen.device), chosen]
-        outputs = {
-            "coarse_mask": coarse,
-            "vertices": vertices,
-            "viewpoint": pick_hypotheses(hypotheses, chosen),
-            "hypothesis_masks": masks,
-            "hypotheses": hypotheses,
-        }
-        if scores is not None:
-            outputs["hypothesis_scores"] = scores
-        return outputs
+        return MaskBranchOutput(
+            coarse_mask=masks[torch.arange(len(vertices), device=chosen.device), chosen],
+            vertices=vertices,
+            viewpoint=pick_hypotheses(hypotheses, chosen),
+            hypothesis_masks=masks,
+            hypotheses=hypotheses,
+            hypothesis_scores=scores,
+        )
 
 
 class AmodalShapeModel(nn.Module):
@@ -259,7 +280,8 @@ class AmodalShapeModel(nn.Module):
         settings: the settings the parts were built from (kept for :meth:`config` and the losses).
         encoder: the shared image encoder.
         classifier: the classification branch.
-        mask_branch: :class:`MeshMaskBranch` or a 2D decoder, ``(features, inputs, categories) -> dict``.
+        mask_branch: :class:`MeshMaskBranch` or a 2D decoder, ``(features, inputs, categories) ->
+            MaskBranchOutput`` (:mod:`a3d_core.model.mask_branch`).
         refine: the edge refine (the paper's or the U-Net one), or ``None`` to use the coarse mask as the final mask.
     """
 
@@ -303,12 +325,6 @@ class AmodalShapeModel(nn.Module):
         """Take the sizes of data-sized buffers (a ShapeDict's atoms) from a state dict before loading it."""
         if self.needs_fitting:
             self.mask_branch.adopt_sizes(state, "mask_branch.")
-
-    def set_training_progress(self, fraction: float) -> None:
-        """Tell schedules inside the network the share of training done (the training loop calls
-        this before every step): the shape decoder's ``instance_warmup``."""
-        if self.is_3d:
-            self.mask_branch.shape_decoder.set_training_progress(fraction)
 
     def fit_to_masks(self, amodal: torch.Tensor, categories: torch.Tensor, seed: int = 0) -> None:
         """Build a ShapeDict branch's dictionary from training amodal masks ``(N, S, S)`` and
@@ -354,92 +370,138 @@ class AmodalShapeModel(nn.Module):
             else _categories(category, rgb.shape[0], len(self.category_names), "shape_category")
         )
         branch = self.mask_branch(features, inputs, category)
-        coarse = branch["coarse_mask"]
+        coarse = branch.coarse_mask
         final = coarse if self.refine is None else torch.sigmoid(self.refine(coarse, rgb, visible))
         outputs = {"amodal_mask": final, "coarse_mask": coarse, "class_logits": class_logits, "category": category}
         if self.is_3d:
-            outputs.update(vertices=branch["vertices"], faces=self.mask_branch.faces, viewpoint=branch["viewpoint"])
+            outputs.update(vertices=branch.vertices, faces=self.mask_branch.faces, viewpoint=branch.viewpoint)
         return outputs
 
+    # ---------------------------------------------------------------------------------- losses
     def _losses(
         self, batch: Mapping[str, Any], rgb: torch.Tensor, visible: torch.Tensor, amodal: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        if "category" not in batch:
-            raise InputError("a training batch needs 'category' (B,) int64")
-        category = _categories(batch["category"], rgb.shape[0], len(self.category_names), "category")
-        cross_view = self.settings.cross_view_weight > 0
-        if cross_view:
-            missing = [key for key in PAIR_KEYS if key not in batch]
-            if missing:
-                raise InputError(
-                    f"cross_view_weight > 0 needs the pair entries {', '.join(missing)} in every training batch"
-                )
-            rgb_pair, visible_pair, amodal_pair = _image_inputs(
-                batch, self.settings.image_size, ("rgb_pair", "visible_pair", "amodal_pair")
-            )
-            if rgb_pair.shape[0] != rgb.shape[0]:
-                raise InputError(f"{rgb_pair.shape[0]} pair views for {rgb.shape[0]} views")
-            category_pair = _categories(batch["category_pair"], rgb.shape[0], len(self.category_names), "category_pair")
-            rgb, visible, amodal = (
-                torch.cat([rgb, rgb_pair]),
-                torch.cat([visible, visible_pair]),
-                torch.cat([amodal, amodal_pair]),
-            )
-            category = torch.cat([category, category_pair])
-
-        weights = self.settings.losses
+        """Every active loss term, weighted (paper 3.6, cross-view 3.7), one concern per method below."""
+        rgb, visible, amodal, category = self._training_views(batch, rgb, visible, amodal)
         inputs = torch.cat([rgb, visible], dim=1)
         features = self.encoder(inputs)
         branch = self.mask_branch(features, inputs, category)
-        coarse, amodal_2d, visible_2d = branch["coarse_mask"], amodal.squeeze(1), visible.squeeze(1)
-        losses: dict[str, torch.Tensor] = {}
-        viewpoint = branch.get("viewpoint")
-        if "hypothesis_masks" in branch:
-            # Learn from the azimuth hypothesis closest to the amodal mask (a camera multiplex).
-            masks = branch["hypothesis_masks"]
-            count = masks.shape[1]
-            errors = 1.0 - soft_iou(masks.flatten(0, 1), amodal_2d.repeat_interleave(count, dim=0)).view(-1, count)
-            best = errors.detach().argmin(dim=1)
-            viewpoint = pick_hypotheses(branch["hypotheses"], best)
-            if weights.reconstruction:
-                losses["reconstruction"] = weights.reconstruction * errors.gather(1, best[:, None]).mean()
-            if "hypothesis_scores" in branch and weights.hypothesis_score:
-                losses["hypothesis_score"] = weights.hypothesis_score * classification_loss(
-                    branch["hypothesis_scores"], best
-                )
-        elif weights.reconstruction:
-            losses["reconstruction"] = weights.reconstruction * reconstruction_loss(coarse, amodal_2d)
-        if self.refine is not None and weights.edge_refine:
-            refined = self.refine(coarse, rgb, visible)
-            losses["edge_refine"] = weights.edge_refine * edge_refine_loss(
-                refined, amodal_2d, visible_2d, weights.edge_outside_visible
-            )
-        if weights.classification:
-            losses["classification"] = weights.classification * classification_loss(self.classifier(features), category)
+        amodal_2d = amodal.squeeze(1)
+        fit = None if branch.hypothesis_masks is None else closest_hypotheses(branch.hypothesis_masks, amodal_2d)
+        losses = self._coarse_mask_terms(branch, amodal_2d, fit)
+        losses.update(self._refine_terms(branch.coarse_mask, rgb, visible, amodal_2d))
+        losses.update(self._classification_terms(features, category))
         if self.is_3d:
-            vertices = branch["vertices"]
-            if weights.laplacian:
-                losses["laplacian"] = weights.laplacian * self.mask_branch.regularizer.laplacian(vertices)
-            if weights.flatten:
-                losses["flatten"] = weights.flatten * self.mask_branch.regularizer.flatten(vertices)
-            if weights.deformation:
-                losses["deformation"] = weights.deformation * self.mask_branch.shape_decoder.instance_deformation(
-                    vertices, category
-                )
-            if cross_view:
-                swapped = vertices.roll(rgb.shape[0] // 2, dims=0)  # [A; B] -> [B; A]: each shape at the other view
-                crossed = self.mask_branch.render(swapped, viewpoint)
-                losses["cross_view"] = self.settings.cross_view_weight * reconstruction_loss(crossed, amodal_2d)
-            if weights.view_cycle_camera or weights.view_cycle_shape:
-                losses.update(self._view_cycle_losses(vertices, viewpoint, rgb, visible, category))
+            # The camera the mesh is trained at: with hypotheses, the one closest to the amodal mask.
+            viewpoint = branch.viewpoint if fit is None else pick_hypotheses(branch.hypotheses, fit.closest)
+            losses.update(self._mesh_regularizer_terms(branch.vertices))
+            losses.update(self._cross_view_terms(branch.vertices, viewpoint, amodal_2d))
+            losses.update(self._view_cycle_terms(branch.vertices, viewpoint, rgb, visible, category))
         return losses
 
-    def _view_cycle_losses(
-        self, vertices: torch.Tensor, viewpoint: Viewpoint, rgb: torch.Tensor, visible: torch.Tensor, category
+    def _training_views(
+        self, batch: Mapping[str, Any], rgb: torch.Tensor, visible: torch.Tensor, amodal: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The views a training step learns from: ``rgb`` ``(B, 3, S, S)``, ``visible`` and ``amodal``
+        ``(B, 1, S, S)`` and the categories ``(B,)``; with cross-view consistency (3.7) the pair
+        views are appended, so each tensor holds ``2B`` views ``[A; B]``."""
+        if "category" not in batch:
+            raise InputError("a training batch needs 'category' (B,) int64")
+        category = _categories(batch["category"], rgb.shape[0], len(self.category_names), "category")
+        if not self.settings.cross_view_weight > 0:
+            return rgb, visible, amodal, category
+        missing = [key for key in PAIR_KEYS if key not in batch]
+        if missing:
+            raise InputError(
+                f"cross_view_weight > 0 needs the pair entries {', '.join(missing)} in every training batch"
+            )
+        rgb_pair, visible_pair, amodal_pair = _image_inputs(
+            batch, self.settings.image_size, ("rgb_pair", "visible_pair", "amodal_pair")
+        )
+        if rgb_pair.shape[0] != rgb.shape[0]:
+            raise InputError(f"{rgb_pair.shape[0]} pair views for {rgb.shape[0]} views")
+        category_pair = _categories(batch["category_pair"], rgb.shape[0], len(self.category_names), "category_pair")
+        return (
+            torch.cat([rgb, rgb_pair]),
+            torch.cat([visible, visible_pair]),
+            torch.cat([amodal, amodal_pair]),
+            torch.cat([category, category_pair]),
+        )
+
+    def _coarse_mask_terms(
+        self, branch: MaskBranchOutput, amodal: torch.Tensor, fit: HypothesisFit | None
     ) -> dict[str, torch.Tensor]:
-        """The view cycle's weighted terms (:mod:`a3d_core.model.view_cycle`): meshes ``(B, V, 3)``
-        rendered at random cameras, re-encoded; ``viewpoint`` (B) gives the cameras' distance."""
+        """``reconstruction`` (L_R, eq. 1) of the coarse mask against ``amodal`` ``(B, S, S)``; with
+        azimuth hypotheses (``fit``), L_R of the hypothesis closest to the amodal mask (a camera
+        multiplex) and ``hypothesis_score``, the cross-entropy of scored hypotheses towards it."""
+        weights, terms = self.settings.losses, {}
+        if fit is None:
+            if weights.reconstruction:
+                terms["reconstruction"] = weights.reconstruction * reconstruction_loss(branch.coarse_mask, amodal)
+            return terms
+        if weights.reconstruction:
+            terms["reconstruction"] = weights.reconstruction * fit.errors.gather(1, fit.closest[:, None]).mean()
+        if branch.hypothesis_scores is not None and weights.hypothesis_score:
+            terms["hypothesis_score"] = weights.hypothesis_score * classification_loss(
+                branch.hypothesis_scores, fit.closest
+            )
+        return terms
+
+    def _refine_terms(
+        self, coarse: torch.Tensor, rgb: torch.Tensor, visible: torch.Tensor, amodal: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """``edge_refine`` (L_E, eq. 2) of the refined ``coarse`` mask ``(B, S, S)`` (read with ``rgb``
+        ``(B, 3, S, S)`` and ``visible`` ``(B, 1, S, S)``) against ``amodal`` ``(B, S, S)``."""
+        weights = self.settings.losses
+        if self.refine is None or not weights.edge_refine:
+            return {}
+        refined = self.refine(coarse, rgb, visible)
+        loss = edge_refine_loss(refined, amodal, visible.squeeze(1), weights.edge_outside_visible)
+        return {"edge_refine": weights.edge_refine * loss}
+
+    def _classification_terms(self, features: torch.Tensor, category: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``classification``: cross-entropy of the classification branch on ``features`` ``(B, D)`` (3.3)."""
+        weight = self.settings.losses.classification
+        if not weight:
+            return {}
+        return {"classification": weight * classification_loss(self.classifier(features), category)}
+
+    def _mesh_regularizer_terms(self, vertices: torch.Tensor) -> dict[str, torch.Tensor]:
+        """SoftRas' ``laplacian`` and ``flatten`` regularisers of the meshes ``(B, V, 3)`` (3.6)."""
+        weights, regularizer, terms = self.settings.losses, self.mask_branch.regularizer, {}
+        if weights.laplacian:
+            terms["laplacian"] = weights.laplacian * regularizer.laplacian(vertices)
+        if weights.flatten:
+            terms["flatten"] = weights.flatten * regularizer.flatten(vertices)
+        return terms
+
+    def _cross_view_terms(
+        self, vertices: torch.Tensor, viewpoint: Viewpoint, amodal: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """``cross_view`` (3.7): the meshes ``(2B, V, 3)`` of views ``[A; B]``, each rendered at the
+        other view's camera (``viewpoint``, 2B), against that view's amodal mask ``(2B, S, S)``."""
+        weight = self.settings.cross_view_weight
+        if not weight > 0:
+            return {}
+        swapped = vertices.roll(len(vertices) // 2, dims=0)  # [A; B] -> [B; A]: each shape at the other view
+        crossed = self.mask_branch.render(swapped, viewpoint)
+        return {"cross_view": weight * reconstruction_loss(crossed, amodal)}
+
+    def _view_cycle_terms(
+        self,
+        vertices: torch.Tensor,
+        viewpoint: Viewpoint,
+        rgb: torch.Tensor,
+        visible: torch.Tensor,
+        category: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """The view cycle's ``view_cycle_camera`` and ``view_cycle_shape`` (:mod:`a3d_core.model.view_cycle`):
+        meshes ``(B, V, 3)`` rendered at random cameras, re-encoded; ``viewpoint`` (B) gives the
+        cameras' distance, ``rgb`` ``(B, 3, S, S)`` and ``visible`` ``(B, 1, S, S)`` the colours,
+        ``category`` ``(B,)`` the shape decoder that rebuilds each mesh."""
         branch, weights = self.mask_branch, self.settings.losses
+        if not (weights.view_cycle_camera or weights.view_cycle_shape):
+            return {}
         meshes = vertices.detach()
         cameras = random_viewpoints(viewpoint, branch.viewpoint_estimator.settings.elevation_range_deg)
         with torch.no_grad():
@@ -453,6 +515,24 @@ class AmodalShapeModel(nn.Module):
                 rebuilt = branch.shape_decoder(self.encoder(inputs), category)
                 terms["view_cycle_shape"] = weights.view_cycle_shape * shape_cycle_loss(rebuilt, meshes)
         return terms
+
+
+class HypothesisFit(NamedTuple):
+    """How the silhouettes at K azimuth hypotheses fit the amodal masks (the camera multiplex, training).
+
+    errors: ``(B, K)`` ``1 - softIoU`` of each hypothesis's silhouette with its amodal mask.
+    closest: ``(B,)`` long, the hypothesis of the lowest error (no gradient through the choice).
+    """
+
+    errors: torch.Tensor
+    closest: torch.Tensor
+
+
+def closest_hypotheses(masks: torch.Tensor, amodal: torch.Tensor) -> HypothesisFit:
+    """The fit of hypothesis silhouettes ``(B, K, S, S)`` to amodal masks ``(B, S, S)``."""
+    count = masks.shape[1]
+    errors = 1.0 - soft_iou(masks.flatten(0, 1), amodal.repeat_interleave(count, dim=0)).view(-1, count)
+    return HypothesisFit(errors, errors.detach().argmin(dim=1))
 
 
 def _image_inputs(batch: Mapping[str, Any], size: int, keys: tuple[str, ...]) -> list[torch.Tensor]:
@@ -528,7 +608,7 @@ def build_stage2(kind: str, category_names: list[str], settings: ASMSettings | N
     encoder = Encoder(size, in_channels=4, settings=settings.encoder)
     classifier = ClassificationBranch(encoder.feature_dim, category_names)
     if kind.startswith("a3d"):
-        template_vertices, faces = mesh_template(settings.template, settings.template_level, settings.template_radius)
+        template_vertices, faces = ico_sphere_template(settings.template_level, settings.template_radius)
         mask_branch: nn.Module = MeshMaskBranch(
             ShapeDecoder(category_names, template_vertices, faces, encoder.feature_dim, settings.shape),
             ViewpointEstimator(size, in_channels=4, settings=settings.viewpoint),
@@ -539,10 +619,6 @@ def build_stage2(kind: str, category_names: list[str], settings: ASMSettings | N
             raise ValueError("cross-view consistency needs the 3D branch; the 2D baselines take cross_view_weight=0")
         if settings.losses.view_cycle_camera or settings.losses.view_cycle_shape:
             raise ValueError("the view cycle needs the 3D branch; the 2D baselines take view-cycle weights 0")
-        if settings.losses.deformation:
-            raise ValueError("the deformation prior needs the 3D branch; the 2D baselines take deformation weight 0")
-        if settings.template != "sphere" or settings.shape.instance_warmup:
-            raise ValueError("a mesh template and an instance warmup need the 3D branch; the 2D baselines have no mesh")
         if kind == "2d-unet":
             mask_branch = UNetMaskDecoder(encoder.feature_dim, size, settings=settings.unet)
         elif kind.startswith("shapedict"):
@@ -558,6 +634,8 @@ def build_stage2_from_config(config: Mapping[str, Any]) -> AmodalShapeModel:
     try:
         kind, names, settings = config["kind"], config["category_names"], config["settings"]
         return build_stage2(kind, list(names), ASMSettings.from_dict(settings))
+    except InputError:
+        raise
     except (KeyError, TypeError, ValueError) as error:
         raise InputError(f"not a stage-2 model config ({error})") from None
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from a3d_core.model.encoder import conv_bn_relu
+from a3d_core.model.mask_branch import MaskBranchOutput
 
 
 @dataclass
@@ -31,7 +32,8 @@ class MaskDecoder2DSettings:
 
 
 class MaskDecoder2D(nn.Module):
-    """forward(features ``(B, D)``, inputs ``(B, 4, S, S)``, categories ``(B,)``) -> ``{"coarse_mask": (B, S, S)}``.
+    """forward(features ``(B, D)``, inputs ``(B, 4, S, S)``, categories ``(B,)``) -> a
+    :class:`~a3d_core.model.mask_branch.MaskBranchOutput` with the coarse mask ``(B, S, S)`` only.
 
     ``inputs`` and ``categories`` are accepted for the branch interface and not used.
     """
@@ -47,12 +49,10 @@ class MaskDecoder2D(nn.Module):
         self.stages = nn.ModuleList(conv_bn_relu(widths[i], widths[i + 1]) for i in range(3))
         self.to_logits = nn.Conv2d(widths[-1], 1, kernel_size=1)
 
-    def forward(
-        self, features: torch.Tensor, inputs: torch.Tensor, categories: torch.Tensor
-    ) -> dict[str, torch.Tensor]:
+    def forward(self, features: torch.Tensor, inputs: torch.Tensor, categories: torch.Tensor) -> MaskBranchOutput:
         maps = self.to_map(features).view(
             features.shape[0], self.settings.channels[0], self.start_size, self.start_size
         )
         for stage in self.stages:
             maps = stage(F.interpolate(maps, scale_factor=2.0, mode="bilinear", align_corners=False))
-        return {"coarse_mask": torch.sigmoid(self.to_logits(maps).squeeze(1))}
+        return MaskBranchOutput(coarse_mask=torch.sigmoid(self.to_logits(maps).squeeze(1)))

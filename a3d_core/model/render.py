@@ -5,11 +5,11 @@ contributes ``D_f(p) = sigmoid(-d(p, f) / sigma)`` at pixel p, with ``d`` the si
 distance from p to the face's projection (negative inside), and the silhouette aggregates them
 as ``S(p) = 1 - prod_f (1 - D_f(p))``. pytorch3d's MeshRasterizer + SoftSilhouetteShader compute
 exactly this over the ``faces_per_pixel`` nearest faces: that is the ``pytorch3d`` backend here,
-the reference. Its CPU backward pass is slow (seconds per batch of 642-vertex meshes at 64x64), so
-the ``fast`` backend (``render_fast``) lets pytorch3d only *select* the faces, without gradients,
-and recomputes the distances and the aggregation in differentiable torch: same silhouettes and
-gradients to float rounding, over ten times faster for forward + backward on CPU. ``auto`` picks
-per device (``AUTO_BACKEND``); docs/renderer.md has the measurements.
+the reference. Its CPU backward pass is slow, so the ``fast`` backend (``render_fast``) lets
+pytorch3d only *select* the faces, without gradients, and recomputes the distances and the
+aggregation in differentiable torch: same silhouettes and gradients to float rounding, much
+faster for forward + backward on CPU. ``auto`` picks per device (``AUTO_BACKEND``);
+docs/renderer.md has the measurements (``benchmarks/bm_render.py``).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from a3d_core.model.render_fast import render_silhouettes_fast
 
 BACKENDS = ("auto", "fast", "pytorch3d")
 
-# What ``backend="auto"`` runs on each device type. CPU: ``fast`` (over 10x the reference for
-# forward + backward, benchmarks/bm_render.py). CUDA: the reference, whose backward is a CUDA
+# What ``backend="auto"`` runs on each device type. CPU: ``fast`` (ahead of the reference for
+# forward + backward, docs/renderer.md). CUDA: the reference, whose backward is a CUDA
 # kernel, until benchmarks/bm_render.py has been run on a GPU and shows ``fast`` ahead there (it
 # has not been measured yet). Device types not listed get ``fast``.
 AUTO_BACKEND = {"cpu": "fast", "cuda": "pytorch3d"}

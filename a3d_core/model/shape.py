@@ -33,26 +33,17 @@ class ShapeDecoderSettings:
     offset_init_std: std of the initial weights of the offset layer (its bias starts at 0), so the
         untrained decoder outputs a slightly perturbed sphere rather than a random blob.
     symmetric: mirror-symmetric meshes about ``x = 0`` (see the module docstring).
-    instance_warmup: the share of training over which each instance's own deformation is unlocked
-        (not in the paper; Unicorn's progressive conditioning, Monnier et al., NeurIPS 2022): the
-        offsets' instance part (their weights' term) is scaled by ``min(1, progress /
-        instance_warmup)`` while the category's mean shape (their bias) trains from the start. At
-        first every instance of a category is one mesh, so only the camera can explain how its
-        views differ. 0: off (the paper's decoder).
     """
 
     hidden_dim: int = 512
     offset_init_std: float = 1e-4
     symmetric: bool = True
-    instance_warmup: float = 0.0
 
     def __post_init__(self) -> None:
         if self.hidden_dim < 1:
             raise ValueError(f"hidden_dim must be positive, got {self.hidden_dim}")
         if self.offset_init_std < 0:
             raise ValueError(f"offset_init_std must be non-negative, got {self.offset_init_std}")
-        if not 0.0 <= self.instance_warmup <= 1.0:
-            raise ValueError(f"instance_warmup must be in [0, 1], got {self.instance_warmup}")
 
 
 def category_key(name: str) -> str:
@@ -102,20 +93,8 @@ class CategoryShapeDecoder(nn.Module):
         nn.init.normal_(self.offsets.weight, std=settings.offset_init_std)
         nn.init.zeros_(self.offsets.bias)
 
-    def forward(self, features: torch.Tensor, instance_scale: torch.Tensor | None = None) -> torch.Tensor:
-        """``instance_scale``: a scalar multiplying the instance part of the offsets (their bias,
-        the category's part, is kept); ``None``: 1."""
-        hidden = self.blocks(features)
-        if instance_scale is None:
-            return self.offsets(hidden).view(-1, self.num_vertices, 3)
-        offsets = nn.functional.linear(hidden, self.offsets.weight) * instance_scale + self.offsets.bias
-        return offsets.view(-1, self.num_vertices, 3)
-
-    @property
-    def category_offsets(self) -> torch.Tensor:
-        """``(V, 3)``: the offsets' bias, the part of every mesh shared by the category (its learned
-        mean shape over the sphere); the rest of an instance's offsets is its own deformation."""
-        return self.offsets.bias.view(self.num_vertices, 3)
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.offsets(self.blocks(features)).view(-1, self.num_vertices, 3)
 
 
 class ShapeDecoder(nn.Module):
@@ -123,8 +102,8 @@ class ShapeDecoder(nn.Module):
 
     Args:
         category_names: the categories, in class-index order.
-        template_vertices: ``(V, 3)`` the template ``V0`` (``a3d_core.geometry.mesh_template``: the
-            paper's ico-sphere, or the parts template), symmetric about ``x = 0`` when
+        template_vertices: ``(V, 3)`` the template ``V0`` (the paper's ico-sphere,
+            ``a3d_core.geometry.ico_sphere_template``), symmetric about ``x = 0`` when
             ``settings.symmetric``.
         faces: ``(F, 3)`` long, shared by every reconstructed mesh.
         feature_dim: size of the encoder features.
@@ -161,9 +140,6 @@ class ShapeDecoder(nn.Module):
             self.register_buffer("mirror_index", mirror_index, persistent=False)
         self.register_buffer("template_vertices", template_vertices.clone(), persistent=False)
         self.register_buffer("faces", faces.detach().long().clone(), persistent=False)
-        # Saved when the warmup is on, so a checkpoint chosen mid-warmup evaluates as it was validated;
-        # None (not in the state dict) when off.
-        self.register_buffer("instance_scale", torch.zeros(()) if self.settings.instance_warmup > 0 else None)
         num_vertices = template_vertices.shape[0]
         self.decoders = nn.ModuleDict(
             {key: CategoryShapeDecoder(feature_dim, num_vertices, self.settings) for key in keys}
@@ -173,12 +149,6 @@ class ShapeDecoder(nn.Module):
     def num_vertices(self) -> int:
         return int(self.template_vertices.shape[0])
 
-    def set_training_progress(self, fraction: float) -> None:
-        """Unlock the instances' own deformation over ``settings.instance_warmup`` of training;
-        ``fraction`` is the share of training done (the training loop calls this every step)."""
-        if self.instance_scale is not None:
-            self.instance_scale.fill_(min(1.0, fraction / self.settings.instance_warmup))
-
     def decoder(self, name: str) -> CategoryShapeDecoder:
         """The decoder of category ``name``."""
         if name not in self.category_names:
@@ -187,16 +157,6 @@ class ShapeDecoder(nn.Module):
 
     def forward(self, features: torch.Tensor, categories: torch.Tensor) -> torch.Tensor:
         return self.template_vertices + self.vertex_offsets(features, categories)
-
-    def instance_deformation(self, vertices: torch.Tensor, categories: torch.Tensor) -> torch.Tensor:
-        """Mean squared distance of meshes ``(B, V, 3)`` (from :meth:`forward`) to their category's
-        mean shape (the template plus the offsets' bias, symmetrised like the meshes); a scalar. As
-        CMR's deformation prior (Kanazawa et al., 2018): instances stay near one category shape, so
-        the category has one frame that the cameras must turn."""
-        mean_shapes = torch.stack([self.decoder(name).category_offsets for name in self.category_names])
-        if self.settings.symmetric:
-            mean_shapes = self._symmetrized(mean_shapes, self.mirror_index)
-        return (vertices - self.template_vertices - mean_shapes[categories]).pow(2).sum(dim=2).mean()
 
     def vertex_offsets(self, features: torch.Tensor, categories: torch.Tensor) -> torch.Tensor:
         """Vertex offsets ``(B, V, 3)`` from the template, each instance by its category's decoder."""
@@ -209,7 +169,7 @@ class ShapeDecoder(nn.Module):
         offsets = features.new_zeros(features.shape[0], self.num_vertices, 3)
         for index in categories.unique().tolist():
             members = (categories == index).nonzero().squeeze(1)
-            offsets[members] = self.decoder(self.category_names[index])(features[members], self.instance_scale)
+            offsets[members] = self.decoder(self.category_names[index])(features[members])
         if self.settings.symmetric:
             offsets = self._symmetrized(offsets, self.mirror_index)
         return offsets

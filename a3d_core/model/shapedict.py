@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from a3d_core.model.mask_branch import MaskBranchOutput
+
 RETRIEVALS = ("category", "all")
 
 
@@ -80,7 +82,8 @@ class ShapeDictBranch(nn.Module):
     """The coarse-mask branch of ShapeDict; see the module docstring.
 
     forward(features ``(B, D)``, inputs ``(B, 4, S, S)`` (RGB + visible), categories ``(B,)``)
-    -> ``{"coarse_mask": (B, S, S)}`` = max(best atom, visible mask). Before training call
+    -> a :class:`~a3d_core.model.mask_branch.MaskBranchOutput` whose coarse mask ``(B, S, S)`` is
+    max(best atom, visible mask), its only field. Before training call
     :meth:`fit` with the training amodal masks; the atoms are buffers, saved in checkpoints.
     """
 
@@ -123,9 +126,7 @@ class ShapeDictBranch(nn.Module):
         self.atoms = torch.cat(atoms).to(self.atoms.device)
         self.atom_category = torch.cat(owners).to(self.atoms.device)
 
-    def forward(
-        self, features: torch.Tensor, inputs: torch.Tensor, categories: torch.Tensor
-    ) -> dict[str, torch.Tensor]:
+    def forward(self, features: torch.Tensor, inputs: torch.Tensor, categories: torch.Tensor) -> MaskBranchOutput:
         if not len(self.atoms):
             raise RuntimeError("ShapeDict has no atoms: call fit() with the training masks first")
         visible = inputs[:, 3].float()
@@ -133,7 +134,7 @@ class ShapeDictBranch(nn.Module):
         if self.settings.retrieval == "category":
             scores = scores.masked_fill(self.atom_category[None] != categories[:, None], -1.0)
         best = self.atoms[scores.argmax(1)].view_as(visible)
-        return {"coarse_mask": torch.maximum(best, visible)}
+        return MaskBranchOutput(coarse_mask=torch.maximum(best, visible))
 
     def adopt_sizes(self, state_dict, prefix: str = "") -> None:
         """Resize the atoms to those of ``state_dict`` (the dictionary's size depends on the data

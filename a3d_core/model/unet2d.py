@@ -18,13 +18,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from a3d_core.model.encoder import conv_bn_relu
+from a3d_core.model.mask_branch import MaskBranchOutput
 
 
 @dataclass
 class UNet2DSettings:
     """widths: channels at ``S``, ``S/2``, ``S/4`` and ``S/8`` (the bottleneck). The default
-    gives the ``2d-unet`` model 6.7M parameters at S = 32, beside A3D's 6.4M active ones there
-    (level-2 template; :meth:`~a3d_core.model.asm.AmodalShapeModel.active_parameter_count`)."""
+    gives the ``2d-unet`` model about A3D's active parameter count at S = 32 with a level-2
+    template (:meth:`~a3d_core.model.asm.AmodalShapeModel.active_parameter_count`; the counts:
+    docs/stage2.md)."""
 
     widths: tuple[int, ...] = (44, 88, 176, 352)
 
@@ -39,7 +41,8 @@ def _double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class UNetMaskDecoder(nn.Module):
-    """forward(features ``(B, D)``, inputs ``(B, 4, S, S)``, categories ``(B,)``) -> ``{"coarse_mask": (B, S, S)}``.
+    """forward(features ``(B, D)``, inputs ``(B, 4, S, S)``, categories ``(B,)``) -> a
+    :class:`~a3d_core.model.mask_branch.MaskBranchOutput` with the coarse mask ``(B, S, S)`` only.
 
     Class-agnostic, like the plain 2D decoder; ``categories`` is accepted for the branch
     interface and not used.
@@ -58,11 +61,9 @@ class UNetMaskDecoder(nn.Module):
         self.up = unet_up(widths)
         self.to_logits = nn.Conv2d(widths[0], 1, kernel_size=1)
 
-    def forward(
-        self, features: torch.Tensor, inputs: torch.Tensor, categories: torch.Tensor
-    ) -> dict[str, torch.Tensor]:
+    def forward(self, features: torch.Tensor, inputs: torch.Tensor, categories: torch.Tensor) -> MaskBranchOutput:
         maps = unet_maps(self.down, self.up, inputs, self.inject(features))
-        return {"coarse_mask": torch.sigmoid(self.to_logits(maps).squeeze(1))}
+        return MaskBranchOutput(coarse_mask=torch.sigmoid(self.to_logits(maps).squeeze(1)))
 
 
 def unet_down(in_channels: int, widths: tuple[int, ...]) -> nn.ModuleList:

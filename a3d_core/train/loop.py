@@ -489,9 +489,6 @@ class _Run:
             TrainingError: naming the step and the term, when a loss is not finite (before any update).
         """
         trained.train()
-        schedule = getattr(self.module, "set_training_progress", None)
-        if schedule is not None:  # a network with schedules of its own (a function of the step: resumable)
-            schedule((step - 1) / self.total_steps)
         with self.precision.autocast():
             losses = trained(batch)
         names, terms = _loss_terms(losses, step)

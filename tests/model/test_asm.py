@@ -9,6 +9,7 @@ import torch
 
 from a3d_core.errors import InputError
 from a3d_core.geometry import Viewpoint, kato_viewpoints
+from a3d_core.model.a3d import A3DSettings
 from a3d_core.model.asm import (
     KINDS,
     AmodalShapeModel,
@@ -19,7 +20,6 @@ from a3d_core.model.asm import (
     transfer_pretrained,
 )
 from a3d_core.model.losses import LossSettings, soft_iou
-from a3d_core.model.shape import ShapeDecoderSettings
 from a3d_core.model.viewpoint import ViewpointSettings
 from tests.model.conftest import CATEGORIES, SIZE, disc, make_batch, tiny_encoder, tiny_settings
 
@@ -257,6 +257,26 @@ def test_scored_hypotheses_learn_which_one_fits_and_evaluation_renders_only_that
         assert torch.allclose(out["coarse_mask"], model.mask_branch.render(out["vertices"], chosen), atol=1e-6)
 
 
+def test_the_mesh_branch_fills_the_fields_of_its_output_that_its_cameras_have(batch):
+    inputs = torch.cat([batch["rgb"], batch["visible"]], dim=1)
+
+    def branch_output(model):
+        return model.mask_branch(model.encoder(inputs), inputs, batch["category"])
+
+    rendered = branch_output(seeded_model().train())  # 4 hypotheses chosen by rendering: all rendered
+    assert rendered.coarse_mask.shape == (2, SIZE, SIZE) and rendered.vertices.shape == (2, 42, 3)
+    assert len(rendered.viewpoint) == 2 and len(rendered.hypotheses) == 8 and rendered.hypothesis_scores is None
+    assert rendered.hypothesis_masks.shape == (2, 4, SIZE, SIZE)
+    assert any(torch.equal(rendered.coarse_mask[0], mask) for mask in rendered.hypothesis_masks[0])
+    with torch.no_grad():
+        scored_eval = branch_output(seeded_model(viewpoint=scored()).eval())  # only the best-scored is rendered
+    assert scored_eval.hypothesis_scores.shape == (2, 4) and len(scored_eval.viewpoint) == 2
+    assert scored_eval.hypothesis_masks is None and scored_eval.hypotheses is None
+    one = branch_output(seeded_model(viewpoint=ViewpointSettings(encoder=tiny_encoder(), azimuth_hypotheses=1)))
+    assert len(one.viewpoint) == 2 and one.vertices.shape == (2, 42, 3)
+    assert one.hypothesis_masks is None and one.hypotheses is None and one.hypothesis_scores is None
+
+
 def test_render_selection_keeps_the_estimator_head_of_old_checkpoints():
     assert seeded_model().mask_branch.viewpoint_estimator.head.out_features == 4
     assert seeded_model(viewpoint=scored()).mask_branch.viewpoint_estimator.head.out_features == 8
@@ -345,19 +365,42 @@ def test_configs_written_before_symmetry_and_hypotheses_rebuild_what_they_traine
     assert not settings.shape.symmetric and settings.viewpoint.azimuth_hypotheses == 1
 
 
-def test_a_parts_template_model_trains_and_rebuilds_from_its_config(batch):
-    model = seeded_model(template="parts")
-    assert model.mask_branch.shape_decoder.num_vertices == 8 * 12  # level 1: eight level-0 parts
-    losses = model.train()(batch)
-    sum(losses.values()).backward()
-    offsets = model.mask_branch.shape_decoder.decoder("car").offsets.weight.grad.view(8, 12 * 3, -1)
-    assert bool((offsets.abs().sum(dim=(1, 2)) > 0).all())  # every part is trained
-    rebuilt = build_stage2_from_config(json.loads(json.dumps(model.config())))
-    assert rebuilt.settings.template == "parts"
-    assert torch.equal(rebuilt.mask_branch.faces, model.mask_branch.faces)
+def old_config_with_the_retired_options(template="sphere", instance_warmup=0.0, deformation=0.0) -> dict:
+    """A stage-2 config as code up to commit b07dd80 wrote it: with the options retired since."""
     config = json.loads(json.dumps(seeded_model().config()))
-    del config["settings"]["template"]  # a checkpoint written before the option: the paper's sphere
-    assert build_stage2_from_config(config).mask_branch.shape_decoder.num_vertices == 42
+    config["settings"]["template"] = template
+    config["settings"]["shape"]["instance_warmup"] = instance_warmup
+    config["settings"]["losses"]["deformation"] = deformation
+    return config
+
+
+def test_checkpoints_written_with_the_retired_options_off_rebuild_and_load(tmp_path, batch):
+    model = seeded_model().eval()
+    path = save_checkpoint(model, tmp_path / "old.pt", model_config=old_config_with_the_retired_options())
+    loaded = load_stage2_from_checkpoint(path).eval()
+    assert loaded.settings == model.settings
+    with torch.no_grad():
+        assert torch.equal(loaded(batch)["amodal_mask"], model(batch)["amodal_mask"])
+    two_stage = A3DSettings(stage2=old_config_with_the_retired_options()["settings"])  # a finetune config
+    assert two_stage.stage2 == model.settings
+
+
+@pytest.mark.parametrize(
+    "retired, named",
+    [
+        (dict(template="parts"), "template='parts'"),
+        (dict(instance_warmup=0.5), "shape.instance_warmup=0.5"),
+        (dict(deformation=1.0), "losses.deformation=1.0"),
+    ],
+)
+def test_a_model_that_used_a_retired_option_is_refused_naming_the_last_commit_that_had_it(tmp_path, retired, named):
+    config = old_config_with_the_retired_options(**retired)
+    path = save_checkpoint(seeded_model(), tmp_path / "old.pt", model_config=config)
+    with pytest.raises(InputError, match="was retired") as refusal:
+        load_stage2_from_checkpoint(path)
+    message = str(refusal.value)
+    assert message.startswith(f"{path}: stage-2 setting {named} was retired") and "b07dd80" in message
+    assert "\n" not in message
 
 
 def test_settings_are_validated():
@@ -365,14 +408,12 @@ def test_settings_are_validated():
         tiny_settings(image_size=64)
     with pytest.raises(ValueError, match="template_level"):
         ASMSettings(template_level=9)
-    with pytest.raises(ValueError, match="template must be one of sphere, parts"):
-        ASMSettings(template="torus")
     for kind, overrides in (
-        ("2d", dict(losses=LossSettings(deformation=1.0))),
-        ("2d-unet", dict(template="parts")),
-        ("shapedict", dict(shape=ShapeDecoderSettings(instance_warmup=0.5))),
+        ("2d", dict(cross_view_weight=1.0)),
+        ("2d-unet", dict(losses=LossSettings(view_cycle_camera=1.0))),
+        ("shapedict", dict(losses=LossSettings(view_cycle_shape=1.0))),
     ):  # options of the mesh branch are refused, not ignored, by the 2D baselines
-        with pytest.raises(ValueError, match="need(s)? the 3D branch"):
+        with pytest.raises(ValueError, match="needs the 3D branch"):
             build_stage2(kind, CATEGORIES, tiny_settings(**overrides))
     assert ASMSettings(image_size=48).renderer.image_size == 48
 

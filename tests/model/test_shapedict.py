@@ -51,13 +51,13 @@ def inputs_with_visible(visible: torch.Tensor) -> torch.Tensor:
 def test_retrieval_completes_the_visible_part_with_the_best_overlapping_atom():
     visible = box(0, 6, 8, 10)  # the top half of the tall bar
     out = branch()(torch.zeros(2, 8), inputs_with_visible(torch.stack([visible, visible])), torch.tensor([0, 1]))
-    assert torch.equal(out["coarse_mask"][0], TALL)  # category 0: the tall bar, not the wide one
-    assert torch.equal(out["coarse_mask"][1], torch.ones(S, S))  # category 1 has only the full square
+    assert torch.equal(out.coarse_mask[0], TALL)  # category 0: the tall bar, not the wide one
+    assert torch.equal(out.coarse_mask[1], torch.ones(S, S))  # category 1 has only the full square
     everywhere = branch("all")(torch.zeros(1, 8), inputs_with_visible(visible[None]), torch.tensor([1]))
-    assert torch.equal(everywhere["coarse_mask"][0], TALL)  # retrieval over all categories
+    assert torch.equal(everywhere.coarse_mask[0], TALL)  # retrieval over all categories
     partly_outside = torch.maximum(box(6, 0, 10, 3), box(12, 0, 16, 3))  # the wide bar's end, and pixels
     out = branch()(torch.zeros(1, 8), inputs_with_visible(partly_outside[None]), torch.tensor([0]))
-    assert torch.equal(out["coarse_mask"][0], torch.maximum(WIDE, partly_outside))  # no atom covers: kept
+    assert torch.equal(out.coarse_mask[0], torch.maximum(WIDE, partly_outside))  # no atom covers: kept
 
 
 def test_mirrored_bank_and_kmeans_sizes():

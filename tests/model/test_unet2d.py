@@ -15,7 +15,7 @@ def test_unet_maps_inputs_to_a_mask_of_their_size_and_learns():
     optimizer = torch.optim.Adam(decoder.parameters(), lr=1e-2)
     first = None
     for _ in range(60):
-        mask = decoder(torch.zeros(3, 8), inputs, torch.zeros(3, dtype=torch.long))["coarse_mask"]
+        mask = decoder(torch.zeros(3, 8), inputs, torch.zeros(3, dtype=torch.long)).coarse_mask
         loss = torch.nn.functional.binary_cross_entropy(mask, target.float())
         first = first if first is not None else loss.item()
         optimizer.zero_grad()

@@ -304,30 +304,3 @@ def test_a_scaled_group_moves_its_parameters_further(tmp_path):
 def test_settings_are_validated(overrides, message):
     with pytest.raises(ValueError, match=message):
         settings(**overrides)
-
-
-class ScheduledToyModel(ToyAmodalModel):
-    """A toy network with a schedule of its own: records the training progress it is told."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.progress_seen: list[float] = []
-
-    def set_training_progress(self, fraction: float) -> None:
-        self.progress_seen.append(fraction)
-
-
-def test_a_network_with_a_schedule_is_told_the_progress_before_every_step_also_after_resume(tmp_path):
-    dataset = ToyAmodalDataset(objects=6, views=2)
-    torch.manual_seed(0)
-    model = ScheduledToyModel(["cube", "ball"])
-    train(model, dataset, settings(steps=8), tmp_path / "a", context=CPU)
-    assert model.progress_seen == [step / 8 for step in range(8)]
-
-    torch.manual_seed(0)
-    interrupted = ScheduledToyModel(["cube", "ball"], interrupt_at_call=6)
-    with pytest.raises(KeyboardInterrupt):
-        train(interrupted, dataset, settings(steps=8), tmp_path / "b", context=CPU)
-    resumed = ScheduledToyModel(["cube", "ball"])
-    train(resumed, dataset, settings(steps=8), tmp_path / "b", resume=True, context=CPU)
-    assert resumed.progress_seen == [step / 8 for step in range(4, 8)]  # from the checkpoint at step 4
