@@ -159,7 +159,7 @@ def pretrain(
     dataset = dataset_or_alias(dataset, data)
     if dataset is None:
         dataset = DEFAULT_DATASET
-        announce(f"dataset: {resolve_dataset(dataset, data_root)} (the default; --dataset DATASET to choose)")
+        announce(f"data: {resolve_dataset(dataset, data_root)} (the default; --dataset DATASET to choose)")
     if out is None:
         out = default_run_folder(RUN_NAME, resume, runs_root)
     try:

@@ -95,7 +95,7 @@ def test_the_card_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert set(read_shard_manifest(tmp_path / "data" / "shapenet")["shards"]) == {"train", "val", "test"}
 
     said = run(["pretrain", *TINY_PRETRAIN])
-    assert "dataset: data/shapenet (the default" in said and "run folder: runs/pretrain (the default" in said
+    assert "data: data/shapenet (the default" in said and "run folder: runs/pretrain (the default" in said
     pretrained = read_run("runs/pretrain/best.pt")
     assert pretrained.kind == PRETRAINING and pretrained.dataset == Path("data/shapenet")
 
