@@ -12,11 +12,11 @@ from a3d_cli.common import announce, console, default_run_folder, fail, user_err
 from a3d_cli.options import DataRootOption, DeviceOption, RunsRootOption, SeedOption, choices
 from a3d_cli.progress import ProgressDisplay
 from a3d_core.errors import InputError
-from a3d_core.model.asm import KINDS
+from a3d_core.model.asm import KINDS, ASMSettings
 from a3d_core.model.stage1 import BACKBONES, NORMS, SMALL_ANCHOR_SIZES
 from a3d_core.run_folders import PRETRAINING, dataset_name, newest_run, read_run, runs_root as resolve_runs_root
 from a3d_core.train.checkpoint import LAST_CHECKPOINT
-from a3d_core.train.loop import AMP_MODES
+from a3d_core.train.loop import AMP_MODES, TrainSettings
 
 if TYPE_CHECKING:
     from a3d_core.train.finetune import FinetuneResult
@@ -146,9 +146,8 @@ def finetune(
 
     Stage 1 (Mask R-CNN) learns amodal boxes and visible masks; stage 2 completes each instance through its 3D shape prior. With --init, categories present in both the pretraining and this dataset reuse the pretrained shape decoders; the others start fresh. Validates amodal AP and mIoU on the val split; runs under torchrun for data parallelism.
     """  # noqa: E501 (typer's help keeps the line breaks of a paragraph: one line each, the terminal wraps them)
-    from a3d_core.model.asm import ASMSettings  # the training stack loads only when the command runs
+    # the fine-tuning stack (the two-stage network, the predict pipeline) loads only when the command runs
     from a3d_core.train.finetune import BEST_METRIC, FinetuneSettings, finetune as run_finetune, small_stage1_settings
-    from a3d_core.train.loop import TrainSettings
 
     if init is not None and no_init:
         fail("--init FILE and --no-init exclude each other")
