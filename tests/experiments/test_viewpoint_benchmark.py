@@ -5,12 +5,19 @@ import json
 
 import imageio.v3 as iio
 import pytest
+import torch
 
 from a3d_core.data.shapenet import read_shard_manifest
 from a3d_core.errors import InputError
 from a3d_core.experiments.viewpoints import benchmark as benchmark_module
 from a3d_core.experiments.viewpoints.benchmark import BenchmarkSettings, run_viewpoint_benchmark
-from a3d_core.experiments.viewpoints.evaluation import diagnostics_3d, load_table, novel_view_targets, true_meshes
+from a3d_core.experiments.viewpoints.evaluation import (
+    diagnostics_3d,
+    evaluate_model,
+    load_table,
+    novel_view_targets,
+    true_meshes,
+)
 from a3d_core.experiments.viewpoints.specs import MODELS, SCALES, base_settings, override_settings
 from a3d_core.experiments.viewpoints.training import load_model, train_model, training_steps
 from a3d_core.model.asm import ASMSettings, load_stage2_from_checkpoint
@@ -146,13 +153,25 @@ def test_a_finished_model_of_other_settings_is_refused_not_mixed(finished):
     assert again == legacy
 
 
-def test_the_untrained_retrieval_is_built_from_its_overrides(finished):
+def test_the_untrained_retrieval_is_built_from_its_overrides_and_its_tables_follow_them(finished):
     out, _ = finished
     retrieval = next(spec for spec in MODELS if spec.name == "retrieval")
     model = load_model(retrieval, {}, out / "data", ["car", "table"], SCALES["tiny"], seed=0)
     expected = ShapeDictSettings(atoms_per_category=0, mirrored=True, retrieval="all")
     assert model.settings.shapedict == expected and model.settings.image_size == 16
     assert isinstance(model.settings, ASMSettings) and model.settings.input_framing == 1.1
+
+    folder = out / "runs" / "retrieval" / "tables"
+    provenance = json.loads((folder / "provenance.json").read_text())
+    assert provenance["stage2"] == model.settings.to_dict() and "commit" in provenance
+    stamp = (folder / "val.npz").stat().st_mtime_ns
+    evaluate_model(retrieval, model, out / "data", ["val"], folder, torch.device("cpu"))
+    assert (folder / "val.npz").stat().st_mtime_ns == stamp  # the same settings: reused
+    (folder / "provenance.json").write_text(json.dumps({**provenance, "stage2": {"image_size": 8}}))
+    evaluate_model(retrieval, model, out / "data", ["val"], folder, torch.device("cpu"))
+    assert (folder / "val.npz").stat().st_mtime_ns != stamp  # other settings: computed again
+    assert json.loads((folder / "provenance.json").read_text())["stage2"] == model.settings.to_dict()
+    assert sorted(path.name for path in folder.glob("*.npz")) == ["val.npz"]
 
 
 def spy_on_moves(model):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,9 +27,9 @@ from a3d_core.eval.intervals import Interval, bootstrap_difference, bootstrap_me
 from a3d_core.eval.shape3d import to_data_frame, voxel_iou, voxelize
 from a3d_core.eval.viewpoint_diagnostics import Renderer, align_azimuths, novel_view_ious, viewpoint_errors
 from a3d_core.experiments.viewpoints.specs import ModelSpec
-from a3d_core.experiments.viewpoints.training import open_split
+from a3d_core.experiments.viewpoints.training import code_commit, open_split
 from a3d_core.geometry import Viewpoint, ico_sphere_template
-from a3d_core.io.atomic import atomic_write_bytes
+from a3d_core.io.atomic import atomic_write_bytes, atomic_write_json
 from a3d_core.model.asm import AmodalShapeModel
 
 TABLE_FIELDS = [f.name for f in dataclasses.fields(InstanceTable)]
@@ -47,6 +48,9 @@ def load_table(path: Path) -> InstanceTable:
         return InstanceTable(**{name: archive[name] for name in archive.files})
 
 
+TABLES_PROVENANCE = "provenance.json"
+
+
 def evaluate_model(
     spec: ModelSpec,
     model: AmodalShapeModel | None,
@@ -55,9 +59,23 @@ def evaluate_model(
     folder: Path,
     device: torch.device,
 ) -> dict[str, InstanceTable]:
-    """``split -> InstanceTable`` of ``model`` on ``splits`` (cached under ``folder``)."""
-    tables = {}
+    """``split -> InstanceTable`` of ``model`` on ``splits`` (cached under ``folder``).
+
+    ``folder/provenance.json`` records the kind and stage-2 settings the tables came from and the
+    code's commit; cached tables of other settings are computed again (tables cached before it was
+    kept are reused).
+    """
     folder.mkdir(parents=True, exist_ok=True)
+    provenance = {"kind": spec.kind, "stage2": None if model is None else model.settings.to_dict()}
+    provenance_path = folder / TABLES_PROVENANCE
+    if provenance_path.is_file():
+        recorded = json.loads(provenance_path.read_text())
+        if {key: recorded.get(key) for key in provenance} != provenance:
+            for stale in folder.glob("*.npz"):
+                stale.unlink()
+    if not any(folder.glob("*.npz")):  # fresh tables: recorded; tables from before the record stay unrecorded
+        atomic_write_json(provenance_path, {**provenance, "commit": code_commit()}, indent=2)
+    tables = {}
     for split in splits:
         path = folder / f"{split}.npz"
         if not path.is_file():
