@@ -9,8 +9,8 @@ The variant is one of the benchmark's model specs (``--model``, its slug) with m
 settings overridden (``--set PATH=VALUE``: a dotted path into
 :class:`~a3d_core.model.asm.ASMSettings`, a JSON value), so that a new stage-2 option is piloted
 without changing this script. It trains with the benchmark's own ``train_model`` (same flips,
-framing, optimiser, checkpoint chosen on val) for ``--instances`` training instances, then prints, on ``val`` only,
-what docs/stage2.md's "Viewpoint learning: what was tried" table reports: val mIoU, the median
+framing, optimiser, checkpoint chosen on val) for ``--instances`` training instances, then
+prints, on ``val`` only, what docs/stage2.md's "Viewpoint learning: what was tried" table reports: val mIoU, the median
 azimuth error after a per-category alignment fitted on val itself (optimistic, alike for every
 variant), the share within 30 degrees, the spread of predicted azimuths per category, and the
 novel-view IoU of val inputs beside reusing the input view's mask, the voxel IoU of the meshes with

@@ -120,7 +120,7 @@ def train_model(
         InputError: ``run`` holds a finished model trained with other stage-2 settings.
     """
     settings = pretrain_settings(spec, scale, data, run, seed, device)
-    stage2 = stage2_settings(settings, scale.image_size).to_dict()
+    stage2 = stage2_settings(settings, int(read_shard_manifest(data)["image_size"])).to_dict()
     record_path = run / "model.json"
     if record_path.is_file():
         record = json.loads(record_path.read_text())
