@@ -51,12 +51,12 @@ def announce(message: str) -> None:
         console.print(message, highlight=False, soft_wrap=True)
 
 
-def default_run_folder(name: str, resume: bool) -> Path:
+def default_run_folder(name: str, resume: bool, root: Path | None = None) -> Path:
     """The run folder of a training command without ``--out``, announced: ``<runs root>/<name>``, or
     the next numbered one when that holds a run; with ``resume`` the latest that holds one
-    (:mod:`a3d_core.run_folders`)."""
-    folder = latest_run_folder(name) if resume else fresh_run_folder(name)
-    first = runs_root() / name
+    (:mod:`a3d_core.run_folders`; ``root``: ``--runs-root``)."""
+    folder = latest_run_folder(name, root) if resume else fresh_run_folder(name, root)
+    first = runs_root(root) / name
     if resume:
         reason = f"--resume: the latest of {first}, {first.name}-2, ... that holds a run"
     elif folder != first:

@@ -9,15 +9,22 @@ import typer
 from rich.table import Table
 
 from a3d_cli.common import announce, console, default_run_folder, fail, user_errors
-from a3d_cli.options import DeviceOption, SeedOption
+from a3d_cli.options import DataRootOption, DeviceOption, RunsRootOption, SeedOption, choices
 from a3d_cli.progress import ProgressDisplay
 from a3d_core.errors import InputError
-from a3d_core.model.stage1 import BACKBONES, SMALL_ANCHOR_SIZES
-from a3d_core.run_folders import PRETRAINING, dataset_name, newest_run, read_run, runs_root
+from a3d_core.model.asm import KINDS, ASMSettings
+from a3d_core.model.stage1 import BACKBONES, NORMS, SMALL_ANCHOR_SIZES
+from a3d_core.run_folders import PRETRAINING, dataset_name, newest_run, read_run, runs_root as resolve_runs_root
 from a3d_core.train.checkpoint import LAST_CHECKPOINT
+from a3d_core.train.loop import AMP_MODES, TrainSettings
 
 if TYPE_CHECKING:
     from a3d_core.train.finetune import FinetuneResult
+
+Kind = choices("Kind", KINDS)
+Backbone = choices("Backbone", BACKBONES)
+Norm = choices("Norm", NORMS)
+AmpMode = choices("AmpMode", AMP_MODES)
 
 
 @user_errors
@@ -31,9 +38,10 @@ def finetune(
     out: Optional[Path] = typer.Option(
         None,
         "--out",
-        help="Run folder: last.pt, best.pt (best val AP), metrics.jsonl, results.json. Default: runs/<dataset name> "
-        "under $A3D_RUNS_ROOT or ./runs, or runs/<name>-2, -3, ... when it holds a run (with --resume: the latest).",
+        help="Run folder: last.pt, best.pt (best val AP), metrics.jsonl, results.json. Default: <dataset name> under "
+        "the runs root, or <name>-2, -3, ... when it holds a run (with --resume: the latest).",
     ),
+    runs_root: Optional[Path] = RunsRootOption,
     init: Optional[Path] = typer.Option(
         None,
         "--init",
@@ -55,10 +63,8 @@ def finetune(
         help="Use the shipped map from the real datasets' class names to the 13 ShapeNet categories; "
         "--no-category-map: same names (and --category-map) only.",
     ),
-    backbone: str = typer.Option(
-        "mobilenet_v3-fpn",
-        "--backbone",
-        help=f"Stage-1 backbone: {', '.join(BACKBONES)} (resnet50-fpn is the paper's).",
+    backbone: Backbone = typer.Option(
+        "mobilenet_v3-fpn", "--backbone", help="Stage-1 backbone (resnet50-fpn is the paper's)."
     ),
     backbone_weights: Optional[Path] = typer.Option(
         None, "--backbone-weights", help="Local torchvision ImageNet checkpoint of the backbone (never downloaded)."
@@ -68,7 +74,7 @@ def finetune(
         "--detector-weights",
         help="Local torchvision Mask R-CNN checkpoint of the same backbone (never downloaded).",
     ),
-    stage1_norm: str = typer.Option(
+    stage1_norm: Norm = typer.Option(
         "group",
         "--stage1-norm",
         help="Normalisation of a stage-1 backbone trained from scratch: group (GroupNorm, for small batches) or batch "
@@ -85,22 +91,12 @@ def finetune(
         "--anchor-sizes",
         help="Five increasing anchor sides in pixels of the resized image (paper: 32,64,128,256,512 at 800 pixels).",
     ),
-    model: str = typer.Option(
-        "a3d",
-        "--model",
-        help="Stage-2 kind without --init: a3d, a3d-no-refine, 2d, 2d-no-refine (with --init: the checkpoint's).",
-    ),
+    model: Kind = typer.Option("a3d", "--model", help="Stage-2 kind without --init (with --init: the checkpoint's)."),
     image_size: int = typer.Option(
         64, "--image-size", min=8, help="Stage-2 crop side S without --init (with --init: the checkpoint's)."
     ),
     template_level: int = typer.Option(
         2, "--template-level", min=0, max=6, help="Ico-sphere level without --init (3 = 642 vertices, the paper's)."
-    ),
-    template: str = typer.Option(
-        "sphere",
-        "--template",
-        help="Mesh template without --init (with --init: the checkpoint's): sphere (the paper's) or parts (eight "
-        "overlapping spheres that can open holes; not in the paper).",
     ),
     crop_scale: Optional[float] = typer.Option(
         None,
@@ -138,10 +134,10 @@ def finetune(
         500, "--checkpoint-every", min=1, help="Write last.pt every N steps (also after each validation)."
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from last.pt."),
-    amp: str = typer.Option("bf16", "--amp", help="Mixed precision on CUDA: bf16, fp16 or off. CPU runs in float32."),
-    data_root: Optional[Path] = typer.Option(
-        None, "--data-root", help="Where named datasets live (default $A3D_DATA_ROOT or ./data)."
+    amp: AmpMode = typer.Option(
+        "bf16", "--amp", help="Mixed precision on CUDA: bf16, fp16 or off. CPU runs in float32."
     ),
+    data_root: Optional[Path] = DataRootOption,
     workers: int = typer.Option(0, "--workers", min=0, help="DataLoader worker processes."),
     device: str = DeviceOption,
     seed: int = SeedOption,
@@ -150,16 +146,15 @@ def finetune(
 
     Stage 1 (Mask R-CNN) learns amodal boxes and visible masks; stage 2 completes each instance through its 3D shape prior. With --init, categories present in both the pretraining and this dataset reuse the pretrained shape decoders; the others start fresh. Validates amodal AP and mIoU on the val split; runs under torchrun for data parallelism.
     """  # noqa: E501 (typer's help keeps the line breaks of a paragraph: one line each, the terminal wraps them)
-    from a3d_core.model.asm import ASMSettings  # the training stack loads only when the command runs
+    # the fine-tuning stack (the two-stage network, the predict pipeline) loads only when the command runs
     from a3d_core.train.finetune import BEST_METRIC, FinetuneSettings, finetune as run_finetune, small_stage1_settings
-    from a3d_core.train.loop import TrainSettings
 
     if init is not None and no_init:
         fail("--init FILE and --no-init exclude each other")
     if out is None:
-        out = default_run_folder(dataset_name(dataset), resume)
+        out = default_run_folder(dataset_name(dataset), resume, runs_root)
     if init is None and not no_init:
-        init = default_init(out, resume)
+        init = default_init(out, resume, runs_root)
     try:
         settings = FinetuneSettings(
             dataset=dataset,
@@ -167,12 +162,14 @@ def finetune(
             init=init,
             category_map=category_map,
             shipped_category_map=shipped_category_map,
-            stage1=small_stage1_settings(backbone, min_size, max_size, parse_anchor_sizes(anchor_sizes), stage1_norm),
+            stage1=small_stage1_settings(
+                backbone.value, min_size, max_size, parse_anchor_sizes(anchor_sizes), stage1_norm.value
+            ),
             backbone_weights=backbone_weights,
             detector_weights=detector_weights,
             stage1_lr=stage1_lr,
-            stage2_kind=model,
-            stage2=ASMSettings(image_size=image_size, template_level=template_level, template=template),
+            stage2_kind=model.value,
+            stage2=ASMSettings(image_size=image_size, template_level=template_level),
             crop_scale=crop_scale,
             train_on_detections=train_on_detections,
             train=TrainSettings(
@@ -184,7 +181,7 @@ def finetune(
                 workers=workers,
                 val_every=val_every,
                 checkpoint_every=checkpoint_every,
-                amp=amp,
+                amp=amp.value,
                 best_metric=BEST_METRIC,
             ),
             train_split=train_split,
@@ -213,24 +210,25 @@ def finetune(
     )
 
 
-def default_init(out: Path, resume: bool) -> Optional[Path]:
+def default_init(out: Path, resume: bool, runs_root: Optional[Path] = None) -> Optional[Path]:
     """Stage 2's starting point without --init or --no-init, announced: on resume the one the run in
-    ``out`` began with, else the newest pretraining run under the runs root (none: from scratch)."""
+    ``out`` began with, else the newest pretraining run under the runs root (``--runs-root``; none:
+    from scratch)."""
     if resume:
         run = read_run(out / LAST_CHECKPOINT)
         recorded = run.settings.get("init") if run is not None else None
         if run is not None:
             announce(f"stage 2: {recorded or 'from scratch'}, as the run in {out} began")
         return Path(recorded) if recorded else None
-    run = newest_run(PRETRAINING)
+    run = newest_run(PRETRAINING, runs_root)
     if run is None:
         announce(
-            f"stage 2: from scratch, no pretraining run under {runs_root()} (`a3d pretrain` makes one; --init FILE to "
-            "choose one)"
+            f"stage 2: from scratch, no pretraining run under {resolve_runs_root(runs_root)} (`a3d pretrain` makes "
+            "one; --init FILE to choose one)"
         )
         return None
     announce(
-        f"stage 2 starts from {run.checkpoint}, the newest pretraining run under {runs_root()} "
+        f"stage 2 starts from {run.checkpoint}, the newest pretraining run under {resolve_runs_root(runs_root)} "
         "(--init FILE to choose another, --no-init to train stage 2 from scratch)"
     )
     return run.checkpoint

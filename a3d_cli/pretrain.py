@@ -9,15 +9,33 @@ import typer
 from rich.table import Table
 
 from a3d_cli.common import announce, console, default_run_folder, user_errors
-from a3d_cli.options import DeviceOption, SeedOption
+from a3d_cli.options import (
+    DataAliasOption,
+    DataRootOption,
+    DeviceOption,
+    RunsRootOption,
+    SeedOption,
+    choices,
+    dataset_or_alias,
+)
 from a3d_cli.progress import ProgressDisplay
 from a3d_core.data.catalog import resolve_dataset
 from a3d_core.errors import InputError
-from a3d_core.train.loop import TrainSettings
+from a3d_core.model.asm import KINDS, ASMSettings
+from a3d_core.model.losses import LossSettings
+from a3d_core.model.refine import REFINE_ARCHITECTURES, RefineSettings
+from a3d_core.model.shape import ShapeDecoderSettings
+from a3d_core.model.shapedict import ShapeDictSettings
+from a3d_core.model.viewpoint import HYPOTHESIS_SELECTIONS, ViewpointSettings
+from a3d_core.train.loop import AMP_MODES, TrainSettings
 from a3d_core.train.pretrain import PretrainResult, PretrainSettings, pretrain as run_pretrain
 
 DEFAULT_DATASET = "shapenet"
 RUN_NAME = "pretrain"
+Kind = choices("Kind", KINDS)
+HypothesisSelection = choices("HypothesisSelection", HYPOTHESIS_SELECTIONS)
+RefineArchitecture = choices("RefineArchitecture", REFINE_ARCHITECTURES)
+AmpMode = choices("AmpMode", AMP_MODES)
 MODEL_HELP = (
     "a3d (mesh + viewpoint + renderer + edge refine), a3d-no-refine (ablation), 2d (2D mask decoder baseline), "
     "2d-no-refine, 2d-unet (U-Net decoder, about A3D's active parameters), shapedict (K-means dictionary of "
@@ -27,19 +45,22 @@ MODEL_HELP = (
 
 @user_errors
 def pretrain(
-    data: Optional[str] = typer.Option(
+    dataset: Optional[str] = typer.Option(
         None,
-        "--data",
+        "--dataset",
         help="Dataset folder (or name under the data root) from `a3d prepare shapenet`. Default: shapenet under the "
-        "data root ($A3D_DATA_ROOT or ./data).",
+        "data root.",
     ),
+    data: Optional[str] = DataAliasOption,
+    data_root: Optional[Path] = DataRootOption,
     out: Optional[Path] = typer.Option(
         None,
         "--out",
-        help="Run folder: last.pt, best.pt, metrics.jsonl, results.json. Default: runs/pretrain under $A3D_RUNS_ROOT "
-        "or ./runs, or runs/pretrain-2, -3, ... when it holds a run (with --resume: the latest).",
+        help="Run folder: last.pt, best.pt, metrics.jsonl, results.json. Default: pretrain under the runs root, or "
+        "pretrain-2, -3, ... when it holds a run (with --resume: the latest).",
     ),
-    model: str = typer.Option("a3d", "--model", help=MODEL_HELP),
+    runs_root: Optional[Path] = RunsRootOption,
+    model: Kind = typer.Option("a3d", "--model", help=MODEL_HELP),
     epochs: int = typer.Option(
         10, "--epochs", min=1, help="Passes over the training split (ignored when --steps is given)."
     ),
@@ -62,12 +83,6 @@ def pretrain(
         max=6,
         help="Ico-sphere level of the mesh template: 3 = 642 vertices (paper), 2 = 162 (faster on CPU).",
     ),
-    template: str = typer.Option(
-        "sphere",
-        "--template",
-        help="The mesh the shape decoder deforms (a3d kinds): sphere (the paper's ico-sphere) or parts (eight "
-        "overlapping spheres a level coarser, which can open holes such as a chair's legs; not in the paper).",
-    ),
     symmetric: bool = typer.Option(
         True, "--symmetric/--asymmetric", help="Mirror-symmetric meshes (as CMR): each shape equals its mirror image."
     ),
@@ -86,7 +101,7 @@ def pretrain(
         help="Crop every view at the square around its amodal box, this many times its longer side, as `a3d finetune` "
         "crops instances. 0: keep the views as they are (Kato's framing).",
     ),
-    hypothesis_selection: str = typer.Option(
+    hypothesis_selection: HypothesisSelection = typer.Option(
         "render",
         "--hypothesis-selection",
         help="With several azimuth hypotheses, how evaluation picks one: render (all, the silhouette agreeing best "
@@ -106,23 +121,7 @@ def pretrain(
         help="Weight of the view cycle (a3d kinds; not in the paper): each mesh is rendered at a random camera and "
         "re-encoded, and the viewpoint estimator must find that camera, the shape decoder that mesh. 0: off.",
     ),
-    deformation: float = typer.Option(
-        0.0,
-        "--deformation",
-        min=0.0,
-        help="Weight of each mesh's squared distance to its category's learned mean shape (a3d kinds; CMR's prior, "
-        "not in the paper), so that a category has one frame for the cameras to turn. 0: off.",
-    ),
-    instance_warmup: float = typer.Option(
-        0.0,
-        "--instance-warmup",
-        min=0.0,
-        max=1.0,
-        help="Share of training over which each instance's own deformation is unlocked (a3d kinds; Unicorn's "
-        "progressive conditioning, not in the paper): at first a category is one mesh, so the camera must explain its "
-        "views. 0: off.",
-    ),
-    refine: str = typer.Option(
+    refine: RefineArchitecture = typer.Option(
         "edge",
         "--refine",
         help="The refine after the coarse mask: edge (the paper's three conv layers, 3.5) or unet (a small U-Net on "
@@ -146,7 +145,7 @@ def pretrain(
     checkpoint_every: int = typer.Option(
         500, "--checkpoint-every", min=1, help="Write last.pt every N steps (also after each validation)."
     ),
-    amp: str = typer.Option(
+    amp: AmpMode = typer.Option(
         "bf16", "--amp", help="Mixed precision on CUDA: bf16, fp16 (with loss scaling) or off. CPU runs in float32."
     ),
     device: str = DeviceOption,
@@ -157,11 +156,12 @@ def pretrain(
 
     Trains on the train split and validates on val (mIoU); then reports the mIoU of the checkpoint chosen on val, on test and every held-out viewpoint split (test_newview, test_elevation, test_combination), beside the visible-mask baseline (the IoU of the visible mask itself with the amodal mask). Runs under torchrun for data parallelism.
     """  # noqa: E501 (typer's help keeps the line breaks of a paragraph: one line each, the terminal wraps them)
-    if data is None:
-        data = DEFAULT_DATASET
-        announce(f"data: {resolve_dataset(data)} (the default; --data DATASET to choose)")
+    dataset = dataset_or_alias(dataset, data)
+    if dataset is None:
+        dataset = DEFAULT_DATASET
+        announce(f"data: {resolve_dataset(dataset, data_root)} (the default; --dataset DATASET to choose)")
     if out is None:
-        out = default_run_folder(RUN_NAME, resume)
+        out = default_run_folder(RUN_NAME, resume, runs_root)
     try:
         train_settings = TrainSettings(
             lr=lr,
@@ -172,28 +172,29 @@ def pretrain(
             workers=workers,
             val_every=val_every,
             checkpoint_every=checkpoint_every,
-            amp=amp,
+            amp=amp.value,
         )
         if 0.0 < framing < 1.0:
             raise InputError(f"--framing must be 0 (keep the views as they are) or between 1 and 4, got {framing}")
+        stage2 = ASMSettings(
+            template_level=template_level,
+            shape=ShapeDecoderSettings(symmetric=symmetric),
+            viewpoint=ViewpointSettings(
+                azimuth_hypotheses=azimuth_hypotheses, hypothesis_selection=hypothesis_selection.value
+            ),
+            shapedict=ShapeDictSettings(atoms_per_category=shapedict_atoms),
+            losses=LossSettings(view_cycle_camera=view_cycle, view_cycle_shape=view_cycle),
+            refine=RefineSettings(architecture=refine.value),
+        )
         settings = PretrainSettings(
-            data=resolve_dataset(data),
+            data=resolve_dataset(dataset, data_root),
             out=out,
-            model=model,
+            stage2_kind=model.value,
+            stage2=stage2,
             train=train_settings,
             cross_view=cross_view,
-            template_level=template_level,
-            template=template,
-            instance_warmup=instance_warmup,
-            symmetric=symmetric,
-            azimuth_hypotheses=azimuth_hypotheses,
             framing=framing or None,
-            shapedict_atoms=shapedict_atoms,
-            hypothesis_selection=hypothesis_selection,
             flip=flip,
-            view_cycle=view_cycle,
-            refine=refine,
-            deformation=deformation,
             device=device,
             resume=resume,
             val_instances=val_instances,

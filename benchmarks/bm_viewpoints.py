@@ -5,7 +5,7 @@ It prepares the built-in library with held-out azimuths, elevations and (elevati
 pairs, trains every model on the same data, augmentation and instance budget, and writes
 ``DIR/report.md`` (tables with 95% intervals, viewpoint error, novel-view IoU), ``results.json``
 and the plots. A rerun resumes: finished models and evaluations are reused, an interrupted model
-continues from its ``last.pt``. The logic lives in :mod:`a3d_core.experiments.viewpoints.benchmark`.
+continues from its ``last.pt``. The logic lives in :mod:`a3d_core.experiments.viewpoints`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from a3d_core.errors import A3DError
-from a3d_core.experiments.viewpoints.benchmark import SCALES, BenchmarkSettings, run_viewpoint_benchmark
+from a3d_core.experiments.viewpoints.benchmark import BenchmarkSettings, run_viewpoint_benchmark
+from a3d_core.experiments.viewpoints.specs import MODELS, SCALES
 
 
 def main() -> int:
@@ -27,8 +28,7 @@ def main() -> int:
     parser.add_argument(
         "--models",
         default=None,
-        help="comma-separated model slugs, e.g. 2d,u-net,a3d (default: all; "
-        "visible-mask, retrieval, shapedict, 2d, u-net, a3d-1-camera, a3d)",
+        help=f"comma-separated model slugs (default: all: {', '.join(spec.slug for spec in MODELS)})",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")

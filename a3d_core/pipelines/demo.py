@@ -60,6 +60,7 @@ from a3d_core.io.atomic import atomic_write_json, atomic_write_text
 from a3d_core.io.images import write_png
 from a3d_core.io.meshes import render_turntable, write_gif, write_obj
 from a3d_core.io.panels import figure_of_rows, instance_figure, instance_row
+from a3d_core.model.asm import ASMSettings
 from a3d_core.pipelines.complete import CompleteSettings, complete_images
 from a3d_core.pipelines.completers import VisibleCompleter, load_checkpoint_completer
 from a3d_core.pipelines.evaluate import evaluate_checkpoint, evaluate_completion
@@ -271,8 +272,8 @@ def run_demo(
                 data=shapenet_dir,
                 out=out / "runs" / "pretrain",
                 train=pretrain_train,
+                stage2=ASMSettings(template_level=plan.template_level),
                 cross_view=plan.cross_view,
-                template_level=plan.template_level,
                 device=device,
                 val_instances=64,
             ),

@@ -29,14 +29,8 @@ from a3d_core.data.framing import FramedViews
 from a3d_core.data.shapenet import ShapeNetAmodalDataset, read_shard_manifest
 from a3d_core.errors import InputError
 from a3d_core.eval.instances import AmodalEvaluation, evaluate_amodal, evenly_spaced
-from a3d_core.geometry import TEMPLATES
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.model.asm import ASMSettings, build_stage2
-from a3d_core.model.losses import LossSettings
-from a3d_core.model.refine import RefineSettings
-from a3d_core.model.shape import ShapeDecoderSettings
-from a3d_core.model.shapedict import ShapeDictSettings
-from a3d_core.model.viewpoint import ViewpointSettings
 from a3d_core.progress import SILENT, ProgressReporter
 from a3d_core.runtime import seed_everything
 from a3d_core.train.augment import HorizontalFlips
@@ -54,44 +48,9 @@ def test_splits(splits: Sequence[str]) -> list[str]:
     return [split for split in splits if split == "test" or split.startswith("test_")]
 
 
-@dataclass(frozen=True)
-class ModelOptions:
-    """What pretraining decides about the network it builds.
-
-    Attributes:
-        image_size: S, the side of the dataset's images (the network's input and mask size).
-        cross_view_weight: weight of the cross-view consistency term; 0 when it is off.
-        template_level: ico-sphere level of the mesh template (3: 642 vertices, the paper's).
-        input_framing: how the training views are framed (see ``PretrainSettings.framing``).
-        symmetric: mirror-symmetric meshes (``ShapeDecoderSettings.symmetric``).
-        azimuth_hypotheses: K turned cameras per instance (``ViewpointSettings.azimuth_hypotheses``).
-        shapedict_atoms: atoms per category of a ShapeDict (``ShapeDictSettings.atoms_per_category``).
-        hypothesis_selection: how evaluation picks an azimuth hypothesis (``ViewpointSettings.hypothesis_selection``).
-        view_cycle_weight: weight of both view-cycle terms (:mod:`a3d_core.model.view_cycle`); 0: off.
-        refine: the refine's architecture (``RefineSettings.architecture``): ``edge`` (the paper's) or ``unet``.
-        deformation_weight: weight of the distance to the category's mean shape (``LossSettings.deformation``).
-        template: the mesh template (``ASMSettings.template``): ``sphere`` (the paper's) or ``parts``.
-        instance_warmup: share of training over which instance deformation is unlocked
-            (``ShapeDecoderSettings.instance_warmup``); 0: off.
-    """
-
-    image_size: int
-    cross_view_weight: float = 0.0
-    template_level: int = 3
-    input_framing: float | None = None
-    symmetric: bool = True
-    azimuth_hypotheses: int = 4
-    shapedict_atoms: int = ShapeDictSettings.atoms_per_category
-    hypothesis_selection: str = "render"
-    view_cycle_weight: float = 0.0
-    refine: str = "edge"
-    deformation_weight: float = 0.0
-    template: str = "sphere"
-    instance_warmup: float = 0.0
-
-
-BuildModel = Callable[[str, list[str], ModelOptions], nn.Module]
-"""``build_model(kind, category_names, options)``: a stage-2 network."""
+BuildModel = Callable[[str, list[str], ASMSettings], nn.Module]
+"""``build_model(kind, category_names, settings)``: a stage-2 network, as
+:func:`~a3d_core.model.asm.build_stage2` builds it."""
 
 
 @dataclass(frozen=True)
@@ -115,32 +74,9 @@ def shapenet_splits(root: Path) -> list[str]:
     return list(read_shard_manifest(root)["shards"])
 
 
-def build_asm(kind: str, category_names: list[str], options: ModelOptions) -> nn.Module:
-    """The 3D-ASM network (or its 2D baseline) of ``kind`` with default parts (a :data:`BuildModel`)."""
-    settings = ASMSettings(
-        image_size=options.image_size,
-        cross_view_weight=options.cross_view_weight,
-        template_level=options.template_level,
-        template=options.template,
-        input_framing=options.input_framing,
-        shape=ShapeDecoderSettings(symmetric=options.symmetric, instance_warmup=options.instance_warmup),
-        viewpoint=ViewpointSettings(
-            azimuth_hypotheses=options.azimuth_hypotheses, hypothesis_selection=options.hypothesis_selection
-        ),
-        shapedict=ShapeDictSettings(atoms_per_category=options.shapedict_atoms),
-        losses=LossSettings(
-            view_cycle_camera=options.view_cycle_weight,
-            view_cycle_shape=options.view_cycle_weight,
-            deformation=options.deformation_weight,
-        ),
-        refine=RefineSettings(architecture=options.refine),
-    )
-    return build_stage2(kind, category_names, settings)
-
-
 def shapenet_components() -> PretrainComponents:
     """The ShapeNet shard dataset of ``a3d prepare shapenet`` and the 3D-ASM network."""
-    return PretrainComponents(open_split=ShapeNetAmodalDataset, list_splits=shapenet_splits, build_model=build_asm)
+    return PretrainComponents(open_split=ShapeNetAmodalDataset, list_splits=shapenet_splits, build_model=build_stage2)
 
 
 @dataclass
@@ -150,37 +86,23 @@ class PretrainSettings:
     Attributes:
         data: dataset folder written by ``a3d prepare shapenet``.
         out: run folder (checkpoints, ``metrics.jsonl``, ``results.json``).
-        model: network kind (:data:`a3d_core.model.asm.KINDS`): ``a3d``, ``a3d-no-refine``
+        stage2_kind: network kind (:data:`a3d_core.model.asm.KINDS`): ``a3d``, ``a3d-no-refine``
             (ablation), ``2d`` (2D baseline), ``2d-no-refine``, ``2d-unet``, ``shapedict``,
             ``shapedict-no-refine`` (its dictionary is fitted on the training masks first).
+        stage2: the network's settings, as ``a3d finetune`` takes them. Pretraining sets three of
+            them itself (:func:`stage2_settings`): ``image_size`` (the dataset's), ``input_framing``
+            (``framing``) and ``cross_view_weight`` (``cross_view_weight`` when cross-view is on,
+            else 0); :func:`~a3d_core.model.asm.build_stage2` refuses options that do not apply
+            to ``stage2_kind``.
         train: the training loop's settings; ``val_every=None`` validates once per epoch.
         cross_view: cross-view consistency (paper 3.7); ``None``: on for the 3D kinds, off for 2D.
         cross_view_weight: weight of the cross-view term when it is on.
-        template_level: ico-sphere level of the mesh template (3: 642 vertices; 2: 162 is ~4x
-            cheaper to render on CPU).
-        symmetric: mirror-symmetric meshes (CMR's constraint; ``a3d_core.model.shape``).
-        azimuth_hypotheses: turned cameras per instance, of which training learns from the best
-            (``a3d_core.model.viewpoint``); 1 is the paper's single camera.
         framing: re-crop every view (training, validation and test) at the square around its
             amodal box, this many times the box's longer side, as the two-stage network crops
             instances (:mod:`a3d_core.data.framing`), so the prior transfers to ``a3d finetune``;
             ``None``: the views as they are (Kato's framing, the paper's pretraining data).
-        shapedict_atoms: K-means atoms per category of the ``shapedict`` kinds (0: every mask).
-        hypothesis_selection: ``render`` (all K hypotheses rendered, the silhouette that agrees
-            with the visible mask chosen) or ``scores`` (the estimator scores them; one rendered).
         flip: horizontal-flip augmentation, per object and epoch (:mod:`a3d_core.train.augment`);
             off in the paper.
-        view_cycle: weight of the view cycle's camera and shape terms (3D kinds; not in the paper,
-            :mod:`a3d_core.model.view_cycle`); 0: off.
-        refine: the refine's architecture: ``edge`` (the paper's, 3.5) or ``unet``
-            (:class:`~a3d_core.model.refine.UNetRefine`; not in the paper).
-        deformation: weight of each mesh's distance to its category's mean shape (3D kinds; CMR's
-            prior, not in the paper; ``ShapeDecoder.instance_deformation``); 0: off.
-        template: the mesh template of the 3D kinds: ``sphere`` (the paper's, 3.3) or ``parts``
-            (eight spheres that can open holes; :func:`a3d_core.geometry.parts_template`).
-        instance_warmup: share of training over which each instance's own deformation is unlocked,
-            the category's mean shape training from the start (3D kinds; Unicorn's progressive
-            conditioning, not in the paper; ``ShapeDecoderSettings.instance_warmup``); 0: off.
         device: ``auto``, ``cpu`` or ``cuda[:N]`` (under ``torchrun``: one device per process).
         resume: continue the run in ``out`` from ``last.pt``.
         val_instances: validate on at most this many ``val`` instances, evenly spread (``None``: all).
@@ -191,22 +113,13 @@ class PretrainSettings:
 
     data: Path
     out: Path
-    model: str = "a3d"
+    stage2_kind: str = "a3d"
+    stage2: ASMSettings = field(default_factory=ASMSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
     cross_view: bool | None = None
     cross_view_weight: float = 1.0
-    template_level: int = 3
-    symmetric: bool = True
-    azimuth_hypotheses: int = 4
     framing: float | None = DEFAULT_CROP_SCALE
-    shapedict_atoms: int = ShapeDictSettings.atoms_per_category
-    hypothesis_selection: str = "render"
     flip: bool = False
-    view_cycle: float = 0.0
-    refine: str = "edge"
-    deformation: float = 0.0
-    template: str = "sphere"
-    instance_warmup: float = 0.0
     device: str = "auto"
     resume: bool = False
     val_instances: int | None = 512
@@ -215,24 +128,8 @@ class PretrainSettings:
 
     def __post_init__(self) -> None:
         self.data, self.out = Path(self.data), Path(self.out)
-        if self.cross_view and not self.is_3d:
-            raise ValueError(f"cross-view consistency needs a 3D model; --model {self.model} has no 3D branch")
-        if not self.cross_view_weight > 0:
-            raise ValueError(f"cross_view_weight must be positive, got {self.cross_view_weight}")
-        for name, term in (("view_cycle", "the view cycle"), ("deformation", "the deformation prior")):
-            weight = getattr(self, name)  # the weights of the 3D-only loss terms
-            if not 0.0 <= weight < float("inf"):
-                raise ValueError(f"{name} must be finite and non-negative, got {weight}")
-            if weight and not self.is_3d:
-                raise ValueError(f"{term} needs a 3D model; --model {self.model} has no 3D branch")
-        if self.template not in TEMPLATES:
-            raise ValueError(f"template must be one of {', '.join(TEMPLATES)}, got {self.template!r}")
-        if self.template != "sphere" and not self.is_3d:
-            raise ValueError(f"a mesh template needs a 3D model; --model {self.model} has no 3D branch")
-        if not 0.0 <= self.instance_warmup <= 1.0:
-            raise ValueError(f"instance_warmup must be in [0, 1], got {self.instance_warmup}")
-        if self.instance_warmup and not self.is_3d:
-            raise ValueError(f"the instance warmup needs a 3D model; --model {self.model} has no 3D branch")
+        if not 0.0 < self.cross_view_weight < float("inf"):
+            raise ValueError(f"cross_view_weight must be positive and finite, got {self.cross_view_weight}")
         if self.val_instances is not None and self.val_instances < 1:
             raise ValueError(f"val_instances must be >= 1 or None, got {self.val_instances}")
         if self.eval_batch_size < 1:
@@ -241,12 +138,22 @@ class PretrainSettings:
             raise ValueError(f"framing must be in [1, 4] or None, got {self.framing}")
 
     @property
-    def is_3d(self) -> bool:
-        return self.model.startswith("a3d")
-
-    @property
     def uses_cross_view(self) -> bool:
-        return self.is_3d if self.cross_view is None else self.cross_view
+        return self.stage2_kind.startswith("a3d") if self.cross_view is None else self.cross_view
+
+
+def stage2_settings(settings: PretrainSettings, image_size: int) -> ASMSettings:
+    """``settings.stage2`` with what pretraining decides: the dataset's ``image_size`` (the
+    renderer's too), the ``framing`` of the views as ``input_framing``, and the cross-view weight
+    (0 when cross-view is off)."""
+    stage2 = settings.stage2
+    return dataclasses.replace(
+        stage2,
+        image_size=image_size,
+        renderer=dataclasses.replace(stage2.renderer, image_size=image_size),
+        input_framing=settings.framing,
+        cross_view_weight=settings.cross_view_weight if settings.uses_cross_view else 0.0,
+    )
 
 
 @dataclass(frozen=True)
@@ -319,24 +226,10 @@ def pretrain(
 
         seed_everything(settings.train.seed)
         try:
-            options = ModelOptions(
-                image_size,
-                settings.cross_view_weight if cross_view else 0.0,
-                settings.template_level,
-                settings.framing,
-                settings.symmetric,
-                settings.azimuth_hypotheses,
-                settings.shapedict_atoms,
-                settings.hypothesis_selection,
-                settings.view_cycle,
-                settings.refine,
-                settings.deformation,
-                settings.template,
-                settings.instance_warmup,
-            )
-            model = components.build_model(settings.model, category_names, options)
+            stage2 = stage2_settings(settings, image_size)
+            model = components.build_model(settings.stage2_kind, category_names, stage2)
         except ValueError as error:
-            raise InputError(f"--model {settings.model}: {error}") from None
+            raise InputError(f"--model {settings.stage2_kind}: {error}") from None
         if getattr(model, "needs_fitting", False):
             fit_to_training_masks(model, train_set, settings.train.seed)
         training_data = HorizontalFlips(train_set, seed=settings.train.seed) if settings.flip else train_set
@@ -365,18 +258,11 @@ def pretrain(
         run_config = {
             "pretrain": {
                 "data": str(settings.data),
-                "model": settings.model,
+                "model": settings.stage2_kind,
                 "cross_view": cross_view,
-                "cross_view_weight": settings.cross_view_weight,
-                "image_size": image_size,
-                "template_level": settings.template_level,
                 "framing": settings.framing,
                 "flip": settings.flip,
-                "view_cycle": settings.view_cycle,
-                "refine": settings.refine,
-                "deformation": settings.deformation,
-                "template": settings.template,
-                "instance_warmup": settings.instance_warmup,
+                "stage2": stage2.to_dict(),
             }
         }
         training = train(
@@ -408,7 +294,7 @@ def pretrain(
                 )
         result = PretrainResult(
             out=settings.out,
-            model=settings.model,
+            model=settings.stage2_kind,
             category_names=category_names,
             cross_view=cross_view,
             training=training,

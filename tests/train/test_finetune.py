@@ -9,13 +9,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from a3d_cli.finetune import default_init
 from a3d_cli.main import app
 from a3d_core.data.canonical import read_dataset
 from a3d_core.data.category_map import CategoryMap
 from a3d_core.data.detection import AmodalDetectionDataset
 from a3d_core.errors import InputError
 from a3d_core.model.a3d import load_a3d_from_checkpoint
-from a3d_core.model.asm import build_stage2
+from a3d_core.model.asm import ASMSettings, build_stage2
 from a3d_core.model.losses import LossSettings
 from a3d_core.train.finetune import (
     FinetuneSettings,
@@ -226,9 +227,7 @@ def test_finetune_end_to_end_on_tiny_scenes(tmp_path: Path) -> None:
     [
         (["--anchor-sizes", "16,32,abc"], "--anchor-sizes: expected comma-separated whole numbers"),
         (["--anchor-sizes", "16,32,64"], "anchor_sizes must be 5 increasing positive sides"),
-        (["--stage1-norm", "layer"], "norm must be one of batch, group"),
         (["--stage1-lr", "0"], "stage1_lr must be positive"),
-        (["--no-init", "--template", "torus"], "template must be one of sphere, parts"),
     ],
 )
 def test_bad_stage1_options_are_one_line_errors(tmp_path: Path, arguments: list[str], message: str) -> None:
@@ -238,3 +237,33 @@ def test_bad_stage1_options_are_one_line_errors(tmp_path: Path, arguments: list[
     )
     assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "run").exists()  # nothing was written
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [["--stage1-norm", "layer"], ["--backbone", "vgg"], ["--model", "3d"], ["--amp", "fp8"], ["--template", "x"]],
+)
+def test_unknown_choices_and_retired_options_are_usage_errors(tmp_path: Path, arguments: list[str]) -> None:
+    result = CliRunner().invoke(app, ["finetune", "--dataset", "d2sa", "--out", str(tmp_path / "run"), *arguments])
+    assert result.exit_code == 2 and arguments[0] in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_help_lists_the_choices() -> None:
+    result = CliRunner().invoke(app, ["finetune", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for choice in ("a3d-no-refine", "resnet50-fpn", "mobilenet_v3-fpn", "group", "bf16", "--runs-root", "--data-root"):
+        assert choice in result.output
+    assert "--template " not in result.output
+
+
+def test_the_starting_point_is_looked_up_under_the_runs_root_given(tmp_path: Path) -> None:
+    pretraining = tmp_path / "runs" / "pretrain"
+    pretraining.mkdir(parents=True)
+    model = build_stage2("2d", ["car"], ASMSettings(image_size=16))
+    torch.save(
+        {"model": model.state_dict(), "model_config": model.config(), "category_names": ["car"]},
+        pretraining / "last.pt",
+    )
+    assert default_init(tmp_path / "out", resume=False, runs_root=tmp_path / "runs") == pretraining / "last.pt"
+    assert default_init(tmp_path / "out", resume=False, runs_root=tmp_path / "elsewhere") is None

@@ -14,17 +14,11 @@ from a3d_core.data.framing import FramedViews
 from a3d_core.data.prepare_shapenet import PrepareShapeNetConfig, prepare_shapenet
 from a3d_core.data.shapenet import ShapeNetAmodalDataset
 from a3d_core.errors import InputError
+from a3d_core.model.asm import ASMSettings, build_stage2
 from a3d_core.train import pretrain as pretrain_module
 from a3d_core.train.checkpoint import load_checkpoint
 from a3d_core.train.loop import TrainSettings
-from a3d_core.train.pretrain import (
-    ModelOptions,
-    PretrainComponents,
-    PretrainSettings,
-    build_asm,
-    pretrain,
-    shapenet_components,
-)
+from a3d_core.train.pretrain import PretrainComponents, PretrainSettings, pretrain, shapenet_components
 from tests.train.toys import ToyAmodalDataset, ToyAmodalModel
 
 SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2, "test_newview": 3}
@@ -47,9 +41,9 @@ class PairRecordingToy(ToyAmodalModel):
 def toy_components(splits=tuple(SPLIT_SEEDS), built=None):
     built = [] if built is None else built
 
-    def build_model(kind, category_names, options):
-        model = PairRecordingToy(category_names, options.cross_view_weight, options.image_size)
-        built.append((kind, category_names, options.image_size, options.cross_view_weight, model))
+    def build_model(kind, category_names, settings):
+        model = PairRecordingToy(category_names, settings.cross_view_weight, settings.image_size)
+        built.append((kind, category_names, settings.image_size, settings.cross_view_weight, model))
         return model
 
     return PretrainComponents(
@@ -65,7 +59,7 @@ def run_settings(tmp_path, **overrides):
     values = dict(
         data=tmp_path,
         out=tmp_path / "run",
-        model="a3d",
+        stage2_kind="a3d",
         train=TrainSettings(
             lr=5e-2, batch_size=4, epochs=None, steps=60, log_every=10, progress=False, tensorboard=False
         ),
@@ -105,19 +99,26 @@ def test_pretrain_beats_the_visible_baseline_on_both_test_splits_and_writes_resu
     assert checkpoint["config"]["pretrain"]["cross_view"] is True
 
 
+def toy_data_with_real_networks():
+    """The toy splits with :func:`build_stage2` itself, which refuses what does not apply to a kind."""
+    return dataclasses.replace(toy_components(), build_model=build_stage2)
+
+
 def test_the_2d_baseline_trains_without_pairs_and_refuses_cross_view(tmp_path):
     built = []
     pretrain(
         run_settings(
             tmp_path,
-            model="2d",
+            stage2_kind="2d",
             train=TrainSettings(batch_size=4, epochs=None, steps=2, progress=False, tensorboard=False),
         ),
         toy_components(built=built),
     )
     assert built[0][3] == 0.0 and built[0][4].trained_on_pairs == {False}
-    with pytest.raises(ValueError, match="cross-view consistency needs a 3D model"):
-        run_settings(tmp_path, model="2d", cross_view=True)
+    refused = run_settings(tmp_path, out=tmp_path / "refused", stage2_kind="2d", cross_view=True)
+    with pytest.raises(InputError, match="--model 2d: cross-view consistency needs the 3D branch"):
+        pretrain(refused, toy_data_with_real_networks())
+    assert not (tmp_path / "refused").exists()
 
 
 def test_without_val_and_test_splits_the_last_checkpoint_is_used_and_nothing_is_evaluated(tmp_path):
@@ -150,7 +151,7 @@ def test_the_command_prints_the_comparison_table(tmp_path, monkeypatch):
         app,
         [
             "pretrain",
-            "--data",
+            "--dataset",
             str(tmp_path / "data"),
             "--out",
             str(tmp_path / "run"),
@@ -172,87 +173,103 @@ def test_the_command_prints_the_comparison_table(tmp_path, monkeypatch):
     assert (tmp_path / "run" / "results.json").is_file()
 
 
-def test_the_command_passes_the_mesh_and_camera_options_to_the_network(tmp_path, monkeypatch):
-    options_seen = []
-
-    def recording_components():
-        components = toy_components()
-        build = components.build_model
+def recording_components(settings_seen):
+    def components():
+        toy = toy_components()
+        build = toy.build_model
         return dataclasses.replace(
-            components,
-            build_model=lambda kind, names, options: options_seen.append(options) or build(kind, names, options),
+            toy,
+            build_model=lambda kind, names, settings: settings_seen.append(settings) or build(kind, names, settings),
         )
 
-    monkeypatch.setattr(pretrain_module, "shapenet_components", recording_components)
+    return components
+
+
+def test_the_command_builds_the_stage2_settings_the_network_gets(tmp_path, monkeypatch):
+    settings_seen = []
+    monkeypatch.setattr(pretrain_module, "shapenet_components", recording_components(settings_seen))
     (tmp_path / "data").mkdir()
-    result = CliRunner().invoke(
-        app,
-        [
-            "pretrain",
-            "--data",
-            str(tmp_path / "data"),
-            "--out",
-            str(tmp_path / "run"),
-            "--steps",
-            "1",
-            "--batch-size",
-            "4",
-            "--asymmetric",
-            "--azimuth-hypotheses",
-            "1",
-            "--template-level",
-            "1",
-            "--view-cycle",
-            "0.5",
-            "--refine",
-            "unet",
-            "--deformation",
-            "2",
-            "--template",
-            "parts",
-            "--instance-warmup",
-            "0.25",
-        ],
-    )
+    base = ["pretrain", "--dataset", str(tmp_path / "data"), "--steps", "1", "--batch-size", "4"]
+    options = ["--asymmetric", "--azimuth-hypotheses", "1", "--template-level", "1", "--view-cycle", "0.5"]
+    options += ["--refine", "unet", "--hypothesis-selection", "scores", "--shapedict-atoms", "3", "--framing", "0"]
+    result = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "run"), *options])
     assert result.exit_code == 0, result.output
-    (options,) = options_seen
-    assert (options.symmetric, options.azimuth_hypotheses, options.template_level) == (False, 1, 1)
-    assert (options.view_cycle_weight, options.refine, options.deformation_weight) == (0.5, "unet", 2.0)
-    assert (options.template, options.instance_warmup) == ("parts", 0.25)
-    settings = build_asm("a3d", ["cube"], options).settings  # and the real network is built with them
-    assert (settings.shape.symmetric, settings.viewpoint.azimuth_hypotheses, settings.template_level) == (False, 1, 1)
-    assert (settings.losses.view_cycle_camera, settings.losses.view_cycle_shape) == (0.5, 0.5)
-    assert settings.refine.architecture == "unet" and settings.losses.deformation == 2.0
-    assert settings.template == "parts" and settings.shape.instance_warmup == 0.25
-    network = build_asm("a3d", ["cube"], options)
-    network.set_training_progress(0.125)  # what the training loop calls: half the warmup
-    assert float(network.mask_branch.shape_decoder.instance_scale) == 0.5
-    # the default
-    assert build_asm("a3d", ["cube"], ModelOptions(image_size=16)).settings.viewpoint.azimuth_hypotheses == 4
+    result = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "defaults")])
+    assert result.exit_code == 0, result.output
+
+    chosen, defaults = settings_seen
+    assert (chosen.shape.symmetric, chosen.viewpoint.azimuth_hypotheses, chosen.template_level) == (False, 1, 1)
+    assert (chosen.losses.view_cycle_camera, chosen.losses.view_cycle_shape) == (0.5, 0.5)
+    assert (chosen.refine.architecture, chosen.viewpoint.hypothesis_selection) == ("unet", "scores")
+    assert chosen.shapedict.atoms_per_category == 3
+    # what pretraining decides: the data's image size (the renderer's too), the framing, the cross-view weight
+    assert (chosen.image_size, chosen.renderer.image_size, chosen.input_framing, chosen.cross_view_weight) == (
+        8,
+        8,
+        None,
+        1.0,
+    )
+    # the command's defaults are the library's
+    assert defaults == ASMSettings(image_size=8, input_framing=1.1, cross_view_weight=1.0)
+    network = build_stage2("a3d", ["cube"], chosen)  # and the real network is built with them
+    assert network.config()["settings"] == chosen.to_dict()
+    assert network.refine.__class__.__name__ == "UNetRefine"
+
+
+def test_the_dataset_and_runs_are_found_under_the_roots_given(tmp_path, monkeypatch):
+    monkeypatch.setattr(pretrain_module, "shapenet_components", toy_components)
+    (tmp_path / "datasets" / "toy").mkdir(parents=True)
+    roots = ["--data-root", str(tmp_path / "datasets"), "--runs-root", str(tmp_path / "runs")]
+    short = ["--steps", "1", "--batch-size", "4", "--device", "cpu"]
+    result = CliRunner().invoke(app, ["pretrain", "--dataset", "toy", *roots, *short])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "runs" / "pretrain" / "results.json").is_file()
+    checkpoint = load_checkpoint(tmp_path / "runs" / "pretrain" / "last.pt")
+    assert checkpoint["config"]["pretrain"]["data"] == str(tmp_path / "datasets" / "toy")
+
+    alias = CliRunner().invoke(app, ["pretrain", "--data", "toy", *roots, *short])  # the old name, hidden
+    assert alias.exit_code == 0, alias.output
+    assert (tmp_path / "runs" / "pretrain-2" / "results.json").is_file()
+    both = CliRunner().invoke(app, ["pretrain", "--dataset", "toy", "--data", "toy", *roots, *short])
+    assert both.exit_code == 2 and "give --dataset once" in both.output
+
+
+def test_the_help_lists_the_choices_and_no_retired_option():
+    result = CliRunner().invoke(app, ["pretrain", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for choice in ("a3d-no-refine", "shapedict-no-refine", "render", "scores", "edge", "unet", "bf16", "fp16"):
+        assert choice in result.output
+    for retired in ("--template ", "--instance-warmup", "--deformation", "--data "):
+        assert retired not in result.output
 
 
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        (["--data", "no-such-dataset"], "dataset 'no-such-dataset'"),
+        (["--dataset", "no-such-dataset"], "dataset 'no-such-dataset'"),
         (["--lr", "-1"], "lr must be a positive"),
-        (["--model", "2d", "--cross-view"], "cross-view consistency needs a 3D model"),
-        (["--model", "2d-unet", "--view-cycle", "1"], "the view cycle needs a 3D model"),
-        (["--model", "2d", "--deformation", "1"], "the deformation prior needs a 3D model"),
-        (["--model", "2d", "--template", "parts"], "a mesh template needs a 3D model"),
-        (["--template", "torus"], "template must be one of sphere, parts"),
-        (["--model", "2d-unet", "--instance-warmup", "0.5"], "the instance warmup needs a 3D model"),
-        (["--amp", "fp8"], "amp must be one of"),
+        (["--model", "2d", "--cross-view"], "--model 2d: cross-view consistency needs the 3D branch"),
+        (["--model", "2d-unet", "--view-cycle", "1"], "--model 2d-unet: the view cycle needs the 3D branch"),
         (["--framing", "0.5"], "--framing must be 0 (keep the views as they are) or between 1 and 4"),
     ],
 )
 def test_the_command_reports_bad_input_on_one_line(tmp_path, monkeypatch, arguments, message):
-    monkeypatch.setattr(pretrain_module, "shapenet_components", toy_components)
+    monkeypatch.setattr(pretrain_module, "shapenet_components", toy_data_with_real_networks)
     (tmp_path / "data").mkdir()
-    base = ["pretrain", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run")]
-    result = CliRunner().invoke(app, base + arguments)
+    base = ["pretrain", "--dataset", str(tmp_path / "data"), "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(app, base + arguments, env={"COLUMNS": "200"})
     assert result.exit_code == 1
     assert message in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [["--model", "3d"], ["--amp", "fp8"], ["--refine", "big"], ["--hypothesis-selection", "vote"], ["--template", "x"]],
+)
+def test_unknown_choices_and_retired_options_are_usage_errors(tmp_path, arguments):
+    result = CliRunner().invoke(app, ["pretrain", "--out", str(tmp_path / "run"), *arguments])
+    assert result.exit_code == 2 and arguments[0] in result.output
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.fixture(scope="module")
@@ -278,7 +295,9 @@ def prepared_shapes(tmp_path_factory):
 def test_pretrain_on_a_prepared_shapenet_dataset(prepared_shapes, tmp_path):
     components = dataclasses.replace(
         shapenet_components(),
-        build_model=lambda kind, names, options: PairRecordingToy(names, options.cross_view_weight, options.image_size),
+        build_model=lambda kind, names, settings: PairRecordingToy(
+            names, settings.cross_view_weight, settings.image_size
+        ),
     )
     settings = run_settings(
         prepared_shapes,

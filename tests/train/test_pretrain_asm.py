@@ -2,39 +2,34 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
 
 from a3d_core.data.prepare_shapenet import PrepareShapeNetConfig, prepare_shapenet
 from a3d_core.errors import TrainingError
-from a3d_core.model.asm import ASMSettings, build_stage2, load_stage2_from_checkpoint
+from a3d_core.model.asm import ASMSettings, load_stage2_from_checkpoint
 from a3d_core.model.encoder import EncoderSettings
 from a3d_core.model.refine import RefineSettings
 from a3d_core.model.render import SilhouetteRendererSettings
 from a3d_core.model.shape import ShapeDecoderSettings
 from a3d_core.model.viewpoint import ViewpointSettings
 from a3d_core.train.loop import TrainSettings
-from a3d_core.train.pretrain import PretrainSettings, pretrain, shapenet_components
+from a3d_core.train.pretrain import PretrainSettings, pretrain
 
 SIZE = 16
 
 
-def tiny_asm(kind, category_names, options, hidden=32):
-    image_size = options.image_size
+def tiny_asm(hidden=32):
+    """Tiny stage-2 settings; pretraining sets the image size (the data's), framing and cross-view weight."""
     encoder = EncoderSettings(channels=(8, 8, 16, 16, 16), fc_dims=(32, 32, 32))
-    settings = ASMSettings(
-        image_size=image_size,
-        template_level=options.template_level,
+    return ASMSettings(
+        template_level=1,
         encoder=encoder,
         shape=ShapeDecoderSettings(hidden_dim=hidden),
         viewpoint=ViewpointSettings(encoder=encoder),
-        renderer=SilhouetteRendererSettings(image_size=image_size, faces_per_pixel=4),
+        renderer=SilhouetteRendererSettings(faces_per_pixel=4),
         refine=RefineSettings(hidden_channels=8),
-        cross_view_weight=options.cross_view_weight,
     )
-    return build_stage2(kind, category_names, settings)
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +51,7 @@ def shapes(tmp_path_factory):
     return out
 
 
-def run(shapes, out, steps, resume=False, build_model=tiny_asm, model="a3d"):
-    components = dataclasses.replace(shapenet_components(), build_model=build_model)
+def run(shapes, out, steps, resume=False, stage2=None, model="a3d"):
     # validation at the same steps, interrupted at 2 or not
     train = TrainSettings(
         lr=1e-3,
@@ -71,9 +65,15 @@ def run(shapes, out, steps, resume=False, build_model=tiny_asm, model="a3d"):
         tensorboard=False,
     )
     settings = PretrainSettings(
-        data=shapes, out=out, model=model, train=train, resume=resume, device="cpu", template_level=1
+        data=shapes,
+        out=out,
+        stage2_kind=model,
+        stage2=stage2 or tiny_asm(),
+        train=train,
+        resume=resume,
+        device="cpu",
     )
-    return pretrain(settings, components)
+    return pretrain(settings)
 
 
 def test_a3d_with_cross_view_resumes_bit_for_bit_and_exports_a_loadable_checkpoint(shapes, tmp_path):
@@ -92,7 +92,12 @@ def test_a3d_with_cross_view_resumes_bit_for_bit_and_exports_a_loadable_checkpoi
 
     model = load_stage2_from_checkpoint(whole.evaluated_checkpoint)
     assert model.kind == "a3d" and model.category_names == ["chair", "table"]
-    assert model.config()["settings"]["template_level"] == 1
+    settings = model.config()["settings"]
+    assert settings["template_level"] == 1 and settings["encoder"]["fc_dims"] == [32, 32, 32]  # the settings given
+    assert (settings["image_size"], settings["renderer"]["image_size"]) == (SIZE, SIZE)  # and pretraining's own
+    assert (settings["input_framing"], settings["cross_view_weight"]) == (1.1, 1.0)
+    checkpoint = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)
+    assert checkpoint["config"]["pretrain"]["stage2"] == settings  # the run records the network's own settings
 
 
 def test_the_2d_baseline_trains_on_the_same_data(shapes, tmp_path):
@@ -105,8 +110,5 @@ def test_the_2d_baseline_trains_on_the_same_data(shapes, tmp_path):
 def test_resuming_with_another_network_names_the_difference(shapes, tmp_path):
     run(shapes, tmp_path / "run", steps=2)
 
-    def wider(kind, names, options):
-        return tiny_asm(kind, names, options, hidden=48)
-
     with pytest.raises(TrainingError, match=r"last\.pt: checkpoint of another model or dataset \(model_config differs"):
-        run(shapes, tmp_path / "run", steps=4, resume=True, build_model=wider)
+        run(shapes, tmp_path / "run", steps=4, resume=True, stage2=tiny_asm(hidden=48))

@@ -4,21 +4,26 @@
 intervals, A3D minus each baseline, viewpoint error, novel-view IoU, meshes judged in 3D, per
 category) and plain sentences of what they show, generated from the numbers whichever way they
 come out; :func:`write_plots` draws per-category bars with intervals, the viewpoint-error
-histogram and novel-view IoU against the step (:mod:`a3d_core.eval.charts`).
+histogram and novel-view IoU against the step (:mod:`a3d_core.eval.charts`); :func:`example_figure`
+draws the most occluded held-out instances as the best baseline and A3D complete them.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
+import torch
 
 from a3d_core.boxes import DEFAULT_CROP_SCALE
+from a3d_core.data.shapenet import load_split_arrays
 from a3d_core.eval import charts
 from a3d_core.eval.viewpoint_diagnostics import DEFAULT_STEPS
+from a3d_core.experiments.viewpoints.training import open_split
 from a3d_core.io.atomic import atomic_write_bytes
+from a3d_core.model.asm import AmodalShapeModel
 
 
 def _cell(interval: dict[str, float]) -> str:
@@ -263,3 +268,57 @@ def write_plots(results: dict[str, Any], out: Path) -> None:
     atomic_write_bytes(
         out / "novel_view.png", charts.lines("novel-view IoU against the step", labels, series, y_label="IoU (%)")
     )
+
+
+EXAMPLES_PER_SPLIT = 2
+EXAMPLE_MIN_OCCLUSION = 0.4
+
+
+def example_figure(
+    data: Path, models: dict[str, AmodalShapeModel], splits: Sequence[str], device: torch.device
+) -> bytes:
+    """Panels (input | visible | predicted amodal, its completed part in orange | ground truth), one
+    row per model, for the most occluded instance of the first categories of each held-out split.
+    Each model predicts in eval mode and is left in the mode it was in."""
+    import imageio.v3 as iio
+
+    from a3d_core.io.panels import figure_of_rows, instance_row
+
+    rows = []
+    for split in splits:
+        dataset = open_split(data, split)
+        rates = load_split_arrays(data, split, ["occlusion_rate"])[1]["occlusion_rate"]  # the items' order, unframed
+        picks, categories = [], set()
+        for i in np.argsort(-rates, kind="stable"):
+            category = int(dataset.category_index[i])
+            if category not in categories and rates[i] >= EXAMPLE_MIN_OCCLUSION:
+                picks.append(int(i))
+                categories.add(category)
+            if len(picks) == EXAMPLES_PER_SPLIT:
+                break
+        if not picks:
+            continue
+        items = [dataset[i] for i in picks]
+        batch = {key: torch.stack([item[key] for item in items]).to(device) for key in ("rgb", "visible", "amodal")}
+        for k, item in enumerate(items):
+            pixels = (item["rgb"].permute(1, 2, 0) * 255).round().byte().numpy()
+            name = dataset.categories[int(dataset.category_index[picks[k]])]
+            for model_name, model in models.items():
+                was_training = model.training
+                model.eval()
+                with torch.no_grad():
+                    outputs = model({key: value[k : k + 1] for key, value in batch.items()})
+                model.train(was_training)
+                predicted = outputs["amodal_mask"][0].cpu().numpy()
+                rows.append(
+                    instance_row(
+                        pixels,
+                        item["visible"][0].numpy(),
+                        predicted,
+                        item["amodal"][0].numpy(),
+                        f"{split} {name}: {model_name}",
+                    )
+                )
+    if not rows:
+        return iio.imwrite("<bytes>", np.zeros((8, 8, 3), np.uint8), extension=".png")
+    return iio.imwrite("<bytes>", figure_of_rows(rows, ground_truth=True), extension=".png")
