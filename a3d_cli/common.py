@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from a3d_core.errors import A3DError
-from a3d_core.run_folders import dataset_name, fresh_run_folder, latest_run_folder, newest_checkpoint, runs_root
+from a3d_core.train.run_folders import dataset_name, fresh_run_folder, latest_run_folder, newest_checkpoint, runs_root
 
 console = Console()
 error_console = Console(stderr=True)
@@ -54,7 +54,7 @@ def announce(message: str) -> None:
 def default_run_folder(name: str, resume: bool, root: Path | None = None) -> Path:
     """The run folder of a training command without ``--out``, announced: ``<runs root>/<name>``, or
     the next numbered one when that holds a run; with ``resume`` the latest that holds one
-    (:mod:`a3d_core.run_folders`; ``root``: ``--runs-root``)."""
+    (:mod:`a3d_core.train.run_folders`; ``root``: ``--runs-root``)."""
     folder = latest_run_folder(name, root) if resume else fresh_run_folder(name, root)
     first = runs_root(root) / name
     if resume:
@@ -74,7 +74,7 @@ def default_checkpoint(
     instead: str = "--checkpoint FILE",
 ) -> Path:
     """The checkpoint of the newest run of ``kind`` (for ``dataset``) under the runs root, announced
-    (:func:`a3d_core.run_folders.newest_checkpoint`, whose error says how to get one)."""
+    (:func:`a3d_core.train.run_folders.newest_checkpoint`, whose error says how to get one)."""
     checkpoint = newest_checkpoint(kind, root, dataset, instead)
     which = f" for {dataset_name(dataset)}" if dataset is not None else ""
     announce(

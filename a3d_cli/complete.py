@@ -14,7 +14,7 @@ from a3d_cli.progress import ProgressDisplay
 from a3d_core.errors import InputError
 from a3d_core.pipelines.complete import CompleteResult, CompleteSettings, complete_images
 from a3d_core.progress import count_callback
-from a3d_core.run_folders import FINE_TUNED
+from a3d_core.train.run_folders import FINE_TUNED
 
 
 @user_errors

@@ -24,7 +24,7 @@ from a3d_core.eval.plots import write_plots
 from a3d_core.eval.report import write_report
 from a3d_core.pipelines import evaluate as pipeline
 from a3d_core.pipelines.completers import COMPLETERS
-from a3d_core.run_folders import FINE_TUNED
+from a3d_core.train.run_folders import FINE_TUNED
 
 Protocol = choices("Protocol", pipeline.PROTOCOLS)
 Completer = choices("Completer", COMPLETERS)

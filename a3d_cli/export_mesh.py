@@ -21,7 +21,7 @@ from a3d_cli.options import (
 )
 from a3d_core.data.catalog import resolve_dataset
 from a3d_core.pipelines.export_mesh import CROP_MODES, export_instance_mesh
-from a3d_core.run_folders import PRETRAINING, read_run
+from a3d_core.train.run_folders import PRETRAINING, read_run
 
 Crop = choices("Crop", CROP_MODES)
 

@@ -14,9 +14,9 @@ from a3d_cli.progress import ProgressDisplay
 from a3d_core.errors import InputError
 from a3d_core.model.asm import KINDS, ASMSettings
 from a3d_core.model.stage1 import BACKBONES, NORMS, SMALL_ANCHOR_SIZES
-from a3d_core.run_folders import PRETRAINING, dataset_name, newest_run, read_run, runs_root as resolve_runs_root
 from a3d_core.train.checkpoint import LAST_CHECKPOINT
 from a3d_core.train.loop import AMP_MODES, TrainSettings
+from a3d_core.train.run_folders import PRETRAINING, dataset_name, newest_run, read_run, runs_root as resolve_runs_root
 
 if TYPE_CHECKING:
     from a3d_core.train.finetune import FinetuneResult

@@ -15,7 +15,7 @@ from a3d_cli.progress import ProgressDisplay
 from a3d_core.errors import InputError
 from a3d_core.pipelines.predict import PredictResult, PredictSettings, predict_dataset, predict_images
 from a3d_core.progress import count_callback
-from a3d_core.run_folders import FINE_TUNED
+from a3d_core.train.run_folders import FINE_TUNED
 
 
 @user_errors

@@ -39,8 +39,8 @@ from a3d_core.errors import InputError
 from a3d_core.model.a3d import A3DSettings, complete_instances, load_a3d_from_checkpoint
 from a3d_core.model.asm import AmodalShapeModel, ASMSettings, build_stage2, load_stage2_from_checkpoint
 from a3d_core.model.shapedict import ShapeDictSettings
-from a3d_core.run_folders import FINE_TUNED, read_run
 from a3d_core.runtime import resolve_device
+from a3d_core.train.run_folders import FINE_TUNED, read_run
 
 
 class Completer(Protocol):

@@ -35,7 +35,7 @@ from a3d_core.io.atomic import atomic_write_json
 from a3d_core.pipelines.completers import Completer, CompleterRequest, build_completer
 from a3d_core.pipelines.predict import PredictResult, PredictSettings, predict_dataset
 from a3d_core.progress import SILENT, ProgressReporter, count_callback, step_callback
-from a3d_core.run_folders import FINE_TUNED, newest_checkpoint
+from a3d_core.train.run_folders import FINE_TUNED, newest_checkpoint
 
 PROTOCOLS = ("detection", "completion")
 """``detection``: score detections (a predictions file, or a checkpoint's); ``completion``: score a

@@ -39,8 +39,8 @@ from a3d_core.io.images import find_images, overlay, read_image, write_png
 from a3d_core.io.meshes import write_obj
 from a3d_core.io.panels import instance_figure
 from a3d_core.model.a3d import load_a3d_from_checkpoint
-from a3d_core.run_folders import FINE_TUNED, newest_checkpoint
 from a3d_core.runtime import resolve_device
+from a3d_core.train.run_folders import FINE_TUNED, newest_checkpoint
 
 PREDICTIONS_FILE = "predictions.json"
 IMAGES_FILE = "images.json"
@@ -57,7 +57,7 @@ class PredictSettings:
 
     Attributes:
         checkpoint: a fine-tuned two-stage checkpoint; ``None``: the newest under ``runs_root``
-            (:func:`a3d_core.run_folders.newest_checkpoint`).
+            (:func:`a3d_core.train.run_folders.newest_checkpoint`).
         score_threshold: detections scoring below this are left out.
         batch_size: images per forward pass.
         device: ``auto``, ``cpu`` or ``cuda[:N]``.

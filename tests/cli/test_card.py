@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from a3d_cli.main import app
 from a3d_core.data.canonical import read_dataset
 from a3d_core.data.shapenet import read_shard_manifest
-from a3d_core.run_folders import FINE_TUNED, PRETRAINING, read_run
+from a3d_core.train.run_folders import FINE_TUNED, PRETRAINING, read_run
 from tests.data.formats_fixtures import rect, rle_string, write_json
 
 runner = CliRunner()

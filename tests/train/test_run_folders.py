@@ -13,7 +13,9 @@ from typer.testing import CliRunner
 from a3d_cli.finetune import default_init
 from a3d_cli.main import app
 from a3d_core.errors import InputError
-from a3d_core.run_folders import (
+from a3d_core.train import pretrain as pretrain_module
+from a3d_core.train.checkpoint import load_checkpoint
+from a3d_core.train.run_folders import (
     FINE_TUNED,
     PRETRAINING,
     dataset_name,
@@ -23,8 +25,6 @@ from a3d_core.run_folders import (
     newest_run,
     read_run,
 )
-from a3d_core.train import pretrain as pretrain_module
-from a3d_core.train.checkpoint import load_checkpoint
 from tests.model.tiny_scenes import write_pretrain_checkpoint, write_two_stage_checkpoint
 from tests.train.test_pretrain import toy_components
 
