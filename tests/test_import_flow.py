@@ -23,6 +23,9 @@ import pytest
 REPOSITORY = Path(__file__).resolve().parent.parent
 PACKAGES = ("a3d_core", "a3d_cli")
 
+FOUNDATIONS = ("errors", "geometry", "boxes", "runtime", "progress")
+"""The ground floor: modules every room may use, which use no room."""
+
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "a3d_core.eval": ("a3d_core.train", "a3d_core.pipelines", "a3d_core.experiments"),
     "a3d_core.train": ("a3d_core.pipelines", "a3d_core.experiments"),
@@ -49,6 +52,12 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     ),
     "a3d_core.pipelines": ("a3d_core.experiments",),
     "a3d_core": ("a3d_cli",),
+    **{
+        f"a3d_core.{foundation}": tuple(
+            f"a3d_core.{room}" for room in ("io", "data", "model", "train", "eval", "pipelines", "experiments")
+        )
+        for foundation in FOUNDATIONS
+    },
 }
 """Importer prefix -> the prefixes it must not import (a prefix covers the package and everything in it)."""
 
