@@ -9,7 +9,14 @@ import typer
 from rich.table import Table
 
 from a3d_cli.common import console, default_checkpoint, user_errors
-from a3d_cli.options import DataRootOption, DeviceOption, RunsRootOption, out_option
+from a3d_cli.options import (
+    DataRootOption,
+    DeviceOption,
+    RunsRootOption,
+    UnknownCategory,
+    UnknownCategoryOption,
+    out_option,
+)
 from a3d_cli.progress import ProgressDisplay
 from a3d_core.errors import InputError
 from a3d_core.pipelines.complete import CompleteResult, CompleteSettings, complete_images
@@ -26,8 +33,9 @@ def complete(
         ...,
         "--visible",
         help="Visible instance masks as COCO results (a list, or an object with annotations/images/categories): "
-        "image_id or file_name, category_id or category_name, score, segmentation (the VISIBLE mask, RLE or polygons), "
-        "optional bbox (the amodal box to crop around).",
+        "image_id or file_name (neither: the one image given), category_id or category_name (neither: class-agnostic "
+        "'object'), score (or SAM's predicted_iou), segmentation (the VISIBLE mask, RLE or polygons), optional bbox "
+        "(the amodal box to crop around). SAM's output for one image works as it is.",
     ),
     checkpoint: Optional[Path] = typer.Option(
         None,
@@ -64,6 +72,7 @@ def complete(
         help="Match classes the checkpoint does not have through the shipped map to the 13 ShapeNet categories, or by "
         "name only.",
     ),
+    unknown_category: UnknownCategory = UnknownCategoryOption,
     batch_size: int = typer.Option(1, "--batch-size", min=1, help="Images per completion pass."),
     overlay_scale: int = typer.Option(
         1, "--overlay-scale", min=1, max=16, help="Draw the overlays this many times larger than the images."
@@ -75,7 +84,7 @@ def complete(
 ) -> None:
     """Complete the visible instance masks of any segmenter into amodal masks (stage 2 alone).
 
-    Each instance (its box and VISIBLE mask) is cropped and completed through its category's 3D shape prior, viewpoint, renderer and edge refine (paper 3.3-3.5). Categories match the checkpoint's by name or through the category map. Every entry is checked first: a bad one stops the run with its index, before anything is written.
+    Each instance (its box and VISIBLE mask) is cropped and completed through its category's 3D shape prior, viewpoint, renderer and edge refine (paper 3.3-3.5). Categories match the checkpoint's by name or through the category map; the others (and masks with no category, as SAM's) go through the shape prior of the class the network predicts (--unknown-category). Every entry is checked first: a bad one stops the run with its index, before anything is written.
     """  # noqa: E501 (typer's help keeps the line breaks of a paragraph: one line each, the terminal wraps them)
     if checkpoint is None:
         checkpoint = default_checkpoint(FINE_TUNED, runs_root)
@@ -86,6 +95,7 @@ def complete(
             images_index=images_index,
             category_map=category_map,
             shipped_category_map=shipped_category_map,
+            unknown_category=unknown_category.value,
             batch_size=batch_size,
             device=device,
             meshes=meshes,
@@ -97,6 +107,7 @@ def complete(
     with ProgressDisplay(console) as display:
         result = complete_images(inputs, visible, out, settings, count_callback(display, "complete", "image"))
     console.print(summary_table(result))
+    console.print(result.handling.summary(), highlight=False)
     console.print(
         f"COCO results: {result.predictions_file}; image ids and categories: {result.images_file}; "
         f"overlays and masks: {result.out}/<image>/",
@@ -105,7 +116,8 @@ def complete(
 
 
 def summary_table(result: CompleteResult) -> Table:
-    """Per category: instances, the decoder that completed them, how much of the amodal area was hidden."""
+    """Per category: instances, the decoder that completed them (``sofa <- couch`` through the map,
+    ``predicted: car 2`` by the classification branch), how much of the amodal area was hidden."""
     table = Table(title=f"a3d complete ({result.completer}): {result.instances} instances in {result.images} images")
     for column, justify in (
         ("category", "left"),
@@ -115,11 +127,20 @@ def summary_table(result: CompleteResult) -> Table:
     ):
         table.add_column(column, justify=justify)
     for name, counts in sorted(result.per_category.items()):
-        decoder = result.decoders.get(name, "-")
         table.add_row(
             name,
-            decoder if decoder == name else f"{decoder} <- {name}",
+            _decoder_cell(result, name),
             str(counts.instances),
             f"{100 * counts.completed_fraction:.1f}%",
         )
     return table
+
+
+def _decoder_cell(result: CompleteResult, name: str) -> str:
+    decoder = result.decoders.get(name)
+    if decoder is not None:
+        return decoder if decoder == name else f"{decoder} <- {name}"
+    predicted = result.handling.predicted_decoders.get(name)
+    if predicted:
+        return "predicted: " + ", ".join(f"{chosen} {count}" for chosen, count in sorted(predicted.items()))
+    return "visible mask"

@@ -13,6 +13,8 @@ from a3d_cli.options import (
     DataRootOption,
     DeviceOption,
     RunsRootOption,
+    UnknownCategory,
+    UnknownCategoryOption,
     choices,
     dataset_option,
     given_once,
@@ -122,6 +124,7 @@ def evaluate(
         help="With --protocol completion: match the dataset's classes to the checkpoint's through the shipped map "
         "(couch -> sofa, ...), or by name only.",
     ),
+    unknown_category: UnknownCategory = UnknownCategoryOption,
     predictions_out: Optional[Path] = typer.Option(
         None,
         "--predictions-out",
@@ -171,6 +174,7 @@ def evaluate(
         completer=completer.value,
         category_map=category_map,
         shipped_category_map=shipped_category_map,
+        unknown_category=unknown_category.value,
         predictions_out=predictions_out,
         score_threshold=score_threshold,
         masks=chosen_masks.value if chosen_masks is not None else "all",
@@ -181,6 +185,8 @@ def evaluate(
     with ProgressDisplay(console) as display:
         result = pipeline.evaluate(request, display)
     _print_result(result.evaluation, json_out, plots, result.source)
+    if result.handling is not None:
+        console.print(result.handling.summary(), highlight=False)
 
 
 def _print_result(result: EvaluationResult, json_out: Optional[Path], plots: Optional[Path], source: str) -> None:

@@ -15,6 +15,8 @@ from typing import Any, Iterable, TypeVar
 
 import typer
 
+from a3d_core.pipelines.completers import UNKNOWN_CATEGORY
+
 DataRootOption = typer.Option(
     None, "--data-root", help="Where named datasets live (default: $A3D_DATA_ROOT, else ./data)."
 )
@@ -58,3 +60,13 @@ def given_once(value: T | None, alias_value: T | None, name: str, alias: str) ->
 def dataset_or_alias(dataset: str | None, data: str | None) -> str | None:
     """``--dataset``, or the hidden old name ``--data`` where a command had it; both at once is an error."""
     return given_once(dataset, data, "--dataset", "--data")
+
+
+UnknownCategory = choices("UnknownCategory", UNKNOWN_CATEGORY)
+UnknownCategoryOption = typer.Option(
+    "predict",
+    "--unknown-category",
+    help="An instance whose category the checkpoint has no shape decoder for (not the same name, not mapped; no "
+    "category at all, as from SAM): predict (the decoder of the class its classification branch predicts), visible "
+    "(keep its visible mask as the amodal mask) or refuse (stop, naming the categories).",
+)

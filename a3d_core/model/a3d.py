@@ -278,7 +278,9 @@ class A3DNetwork(nn.Module):
                 "visible_masks": visible_masks,
                 "amodal_masks": completed["amodal_masks"],
             }
-            output.update({key: value for key, value in completed.items() if key != "amodal_masks"})
+            output.update(
+                {key: value for key, value in completed.items() if key not in ("amodal_masks", "shape_labels")}
+            )
             outputs.append(output)
         return outputs
 
@@ -295,12 +297,13 @@ class A3DNetwork(nn.Module):
             images: ``B`` float ``(3, H_b, W_b)`` in ``[0, 1]``.
             boxes: ``B`` float ``(K_b, 4)`` amodal xyxy.
             visible_masks: ``B`` ``(K_b, H_b, W_b)`` probabilities or {0, 1}.
-            labels: ``B`` int64 ``(K_b,)`` in ``1..C``: which shape decoder completes each instance.
+            labels: ``B`` int64 ``(K_b,)`` in ``1..C``: which shape decoder completes each instance
+                (``0``: the one the classification branch picks).
 
         Returns:
             per image ``amodal_masks`` ``(K_b, H_b, W_b)`` probabilities (with ``keep_visible``
-            at least the visible mask's), and for 3D kinds ``vertices`` ``(K_b, V, 3)`` and
-            ``faces`` ``(F, 3)``.
+            at least the visible mask's), ``shape_labels`` ``(K_b,)`` int64 in ``1..C`` (the
+            decoders used), and for 3D kinds ``vertices`` ``(K_b, V, 3)`` and ``faces`` ``(F, 3)``.
         """
         return complete_instances(self.stage2, self.settings, images, boxes, visible_masks, labels)
 
@@ -314,7 +317,11 @@ def complete_instances(
     labels: Sequence[torch.Tensor],
 ) -> list[dict[str, torch.Tensor]]:
     """:meth:`A3DNetwork.complete` with any stage 2 (a fine-tuned network's, or a pretrained one
-    alone): crops as ``settings`` say (``crop_scale``, ``mask_threshold``, ``keep_visible``)."""
+    alone): crops as ``settings`` say (``crop_scale``, ``mask_threshold``, ``keep_visible``).
+
+    A label ``0`` in ``labels`` leaves the instance's shape decoder to the classification branch
+    (3.3, as at test time); each image's result adds ``shape_labels`` ``(K_b,)`` int64 in ``1..C``:
+    the decoder that completed each instance."""
     size = settings.stage2.image_size
     squares = [square_boxes(b.float(), settings.crop_scale) for b in boxes]
     counts = [len(b) for b in boxes]
@@ -337,6 +344,8 @@ def complete_instances(
         if settings.keep_visible:
             amodal = torch.maximum(amodal, visible_of_image.to(amodal))
         results.append({"amodal_masks": amodal})
+    for result, chosen in zip(results, predicted["category"].split(counts)):
+        result["shape_labels"] = chosen + 1
     if "vertices" in predicted:
         for result, vertices in zip(results, predicted["vertices"].split(counts)):
             result.update(vertices=vertices, faces=predicted["faces"])
@@ -345,7 +354,10 @@ def complete_instances(
 
 def _empty_completion(stage2: AmodalShapeModel, image: torch.Tensor) -> dict[str, torch.Tensor]:
     height, width = image.shape[-2:]
-    result = {"amodal_masks": image.new_zeros((0, height, width))}
+    result = {
+        "amodal_masks": image.new_zeros((0, height, width)),
+        "shape_labels": torch.zeros(0, dtype=torch.int64, device=image.device),
+    }
     if stage2.is_3d:
         faces = stage2.mask_branch.faces
         result.update(vertices=image.new_zeros((0, stage2.mask_branch.shape_decoder.num_vertices, 3)), faces=faces)

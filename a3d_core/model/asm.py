@@ -25,7 +25,8 @@ Contract (torchvision style)::
 Which category's shape decoder runs: the ground-truth ``category`` in training (the decoder
 learns its own category's shapes), the classification branch's prediction in evaluation (the
 class is unknown at test time). An evaluation batch may force the decoder with an optional
-``"shape_category"`` (B,) int64 entry (``a3d export-mesh --category``).
+``"shape_category"`` (B,) int64 entry (``a3d export-mesh --category``); an entry of ``-1`` leaves
+that instance's decoder to the classification branch (``a3d complete`` on classes without a prior).
 
 Cross-view consistency (3.7, optional, pretraining): with ``cross_view_weight > 0`` and the
 ``*_pair`` entries (the same objects from another view), both views are encoded as one batch;
@@ -363,12 +364,11 @@ class AmodalShapeModel(nn.Module):
         inputs = torch.cat([rgb, visible], dim=1)
         features = self.encoder(inputs)
         class_logits = self.classifier(features)
-        category = batch.get("shape_category")
-        category = (
-            class_logits.argmax(dim=1)
-            if category is None
-            else _categories(category, rgb.shape[0], len(self.category_names), "shape_category")
-        )
+        category = class_logits.argmax(dim=1)
+        forced = batch.get("shape_category")
+        if forced is not None:
+            forced = _categories(forced, rgb.shape[0], len(self.category_names), "shape_category", lowest=-1)
+            category = torch.where(forced >= 0, forced, category)
         branch = self.mask_branch(features, inputs, category)
         coarse = branch.coarse_mask
         final = coarse if self.refine is None else torch.sigmoid(self.refine(coarse, rgb, visible))
@@ -556,13 +556,14 @@ def _image_inputs(batch: Mapping[str, Any], size: int, keys: tuple[str, ...]) ->
     return tensors
 
 
-def _categories(value: Any, batch_size: int, num_categories: int, key: str) -> torch.Tensor:
+def _categories(value: Any, batch_size: int, num_categories: int, key: str, lowest: int = 0) -> torch.Tensor:
+    """``value`` checked as ``(batch_size,)`` integer class indices in ``[lowest, num_categories)``."""
     if not isinstance(value, torch.Tensor) or value.shape != (batch_size,) or value.dtype.is_floating_point:
         raise InputError(
             f"batch[{key!r}] must be a ({batch_size},) integer tensor, got {getattr(value, 'shape', value)}"
         )
-    if batch_size and (int(value.min()) < 0 or int(value.max()) >= num_categories):
-        raise InputError(f"batch[{key!r}] has class indices outside [0, {num_categories}): {value.tolist()}")
+    if batch_size and (int(value.min()) < lowest or int(value.max()) >= num_categories):
+        raise InputError(f"batch[{key!r}] has class indices outside [{lowest}, {num_categories}): {value.tolist()}")
     return value.long()
 
 

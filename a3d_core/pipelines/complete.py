@@ -7,7 +7,8 @@ checkpoint) and writes into ``out`` what ``a3d predict`` writes (:mod:`a3d_core.
     predictions.json   COCO results: image_id, category_id, score, bbox (box of the completed
                        amodal mask, [x, y, w, h]), segmentation (amodal RLE), visible_mask (the
                        input's, RLE): ready for ``a3d evaluate --predictions``
-    images.json        image_id -> file_name, width, height; the categories (id, name); the checkpoint
+    images.json        image_id -> file_name, width, height; the categories (id, name); the checkpoint;
+                       ``handling``: how the instances were completed (:class:`HandlingCounts`)
     <image>/overlay.png, instance_<k>_amodal.png, instance_<k>_visible.png, instance_<k>.obj (meshes)
 
 The visible-mask file is a COCO results list (``[{...}, ...]``) or a COCO-style object with
@@ -16,18 +17,26 @@ The visible-mask file is a COCO results list (``[{...}, ...]``) or a COCO-style 
 - the image: ``file_name`` (matched to the images given by path, by trailing path parts), or
   ``image_id``: an id of the file's ``images``, of ``images_index`` (any JSON with ``images``:
   ``a3d predict``'s ``images.json``, a dataset split), else the image's position in the sorted
-  list of images (as ``a3d predict`` numbers them);
+  list of images (as ``a3d predict`` numbers them); neither: the one image given (SAM writes one
+  file per image);
 - the category: ``category_id`` (named by the file's ``categories`` or by ``categories``: a
   dataset name or folder, or a JSON file with ``categories``), or a name in ``category_name``;
+  neither: class-agnostic, the category :data:`CLASS_AGNOSTIC` (SAM);
 - ``segmentation``: the VISIBLE mask, RLE (at the image's size) or polygons (``visible_mask``
   instead when the entry has one: ``a3d predict``'s output, whose ``segmentation`` is amodal); ``score``
-  (default 1); optional ``bbox`` ``[x, y, w, h]``: the amodal box stage 2 crops around
-  (default: the visible mask's box; a detector's amodal box, as ``a3d predict`` writes, frames
-  the instance as stage 2 was trained).
+  (else SAM's ``predicted_iou``, else its ``stability_score``, else 1); optional ``bbox``
+  ``[x, y, w, h]``: the amodal box stage 2 crops around (default: the visible mask's box; a
+  detector's amodal box, as ``a3d predict`` writes, frames the instance as stage 2 was trained).
+  Other keys (SAM's ``area``, ``point_coords``, ``crop_box``) are ignored.
 
-Every entry is checked before anything is written: an unknown image or category, a mask of the
-wrong size or an empty one, or a category the checkpoint cannot complete (no same-named or mapped
-category, :mod:`a3d_core.data.category_map`) raises one :class:`InputError` naming the entry.
+A category matches the checkpoint's by name, else through the category map
+(:mod:`a3d_core.data.category_map`); one with neither (a class-agnostic ``object``, KINS'
+``cyclist``) is completed as ``unknown_category`` says
+(:data:`~a3d_core.pipelines.completers.UNKNOWN_CATEGORY`): by default through the decoder of the
+class the classification branch predicts (paper 3.3, as at test time). Every entry is checked
+before anything is written: an unknown image or category, a mask of the wrong size or an empty
+one, or (``unknown_category="refuse"``) a category the checkpoint has no decoder for raises one
+:class:`InputError` naming the entry.
 """
 
 from __future__ import annotations
@@ -46,7 +55,7 @@ from a3d_core.data.category_map import CategoryMap
 from a3d_core.errors import InputError
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.io.images import find_images, read_image
-from a3d_core.pipelines.completers import CompleterRequest, build_completer
+from a3d_core.pipelines.completers import UNKNOWN_CATEGORY, CompleterRequest, HandlingCounts, build_completer
 from a3d_core.pipelines.evaluate import completion_results
 from a3d_core.pipelines.predict import (
     IMAGES_FILE,
@@ -58,6 +67,8 @@ from a3d_core.pipelines.predict import (
 
 ProgressCallback = Callable[[int, int], None]
 """``progress(done, total)`` after each batch of images."""
+CLASS_AGNOSTIC = "object"
+"""The category of entries that name none (SAM's masks), as class-agnostic COCOA names its one class."""
 
 
 @dataclass
@@ -72,6 +83,8 @@ class CompleteSettings:
         images_index: a JSON file whose ``images`` (``id``, ``file_name``) resolve ``image_id``.
         category_map: JSON ``{class: checkpoint category}`` over the shipped map.
         shipped_category_map: use the shipped map (:mod:`a3d_core.data.category_map`).
+        unknown_category: how a category without a decoder is completed
+            (:data:`~a3d_core.pipelines.completers.UNKNOWN_CATEGORY`).
         batch_size: images per completion pass.
         device, meshes, masks, overlays, overlay_scale: as :class:`~a3d_core.pipelines.predict.PredictSettings`.
         data_root: where dataset names are looked up.
@@ -83,6 +96,7 @@ class CompleteSettings:
     images_index: Path | None = None
     category_map: Path | None = None
     shipped_category_map: bool = True
+    unknown_category: str = "predict"
     batch_size: int = 1
     device: str = "auto"
     meshes: bool = False
@@ -96,6 +110,10 @@ class CompleteSettings:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.overlay_scale < 1:
             raise ValueError(f"overlay_scale must be at least 1, got {self.overlay_scale}")
+        if self.unknown_category not in UNKNOWN_CATEGORY:
+            raise ValueError(
+                f"unknown_category must be one of {', '.join(UNKNOWN_CATEGORY)}, got {self.unknown_category!r}"
+            )
 
 
 @dataclass
@@ -120,7 +138,9 @@ class CompleteResult:
         out: the output folder; completer: what completed (e.g. ``stage 2 of best.pt``).
         images: images with at least one instance; instances: instances completed.
         per_category: category name -> :class:`CategoryCount`.
-        decoders: category name -> the checkpoint category whose shape decoder completed it.
+        decoders: category name -> the checkpoint category whose shape decoder completed it (by
+            name or through the map).
+        handling: how the instances were completed (own prior, mapped, predicted class, visible mask).
         predictions_file, images_file: the COCO results and the image/category index.
     """
 
@@ -130,6 +150,7 @@ class CompleteResult:
     instances: int = 0
     per_category: dict[str, CategoryCount] = field(default_factory=dict)
     decoders: dict[str, str] = field(default_factory=dict)
+    handling: HandlingCounts = field(default_factory=HandlingCounts)
     predictions_file: Path | None = None
     images_file: Path | None = None
 
@@ -171,16 +192,23 @@ def complete_images(
     request = CompleterRequest(
         checkpoint=settings.checkpoint,
         category_map=CategoryMap.load(settings.category_map, settings.shipped_category_map),
+        unknown_category=settings.unknown_category,
         device=settings.device,
     )
     completer = build_completer(settings.completer, request)
     completer.check_categories(names)
     if settings.meshes and not getattr(completer, "is_3d", False):
         raise InputError(f"{completer.name} predicts no meshes; leave out --meshes")
+    kept_visible = [name for name in names if name not in completer.decoders]
+    if settings.meshes and settings.unknown_category == "visible" and kept_visible:
+        raise InputError(
+            f"{completer.name} has no shape decoder for {kept_visible}, whose visible masks are kept and have no "
+            "meshes: leave out --meshes, or complete them by the predicted class (--unknown-category predict)"
+        )
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    result = CompleteResult(out=out, completer=completer.name, decoders=dict(getattr(completer, "decoders", {})))
+    result = CompleteResult(out=out, completer=completer.name, decoders=dict(completer.decoders))
     jobs = [job for job in images if job.instances]
     predictions: list[dict[str, Any]] = []
     index: list[dict[str, Any]] = []
@@ -218,6 +246,7 @@ def complete_images(
             }
             write_image_outputs(out / job.folder_name, image, detections, len(job.instances), drawing, names)
             _count(result, job, amodal)
+            result.handling.add(completer, [i.category for i in job.instances], completion["shape_labels"].cpu())
             index.append(
                 {
                     "id": job.image_id,
@@ -239,6 +268,7 @@ def complete_images(
             "visible": str(visible),
             "images": index,
             "categories": [{"id": category_ids[name], "name": name} for name in names],
+            "handling": result.handling.as_dict(),
         },
         indent=1,
     )
@@ -354,14 +384,18 @@ def _read_instances(
             ) from None
         if not mask.any():
             raise InputError(f"{where}: the visible mask is empty")
-        score = entry.get("score", 1.0)
-        if isinstance(score, bool) or not isinstance(score, (int, float)):
-            raise InputError(f"{where}: 'score' must be a number, got {score!r}")
-        image.instances.append(_Instance(k, name, float(score), mask, _entry_box(where, entry, mask)))
+        score = _entry_score(where, entry)
+        image.instances.append(_Instance(k, name, score, mask, _entry_box(where, entry, mask)))
     return category_ids
 
 
 def _entry_image(where: str, entry: Mapping[str, Any], by_id: Mapping[int, _Image], images: list[_Image]) -> _Image:
+    if "file_name" not in entry and "image_id" not in entry:
+        if len(images) != 1:
+            raise InputError(
+                f"{where}: no 'image_id' or 'file_name', which only a single image allows ({len(images)} images given)"
+            )
+        return images[0]
     if isinstance(entry.get("file_name"), str):
         match = _match_file([image.path for image in images], entry["file_name"])
         if match is None:
@@ -378,8 +412,11 @@ def _entry_image(where: str, entry: Mapping[str, Any], by_id: Mapping[int, _Imag
 def _entry_category(
     where: str, entry: Mapping[str, Any], categories: dict[int, str] | None, category_ids: dict[str, int]
 ) -> tuple[str, int]:
-    """(name, output id): the id of ``categories`` when given, else numbered by first appearance."""
+    """(name, output id): the id of ``categories`` when given, else numbered by first appearance;
+    an entry without ``category_name`` and ``category_id`` is :data:`CLASS_AGNOSTIC`."""
     name = entry.get("category_name")
+    if name is None and entry.get("category_id") is None:
+        name = CLASS_AGNOSTIC
     if isinstance(name, str) and name.strip():
         name = name.strip()
         by_name = {n: i for i, n in (categories or {}).items()}
@@ -397,6 +434,17 @@ def _entry_category(
     if category_id not in categories:
         raise InputError(f"{where}: unknown category_id {category_id} (known: {sorted(categories)})")
     return categories[category_id], category_id
+
+
+def _entry_score(where: str, entry: Mapping[str, Any]) -> float:
+    """``score``, else SAM's ``predicted_iou``, else its ``stability_score``, else 1."""
+    key = next((key for key in ("score", "predicted_iou", "stability_score") if key in entry), None)
+    if key is None:
+        return 1.0
+    score = entry[key]
+    if isinstance(score, bool) or not isinstance(score, (int, float)):
+        raise InputError(f"{where}: {key!r} must be a number, got {score!r}")
+    return float(score)
 
 
 def _entry_box(where: str, entry: Mapping[str, Any], mask: np.ndarray) -> tuple[float, float, float, float]:

@@ -32,7 +32,7 @@ from a3d_core.errors import InputError
 from a3d_core.eval.evaluate import KINDS, EvaluationResult, EvaluationSettings, evaluate_dataset, evaluate_predictions
 from a3d_core.eval.predictions import detections_to_results
 from a3d_core.io.atomic import atomic_write_json
-from a3d_core.pipelines.completers import Completer, CompleterRequest, build_completer
+from a3d_core.pipelines.completers import Completer, CompleterRequest, HandlingCounts, build_completer
 from a3d_core.pipelines.predict import PredictResult, PredictSettings, predict_dataset
 from a3d_core.progress import SILENT, ProgressReporter, count_callback, step_callback
 from a3d_core.train.run_folders import FINE_TUNED, newest_checkpoint
@@ -59,6 +59,8 @@ class EvaluateRequest:
         completer: ``completion``: a name in :data:`~a3d_core.pipelines.completers.COMPLETERS`.
         category_map: ``completion``: a JSON file ``{dataset class: checkpoint category}`` over the
             shipped map; ``shipped_category_map``: start from the shipped map (else match by name).
+        unknown_category: ``completion``: how a category without a decoder is completed
+            (:data:`~a3d_core.pipelines.completers.UNKNOWN_CATEGORY`).
         predictions_out: keep the predictions in this folder (COCO results; with a checkpoint's
             detections also overlays); ``None``: they are not kept.
         score_threshold: with a checkpoint's detections: leave out those scoring below this.
@@ -76,6 +78,7 @@ class EvaluateRequest:
     completer: str = "checkpoint"
     category_map: Path | None = None
     shipped_category_map: bool = True
+    unknown_category: str = "predict"
     predictions_out: Path | None = None
     score_threshold: float = 0.05
     masks: str = "all"
@@ -93,10 +96,12 @@ class EvaluateRequest:
 @dataclass(frozen=True)
 class EvaluateResult:
     """The scores of an :class:`EvaluateRequest`, and what was scored (``source``, as the report names
-    it: the predictions file, the checkpoint, or the completer)."""
+    it: the predictions file, the checkpoint, or the completer); with the ``completion`` protocol,
+    ``handling`` counts how the instances were completed."""
 
     evaluation: EvaluationResult
     source: str
+    handling: HandlingCounts | None = None
 
 
 def evaluate(request: EvaluateRequest, progress: ProgressReporter = SILENT) -> EvaluateResult:
@@ -165,6 +170,7 @@ def _evaluate_completer(
         CompleterRequest(
             checkpoint=request.checkpoint,
             category_map=CategoryMap.load(request.category_map, request.shipped_category_map),
+            unknown_category=request.unknown_category,
             device=request.device,
             dataset=resolve_dataset(request.dataset, request.data_root),
         ),
@@ -173,6 +179,7 @@ def _evaluate_completer(
     if request.predictions_out is not None:
         request.predictions_out.mkdir(parents=True, exist_ok=True)
         predictions_file = request.predictions_out / "predictions.json"
+    handling = HandlingCounts()
     evaluation = evaluate_completion(
         request.dataset,
         completer,
@@ -181,12 +188,13 @@ def _evaluate_completer(
         request.data_root,
         predictions_file,
         progress=count_callback(progress, f"complete {request.split} with {completer.name}", "image"),
+        counts=handling,
     )
     progress.end()
     source = f"{request.completer} completer" + (
         f" ({request.checkpoint})" if request.completer == "checkpoint" else ""
     )
-    return EvaluateResult(evaluation, source)
+    return EvaluateResult(evaluation, source, handling)
 
 
 @dataclass(frozen=True)
@@ -276,6 +284,7 @@ def complete_ground_truth(
     batch_size: int = 4,
     on_image: Callable[[torch.Tensor, dict[str, Any], dict[str, torch.Tensor]], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    counts: HandlingCounts | None = None,
 ) -> list[dict[str, Any]]:
     """Complete the ground-truth instances of every image from their amodal boxes and VISIBLE
     masks (C2F-Seg's setting): what the completion does without detection errors.
@@ -285,6 +294,7 @@ def complete_ground_truth(
         dataset: the split's images and targets; its category ids and names label the instances.
         on_image: called per image with ``(image (3, H, W), target, completion)``, e.g. to draw overlays.
         progress: ``progress(done, total)`` after each batch of images.
+        counts: adds how each instance was completed (:class:`~a3d_core.pipelines.completers.HandlingCounts`).
 
     Returns:
         COCO results (score 1, :func:`completion_results`), one per ground-truth instance.
@@ -305,6 +315,9 @@ def complete_ground_truth(
         )
         for image, target, completion in zip(images, targets, completions):
             amodal = completion["amodal_masks"].cpu()
+            if counts is not None:
+                categories = [names[label - 1] for label in target["labels"].tolist()]
+                counts.add(completer, categories, completion["shape_labels"].cpu())
             results += completion_results(
                 target["image_id"],
                 amodal,
@@ -329,16 +342,18 @@ def evaluate_completion(
     predictions_file: str | os.PathLike | None = None,
     progress: Callable[[int, int], None] | None = None,
     on_image: Callable[[torch.Tensor, dict[str, Any], dict[str, torch.Tensor]], None] | None = None,
+    counts: HandlingCounts | None = None,
 ) -> EvaluationResult:
     """``a3d evaluate --protocol completion``: score :func:`complete_ground_truth` on split
     ``split`` (amodal AP with the ground-truth instances as detections, mIoU, mIoU_occ).
 
     ``predictions_file`` keeps the completed masks (COCO results, for ``a3d evaluate --predictions``);
-    ``on_image`` sees each image's completion (:func:`complete_ground_truth`), e.g. to draw it.
+    ``on_image`` sees each image's completion (:func:`complete_ground_truth`), e.g. to draw it;
+    ``counts`` adds how each instance was completed.
     """
     folder = read_dataset(resolve_dataset(dataset, data_root))
     images = AmodalDetectionDataset(folder, split)
-    results = complete_ground_truth(completer, images, on_image=on_image, progress=progress)
+    results = complete_ground_truth(completer, images, on_image=on_image, progress=progress, counts=counts)
     if predictions_file is not None:
         atomic_write_json(Path(predictions_file), results)
     return evaluate_predictions(images.split, results, evaluation_settings, folder.name, split)

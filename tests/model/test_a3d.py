@@ -38,7 +38,8 @@ class EchoStage2(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         self.batches.append(batch)
         visible = batch["visible"][:, 0]
-        return {"amodal_mask": torch.ones_like(visible) if self.ones else visible}
+        amodal = torch.ones_like(visible) if self.ones else visible
+        return {"amodal_mask": amodal, "category": batch["shape_category"]}
 
 
 def _network(stage2: nn.Module, crop_scale: float = 1.0, keep_visible: bool = False) -> A3DNetwork:

@@ -1,4 +1,5 @@
-"""a3d complete: visible masks of any segmenter -> amodal masks that `a3d evaluate` scores; bad input."""
+"""a3d complete: visible masks of any segmenter -> amodal masks that `a3d evaluate` scores; classes without a
+prior and SAM's class-agnostic masks; bad input."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from a3d_cli.main import app
 from a3d_core.data.canonical import decode_segmentation, encode_mask, read_dataset
 from a3d_core.data.detection import AmodalDetectionDataset
+from a3d_core.io.images import read_image
 from a3d_core.pipelines.completers import load_checkpoint_completer
 from a3d_core.pipelines.evaluate import complete_ground_truth
 from tests.model.tiny_scenes import (
@@ -152,7 +155,9 @@ def test_category_names_reach_a_fine_tuned_checkpoint_through_the_shipped_map(tm
     index = json.loads((tmp_path / "out" / "images.json").read_text())
     assert {c["name"] for c in index["categories"]} == {"van", "couch"}
 
-    refused = runner.invoke(app, [*args, "--out", str(tmp_path / "refused"), "--no-category-map"])
+    refused = runner.invoke(
+        app, [*args, "--out", str(tmp_path / "refused"), "--no-category-map", "--unknown-category", "refuse"]
+    )
     assert refused.exit_code == 1 and "no shape decoder for categories ['van', 'couch']" in refused.output
     assert not (tmp_path / "refused").exists()
     mapped = _write(tmp_path / "map.json", {"van": "sofa", "couch": "sofa"})
@@ -160,6 +165,153 @@ def test_category_names_reach_a_fine_tuned_checkpoint_through_the_shipped_map(tm
         app, [*args, "--out", str(tmp_path / "again"), "--no-category-map", "--category-map", str(mapped)]
     )
     assert again.exit_code == 0 and "sofa <- van" in again.output
+
+
+def _flat(output: str) -> str:
+    """The output with the terminal's line wrapping undone."""
+    return " ".join(output.split())
+
+
+def _write_checkpoint_predicting_chair(path: Path) -> Path:
+    """A car/chair pretraining checkpoint whose classification branch predicts ``chair`` for any input."""
+    write_pretrain_checkpoint(path, ["car", "chair"])
+    saved = torch.load(path)
+    saved["model"]["classifier.linear.bias"] = torch.tensor([-50.0, 50.0])
+    torch.save(saved, path)
+    return path
+
+
+def _as_kins(folder) -> list[dict]:
+    """The val split's instances named as KINS names them: the first car stays, the rest are classes without a prior."""
+    entries = _ground_truth_as_results(folder)
+    names = ["car", "cyclist", "pedestrian", "cyclist"]
+    return [{**{k: v for k, v in e.items() if k != "category_id"}, "category_name": n} for e, n in zip(entries, names)]
+
+
+def _complete(tmp_path: Path, folder, checkpoint: Path, entries: list[dict], out: str, *options: str):
+    visible = _write(tmp_path / f"{out}.json", entries)
+    arguments = ["complete", str(folder.root / "images"), "--visible", str(visible), "--checkpoint", str(checkpoint)]
+    return runner.invoke(app, [*arguments, "--out", str(tmp_path / out), "--device", "cpu", *options])
+
+
+def test_classes_without_a_prior_are_completed_by_the_predicted_class(tmp_path: Path) -> None:
+    folder = write_tiny_scenes(tmp_path / "data", train_images=0, val_images=2)
+    checkpoint = _write_checkpoint_predicting_chair(tmp_path / "pretrain.pt")
+    entries = _as_kins(folder)
+    result = _complete(tmp_path, folder, checkpoint, entries, "out")
+    assert result.exit_code == 0, result.output
+    assert (
+        "completed 4 instances: 1 by their category's prior, 0 mapped, 3 by the predicted class "
+        "(cyclist: chair 2; pedestrian: chair 1); 0 as visible masks" in _flat(result.output)
+    )
+    assert "predicted: chair 2" in result.output  # the summary table's decoder column
+    index = json.loads((tmp_path / "out" / "images.json").read_text())
+    assert index["handling"]["own_prior"] == 1 and index["handling"]["predicted_class"] == 3
+    assert [c["name"] for c in index["categories"]] == ["car", "cyclist", "pedestrian"]
+
+    # what ran: the car through its own decoder, the others through the chair decoder the classifier chose
+    completer = load_checkpoint_completer(checkpoint, device="cpu")
+    images = {image["id"]: image for image in index["images"]}
+    predictions = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    for entry, decoder in zip(entries, ["car", "chair", "chair", "chair"]):
+        image_id = next(i for i, image in images.items() if image["file_name"].endswith(entry["file_name"]))
+        visible = decode_segmentation(entry["segmentation"], HEIGHT, WIDTH)
+        got = next(
+            p
+            for p in predictions
+            if p["image_id"] == image_id
+            and np.array_equal(decode_segmentation(p["visible_mask"], HEIGHT, WIDTH), visible)
+        )
+        image = torch.from_numpy(read_image(Path(images[image_id]["file_name"]))).permute(2, 0, 1).float() / 255.0
+        x, y, w, h = entry["bbox"]
+        expected = completer.complete(
+            [image], [torch.tensor([[x, y, x + w, y + h]])], [torch.from_numpy(visible)[None].float()], [[decoder]]
+        )[0]
+        assert expected["shape_labels"].tolist() == [completer.decoder_names.index(decoder) + 1]
+        amodal = decode_segmentation(got["segmentation"], HEIGHT, WIDTH)
+        assert np.array_equal(amodal, (expected["amodal_masks"][0] > 0.5).numpy().astype(np.uint8))
+
+
+def test_classes_without_a_prior_keep_their_visible_masks_or_are_refused_when_asked(tmp_path: Path) -> None:
+    folder = write_tiny_scenes(tmp_path / "data", train_images=0, val_images=2)
+    checkpoint = _write_checkpoint_predicting_chair(tmp_path / "pretrain.pt")
+    entries = _as_kins(folder)
+    kept = _complete(tmp_path, folder, checkpoint, entries, "kept", "--unknown-category", "visible")
+    assert kept.exit_code == 0, kept.output
+    assert "1 by their category's prior, 0 mapped, 0 by the predicted class; 3 as visible masks" in _flat(kept.output)
+    predictions = json.loads((tmp_path / "kept" / "predictions.json").read_text())
+    names = {c["id"]: c["name"] for c in json.loads((tmp_path / "kept" / "images.json").read_text())["categories"]}
+    unknown = [p for p in predictions if names[p["category_id"]] != "car"]
+    assert len(unknown) == 3 and all(p["segmentation"] == p["visible_mask"] for p in unknown)
+    car = next(p for p in predictions if names[p["category_id"]] == "car")
+    assert car["segmentation"] != car["visible_mask"]  # the car (partly hidden by the chair) was completed
+
+    meshes = _complete(tmp_path, folder, checkpoint, entries, "meshes", "--unknown-category", "visible", "--meshes")
+    assert meshes.exit_code == 1 and "leave out --meshes" in _flat(meshes.output) and not (tmp_path / "meshes").exists()
+
+    refused = _complete(tmp_path, folder, checkpoint, entries, "refused", "--unknown-category", "refuse")
+    assert refused.exit_code == 1, refused.output
+    assert "no shape decoder for categories ['cyclist', 'pedestrian'] (it has car, chair)" in _flat(refused.output)
+    assert len([line for line in refused.output.splitlines() if line.strip()]) == 1
+    assert not (tmp_path / "refused").exists()
+
+
+def _sam_entries(folder) -> list[dict]:
+    """The first val image's visible masks as SAM's automatic mask generator writes them: no image, no category."""
+    entries = [e for e in _ground_truth_as_results(folder) if e["file_name"] == "val_001.png"]
+    sam = []
+    for k, entry in enumerate(entries):
+        mask = decode_segmentation(entry["segmentation"], HEIGHT, WIDTH)
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        sam.append(
+            {
+                "segmentation": entry["segmentation"],
+                "area": int(mask.sum()),
+                "bbox": [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)],
+                "predicted_iou": 0.9 - 0.1 * k,
+                "point_coords": [[float(cols[0]), float(rows[0])]],
+                "stability_score": 0.95,
+                "crop_box": [0, 0, WIDTH, HEIGHT],
+            }
+        )
+    ys, xs = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    polygon = [float(xs[0]), float(ys[0]), float(xs[-1]), float(ys[0]), float(xs[-1]), float(ys[-1])]
+    sam[-1]["segmentation"] = [polygon]  # SAM-style entries with polygons work too
+    return sam
+
+
+def test_sam_masks_of_one_image_complete_with_no_extra_file(tmp_path: Path) -> None:
+    folder = write_tiny_scenes(tmp_path / "data", train_images=0, val_images=2)
+    checkpoint = _write_checkpoint_predicting_chair(tmp_path / "pretrain.pt")
+    image = folder.root / "images" / "val_001.png"
+    visible = _write(tmp_path / "sam.json", _sam_entries(folder))
+    arguments = ["complete", str(image), "--visible", str(visible), "--checkpoint", str(checkpoint), "--device", "cpu"]
+    result = runner.invoke(app, [*arguments, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert (
+        "completed 2 instances: 0 by their category's prior, 0 mapped, 2 by the predicted class (object: chair 2)"
+        in _flat(result.output)
+    )
+    index = json.loads((tmp_path / "out" / "images.json").read_text())
+    assert index["categories"] == [{"id": 1, "name": "object"}] and len(index["images"]) == 1
+    predictions = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert sorted(p["score"] for p in predictions) == pytest.approx([0.8, 0.9])  # predicted_iou as the score
+    assert all(p["category_id"] == 1 for p in predictions)
+
+    several = runner.invoke(
+        app,
+        [
+            *arguments[:1],
+            str(folder.root / "images"),
+            *arguments[2:],
+            "--out",
+            str(tmp_path / "several"),
+        ],
+    )
+    assert several.exit_code == 1
+    assert "entry 0: no 'image_id' or 'file_name', which only a single image allows (2 images given)" in _flat(
+        several.output
+    )
 
 
 def _corrupt(entries: list[dict], case: str) -> tuple[list[dict], str]:

@@ -102,7 +102,10 @@ def test_the_protocol_runs_any_checkpoint_from_the_command_line(tmp_path: Path, 
     [
         (["--completer", "checkpoint"], "the checkpoint completer needs --checkpoint FILE"),
         (["--predictions", "p.json"], "leave out --predictions"),
-        (["--checkpoint", "{airplane}", "--no-category-map"], "no shape decoder for categories ['car', 'chair']"),
+        (
+            ["--checkpoint", "{airplane}", "--no-category-map", "--unknown-category", "refuse"],
+            "no shape decoder for categories ['car', 'chair']",
+        ),
     ],
 )
 def test_bad_protocol_options_fail_on_one_line(tmp_path: Path, arguments: list[str], message: str) -> None:
@@ -144,6 +147,7 @@ def test_the_core_function_scores_each_mode_as_the_command_does(tmp_path: Path) 
         )
     )
     assert completed.source == "visible completer" and list(completed.evaluation.kinds) == ["amodal"]
+    assert completed.handling.visible_mask == 4 and completed.handling.instances == 4
     assert completed.evaluation.segments.miou_occ == 0.0
     rescored = evaluate(EvaluateRequest(folder.root, predictions=tmp_path / "kept" / "predictions.json"))
     assert rescored.source == str(tmp_path / "kept" / "predictions.json")
@@ -155,6 +159,26 @@ def test_the_core_function_scores_each_mode_as_the_command_does(tmp_path: Path) 
         evaluate(EvaluateRequest(folder.root, runs_root=tmp_path / "runs"))
     with pytest.raises(ValueError, match="masks must be one of"):
         EvaluateRequest(folder.root, masks="hidden")
+
+
+def test_categories_without_a_decoder_are_completed_by_the_predicted_class(tmp_path: Path) -> None:
+    """The scenes' car and chair reach an airplane-only checkpoint through its classification branch, or
+    keep their visible masks (then the hidden parts score nothing, as the visible baseline's)."""
+    folder = write_tiny_scenes(tmp_path / "data", train_images=0, val_images=2)
+    airplane = write_pretrain_checkpoint(tmp_path / "airplane.pt", ["airplane"])
+    arguments = ["evaluate", "--dataset", str(folder.root), "--protocol", "completion", "--checkpoint", str(airplane)]
+    predicted = runner.invoke(app, [*arguments, "--device", "cpu"])
+    assert predicted.exit_code == 0, predicted.output
+    assert (
+        "completed 4 instances: 0 by their category's prior, 0 mapped, 4 by the predicted class "
+        "(car: airplane 2; chair: airplane 2); 0 as visible masks" in " ".join(predicted.output.split())
+    )
+    kept = evaluate(
+        EvaluateRequest(
+            folder.root, protocol="completion", checkpoint=airplane, unknown_category="visible", device="cpu"
+        )
+    )
+    assert kept.handling.visible_mask == 4 and kept.evaluation.segments.miou_occ == 0.0
 
 
 def test_the_visible_baseline_from_the_command_line_needs_no_checkpoint(tmp_path: Path) -> None:
