@@ -692,6 +692,9 @@ def build_stage2(kind: str, category_names: list[str], settings: ASMSettings | N
     encoder = Encoder(size, in_channels=4, settings=settings.encoder)
     classifier = ClassificationBranch(encoder.feature_dim, category_names)
     if kind.startswith("a3d"):
+        hypotheses = settings.viewpoint.azimuth_hypotheses
+        if settings.viewpoint.camera == "oracle" and hypotheses != 1:
+            raise ValueError(f"the oracle camera is the true one: it takes azimuth_hypotheses=1, got {hypotheses}")
         template_vertices, faces = ico_sphere_template(settings.template_level, settings.template_radius)
         mask_branch: nn.Module = MeshMaskBranch(
             ShapeDecoder(category_names, template_vertices, faces, encoder.feature_dim, settings.shape),

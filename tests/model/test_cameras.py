@@ -42,9 +42,11 @@ def test_the_camera_source_is_validated():
     assert ViewpointSettings().camera == "learned"
     with pytest.raises(ValueError, match="camera must be one of"):
         ViewpointSettings(camera="true")
+    oracle = ViewpointSettings(camera="oracle")  # settable before the hypotheses (dotted overrides, in any order)
     with pytest.raises(ValueError, match="oracle camera is the true one: it takes azimuth_hypotheses=1, got 4"):
-        ViewpointSettings(camera="oracle")
-    ViewpointSettings(camera="supervised", azimuth_hypotheses=4)  # K hypotheses or one
+        build_stage2("a3d", CATEGORIES, tiny_settings(viewpoint=oracle))
+    for hypotheses in (1, 4):  # K hypotheses or one
+        build_stage2("a3d", CATEGORIES, camera_settings("supervised", hypotheses=hypotheses))
 
 
 def test_the_2d_baselines_refuse_a_camera_source():
