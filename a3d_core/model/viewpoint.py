@@ -126,8 +126,9 @@ class CameraAngles(NamedTuple):
         return cls(torch.deg2rad(elevation.float()), torch.deg2rad(azimuth.float()))
 
     def at_distance(self, distance: torch.Tensor) -> Viewpoint:
-        """The viewpoint at these angles and ``distance`` ``(B,)``."""
-        return Viewpoint(self.elevation.to(distance), self.azimuth.to(distance), distance)
+        """The viewpoint at these angles and ``distance`` ``(B,)``, on its device; the angles keep
+        their float32 precision (under mixed precision the distance may be half)."""
+        return Viewpoint(self.elevation.to(distance.device), self.azimuth.to(distance.device), distance)
 
 
 def pick_hypotheses(hypotheses: Viewpoint, choice: torch.Tensor) -> Viewpoint:

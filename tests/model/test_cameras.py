@@ -179,6 +179,8 @@ def test_camera_angles_convert_degrees():
         -math.pi / 2
     )
     assert viewpoint.distance.item() == 2.5
+    half = angles.at_distance(torch.tensor([2.5], dtype=torch.bfloat16))  # mixed precision keeps the angles exact
+    assert half.azimuth.dtype == torch.float32 and half.azimuth.item() == viewpoint.azimuth.item()
 
 
 def test_the_camera_source_is_part_of_the_config_and_rebuilds():
