@@ -390,7 +390,8 @@ class AmodalShapeModel(nn.Module):
             if category is None
             else _categories(category, rgb.shape[0], len(self.category_names), "shape_category")
         )
-        angles = _camera_angles(batch, CAMERA_KEYS, rgb.shape[0]) if self._renders_at_true_camera else None
+        camera = self.settings.viewpoint.camera
+        angles = _camera_angles(batch, CAMERA_KEYS, rgb.shape[0], camera) if self._renders_at_true_camera else None
         branch = self._run_mask_branch(features, inputs, category, angles)
         coarse = branch.coarse_mask
         final = coarse if self.refine is None else torch.sigmoid(self.refine(coarse, rgb, visible))
@@ -441,13 +442,14 @@ class AmodalShapeModel(nn.Module):
         """The true cameras of the training views when the camera source reads them (``"oracle"``,
         or ``"supervised"`` with a non-zero weight), else ``None``: angles of ``B`` views, or ``2B``
         ``[A; B]`` with cross-view consistency (the ``*_pair`` entries appended)."""
-        supervised = self.settings.viewpoint.camera == "supervised" and self.settings.losses.camera_supervision
+        camera = self.settings.viewpoint.camera
+        supervised = camera == "supervised" and self.settings.losses.camera_supervision
         if not (self._renders_at_true_camera or (self.is_3d and supervised)):
             return None
-        angles = _camera_angles(batch, CAMERA_KEYS, batch_size)
+        angles = _camera_angles(batch, CAMERA_KEYS, batch_size, camera)
         if not self.settings.cross_view_weight > 0:
             return angles
-        pair = _camera_angles(batch, tuple(f"{key}_pair" for key in CAMERA_KEYS), batch_size)
+        pair = _camera_angles(batch, tuple(f"{key}_pair" for key in CAMERA_KEYS), batch_size, camera)
         return CameraAngles(*(torch.cat([view, other]) for view, other in zip(angles, pair)))
 
     def _training_views(
@@ -621,13 +623,14 @@ def _image_inputs(batch: Mapping[str, Any], size: int, keys: tuple[str, ...]) ->
     return tensors
 
 
-def _camera_angles(batch: Mapping[str, Any], keys: tuple[str, str], batch_size: int) -> CameraAngles:
-    """The true camera of a batch from its entries ``keys`` (elevation, azimuth), ``(B,)`` degrees each."""
+def _camera_angles(batch: Mapping[str, Any], keys: tuple[str, str], batch_size: int, camera: str) -> CameraAngles:
+    """The true camera of a batch from its entries ``keys`` (elevation, azimuth), ``(B,)`` degrees
+    each, which the camera source ``camera`` reads."""
     missing = [key for key in keys if key not in batch]
     if missing:
         raise InputError(
-            f"this model's camera source reads the true camera: the batch has no {' or '.join(map(repr, missing))} "
-            f"entry ((B,) degrees)"
+            f"camera {camera!r} reads the true camera of each view: the batch has no "
+            f"{' or '.join(map(repr, missing))} entry ((B,) degrees)"
         )
     values = []
     for key in keys:

@@ -102,14 +102,14 @@ def test_the_oracle_trains_at_the_given_camera(batch):
 
 def test_the_true_camera_is_required_where_it_is_read(batch):
     oracle = build_stage2("a3d", CATEGORIES, camera_settings("oracle"))
-    with pytest.raises(InputError, match="the batch has no 'elevation' or 'azimuth' entry"):
+    with pytest.raises(InputError, match="camera 'oracle' reads .* the batch has no 'elevation' or 'azimuth' entry"):
         oracle(batch)
     with pytest.raises(InputError, match="the batch has no 'azimuth' entry"):
         oracle.eval()({**batch, "elevation": torch.zeros(2)})
     with pytest.raises(InputError, match=r"batch\['azimuth'\] must be \(2,\) degrees"):
         oracle({**batch, "elevation": torch.zeros(2), "azimuth": torch.zeros(3)})
     supervised = build_stage2("a3d", CATEGORIES, camera_settings("supervised"))
-    with pytest.raises(InputError, match="reads the true camera"):
+    with pytest.raises(InputError, match="camera 'supervised' reads the true camera"):
         supervised.train()(batch)
     assert set(supervised.eval()(batch)) >= {"amodal_mask", "viewpoint"}  # no camera at test time
     paired = build_stage2("a3d", CATEGORIES, camera_settings("supervised", cross_view_weight=1.0))
