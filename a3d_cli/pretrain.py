@@ -26,7 +26,7 @@ from a3d_core.model.losses import LossSettings
 from a3d_core.model.refine import REFINE_ARCHITECTURES, RefineSettings
 from a3d_core.model.shape import ShapeDecoderSettings
 from a3d_core.model.shapedict import ShapeDictSettings
-from a3d_core.model.viewpoint import HYPOTHESIS_SELECTIONS, ViewpointSettings
+from a3d_core.model.viewpoint import CAMERAS, HYPOTHESIS_SELECTIONS, ViewpointSettings
 from a3d_core.train.loop import AMP_MODES, TrainSettings
 from a3d_core.train.pretrain import PretrainResult, PretrainSettings, pretrain as run_pretrain
 
@@ -34,6 +34,7 @@ DEFAULT_DATASET = "shapenet"
 RUN_NAME = "pretrain"
 Kind = choices("Kind", KINDS)
 HypothesisSelection = choices("HypothesisSelection", HYPOTHESIS_SELECTIONS)
+Camera = choices("Camera", CAMERAS)
 RefineArchitecture = choices("RefineArchitecture", REFINE_ARCHITECTURES)
 AmpMode = choices("AmpMode", AMP_MODES)
 MODEL_HELP = (
@@ -108,6 +109,13 @@ def pretrain(
         "with the visible mask) or scores (the viewpoint estimator scores them, trained towards the best-fitting one; "
         "one rendered: a single camera's cost).",
     ),
+    camera: Camera = typer.Option(
+        "learned",
+        "--camera",
+        help="Where the a3d camera comes from: learned (the paper's, never supervised), supervised (trained towards "
+        "the views' true cameras, predicted at test; not the paper's) or oracle (an UPPER BOUND: rendered at the true "
+        "camera, which it needs at test time too; --azimuth-hypotheses 1).",
+    ),
     shapedict_atoms: int = typer.Option(
         64,
         "--shapedict-atoms",
@@ -180,7 +188,9 @@ def pretrain(
             template_level=template_level,
             shape=ShapeDecoderSettings(symmetric=symmetric),
             viewpoint=ViewpointSettings(
-                azimuth_hypotheses=azimuth_hypotheses, hypothesis_selection=hypothesis_selection.value
+                azimuth_hypotheses=azimuth_hypotheses,
+                hypothesis_selection=hypothesis_selection.value,
+                camera=camera.value,
             ),
             shapedict=ShapeDictSettings(atoms_per_category=shapedict_atoms),
             losses=LossSettings(view_cycle_camera=view_cycle, view_cycle_shape=view_cycle),

@@ -20,7 +20,7 @@ Shard arrays (N samples, S x S images)::
     object_index    int64 (N,)          dataset-wide object number (cross-view pairs)
     view_id         int64 (N,)          Kato view 0..23
     occlusion_rate  float32 (N,)
-    elevation, azimuth, distance  float32 (N,)  degrees / units: metadata, never a signal
+    elevation, azimuth, distance  float32 (N,)  degrees / units: metadata; the learned camera never reads them
 
 :class:`ShapeNetAmodalDataset` loads a split's shards once and serves training samples.
 """
@@ -204,10 +204,14 @@ class ShapeNetAmodalDataset(Dataset):
         object_index    int64 scalar (same object, other view: cross-view pairs)
         view_id         int64 scalar (metadata only)
         occlusion_rate  float32 scalar
+        elevation       float32 scalar, degrees: the view's true camera (Kato's convention, as
+        azimuth         float32 scalar, degrees   :class:`a3d_core.geometry.Viewpoint`)
 
     All shards of the split are loaded once at construction (uint8 in memory: 20 KiB a sample at
-    64 x 64). The cameras are kept as metadata for evaluation (``ds.elevation``, ``ds.azimuth``,
-    degrees, ``(N,)`` arrays), never served to training. ``occlusion`` (an
+    64 x 64). The cameras are also kept as ``(N,)`` arrays for evaluation (``ds.elevation``,
+    ``ds.azimuth``, degrees). Only the camera sources that read them train with the item's
+    ``elevation`` and ``azimuth`` (``ViewpointSettings.camera``: ``"supervised"``, and ``"oracle"``, an
+    upper bound); the paper's learned camera ignores them. ``occlusion`` (an
     :class:`a3d_core.data.occlusion.OcclusionGenerator`), if given, re-occludes the clean render on
     the fly instead of serving the stored occlusion, drawing from ``(seed, epoch, i)`` (set
     ``ds.epoch``).
@@ -261,6 +265,8 @@ class ShapeNetAmodalDataset(Dataset):
             "object_index": torch.tensor(int(self.object_index[index]), dtype=torch.int64),
             "view_id": torch.tensor(int(self.view_id[index]), dtype=torch.int64),
             "occlusion_rate": torch.tensor(rate, dtype=torch.float32),
+            "elevation": torch.tensor(self.elevation[index], dtype=torch.float32),
+            "azimuth": torch.tensor(self.azimuth[index], dtype=torch.float32),
         }
 
 

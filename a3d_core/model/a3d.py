@@ -96,6 +96,16 @@ class A3DSettings:
             self.stage2 = ASMSettings.from_dict(self.stage2)
         if self.stage2_kind not in KINDS:
             raise ValueError(f"stage2_kind must be one of {KINDS}, got {self.stage2_kind!r}")
+        if self.stage2.viewpoint.camera == "oracle":
+            raise ValueError(
+                "the oracle camera (an upper bound) needs the true camera of every instance; the two-stage network "
+                "has none: pretrain with camera 'learned' or 'supervised'"
+            )
+        if self.stage2.viewpoint.camera == "supervised" and self.stage2.losses.camera_supervision:
+            raise ValueError(
+                "the two-stage network has no true cameras to supervise with: camera 'supervised' takes "
+                "losses.camera_supervision=0 here (its estimator predicts the camera)"
+            )
         if not 1.0 <= self.crop_scale <= 4.0:
             raise ValueError(f"crop_scale must be in [1, 4], got {self.crop_scale}")
         if not 0.0 <= self.jitter < 0.5:

@@ -16,7 +16,9 @@ Contract (torchvision style)::
     model = build_stage2("a3d", category_names, ASMSettings(image_size=64))
     batch = {"rgb": (B, 3, S, S) float in [0, 1], "visible": (B, 1, S, S) {0, 1},
              "amodal": (B, 1, S, S) {0, 1} (training), "category": (B,) int64 (training),
-             optional cross-view: "rgb_pair", "visible_pair", "amodal_pair", "category_pair"}
+             optional cross-view: "rgb_pair", "visible_pair", "amodal_pair", "category_pair",
+             the true camera (only the "supervised" and "oracle" camera sources read it):
+             "elevation", "azimuth" (B,) float degrees, Kato's convention, "*_pair" with cross-view}
     model.train(); losses = model(batch)   # dict of already-weighted scalar terms; total = sum
     model.eval();  out = model(batch)      # "amodal_mask", "coarse_mask" (B, S, S), "class_logits"
                                            # (B, C), "category" (B,), and for 3D kinds "vertices"
@@ -37,6 +39,12 @@ View cycle (not in the paper, optional): with ``losses.view_cycle_camera`` or
 ``losses.view_cycle_shape`` > 0, each mesh is rendered at a random camera and re-encoded; the
 viewpoint estimator must find that camera and the shape decoder that mesh
 (:mod:`a3d_core.model.view_cycle`).
+
+Camera sources (not in the paper, ``ViewpointSettings.camera``, :mod:`a3d_core.model.viewpoint`):
+``"supervised"`` adds ``camera_supervision``, the distance of the predicted camera from the true
+one of each training view (batch entries ``"elevation"`` and ``"azimuth"``); ``"oracle"`` renders
+the mesh at the true elevation and azimuth in training and evaluation (an upper bound, not a
+method), with the predicted distance.
 
 Kinds (``KINDS``): ``a3d`` (full), ``a3d-no-refine`` (ablation: the coarse rendered mask is the
 final mask), ``2d`` (the 2D baseline: no 3D branch), ``2d-no-refine``, ``2d-unet`` (a U-Net
@@ -82,10 +90,11 @@ from a3d_core.model.view_cycle import (
     running_statistics_frozen,
     shape_cycle_loss,
 )
-from a3d_core.model.viewpoint import ViewpointEstimator, ViewpointSettings, pick_hypotheses
+from a3d_core.model.viewpoint import CameraAngles, ViewpointEstimator, ViewpointSettings, pick_hypotheses
 
 KINDS = ("a3d", "a3d-no-refine", "2d", "2d-no-refine", "2d-unet", "shapedict", "shapedict-no-refine")
 PAIR_KEYS = ("rgb_pair", "visible_pair", "amodal_pair", "category_pair")
+CAMERA_KEYS = ("elevation", "azimuth")
 CHECKPOINT_KEYS = ("model", "model_config", "category_names")
 
 _NESTED_SETTINGS = {
@@ -226,6 +235,8 @@ class MeshMaskBranch(nn.Module):
     way must cover it. With ``hypothesis_selection="scores"`` the estimator's scores ``(B, K)``
     (the hypothesis scores) choose instead, and evaluation renders the chosen hypothesis only.
     How often each selection picks the hypothesis closest to the amodal mask: docs/stage2.md.
+    With ``true_angles`` (the oracle camera, one hypothesis) the mesh is rendered at those angles
+    and the predicted distance.
     """
 
     def __init__(
@@ -246,10 +257,20 @@ class MeshMaskBranch(nn.Module):
         viewpoint = Viewpoint(viewpoint.elevation.float(), viewpoint.azimuth.float(), viewpoint.distance.float())
         return self.renderer(vertices.float(), self.faces, viewpoint)
 
-    def forward(self, features: torch.Tensor, inputs: torch.Tensor, categories: torch.Tensor) -> MaskBranchOutput:
+    def forward(
+        self,
+        features: torch.Tensor,
+        inputs: torch.Tensor,
+        categories: torch.Tensor,
+        true_angles: CameraAngles | None = None,
+    ) -> MaskBranchOutput:
         vertices = self.shape_decoder(features, categories)
         hypotheses, scores = self.viewpoint_estimator.hypotheses(inputs)
         count = self.viewpoint_estimator.num_hypotheses
+        if true_angles is not None:
+            if count != 1:
+                raise ValueError(f"the true camera is one camera, but the estimator makes {count} hypotheses")
+            hypotheses = true_angles.at_distance(hypotheses.distance)
         if count == 1:
             return MaskBranchOutput(self.render(vertices, hypotheses), vertices, hypotheses)
         if scores is not None and not self.training:  # the best-scored hypothesis alone: one camera's cost
@@ -369,7 +390,9 @@ class AmodalShapeModel(nn.Module):
         if forced is not None:
             forced = _categories(forced, rgb.shape[0], len(self.category_names), "shape_category", lowest=-1)
             category = torch.where(forced >= 0, forced, category)
-        branch = self.mask_branch(features, inputs, category)
+        camera = self.settings.viewpoint.camera
+        angles = _camera_angles(batch, CAMERA_KEYS, rgb.shape[0], camera) if self._renders_at_true_camera else None
+        branch = self._run_mask_branch(features, inputs, category, angles)
         coarse = branch.coarse_mask
         final = coarse if self.refine is None else torch.sigmoid(self.refine(coarse, rgb, visible))
         outputs = {"amodal_mask": final, "coarse_mask": coarse, "class_logits": class_logits, "category": category}
@@ -377,15 +400,30 @@ class AmodalShapeModel(nn.Module):
             outputs.update(vertices=branch.vertices, faces=self.mask_branch.faces, viewpoint=branch.viewpoint)
         return outputs
 
+    @property
+    def _renders_at_true_camera(self) -> bool:
+        """Whether the mesh is rendered at the true camera (the ``"oracle"`` camera source)."""
+        return self.is_3d and self.settings.viewpoint.camera == "oracle"
+
+    def _run_mask_branch(
+        self, features: torch.Tensor, inputs: torch.Tensor, category: torch.Tensor, angles: CameraAngles | None
+    ) -> MaskBranchOutput:
+        """The coarse-mask branch on ``features`` ``(B, D)``, ``inputs`` ``(B, 4, S, S)`` and ``category``
+        ``(B,)``; the oracle camera source's 3D branch also gets the true camera ``angles`` (B)."""
+        if self._renders_at_true_camera:
+            return self.mask_branch(features, inputs, category, angles)
+        return self.mask_branch(features, inputs, category)
+
     # ---------------------------------------------------------------------------------- losses
     def _losses(
         self, batch: Mapping[str, Any], rgb: torch.Tensor, visible: torch.Tensor, amodal: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         """Every active loss term, weighted (paper 3.6, cross-view 3.7), one concern per method below."""
+        angles = self._training_cameras(batch, rgb.shape[0])
         rgb, visible, amodal, category = self._training_views(batch, rgb, visible, amodal)
         inputs = torch.cat([rgb, visible], dim=1)
         features = self.encoder(inputs)
-        branch = self.mask_branch(features, inputs, category)
+        branch = self._run_mask_branch(features, inputs, category, angles)
         amodal_2d = amodal.squeeze(1)
         fit = None if branch.hypothesis_masks is None else closest_hypotheses(branch.hypothesis_masks, amodal_2d)
         losses = self._coarse_mask_terms(branch, amodal_2d, fit)
@@ -397,7 +435,22 @@ class AmodalShapeModel(nn.Module):
             losses.update(self._mesh_regularizer_terms(branch.vertices))
             losses.update(self._cross_view_terms(branch.vertices, viewpoint, amodal_2d))
             losses.update(self._view_cycle_terms(branch.vertices, viewpoint, rgb, visible, category))
+            losses.update(self._camera_supervision_terms(branch, angles))
         return losses
+
+    def _training_cameras(self, batch: Mapping[str, Any], batch_size: int) -> CameraAngles | None:
+        """The true cameras of the training views when the camera source reads them (``"oracle"``,
+        or ``"supervised"`` with a non-zero weight), else ``None``: angles of ``B`` views, or ``2B``
+        ``[A; B]`` with cross-view consistency (the ``*_pair`` entries appended)."""
+        camera = self.settings.viewpoint.camera
+        supervised = camera == "supervised" and self.settings.losses.camera_supervision
+        if not (self._renders_at_true_camera or (self.is_3d and supervised)):
+            return None
+        angles = _camera_angles(batch, CAMERA_KEYS, batch_size, camera)
+        if not self.settings.cross_view_weight > 0:
+            return angles
+        pair = _camera_angles(batch, tuple(f"{key}_pair" for key in CAMERA_KEYS), batch_size, camera)
+        return CameraAngles(*(torch.cat([view, other]) for view, other in zip(angles, pair)))
 
     def _training_views(
         self, batch: Mapping[str, Any], rgb: torch.Tensor, visible: torch.Tensor, amodal: torch.Tensor
@@ -516,6 +569,20 @@ class AmodalShapeModel(nn.Module):
                 terms["view_cycle_shape"] = weights.view_cycle_shape * shape_cycle_loss(rebuilt, meshes)
         return terms
 
+    def _camera_supervision_terms(
+        self, branch: MaskBranchOutput, angles: CameraAngles | None
+    ) -> dict[str, torch.Tensor]:
+        """``camera_supervision`` (the ``"supervised"`` camera source): how far the estimator's
+        camera (``branch``'s, of its nearest hypothesis with K > 1, as the view cycle's camera term)
+        is from the true ``angles`` of the views: ``1 - cos`` of the azimuth error plus the
+        elevation error in radians (:func:`~a3d_core.model.view_cycle.camera_cycle_loss`)."""
+        weight = self.settings.losses.camera_supervision
+        if self.settings.viewpoint.camera != "supervised" or not weight:
+            return {}
+        predicted = branch.viewpoint if branch.hypotheses is None else branch.hypotheses
+        target = angles.at_distance(branch.viewpoint.distance.detach())
+        return {"camera_supervision": weight * camera_cycle_loss(predicted, branch.hypothesis_scores, target)}
+
 
 class HypothesisFit(NamedTuple):
     """How the silhouettes at K azimuth hypotheses fit the amodal masks (the camera multiplex, training).
@@ -554,6 +621,26 @@ def _image_inputs(batch: Mapping[str, Any], size: int, keys: tuple[str, ...]) ->
     if tensors and any(t.shape[0] != tensors[0].shape[0] for t in tensors):
         raise InputError(f"batch entries {keys} disagree on the batch size")
     return tensors
+
+
+def _camera_angles(batch: Mapping[str, Any], keys: tuple[str, str], batch_size: int, camera: str) -> CameraAngles:
+    """The true camera of a batch from its entries ``keys`` (elevation, azimuth), ``(B,)`` degrees
+    each, which the camera source ``camera`` reads."""
+    missing = [key for key in keys if key not in batch]
+    if missing:
+        raise InputError(
+            f"camera {camera!r} reads the true camera of each view: the batch has no "
+            f"{' or '.join(map(repr, missing))} entry ((B,) degrees)"
+        )
+    values = []
+    for key in keys:
+        value = batch[key]
+        if not isinstance(value, torch.Tensor) or value.shape != (batch_size,) or value.dtype == torch.bool:
+            raise InputError(f"batch[{key!r}] must be ({batch_size},) degrees, got {getattr(value, 'shape', value)}")
+        if not bool(torch.isfinite(value.float()).all()):
+            raise InputError(f"batch[{key!r}] contains NaN or infinite values")
+        values.append(value)
+    return CameraAngles.from_degrees(*values)
 
 
 def _categories(value: Any, batch_size: int, num_categories: int, key: str, lowest: int = 0) -> torch.Tensor:
@@ -609,6 +696,9 @@ def build_stage2(kind: str, category_names: list[str], settings: ASMSettings | N
     encoder = Encoder(size, in_channels=4, settings=settings.encoder)
     classifier = ClassificationBranch(encoder.feature_dim, category_names)
     if kind.startswith("a3d"):
+        hypotheses = settings.viewpoint.azimuth_hypotheses
+        if settings.viewpoint.camera == "oracle" and hypotheses != 1:
+            raise ValueError(f"the oracle camera is the true one: it takes azimuth_hypotheses=1, got {hypotheses}")
         template_vertices, faces = ico_sphere_template(settings.template_level, settings.template_radius)
         mask_branch: nn.Module = MeshMaskBranch(
             ShapeDecoder(category_names, template_vertices, faces, encoder.feature_dim, settings.shape),
@@ -620,6 +710,11 @@ def build_stage2(kind: str, category_names: list[str], settings: ASMSettings | N
             raise ValueError("cross-view consistency needs the 3D branch; the 2D baselines take cross_view_weight=0")
         if settings.losses.view_cycle_camera or settings.losses.view_cycle_shape:
             raise ValueError("the view cycle needs the 3D branch; the 2D baselines take view-cycle weights 0")
+        if settings.viewpoint.camera != "learned":
+            raise ValueError(
+                f"camera {settings.viewpoint.camera!r} is a camera of the 3D branch; the 2D baselines take camera "
+                "'learned'"
+            )
         if kind == "2d-unet":
             mask_branch = UNetMaskDecoder(encoder.feature_dim, size, settings=settings.unet)
         elif kind.startswith("shapedict"):

@@ -26,7 +26,9 @@ class LossSettings:
     """Weights of every term (0 switches a term off); ``edge_outside_visible`` is eq. 2's lambda;
     ``hypothesis_score`` weighs the cross-entropy of scored azimuth hypotheses (not in the paper,
     :mod:`a3d_core.model.viewpoint`); ``view_cycle_camera`` and ``view_cycle_shape`` the view
-    cycle's two terms (not in the paper, :mod:`a3d_core.model.view_cycle`; 0: off)."""
+    cycle's two terms (not in the paper, :mod:`a3d_core.model.view_cycle`; 0: off);
+    ``camera_supervision`` the distance of the predicted camera from the true one, used only with
+    ``ViewpointSettings.camera="supervised"`` (not in the paper, :mod:`a3d_core.model.viewpoint`)."""
 
     reconstruction: float = 1.0
     edge_refine: float = 1.0
@@ -37,6 +39,7 @@ class LossSettings:
     hypothesis_score: float = 0.1
     view_cycle_camera: float = 0.0
     view_cycle_shape: float = 0.0
+    camera_supervision: float = 1.0
 
     def __post_init__(self) -> None:
         for item in fields(self):

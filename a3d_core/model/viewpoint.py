@@ -3,9 +3,10 @@
 Following SMR, it has its own encoder (five conv-bn-relu blocks + three fc layers) and predicts
 ``[e, d, (a_x, a_y)]`` with azimuth ``a = atan2(a_x, a_y)``. Every output is bounded:
 elevation and distance by a scaled sigmoid into their ranges, ``(a_x, a_y)`` by ``tanh`` (the
-azimuth itself covers the whole circle). It is never supervised with viewpoints; only the
-rendered silhouettes' losses train it. The initial prediction is Kato's ShapeNet camera
-(elevation 30 degrees, distance 2.732): the head's bias is set to reach it.
+azimuth itself covers the whole circle). As in the paper it is never supervised with
+viewpoints (the ``"learned"`` camera source, below); only the rendered silhouettes' losses train
+it. The initial prediction is Kato's ShapeNet camera (elevation 30 degrees, distance 2.732): the
+head's bias is set to reach it.
 
 Azimuth hypotheses (``azimuth_hypotheses`` K > 1, after the camera multiplex of Goel et al.,
 ECCV 2020, and Unicorn, Monnier et al., 2022; not in the A3D paper). Trained from a sphere, whose
@@ -18,12 +19,22 @@ by the caller (:class:`~a3d_core.model.asm.MeshMaskBranch`). With ``hypothesis_s
 cross-entropy towards the one whose silhouette fits the amodal mask best (the camera multiplex's
 and Unicorn's selection), so that inference renders only the best-scored one: the cost of a
 single camera.
+
+Camera sources (``camera``; not in the A3D paper, whose cameras are never supervised):
+``"learned"`` is the paper's estimator above. ``"supervised"`` (camera-supervised pretraining, what
+SoftRas and NMR do on ShapeNet renders) also trains the estimator towards the true elevation and
+azimuth of each training view (``LossSettings.camera_supervision``); at test time the predicted
+camera is used, and no true camera is needed. ``"oracle"`` is an UPPER BOUND, not a method: the
+mesh is rendered at the true elevation and azimuth of the view, in training and in evaluation, and
+only the distance (the object's scale in a framed view) stays predicted. The true camera reaches
+the model as batch entries ``"elevation"`` and ``"azimuth"`` (:class:`CameraAngles`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -32,6 +43,7 @@ from a3d_core.geometry import ELEVATION_RANGE_DEG, KATO_DISTANCE, KATO_ELEVATION
 from a3d_core.model.encoder import Encoder, EncoderSettings
 
 HYPOTHESIS_SELECTIONS = ("render", "scores")
+CAMERAS = ("learned", "supervised", "oracle")
 
 
 @dataclass
@@ -44,6 +56,11 @@ class ViewpointSettings:
     hypothesis_selection: with K > 1, how evaluation picks one: ``"render"`` renders all K and takes
         the silhouette that agrees best with the visible mask; ``"scores"`` takes the hypothesis the
         estimator scores highest and renders only that one.
+    camera: where the camera comes from (``CAMERAS``, module docstring): ``"learned"`` (the paper's),
+        ``"supervised"`` (trained towards the true camera, predicted at test) or ``"oracle"`` (the true
+        elevation and azimuth, in training and evaluation: an upper bound; it takes one azimuth
+        hypothesis, which :func:`~a3d_core.model.asm.build_stage2` checks, so that the two settings can
+        be changed one after the other).
     """
 
     elevation_range_deg: tuple[float, float] = ELEVATION_RANGE_DEG
@@ -54,6 +71,7 @@ class ViewpointSettings:
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
     azimuth_hypotheses: int = 4
     hypothesis_selection: str = "render"
+    camera: str = "learned"
 
     def __post_init__(self) -> None:
         self.elevation_range_deg = tuple(float(x) for x in self.elevation_range_deg)
@@ -86,11 +104,31 @@ class ViewpointSettings:
             raise ValueError(
                 f"hypothesis_selection must be one of {HYPOTHESIS_SELECTIONS}, got {self.hypothesis_selection!r}"
             )
+        if self.camera not in CAMERAS:
+            raise ValueError(f"camera must be one of {CAMERAS}, got {self.camera!r}")
 
     @property
     def scores_hypotheses(self) -> bool:
         """Whether the estimator scores its hypotheses (K > 1 and selection by scores)."""
         return self.azimuth_hypotheses > 1 and self.hypothesis_selection == "scores"
+
+
+class CameraAngles(NamedTuple):
+    """The true elevation and azimuth of each view: ``(B,)`` each, radians, Kato's convention
+    (:func:`a3d_core.geometry.eye_positions`, azimuth ``-15`` degrees times the view id)."""
+
+    elevation: torch.Tensor
+    azimuth: torch.Tensor
+
+    @classmethod
+    def from_degrees(cls, elevation: torch.Tensor, azimuth: torch.Tensor) -> "CameraAngles":
+        """From ``(B,)`` degrees (the datasets' ``elevation`` and ``azimuth`` entries)."""
+        return cls(torch.deg2rad(elevation.float()), torch.deg2rad(azimuth.float()))
+
+    def at_distance(self, distance: torch.Tensor) -> Viewpoint:
+        """The viewpoint at these angles and ``distance`` ``(B,)``, on its device; the angles keep
+        their float32 precision (under mixed precision the distance may be half)."""
+        return Viewpoint(self.elevation.to(distance.device), self.azimuth.to(distance.device), distance)
 
 
 def pick_hypotheses(hypotheses: Viewpoint, choice: torch.Tensor) -> Viewpoint:

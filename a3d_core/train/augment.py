@@ -23,12 +23,15 @@ FLIPPED_IMAGES = ("rgb", "visible", "amodal")
 
 
 def flip_view(sample: dict[str, Any]) -> dict[str, Any]:
-    """``sample`` with its images ``(C, S, S)`` flipped left-right and its ``view_id`` mirrored."""
+    """``sample`` with its images ``(C, S, S)`` flipped left-right, its ``view_id`` mirrored and its
+    ``azimuth`` (degrees) negated: a view of the mirrored object."""
     flipped = dict(sample)
     for key in FLIPPED_IMAGES:
         flipped[key] = torch.flip(sample[key], dims=(-1,))
     if "view_id" in sample:
         flipped["view_id"] = torch.as_tensor(mirror_view(int(sample["view_id"])), dtype=torch.int64)
+    if "azimuth" in sample:
+        flipped["azimuth"] = -sample["azimuth"]
     return flipped
 
 

@@ -219,8 +219,16 @@ def build_finetune_model(
     kind, stage2 = settings.stage2_kind, settings.stage2
     if settings.init is not None:
         source = load_stage2_from_checkpoint(settings.init)
-        # Cross-view pairs and the view cycle are pretraining's (paper 3.7: fine-tuning sees single crops).
-        losses = dataclasses.replace(source.settings.losses, view_cycle_camera=0.0, view_cycle_shape=0.0)
+        if source.settings.viewpoint.camera == "oracle":
+            raise InputError(
+                f"{settings.init}: pretrained with the oracle camera (an upper bound that needs the true camera of "
+                "every instance); fine-tuning has no cameras: start from a 'learned' or 'supervised' pretraining"
+            )
+        # Cross-view pairs, the view cycle and camera supervision are pretraining's (paper 3.7: fine-tuning sees
+        # single crops, without cameras); a camera-supervised estimator goes on predicting the camera.
+        losses = dataclasses.replace(
+            source.settings.losses, view_cycle_camera=0.0, view_cycle_shape=0.0, camera_supervision=0.0
+        )
         kind, stage2 = source.kind, dataclasses.replace(source.settings, cross_view_weight=0.0, losses=losses)
     crop_scale = settings.crop_scale or stage2.input_framing or DEFAULT_CROP_SCALE
     try:

@@ -48,7 +48,17 @@ def test_dataset_contract(prepared):
     assert ds.object_index.dtype == np.int64 and ds.view_id.dtype == np.int64 and ds.object_index.shape == (len(ds),)
     for i in range(len(ds)):
         item = ds[i]
-        assert set(item) == {"rgb", "visible", "amodal", "category", "object_index", "view_id", "occlusion_rate"}
+        assert set(item) == {
+            "rgb",
+            "visible",
+            "amodal",
+            "category",
+            "object_index",
+            "view_id",
+            "occlusion_rate",
+            "elevation",
+            "azimuth",
+        }
         assert item["rgb"].shape == (3, 32, 32) and item["rgb"].dtype == torch.float32
         assert item["visible"].shape == (1, 32, 32) and item["amodal"].shape == (1, 32, 32)
         assert 0.0 <= float(item["rgb"].min()) and float(item["rgb"].max()) <= 1.0

@@ -151,6 +151,22 @@ def test_pretraining_only_terms_are_off_in_the_fine_tuned_network(tmp_path: Path
     assert stage2.losses.reconstruction == cycle.reconstruction  # the paper's terms are kept
 
 
+def test_a_camera_supervised_prior_fine_tunes_without_its_term_and_an_oracle_one_is_refused(tmp_path: Path) -> None:
+    encoder = {"channels": [8, 8, 16, 16, 16], "fc_dims": [32, 32, 32]}
+    supervised = write_pretrain_checkpoint(
+        tmp_path / "supervised.pt", ["car"], viewpoint={"encoder": encoder, "camera": "supervised"}
+    )
+    settings = FinetuneSettings(dataset=tmp_path, out=tmp_path / "run", init=supervised, stage1=tiny_stage1_settings())
+    network, _, _ = build_finetune_model(settings, ["car"])
+    stage2 = network.stage2.settings
+    assert stage2.viewpoint.camera == "supervised" and stage2.losses.camera_supervision == 0.0  # it predicts the camera
+    oracle = write_pretrain_checkpoint(
+        tmp_path / "oracle.pt", ["car"], viewpoint={"encoder": encoder, "camera": "oracle", "azimuth_hypotheses": 1}
+    )
+    with pytest.raises(InputError, match="oracle.pt: pretrained with the oracle camera .*fine-tuning has no cameras"):
+        build_finetune_model(FinetuneSettings(dataset=tmp_path, out=tmp_path / "o", init=oracle), ["car"])
+
+
 def test_finetune_end_to_end_on_tiny_scenes(tmp_path: Path) -> None:
     write_tiny_scenes(tmp_path / "data", train_images=2, val_images=1)
     init = write_pretrain_checkpoint(tmp_path / "pretrain.pt", ["car", "sofa", "watercraft"], input_framing=1.4)
