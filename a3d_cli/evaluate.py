@@ -85,10 +85,15 @@ def _miou_table(result: EvaluationResult) -> Table:
 def _order_table(result: EvaluationResult) -> Table:
     order = result.order
     table = Table(title=f"Pairwise occlusion order against {order.source} (Deocclusion's measure)")
-    for column in ("accuracy %", "pairs", "matched", "correct", "no relation"):
+    for column in ("accuracy %", "of all pairs %", "pairs", "matched", "correct", "no relation"):
         table.add_column(column, justify="right")
     table.add_row(
-        _percent(order.accuracy), str(order.pairs), str(order.matched), str(order.correct), str(order.unordered)
+        _percent(order.accuracy),
+        _percent(order.accuracy_all_pairs),
+        str(order.pairs),
+        str(order.matched),
+        str(order.correct),
+        str(order.unordered),
     )
     return table
 

@@ -201,6 +201,11 @@ class OrderAccuracy:
         """``correct / matched``; -1 with no matched pair."""
         return self.correct / self.matched if self.matched else -1.0
 
+    @property
+    def accuracy_all_pairs(self) -> float:
+        """``correct / pairs``: a pair with an unmatched instance counts as wrong; -1 with no pair."""
+        return self.correct / self.pairs if self.pairs else -1.0
+
     def add(self, pairs: Sequence[tuple[int, int]], match: Sequence[int | None], occludes: torch.Tensor) -> None:
         """Count one image: ``pairs`` (front, behind) of ground truth, ``match[k]`` the prediction
         (row of ``occludes`` ``(P, P)``) matched to ground truth ``k``, or ``None``."""

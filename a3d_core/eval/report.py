@@ -43,6 +43,7 @@ def report_dict(result: EvaluationResult, predictions: str | None = None) -> dic
         order = result.order
         report["order"] = {
             "accuracy": order.accuracy,
+            "accuracy_all_pairs": order.accuracy_all_pairs,
             "source": order.source,
             "pairs": order.pairs,
             "matched": order.matched,

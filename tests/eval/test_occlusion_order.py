@@ -169,7 +169,7 @@ def test_order_accuracy_against_a_hand_count():
         1,
         0,
     )
-    assert result.accuracy == 0.5
+    assert result.accuracy == 0.5 and result.accuracy_all_pairs == 1 / 3
 
     oracle = [{"score": 1.0, **a} for a in annotations]
     assert order_accuracy(images, annotations, oracle).accuracy == 1.0

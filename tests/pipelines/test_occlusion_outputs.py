@@ -106,7 +106,15 @@ def test_evaluate_reports_pairwise_order_accuracy(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "Pairwise occlusion order against depth_order" in result.output
     order = json.loads((tmp_path / "r.json").read_text())["order"]
-    assert order == {"accuracy": 1.0, "source": "depth_order", "pairs": 3, "matched": 3, "correct": 3, "unordered": 0}
+    assert order == {
+        "accuracy": 1.0,
+        "accuracy_all_pairs": 1.0,
+        "source": "depth_order",
+        "pairs": 3,
+        "matched": 3,
+        "correct": 3,
+        "unordered": 0,
+    }
 
     baseline = runner.invoke(app, [*arguments, "--protocol", "completion", "--completer", "visible"])
     assert baseline.exit_code == 0, baseline.output
