@@ -26,9 +26,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
+from pycocotools import mask as mask_utils
 
-from a3d_core.data.canonical import decode_segmentation
 from a3d_core.errors import InputError
+from a3d_core.eval.masks import to_rle
 
 ORDER_SOURCES = ("depth_order", "cocoa order", "kins2020 ico_id")
 """The order annotations :func:`ground_truth_depths` reads, as :attr:`OrderAccuracy.source` names them."""
@@ -78,7 +79,7 @@ def occlusion_relation(amodal: torch.Tensor, visible: torch.Tensor, min_pixels: 
         raise ValueError(f"min_pixels must be at least 1, got {min_pixels}")
     seen = _binary(visible).flatten(1)
     hidden = _binary(amodal).flatten(1) & ~seen
-    covered = (seen.double() @ hidden.double().T).round().long()
+    covered = _overlaps(seen, hidden)
     against = covered.T
     occludes = (covered > against) & (covered >= min_pixels)
     total = (covered + against).clamp(min=1).float()
@@ -219,25 +220,19 @@ class OrderAccuracy:
             self.unordered += int(not occludes[p, q] and not occludes[q, p])
 
 
-def match_instances(truth: torch.Tensor, predicted: torch.Tensor, threshold: float = 0.5) -> list[int | None]:
-    """Greedy one-to-one matching by amodal mask IoU, predictions taken in the given (score) order.
+def match_instances(iou: torch.Tensor, threshold: float = 0.5) -> list[int | None]:
+    """Greedy one-to-one matching, predictions taken in their (score) order, each taking the free
+    ground truth it overlaps most if that IoU reaches ``threshold``.
 
     Args:
-        truth: ``(G, H, W)`` and predicted: ``(P, H, W)`` masks (bool or ``> 0.5``).
+        iou: ``(P, G)`` amodal mask IoU of every prediction with every ground truth.
 
     Returns:
         ``G`` entries: the index of the prediction matched to each ground truth, or ``None``.
     """
-    match: list[int | None] = [None] * len(truth)
-    if len(truth) == 0 or len(predicted) == 0:
-        return match
-    gt = _binary(truth).flatten(1).double()
-    dt = _binary(predicted).flatten(1).double()
-    inter = dt @ gt.T
-    union = dt.sum(1, keepdim=True) + gt.sum(1)[None, :] - inter
-    iou = (inter / union.clamp(min=1)).cpu()
-    taken = torch.zeros(len(truth), dtype=torch.bool)
-    for p in range(len(predicted)):
+    match: list[int | None] = [None] * iou.shape[1]
+    taken = torch.zeros(iou.shape[1], dtype=torch.bool)
+    for p in range(iou.shape[0] if iou.shape[1] else 0):
         candidates = torch.where(taken, -1.0, iou[p].double())
         g = int(torch.argmax(candidates))
         if candidates[g] >= threshold:
@@ -254,10 +249,10 @@ def order_accuracy(
     """Pairwise order accuracy of ``predictions`` (COCO results with ``segmentation``: amodal and
     ``visible_mask``) against a canonical split's ``images`` and ``annotations``.
 
-    Per image, each non-crowd ground-truth instance is matched to a prediction
-    (:func:`match_instances`, predictions by score), the relation of the matched predictions is
-    computed from their amodal and visible masks (:func:`occlusion_relation`) and every true pair
-    (:func:`true_pairs`) is checked against it.
+    Per image, each non-crowd ground-truth instance is matched to a prediction of any category
+    (:func:`match_instances` on pycocotools' mask IoU, predictions by score), the relation of the
+    matched predictions is computed from their amodal and visible masks
+    (:func:`occlusion_relation`) and every true pair (:func:`true_pairs`) is checked against it.
 
     Returns:
         :class:`OrderAccuracy`, or the reason it is unavailable (no order annotation in the split,
@@ -283,34 +278,44 @@ def order_accuracy(
         if not source:
             continue
         height, width = int(image["height"]), int(image["width"])
-        truth_amodal = _decoded([a["segmentation"] for a in group], height, width)
-        truth_visible = _decoded([a["visible_mask"] for a in group], height, width)
-        pairs = true_pairs(truth_amodal, truth_visible, depths)
+        truth_rles = [_rle(a["segmentation"], height, width, f"ground truth annotation {a.get('id')}") for a in group]
+        truth_visible = [
+            _rle(a["visible_mask"], height, width, f"ground truth annotation {a.get('id')}") for a in group
+        ]
+        pairs = true_pairs(_dense(truth_rles, height, width), _dense(truth_visible, height, width), depths)
         entries = sorted(predicted.get(int(image["id"]), []), key=lambda item: -float(item[1]["score"]))
-        amodal, visible = [], []
-        for index, entry in entries:
-            try:
-                amodal.append(decode_segmentation(entry["segmentation"], height, width))
-                visible.append(decode_segmentation(entry["visible_mask"], height, width))
-            except (KeyError, TypeError, ValueError) as error:
-                raise InputError(f"predictions entry {index}: bad mask for the occlusion order ({error})") from None
-        amodal_masks = (
-            torch.from_numpy(np.stack(amodal)).bool() if amodal else torch.zeros(0, height, width, dtype=torch.bool)
-        )
-        visible_masks = torch.from_numpy(np.stack(visible)).bool() if visible else torch.zeros_like(amodal_masks)
-        match = match_instances(truth_amodal, amodal_masks)
+        amodal = [_rle(entry["segmentation"], height, width, f"predictions entry {k}") for k, entry in entries]
+        iou = mask_utils.iou(amodal, truth_rles, [0] * len(truth_rles)) if amodal and truth_rles else []
+        match = match_instances(torch.as_tensor(np.asarray(iou, np.float64)).reshape(len(amodal), len(truth_rles)))
         rows = sorted(p for p in match if p is not None)
-        relation = occlusion_relation(amodal_masks[rows], visible_masks[rows])
+        visible = [
+            _rle(entries[p][1]["visible_mask"], height, width, f"predictions entry {entries[p][0]}") for p in rows
+        ]
+        relation = occlusion_relation(_dense([amodal[p] for p in rows], height, width), _dense(visible, height, width))
         place = {p: k for k, p in enumerate(rows)}
         result.add(pairs, [None if p is None else place[p] for p in match], relation.occludes)
     return result
 
 
-def _decoded(segmentations: Sequence[Any], height: int, width: int) -> torch.Tensor:
-    """``(K, H, W)`` bool ground-truth masks."""
-    if not segmentations:
+def _rle(segmentation: Any, height: int, width: int, where: str) -> dict[str, Any]:
+    try:
+        return to_rle(segmentation, height, width)
+    except (TypeError, ValueError) as error:
+        raise InputError(f"{where}: bad mask for the occlusion order ({error})") from None
+
+
+def _dense(rles: Sequence[Mapping[str, Any]], height: int, width: int) -> torch.Tensor:
+    """``(K, H, W)`` bool masks of ``rles`` (``(0, height, width)`` when there are none)."""
+    if not rles:
         return torch.zeros(0, height, width, dtype=torch.bool)
-    return torch.from_numpy(np.stack([decode_segmentation(s, height, width) for s in segmentations])).bool()
+    return torch.from_numpy(mask_utils.decode(list(rles))).permute(2, 0, 1).bool()
+
+
+def _overlaps(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """``(A, B)`` int64 pixel counts of ``first[a] & second[b]`` for bool ``(A, N)`` and ``(B, N)``:
+    one float32 matrix product (float64 from ``N = 2**24`` on, where float32 stops counting exactly)."""
+    dtype = torch.float32 if first.shape[1] < 2**24 else torch.float64
+    return (first.to(dtype) @ second.to(dtype).T).round().long()
 
 
 def _binary(masks: torch.Tensor) -> torch.Tensor:

@@ -130,9 +130,11 @@ def test_true_pairs_need_overlap_and_an_order():
 
 
 def test_match_instances_is_greedy_by_score_order():
-    truth = torch.stack([_box(0, 0, 4, 4), _box(6, 6, 10, 10)])
-    predicted = torch.stack([_box(6, 6, 10, 10), _box(0, 0, 4, 3), _box(0, 0, 4, 4), _box(0, 0, 1, 1)])
-    assert match_instances(truth, predicted) == [1, 0]  # 1 (IoU 0.75) comes before 2 (IoU 1)
+    # prediction 1 (IoU 0.75 with ground truth 0) comes before prediction 2 (IoU 1) and takes it
+    iou = torch.tensor([[0.0, 1.0], [0.75, 0.0], [1.0, 0.0], [0.3, 0.0]])
+    assert match_instances(iou) == [1, 0]
+    assert match_instances(iou, threshold=0.8) == [2, 0]
+    assert match_instances(torch.zeros(0, 2)) == [None, None]
 
 
 def _annotation(image_id: int, amodal: torch.Tensor, visible: torch.Tensor, **extra) -> dict:
