@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from a3d_core.data.canonical import encode_mask
+from a3d_core.data.prepare_real import RealPrepareRequest, prepare_real
 from a3d_core.eval.occlusion_order import (
     OrderAccuracy,
     depth_order,
@@ -17,6 +18,7 @@ from a3d_core.eval.occlusion_order import (
     relation_record,
     true_pairs,
 )
+from tests.data.formats_fixtures import cocoa_files, kins2020_files
 
 SIZE = 12
 
@@ -184,3 +186,17 @@ def test_order_accuracy_says_why_it_is_unavailable():
     ordered = [_annotation(1, _box(0, 0, 4, 4), _box(0, 0, 4, 4), depth_order=0)]
     no_visible = [{"image_id": 1, "score": 1.0, "segmentation": ordered[0]["segmentation"]}]
     assert "no 'visible_mask' (entry 0)" in order_accuracy(images, ordered, no_visible)
+
+
+@pytest.mark.parametrize(
+    ("layout", "files", "source"),
+    [("cocoa", cocoa_files, "cocoa order"), ("kins2020", kins2020_files, "kins2020 ico_id")],
+)
+def test_prepared_order_annotations_reach_the_metric(tmp_path, layout, files, source):
+    annotation_file, images = files(tmp_path / "src")
+    request = RealPrepareRequest(layout, (annotation_file,), images, split="val", out_dir=tmp_path / "out")
+    split = prepare_real(request).dataset.load_split("val")
+    oracle = [{"score": 1.0, **a} for a in split.annotations]
+    result = order_accuracy(split.images, split.annotations, oracle)
+    assert isinstance(result, OrderAccuracy) and result.source == source
+    assert result.pairs == 0 and result.accuracy == -1.0  # the fixtures' regions do not overlap: no pair to score
