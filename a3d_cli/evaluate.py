@@ -84,6 +84,22 @@ def _miou_table(result: EvaluationResult) -> Table:
     return table
 
 
+def _order_table(result: EvaluationResult) -> Table:
+    order = result.order
+    table = Table(title=f"Pairwise occlusion order against {order.source} (Deocclusion's measure)")
+    for column in ("accuracy %", "of all pairs %", "pairs", "matched", "correct", "no relation"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        _percent(order.accuracy),
+        _percent(order.accuracy_all_pairs),
+        str(order.pairs),
+        str(order.matched),
+        str(order.correct),
+        str(order.unordered),
+    )
+    return table
+
+
 @user_errors
 def evaluate(
     dataset: str = dataset_option(...),
@@ -194,6 +210,8 @@ def _print_result(result: EvaluationResult, json_out: Optional[Path], plots: Opt
     console.print(_category_table(result))
     if result.segments is not None:
         console.print(_miou_table(result))
+    if result.order is not None:
+        console.print(_order_table(result))
     for skipped_kind, reason in result.skipped.items():
         console.print(f"[yellow]skipped {skipped_kind}:[/] {reason}")
     if json_out is not None:

@@ -25,7 +25,8 @@ def predict(
     ),
     out: Path = out_option(
         ...,
-        "Folder for predictions.json, images.json and one folder per image (panels, overlay, masks, meshes).",
+        "Folder for predictions.json, images.json and one folder per image (occlusion.json, panels, overlay, masks, "
+        "meshes).",
     ),
     checkpoint: Optional[Path] = typer.Option(
         None,
@@ -55,7 +56,7 @@ def predict(
 ) -> None:
     """Predict amodal and visible masks for images.
 
-    Writes a COCO results JSON (amodal mask as segmentation, visible_mask, bbox, category_id, score), per image panels.png (one row per detection: input crop | visible mask | amodal mask with the part completed by the 3D prior in orange, enlarged to be readable) and overlay.png (the whole image: visible parts tinted, completed parts hatched), and per-instance mask PNGs. Any readable image works; an unreadable one is reported and skipped, and the exit code is 1 when some failed.
+    Writes a COCO results JSON (amodal mask as segmentation, visible_mask, bbox, category_id, score), per image panels.png (one row per detection: input crop | visible mask | amodal mask with the part completed by the 3D prior in orange, enlarged to be readable) and overlay.png (the whole image: visible parts tinted, completed parts hatched), occlusion.json (who occludes whom, from the amodal and visible masks, with a confidence, and the depth order; each panel row is labelled with its depth rank), and per-instance mask PNGs. Any readable image works; an unreadable one is reported and skipped, and the exit code is 1 when some failed.
     """  # noqa: E501 (typer's help keeps the line breaks of a paragraph: one line each, the terminal wraps them)
     if (dataset is None) == (not inputs):
         fail("give images (files, folders or patterns), or --dataset NAME with --split")
@@ -95,5 +96,5 @@ def summary_table(result: PredictResult) -> Table:
     table.add_row("instances", str(result.instances))
     table.add_row("COCO results", str(result.predictions_file))
     table.add_row("image ids and categories", str(result.images_file))
-    table.add_row("panels, overlays and masks", f"{result.out}/<image>/")
+    table.add_row("occlusion order, panels, overlays and masks", f"{result.out}/<image>/")
     return table

@@ -17,7 +17,10 @@ Kinds (paper 4.2; FORMATS.md, "How the field evaluates"):
   ground-truth instances are ignored like crowds without their crowd matching rule: a detection
   matched to one is ignored, an unmatched detection is a false positive.
 
-mIoU and mIoU_occ (:mod:`a3d_core.eval.segments`) come with the amodal (or occluded) kind.
+mIoU and mIoU_occ (:mod:`a3d_core.eval.segments`) come with the amodal (or occluded) kind, and so
+does the pairwise occlusion order accuracy (:mod:`a3d_core.eval.occlusion_order`) where the ground
+truth has an order annotation and the predictions have visible masks (else ``skipped["order"]``
+says why).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from a3d_core.eval.coco_inputs import (
     parse_named_runs,
 )
 from a3d_core.eval.masks import to_rle
+from a3d_core.eval.occlusion_order import OrderAccuracy, order_accuracy
 from a3d_core.eval.segments import SegmentMetrics, best_matches, occluded_region_iou, segment_metrics
 from a3d_core.runtime import resolve_device
 
@@ -100,6 +104,7 @@ class EvaluationResult:
     category_names: list[str]
     kinds: dict[str, KindResult] = field(default_factory=dict)
     segments: SegmentMetrics | None = None
+    order: OrderAccuracy | None = None
     skipped: dict[str, str] = field(default_factory=dict)
 
 
@@ -199,6 +204,12 @@ def evaluate_predictions(
             evaluation = evaluation or occluded_eval
         step("mIoU")
         result.segments = _segments(split, evaluation, ground_truth, detections, names, device)
+        step("occlusion order")
+        order = order_accuracy(split.images, split.annotations, predictions)
+        if isinstance(order, OrderAccuracy):
+            result.order = order
+        else:
+            result.skipped["order"] = order
 
     if "visible" in settings.kinds:
         missing = next(

@@ -12,9 +12,9 @@ from a3d_core.io.atomic import atomic_write_json
 
 
 def report_dict(result: EvaluationResult, predictions: str | None = None) -> dict[str, Any]:
-    """A JSON-ready summary: the 12 COCO stats and per-category stats per kind, mIoU, mIoU_occ
-    and the per-category IoU table (paper Table 1's layout). Stats are fractions in [0, 1]
-    (-1 where undefined, as in pycocotools)."""
+    """A JSON-ready summary: the 12 COCO stats and per-category stats per kind, mIoU, mIoU_occ,
+    the per-category IoU table (paper Table 1's layout) and the pairwise occlusion order accuracy.
+    Stats are fractions in [0, 1] (-1 where undefined, as in pycocotools)."""
     report: dict[str, Any] = {
         "a3d_version": __version__,
         "dataset": result.dataset,
@@ -38,6 +38,17 @@ def report_dict(result: EvaluationResult, predictions: str | None = None) -> dic
             "matching": "best amodal IoU among same-image, same-category predictions (ties: higher score)",
             "per_category": {row.name: {"iou": row.iou, "count": row.count} for row in segments.per_category},
             "category_mean": segments.category_mean,
+        }
+    if result.order is not None:
+        order = result.order
+        report["order"] = {
+            "accuracy": order.accuracy,
+            "accuracy_all_pairs": order.accuracy_all_pairs,
+            "source": order.source,
+            "pairs": order.pairs,
+            "matched": order.matched,
+            "correct": order.correct,
+            "unordered": order.unordered,
         }
     return report
 

@@ -5,7 +5,8 @@ Each row shows one instance, cropped to a square around it and enlarged (nearest
 
     input | visible mask | amodal mask | ground truth (when known)
 
-- *input*: the crop of the image, labelled with the row's text (e.g. ``1 car 0.93``);
+- *input*: the crop of the image, labelled with the row's text (e.g. ``1 car 0.93 depth 2/3``: the
+  best detection, a car scoring 0.93, second from the front of three, :mod:`a3d_core.pipelines.predict`);
 - *visible mask*: the mask the completion starts from, in :data:`VISIBLE_COLOUR` (blue) over the
   dimmed crop;
 - *amodal mask*: the predicted amodal mask, its visible part in blue and the part it COMPLETED

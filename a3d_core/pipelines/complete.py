@@ -244,7 +244,9 @@ def complete_images(
                 "visible_masks": masks,
                 **{key: value.detach().cpu() for key, value in completion.items() if key in ("vertices", "faces")},
             }
-            write_image_outputs(out / job.folder_name, image, detections, len(job.instances), drawing, names)
+            write_image_outputs(
+                out / job.folder_name, image, detections, len(job.instances), drawing, names, job.image_id
+            )
             _count(result, job, amodal)
             result.handling.add(completer, [i.category for i in job.instances], completion["shape_labels"].cpu())
             index.append(

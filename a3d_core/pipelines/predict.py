@@ -6,12 +6,24 @@ is likely to hand over, :func:`a3d_core.io.images.read_image`) and writes into `
     predictions.json        COCO results: image_id, category_id, score, bbox (amodal [x, y, w, h]),
                             segmentation (amodal RLE), visible_mask (RLE)
     images.json             image_id -> file_name, width, height; the categories (id, name); the checkpoint
+    <image>/occlusion.json  who occludes whom (:data:`OCCLUSION_FILE`): the instances' pairwise
+                            relation and depth order from their amodal and visible masks
     <image>/panels.png      one row per instance (the best :data:`PANEL_INSTANCES`): input crop |
                             visible mask | amodal mask, the completed hidden part in orange
-                            (:mod:`a3d_core.io.panels`)
+                            (:mod:`a3d_core.io.panels`); the label ends with the depth rank
+                            (``depth 1/3``: front-most of three)
     <image>/overlay.png     the whole image: visible parts tinted, completed parts hatched, amodal outlines
     <image>/instance_<k>_amodal.png, instance_<k>_visible.png   per-instance masks (0 / 255)
     <image>/instance_<k>.obj                                    with ``meshes``: the instance's mesh
+
+Instance ``k`` of an image is its ``k``-th best-scoring detection: the ``k``-th entry of the image
+in ``predictions.json``, ``instance_<k>_*.png``, and index ``k`` in ``occlusion.json``, which holds
+``image_id``; ``instances``; ``pairs``, one per occluding pair: ``front``, ``behind`` (instance
+indices), ``confidence`` (in ``[0.5, 1]``: the share of the pair's hidden pixels covered the way it
+points) and ``pixels`` (of ``behind``'s hidden part that ``front``'s visible mask covers);
+``depth_order`` (instance indices, front-most first, a cycle broken at its weakest link) and
+``depth_rank`` (each instance's place in it, 0 = front-most), from
+:mod:`a3d_core.eval.occlusion_order` (Deocclusion's rule, Zhan et al., CVPR 2020).
 
 Image ids are positions in the input list; :func:`predict_dataset` instead predicts one split of
 a canonical dataset with the split's own image and category ids, so its ``predictions.json`` goes
@@ -33,6 +45,7 @@ from a3d_core.data.canonical import read_dataset
 from a3d_core.data.catalog import resolve_dataset
 from a3d_core.data.detection import CategoryMapping
 from a3d_core.errors import InputError
+from a3d_core.eval.occlusion_order import occlusion_relation, relation_record
 from a3d_core.eval.predictions import detections_to_results
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.io.images import find_images, overlay, read_image, write_png
@@ -44,6 +57,7 @@ from a3d_core.train.run_folders import FINE_TUNED, newest_checkpoint
 
 PREDICTIONS_FILE = "predictions.json"
 IMAGES_FILE = "images.json"
+OCCLUSION_FILE = "occlusion.json"
 PANEL_INSTANCES = 8
 """``panels.png`` shows this many of an image's detections, best-scoring first."""
 
@@ -213,7 +227,9 @@ def _predict(
             for job, image, detections in zip(batch_jobs, pixels, outputs):
                 entries = detections_to_results(detections, job.image_id, label_ids, settings.score_threshold)
                 results += entries
-                write_image_outputs(out / job.folder_name, image, detections, len(entries), settings, names)
+                write_image_outputs(
+                    out / job.folder_name, image, detections, len(entries), settings, names, job.image_id
+                )
                 index.append(
                     {
                         "id": job.image_id,
@@ -249,19 +265,24 @@ def write_image_outputs(
     kept: int,
     settings: PredictSettings,
     category_names: Sequence[str],
+    image_id: int,
 ) -> None:
-    """The panels, overlay, per-instance mask PNGs and meshes of the ``kept`` best-scoring detections."""
+    """The occlusion relation, panels, overlay, per-instance mask PNGs and meshes of the ``kept``
+    best-scoring detections (``amodal_masks``, ``visible_masks`` ``(K, H, W)``, ``scores``,
+    ``labels`` ``(K,)``), written into ``folder`` (see the module docstring)."""
     order = torch.argsort(detections["scores"].detach().cpu(), descending=True, stable=True)[:kept]
-    amodal = (detections["amodal_masks"].detach().cpu()[order] > 0.5).numpy()
-    visible = (detections["visible_masks"].detach().cpu()[order] > 0.5).numpy()
-    if not (settings.overlays or settings.masks or settings.meshes):
-        return
+    amodal_masks = detections["amodal_masks"].detach().cpu()[order] > 0.5
+    visible_masks = detections["visible_masks"].detach().cpu()[order] > 0.5
+    relation = relation_record(occlusion_relation(amodal_masks, visible_masks))
     folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(folder / OCCLUSION_FILE, {"image_id": int(image_id), **relation}, indent=1)
+    amodal, visible = amodal_masks.numpy(), visible_masks.numpy()
     if settings.overlays:
         write_png(folder / "overlay.png", overlay(image, visible, amodal, scale=settings.overlay_scale))
         shown = order[:PANEL_INSTANCES].tolist()
         labels = [
             f"{rank + 1} {category_names[int(detections['labels'][k]) - 1]} {float(detections['scores'][k]):.2f}"
+            f" depth {relation['depth_rank'][rank] + 1}/{kept}"
             for rank, k in enumerate(shown)
         ]
         write_png(

@@ -66,6 +66,9 @@ def test_predict_odd_images_and_a_corrupt_file(tmp_path: Path) -> None:
         assert overlay.shape == (entry["height"], entry["width"], 3)
         # input | visible | amodal
         assert Image.open(tmp_path / "out" / entry["folder"] / "panels.png").size[0] == 3 * 192 + 2 * 4
+        occlusion = json.loads((tmp_path / "out" / entry["folder"] / "occlusion.json").read_text())
+        assert occlusion["image_id"] == entry["id"] and occlusion["instances"] == entry["instances"]
+        assert sorted(occlusion["depth_order"]) == list(range(entry["instances"]))
     assert predictions, "an untrained network still scores above 0"
     for prediction in predictions:
         image = ids[prediction["image_id"]]
