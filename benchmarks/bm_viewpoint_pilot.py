@@ -43,7 +43,7 @@ from a3d_core.experiments.viewpoints.evaluation import (
     reference_sphere,
     true_meshes,
 )
-from a3d_core.experiments.viewpoints.specs import MODELS, SCALES
+from a3d_core.experiments.viewpoints.specs import ALL_MODELS, SCALES
 from a3d_core.experiments.viewpoints.training import open_split, train_model
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.model.asm import load_stage2_from_checkpoint
@@ -115,7 +115,7 @@ def main() -> None:
     parser.add_argument(
         "--model",
         default="a3d-1-camera",
-        choices=[spec.slug for spec in MODELS if spec.trained and spec.is_3d],
+        choices=[spec.slug for spec in ALL_MODELS if spec.trained and spec.is_3d],
         help="the benchmark's model spec the variant starts from",
     )
     parser.add_argument(
@@ -130,7 +130,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     scale = dataclasses.replace(SCALES["cpu"], instances=args.instances, validations=4)
-    base = next(spec for spec in MODELS if spec.slug == args.model)
+    base = next(spec for spec in ALL_MODELS if spec.slug == args.model)
     spec = dataclasses.replace(
         base, name=args.out.name, description="pilot", stage2={**base.stage2, **dict(args.overrides)}
     )
