@@ -223,9 +223,9 @@ CAMERA_MODELS = (
     ModelSpec(
         "A3D, camera-supervised",
         "a3d",
-        "A3D whose viewpoint estimator learns the training set's cameras and predicts them at test",
+        "A3D, 1 camera, whose viewpoint estimator learns the training set's cameras and predicts them at test",
         cross_view=True,
-        stage2={"viewpoint.camera": "supervised"},
+        stage2={**ONE_CAMERA, "viewpoint.camera": "supervised"},
         headline=True,
     ),
 )
