@@ -125,6 +125,10 @@ def _machine() -> dict[str, Any]:
     }
 
 
+RUN_FIELDS = ("seed", "seconds", "best_step", "val_miou", "commit", "checkpoint")
+"""What ``results.json`` keeps of each seed's run (``models.<name>.runs``)."""
+
+
 def run_viewpoint_benchmark(settings: BenchmarkSettings, log: Log = print, command: str = "") -> dict[str, Any]:
     """Run the benchmark into ``settings.out``; see the module docstring. Returns ``results.json``'s content."""
     scale: BenchmarkScale = settings.scale  # type: ignore[assignment]
@@ -135,7 +139,7 @@ def run_viewpoint_benchmark(settings: BenchmarkSettings, log: Log = print, comma
     manifest = read_shard_manifest(data)
     category_names = list(manifest["categories"])
     test_splits = [s for s in ("test", *PROTOCOL_SPLITS) if s in manifest["shards"]]
-    occlusion = {split: occlusion_rates(data, split) for split in ["val", *test_splits]}
+    occlusion = {split: occlusion_rates(data, split) for split in test_splits}
     targets = None
     truths = true_meshes(manifest)
     results: dict[str, Any] = {
@@ -159,7 +163,7 @@ def run_viewpoint_benchmark(settings: BenchmarkSettings, log: Log = print, comma
     loaded: dict[str, Any] = {}
     device = resolve_device(settings.device)
     for spec in settings.specs:
-        runs = []
+        runs, records = [], []
         for index, seed in enumerate(model_seeds(spec, scale, settings.seed)):
             run = run_folder(out, spec, index)
             record = {"name": spec.name, "kind": spec.kind, "instances": 0, "seconds": 0.0, "steps": 0, "seed": seed}
@@ -169,28 +173,22 @@ def run_viewpoint_benchmark(settings: BenchmarkSettings, log: Log = print, comma
             if model is not None:
                 model.to(device)
             log(f"evaluate {spec.name}, seed {seed}")
-            runs.append(
-                evaluate_model(
-                    spec, model, data, ["val", *test_splits], run / "tables", device, record.get("provenance")
-                )
-            )
+            splits = ["val", *test_splits]
+            runs.append(evaluate_model(spec, model, data, splits, run / "tables", device, record.get("provenance")))
+            records.append(record)
             if index == 0:
                 loaded[spec.name] = model
-                first = dict(record)
-            del model
-            first.setdefault("runs", []).append(
-                {key: record.get(key) for key in ("seed", "seconds", "best_step", "val_miou", "commit", "checkpoint")}
-            )
         tables[spec.name] = runs
         model = loaded[spec.name]
-        first.update(
-            description=spec.description,
-            headline=spec.headline,
-            seconds=sum(run["seconds"] or 0.0 for run in first["runs"]),
-            parameters=model.active_parameter_count() if model is not None and spec.trained else 0,
-            val=split_metrics([run["val"] for run in runs], category_names, scale.resamples, settings.seed),
-        )
-        results["models"][spec.name] = first
+        results["models"][spec.name] = {
+            **records[0],
+            "description": spec.description,
+            "headline": spec.headline,
+            "runs": [{key: record.get(key) for key in RUN_FIELDS} for record in records],
+            "seconds": sum(record["seconds"] or 0.0 for record in records),
+            "parameters": model.active_parameter_count() if model is not None and spec.trained else 0,
+            "val": split_metrics([run["val"] for run in runs], category_names, scale.resamples, settings.seed),
+        }
         for split in test_splits:
             results["splits"].setdefault(split, {})[spec.name] = split_metrics(
                 [run[split] for run in runs], category_names, scale.resamples, settings.seed, occlusion[split]
