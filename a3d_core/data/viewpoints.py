@@ -267,12 +267,12 @@ def _checked_farview(
     )
     for elevation, view in far:
         if view not in views:
-            raise InputError(f"--farview {elevation:g}:{view}: view {view} is not among the views used ({list(views)})")
+            raise InputError(f"far view {elevation:g}:{view}: view {view} is not among the views used ({list(views)})")
         camera = Camera(elevation, view)
         nearest = min(references, key=camera.angle_to)
         if camera.angle_to(nearest) < degrees - 1e-6:
             raise InputError(
-                f"--farview {elevation:g}:{view} is {camera.angle_to(nearest):.1f} degrees from "
+                f"far view {elevation:g}:{view} is {camera.angle_to(nearest):.1f} degrees from "
                 f"{nearest.elevation:g}:{nearest.view_id}, a training camera or its mirror or twin "
                 f"(at least {degrees:g} needed)"
             )

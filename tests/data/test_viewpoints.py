@@ -108,10 +108,10 @@ def test_far_views_are_far_from_every_training_camera_and_take_their_own_split()
 @pytest.mark.parametrize(
     "far, message",
     [
-        ((30.0, 6), r"--farview 30:6 is 38\.7 degrees from 30:3, a training camera"),  # side views at 30: too near
-        ((70.0, 5), r"--farview 70:5 is 43\.4 degrees from 30:3"),
-        ((60.0, 6), r"--farview 60:6 is 42\.3 degrees"),
-        ((0.0, 2), r"--farview 0:2 is 0\.0 degrees from 0:2"),  # a training camera itself
+        ((30.0, 6), r"far view 30:6 is 38\.7 degrees from 30:3, a training camera"),  # side views at 30: too near
+        ((70.0, 5), r"far view 70:5 is 43\.4 degrees from 30:3"),
+        ((60.0, 6), r"far view 60:6 is 42\.3 degrees"),
+        ((0.0, 2), r"far view 0:2 is 0\.0 degrees from 0:2"),  # a training camera itself
     ],
 )
 def test_a_far_view_near_a_training_camera_or_its_mirror_or_twin_is_refused(far, message):
