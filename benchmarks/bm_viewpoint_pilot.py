@@ -72,7 +72,7 @@ def val_diagnostics(model, data: Path) -> dict:
     }
     truths = true_meshes(read_shard_manifest(data))
     faces = model.mask_branch.faces.numpy()
-    shapes = mesh_ious(table, faces, errors.alignments, truths, reference_sphere(model), resamples=200, seed=0)
+    shapes = mesh_ious([table], faces, [errors.alignments], truths, reference_sphere(model), resamples=200, seed=0)
     shapes["per_category"] = {dataset.categories[c]: value for c, value in shapes["per_category"].items()}
     return {"viewpoint": errors.summary(), "azimuth_spread_deg": spread, "novel_view": novel, "shapes_3d": shapes}
 

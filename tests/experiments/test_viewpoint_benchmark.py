@@ -140,6 +140,9 @@ def test_3d_diagnostics_and_report(finished):
             assert row["pairs"] > 0 and 0 <= row["mesh"]["value"] <= 100
         shapes = diagnostics["shapes_3d"]
         assert shapes["meshes"] > 0 and 0 <= shapes["mesh"]["value"] <= 100 and 0 < shapes["sphere"]["value"] < 100
+        assert diagnostics["seeds"] == shapes["seeds"] == len(results["models"][name]["runs"]) == 2
+        test_instances = results["splits"]["test"][name]["instances"]
+        assert len(diagnostics["angle_errors"]["test"]) == 2 * test_instances  # pooled over the seeds
     report = (out / "report.md").read_text()
     for text in (
         "## Protocol",
@@ -322,7 +325,7 @@ def test_the_3d_diagnostics_leave_the_model_on_its_device_and_in_its_mode(finish
     tables = {split: load_table(run / "tables" / f"{split}.npz") for split in ["val", *splits]}
     truths = true_meshes(read_shard_manifest(out / "data"))
     targets = novel_view_targets(out / "data", splits)
-    diagnostics = diagnostics_3d(model, tables, splits, targets, resamples=10, seed=0, truths=truths)
+    diagnostics = diagnostics_3d([model], [tables], splits, targets, resamples=10, seed=0, truths=truths)
 
     assert diagnostics["novel_view"] and diagnostics["shapes_3d"]["meshes"] > 0
     assert moves == []

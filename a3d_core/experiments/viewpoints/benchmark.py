@@ -20,7 +20,7 @@ four steps, one module each:
 3. **Evaluation** (:mod:`~a3d_core.experiments.viewpoints.evaluation`): mIoU, hidden-part mIoU
    and mIoU by occlusion band with 95% bootstrap intervals over test objects and seeds, each 3D
    model minus each baseline (the best chosen on ``val``) with intervals paired by instance and
-   seed index, and the 3D diagnostics of the A3D models (of their first seed).
+   seed index, and the 3D diagnostics of the A3D models (over their seeds).
 4. **Report** (:mod:`~a3d_core.experiments.viewpoints.report`): ``report.md``, the plots and the
    example figure.
 
@@ -163,7 +163,7 @@ def run_viewpoint_benchmark(settings: BenchmarkSettings, log: Log = print, comma
     loaded: dict[str, Any] = {}
     device = resolve_device(settings.device)
     for spec in settings.specs:
-        runs, records = [], []
+        runs, records, models = [], [], []
         for index, seed in enumerate(model_seeds(spec, scale, settings.seed)):
             run = run_folder(out, spec, index)
             record = {"name": spec.name, "kind": spec.kind, "instances": 0, "seconds": 0.0, "steps": 0, "seed": seed}
@@ -176,10 +176,9 @@ def run_viewpoint_benchmark(settings: BenchmarkSettings, log: Log = print, comma
             splits = ["val", *test_splits]
             runs.append(evaluate_model(spec, model, data, splits, run / "tables", device, record.get("provenance")))
             records.append(record)
-            if index == 0:
-                loaded[spec.name] = model
+            models.append(model)
         tables[spec.name] = runs
-        model = loaded[spec.name]
+        model = loaded[spec.name] = models[0]
         results["models"][spec.name] = {
             **records[0],
             "description": spec.description,
@@ -196,7 +195,7 @@ def run_viewpoint_benchmark(settings: BenchmarkSettings, log: Log = print, comma
         if spec.is_3d:
             targets = targets if targets is not None else novel_view_targets(data, test_splits)
             results["diagnostics"][spec.name] = diagnostics_3d(
-                model, runs[0], test_splits, targets, scale.resamples, settings.seed, truths
+                models, runs, test_splits, targets, scale.resamples, settings.seed, truths
             )
 
     baselines = [name for name in BASELINES if name in results["models"]]

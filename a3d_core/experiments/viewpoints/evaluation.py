@@ -28,7 +28,13 @@ from a3d_core.data.shapenet import load_split_arrays
 from a3d_core.eval.instances import InstanceTable, collect_instances, visible_mask_table
 from a3d_core.eval.intervals import Interval, bootstrap_difference, bootstrap_mean, seed_mean
 from a3d_core.eval.shape3d import to_data_frame, voxel_iou, voxelize
-from a3d_core.eval.viewpoint_diagnostics import Renderer, align_azimuths, novel_view_ious, viewpoint_errors
+from a3d_core.eval.viewpoint_diagnostics import (
+    Renderer,
+    ViewpointErrors,
+    align_azimuths,
+    novel_view_ious,
+    viewpoint_errors,
+)
 from a3d_core.experiments.viewpoints.provenance import provenance, read_provenance, stale_reason
 from a3d_core.experiments.viewpoints.specs import ModelSpec
 from a3d_core.experiments.viewpoints.training import open_split
@@ -230,15 +236,18 @@ def reference_sphere(model: AmodalShapeModel) -> tuple[np.ndarray, np.ndarray]:
 
 
 def mesh_ious(
-    table: InstanceTable,
+    tables: Sequence[InstanceTable],
     faces: np.ndarray,
-    alignments: dict,
+    alignments: Sequence[dict],
     truths: dict[int, Any],
     template: tuple,
     resamples: int,
     seed: int,
 ) -> dict[str, Any]:
-    """Voxel IoU (%) of the reconstructions in ``table`` and of the template sphere with the true meshes."""
+    """Voxel IoU (%) of the reconstructions in ``tables`` (one per training seed, the same
+    instances; ``alignments`` one per seed) and of the template sphere with the true meshes, with
+    intervals over objects and seeds."""
+    table = tables[0]
     picks = []
     for obj in np.unique(table.object_index):
         rows = np.flatnonzero(table.object_index == obj)
@@ -248,24 +257,32 @@ def mesh_ious(
         obj: voxelize(truths[int(obj)].vertices, truths[int(obj)].faces) for obj in np.unique(table.object_index[picks])
     }
     sphere = voxelize(*template)
-    mesh, blob = [], []
-    for i in picks:
-        vertices = to_data_frame(table.vertices[i], alignments[int(table.category[i])])
-        truth = true_grids[table.object_index[i]]
-        mesh.append(voxel_iou(voxelize(vertices, faces), truth))
-        blob.append(voxel_iou(sphere, truth))
+    blob = np.array([voxel_iou(sphere, true_grids[table.object_index[i]]) for i in picks])
+    mesh = np.array(
+        [
+            [
+                voxel_iou(
+                    voxelize(to_data_frame(run.vertices[i], aligned[int(run.category[i])]), faces),
+                    true_grids[table.object_index[i]],
+                )
+                for i in picks
+            ]
+            for run, aligned in zip(tables, alignments)
+        ]
+    )
     categories, objects = table.category[picks], table.object_index[picks]
-    names = {}
-    for category in np.unique(categories):
-        mine = categories == category
-        names[int(category)] = {
-            "mesh": 100 * float(np.mean(np.asarray(mesh)[mine])),
-            "sphere": 100 * float(np.mean(np.asarray(blob)[mine])),
+    names = {
+        int(category): {
+            "mesh": 100 * float(mesh[:, categories == category].mean()),
+            "sphere": 100 * float(blob[categories == category].mean()),
         }
+        for category in np.unique(categories)
+    }
     return {
         "meshes": int(len(picks)),
-        "mesh": _percent(bootstrap_mean(np.asarray(mesh), categories, objects, resamples, seed=seed)),
-        "sphere": _percent(bootstrap_mean(np.asarray(blob), categories, objects, resamples, seed=seed)),
+        "seeds": len(tables),
+        "mesh": _percent(bootstrap_mean(mesh, categories, objects, resamples, seed=seed)),
+        "sphere": _percent(bootstrap_mean(blob, categories, objects, resamples, seed=seed)),
         "per_category": names,
     }
 
@@ -282,55 +299,83 @@ def cpu_renderer(model: AmodalShapeModel) -> Renderer:
     return render
 
 
+def val_alignments(tables: dict[str, InstanceTable], test_splits: Sequence[str]) -> dict:
+    """Category -> :class:`AzimuthAlignment` fitted on ``tables["val"]``; a category val lacks takes
+    the alignment fitted on all of val: nothing is fitted on a test split."""
+    val = tables["val"]
+    alignments = viewpoint_errors(val).alignments
+    pooled = align_azimuths(val.azimuth, val.predicted_azimuth)
+    for category in np.unique(np.concatenate([tables[split].category for split in test_splits])):
+        alignments.setdefault(int(category), pooled)
+    return alignments
+
+
 def diagnostics_3d(
-    model: AmodalShapeModel,
-    tables: dict[str, InstanceTable],
+    models: Sequence[AmodalShapeModel],
+    tables: Sequence[dict[str, InstanceTable]],
     test_splits: Sequence[str],
     targets: dict,
     resamples: int,
     seed: int,
     truths: dict[int, Any] | None = None,
 ) -> dict[str, Any]:
-    """Viewpoint errors (aligned on val) per test split and novel-view IoU from the ``test`` inputs.
+    """Viewpoint errors (aligned on val) per test split, novel-view IoU from the ``test`` inputs and
+    voxel IoU, of one model trained with several seeds: ``models`` and their ``tables`` one per
+    seed. Each seed is aligned on its own val; the errors are pooled over seeds, the IoUs have
+    intervals over objects and seeds.
 
-    A category val lacks takes the alignment fitted on all of val: nothing is fitted on a test split.
-    The model stays on its device and in its train or eval mode (:func:`cpu_renderer`).
+    Each model stays on its device and in its train or eval mode (:func:`cpu_renderer`).
     """
-    val = tables["val"]
-    alignments = viewpoint_errors(val).alignments
-    pooled = align_azimuths(val.azimuth, val.predicted_azimuth)
-    for category in np.unique(np.concatenate([tables[split].category for split in test_splits])):
-        alignments.setdefault(int(category), pooled)
-    errors = {split: viewpoint_errors(tables[split], alignments) for split in test_splits}
-    test = tables["test"]
+    alignments = [val_alignments(run, test_splits) for run in tables]
+    errors = {
+        split: [viewpoint_errors(run[split], aligned) for run, aligned in zip(tables, alignments)]
+        for split in test_splits
+    }
+    test = tables[0]["test"]
     inputs = input_masks(test, targets)
+    by_seed = [
+        novel_view_ious(run["test"], inputs, targets, cpu_renderer(model), aligned, DEFAULT_CROP_SCALE)
+        for model, run, aligned in zip(models, tables, alignments)
+    ]
     novel = {}
-    for result in novel_view_ious(test, inputs, targets, cpu_renderer(model), alignments, DEFAULT_CROP_SCALE):
-        if not len(result.mesh_iou):
+    for results in zip(*by_seed):
+        first = results[0]
+        if not len(first.mesh_iou):
             continue
-        novel[result.step.label] = {
-            "pairs": int(len(result.mesh_iou)),
-            "mesh": _percent(
-                bootstrap_mean(result.mesh_iou, result.category, result.object_index, resamples, seed=seed)
-            ),
+        mesh = np.stack([result.mesh_iou for result in results])
+        reuse = np.broadcast_to(first.reuse_iou, mesh.shape)
+        novel[first.step.label] = {
+            "pairs": int(len(first.mesh_iou)),
+            "mesh": _percent(bootstrap_mean(mesh, first.category, first.object_index, resamples, seed=seed)),
             "reuse_input_mask": _percent(
-                bootstrap_mean(result.reuse_iou, result.category, result.object_index, resamples, seed=seed)
+                bootstrap_mean(first.reuse_iou, first.category, first.object_index, resamples, seed=seed)
             ),
             "difference": _percent(
-                bootstrap_difference(
-                    result.mesh_iou, result.reuse_iou, result.category, result.object_index, resamples, seed=seed
-                )
+                bootstrap_difference(mesh, reuse, first.category, first.object_index, resamples, seed=seed)
             ),
         }
     shapes = None
     if truths is not None:
+        faces = models[0].mask_branch.faces.cpu().numpy()
         shapes = mesh_ious(
-            test, model.mask_branch.faces.cpu().numpy(), alignments, truths, reference_sphere(model), resamples, seed
+            [run["test"] for run in tables], faces, alignments, truths, reference_sphere(models[0]), resamples, seed
         )
+    pooled = {split: _pooled(by_split) for split, by_split in errors.items()}
     return {
+        "seeds": len(models),
         "shapes_3d": shapes,
-        "alignments": {int(c): dataclasses.asdict(a) for c, a in alignments.items()},
-        "viewpoint_errors": {split: e.summary() for split, e in errors.items()},
-        "angle_errors": {split: e.angle.tolist() for split, e in errors.items()},
+        "alignments": [{int(c): dataclasses.asdict(a) for c, a in aligned.items()} for aligned in alignments],
+        "viewpoint_errors": {split: e.summary() for split, e in pooled.items()},
+        "angle_errors": {split: e.angle.tolist() for split, e in pooled.items()},
         "novel_view": novel,
     }
+
+
+def _pooled(errors: Sequence[ViewpointErrors]) -> ViewpointErrors:
+    """The seeds' errors as one set of instances (the first seed's alignments)."""
+    return ViewpointErrors(
+        azimuth=np.concatenate([e.azimuth for e in errors]),
+        elevation=np.concatenate([e.elevation for e in errors]),
+        angle=np.concatenate([e.angle for e in errors]),
+        alignments=errors[0].alignments,
+    )

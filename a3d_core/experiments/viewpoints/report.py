@@ -172,7 +172,8 @@ def report_markdown(results: dict[str, Any]) -> str:
     for name, diagnostics in results["diagnostics"].items():
         lines += [
             "",
-            f"## {name}: viewpoint error (degrees; its first seed) after the per-category alignment fitted on val",
+            f"## {name}: viewpoint error (degrees; all seeds' instances) after the per-category alignment fitted on "
+            "each seed's val",
             "",
             "| split | median azimuth error | modulo 180 (front/back) | median elevation error | median angle "
             "| within 30 degrees |",
