@@ -43,7 +43,7 @@ from a3d_core.experiments.viewpoints.evaluation import (
     reference_sphere,
     true_meshes,
 )
-from a3d_core.experiments.viewpoints.specs import MODELS, SCALES
+from a3d_core.experiments.viewpoints.specs import ALL_MODELS, SCALES
 from a3d_core.experiments.viewpoints.training import open_split, train_model
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.model.asm import load_stage2_from_checkpoint
@@ -72,7 +72,7 @@ def val_diagnostics(model, data: Path) -> dict:
     }
     truths = true_meshes(read_shard_manifest(data))
     faces = model.mask_branch.faces.numpy()
-    shapes = mesh_ious(table, faces, errors.alignments, truths, reference_sphere(model), resamples=200, seed=0)
+    shapes = mesh_ious([table], faces, [errors.alignments], truths, reference_sphere(model), resamples=200, seed=0)
     shapes["per_category"] = {dataset.categories[c]: value for c, value in shapes["per_category"].items()}
     return {"viewpoint": errors.summary(), "azimuth_spread_deg": spread, "novel_view": novel, "shapes_3d": shapes}
 
@@ -115,7 +115,7 @@ def main() -> None:
     parser.add_argument(
         "--model",
         default="a3d-1-camera",
-        choices=[spec.slug for spec in MODELS if spec.trained and spec.is_3d],
+        choices=[spec.slug for spec in ALL_MODELS if spec.trained and spec.is_3d],
         help="the benchmark's model spec the variant starts from",
     )
     parser.add_argument(
@@ -130,7 +130,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     scale = dataclasses.replace(SCALES["cpu"], instances=args.instances, validations=4)
-    base = next(spec for spec in MODELS if spec.slug == args.model)
+    base = next(spec for spec in ALL_MODELS if spec.slug == args.model)
     spec = dataclasses.replace(
         base, name=args.out.name, description="pilot", stage2={**base.stage2, **dict(args.overrides)}
     )

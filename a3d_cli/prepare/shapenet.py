@@ -74,9 +74,9 @@ def shapenet(
     holdout_views: Optional[str] = typer.Option(
         None,
         "--holdout-views",
-        help="FIRST-LAST Kato view ids kept out of training together with their mirror images "
-        "(view v mirrors (24 - v) mod 24: 18-23 also holds out 1-6); the test objects at these views form "
-        "test_newview.",
+        help="FIRST-LAST Kato view ids kept out of training together with their mirror images and front/back "
+        "twins (view v mirrors (24 - v) mod 24, its twin is (12 - v) mod 24: 1-2 also holds out 10, 11, 13, 14, "
+        "22, 23); the test objects at these views form test_newview.",
     ),
     holdout_elevations: Optional[str] = typer.Option(
         None,
@@ -86,7 +86,7 @@ def shapenet(
     holdout_pairs: Optional[str] = typer.Option(
         None,
         "--holdout-pairs",
-        help="ELEVATION:FIRST-LAST (elevation, azimuth) pairs (and mirrors) only in test_combination, "
+        help="ELEVATION:FIRST-LAST (elevation, azimuth) pairs (and mirrors and twins) only in test_combination, "
         "e.g. 0:4-8,30:10-11; every elevation and azimuth must stay in training.",
     ),
     min_occlusion: float = typer.Option(0.1, "--min-occlusion", help="Lowest synthetic occlusion rate."),
@@ -154,12 +154,16 @@ def shapenet(
         f"views {result.view_ids} at elevations {', '.join(f'{e:g}' for e in protocol.elevations)}"
     )
     if protocol.holdout_views:
-        console.print(f"held out (closed under the mirror v -> (24 - v) mod 24): views {list(protocol.holdout_views)}")
+        console.print(
+            "held out (closed under the mirror v -> (24 - v) mod 24 and the twin v -> (12 - v) mod 24): "
+            f"views {list(protocol.holdout_views)}"
+        )
     if protocol.holdout_elevations:
         console.print(f"held out: elevations {', '.join(f'{e:g}' for e in protocol.holdout_elevations)}")
     if protocol.holdout_pairs:
         console.print(
-            "held out (elevation:view, mirror-closed): " + ", ".join(f"{e:g}:{v}" for e, v in protocol.holdout_pairs)
+            "held out (elevation:view, closed under mirrors and twins): "
+            + ", ".join(f"{e:g}:{v}" for e, v in protocol.holdout_pairs)
         )
     console.print(f"rendering {render_rate:.1f} views/s, occlusion {occlusion_rate:.1f} views/s")
     if result.views_skipped:

@@ -7,11 +7,12 @@ Sources (paper 4.1 uses Kato's ShapeNet renders with random synthetic occlusion)
 * a mesh folder (ShapeNetCore v1/v2 or any .obj/.ply tree): rendered here.
 
 Splits are by object: an object's views all go to one split. Cameras follow a viewpoint protocol
-(:mod:`a3d_core.data.viewpoints`): views at one or several elevations, of which a mirror-closed
-azimuth wedge, whole elevations or (elevation, azimuth) pairs can be held out of training; the
-test objects at those cameras form the protocols' own test splits (``test_newview``,
-``test_elevation``, ``test_combination``: generalisation to unseen viewpoints, the paper's
-central claim). Cameras and object ids are stored as metadata only, never a training signal.
+(:mod:`a3d_core.data.viewpoints`): views at one or several elevations, of which an azimuth
+wedge closed under mirrors and front/back twins, whole elevations, (elevation, azimuth) pairs or
+far views can be held out of training; the test objects at those cameras form the protocols' own
+test splits (``test_newview``, ``test_elevation``, ``test_combination``, ``test_farview``:
+generalisation to unseen viewpoints, the paper's central claim). Cameras and object ids are stored
+as metadata only, never a training signal.
 """
 
 from __future__ import annotations
@@ -56,10 +57,12 @@ class PrepareShapeNetConfig:
     elevations: the training elevations in degrees; every one is rendered at every azimuth
         (Kato npz renders have only 30).
     holdout_views: (first, last) Kato view ids (inclusive), held out of training together with
-        their mirror images (:mod:`a3d_core.data.viewpoints`) -> ``test_newview``.
+        their mirror images and front/back twins (:mod:`a3d_core.data.viewpoints`) -> ``test_newview``.
     holdout_elevations: elevations only the test objects show -> ``test_elevation``.
-    holdout_pairs: (elevation, view id) pairs only the test objects show, mirror-closed ->
-        ``test_combination``.
+    holdout_pairs: (elevation, view id) pairs only the test objects show, closed under mirrors and
+        twins -> ``test_combination``.
+    farview: (elevation, view id) far cameras only the test objects show, each at least 45 degrees
+        from every training camera, its mirror and its twin -> ``test_farview``.
     categories: a subset of the built-in categories (None = all 13).
     shard_objects: objects per shard file.
     min_amodal_pixels: views whose silhouette covers fewer pixels are skipped (e.g. a rifle seen
@@ -76,6 +79,7 @@ class PrepareShapeNetConfig:
     holdout_views: tuple[int, int] | None = None
     holdout_elevations: tuple[float, ...] = ()
     holdout_pairs: tuple[tuple[float, int], ...] = ()
+    farview: tuple[tuple[float, int], ...] = ()
     categories: tuple[str, ...] | None = None
     occlusion: OcclusionSettings = field(default_factory=OcclusionSettings)
     render: RenderSettings | None = None
@@ -111,7 +115,12 @@ class PrepareShapeNetConfig:
                 raise ValueError(f"holdout_views must be FIRST-LAST within 0..{KATO_NUM_VIEWS - 1}, got {first}-{last}")
             held_views = parse_view_range(f"{first}-{last}", "--holdout-views")
         self.protocol = ViewProtocol.build(
-            self.view_ids, self.elevations, held_views, self.holdout_elevations, self.holdout_pairs
+            self.view_ids,
+            self.elevations,
+            held_views,
+            self.holdout_elevations,
+            self.holdout_pairs,
+            farview=self.farview,
         )
         if len(self.protocol.test_splits) > 1 and self.split_fractions[2] <= 0:
             raise ValueError("held-out views need test objects (a positive test fraction)")

@@ -8,7 +8,10 @@ Both the data's cameras and the network's are roll-free look-at cameras with +Y 
 renderer's and the estimator's, :mod:`a3d_core.geometry`), so the frames share their vertical
 axis and the best global rotation is a turn about it, possibly with a mirror:
 ``a_true = m * a_pred + offset`` with ``m`` in {+1, -1}, chosen per category to minimise the
-median azimuth error (:func:`align_azimuths`). Errors are reported after that alignment.
+median azimuth error (:func:`align_azimuths`). Errors are reported after that alignment, the
+azimuth error also modulo 180 degrees: at low elevation a view and its front/back twin (azimuth
+``180 - a``) show near-identical silhouettes (:mod:`a3d_core.data.viewpoints`), so a camera
+turned front to back is an error the masks can hardly tell.
 
 **Novel-view IoU.** The mesh reconstructed from one occluded view, rendered at another view of
 the same object: the predicted camera moved by the known relative rotation (``m`` times the
@@ -81,9 +84,15 @@ class ViewpointErrors:
     angle: np.ndarray
     alignments: dict[int, AzimuthAlignment]
 
+    @property
+    def azimuth_mod180(self) -> np.ndarray:
+        """``(N,)`` the azimuth error up to the front/back ambiguity: ``min(e, 180 - e)``."""
+        return np.minimum(self.azimuth, 180.0 - self.azimuth)
+
     def summary(self, within: float = 30.0) -> dict[str, float]:
         return {
             "median_azimuth_error": float(np.median(self.azimuth)),
+            "median_azimuth_error_mod180": float(np.median(self.azimuth_mod180)),
             "median_elevation_error": float(np.median(self.elevation)),
             "median_angle_error": float(np.median(self.angle)),
             "share_within": float(np.mean(self.angle <= within)),

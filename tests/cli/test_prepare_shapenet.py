@@ -62,7 +62,7 @@ def test_viewpoint_protocol_options_reach_the_dataset_and_bad_ones_fail_before_r
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "views [3, 21]" in result.output and "0:6, 0:18" in result.output  # the mirror closure is printed
+    assert "views [3, 9, 15, 21]" in result.output and "0:6, 0:18" in result.output  # the closure is printed
     elevations = set(ShapeNetAmodalDataset(tmp_path / "d", "test_elevation").elevation.tolist())
     assert elevations == {60.0}
     for options, message in [

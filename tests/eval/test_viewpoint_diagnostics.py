@@ -60,6 +60,16 @@ def test_viewpoint_errors_after_alignment_are_zero_for_a_turned_frame():
     assert np.median(wrong.azimuth) > 30
 
 
+def test_the_azimuth_error_modulo_180_forgives_a_camera_turned_front_to_back():
+    true = np.array([0.0, 30.0, 60.0, 90.0])
+    predicted = np.array([180.0, -150.0, 100.0, 90.0])  # two turned front to back, one 40 degrees off
+    errors = viewpoint_errors(table_with_cameras(true, predicted), {0: AzimuthAlignment(1, 0.0)})
+    assert np.allclose(errors.azimuth, [180, 180, 40, 0])
+    assert np.allclose(errors.azimuth_mod180, [0, 0, 40, 0])
+    summary = errors.summary()
+    assert summary["median_azimuth_error"] == 110 and summary["median_azimuth_error_mod180"] == 0
+
+
 def silhouettes(vertices: torch.Tensor, faces: torch.Tensor, viewpoint: Viewpoint) -> torch.Tensor:
     """The data renderer's hard silhouettes ``(B, S, S)`` of meshes ``(B, V, 3)`` at a viewpoint of B."""
     renderer = MeshRenderer(RenderSettings(image_size=SIZE))

@@ -21,6 +21,7 @@ from a3d_core.boxes import DEFAULT_CROP_SCALE
 from a3d_core.data.shapenet import load_split_arrays
 from a3d_core.eval import charts
 from a3d_core.eval.viewpoint_diagnostics import DEFAULT_STEPS
+from a3d_core.experiments.viewpoints.specs import CAMERA_MODELS
 from a3d_core.experiments.viewpoints.training import open_split
 from a3d_core.io.atomic import atomic_write_bytes
 from a3d_core.model.asm import AmodalShapeModel
@@ -46,9 +47,11 @@ def _verdict(interval: dict[str, float]) -> str:
 
 SPLIT_MEANING = {
     "test": "unseen objects at training cameras",
-    "test_newview": "held-out azimuth wedge and its mirror, at training elevations",
+    "test_newview": "held-out azimuth wedge with its mirrors and twins, at training elevations",
     "test_elevation": "held-out elevations, at training azimuths",
-    "test_combination": "held-out (elevation, azimuth) pairs; each elevation and azimuth seen in training",
+    "test_combination": "held-out (elevation, azimuth) pairs with their mirrors and twins; each elevation and "
+    "azimuth seen in training",
+    "test_farview": "far views: each camera at least 45 degrees from every training camera, mirror and twin",
 }
 
 
@@ -60,6 +63,7 @@ def report_markdown(results: dict[str, Any]) -> str:
     lines = [f"# Viewpoint benchmark, scale `{scale['name']}`", ""]
     if results["command"]:
         lines += [f"Command: `{results['command']}`", ""]
+    lines += [provenance_line(results), ""]
     load = results["load_average"]
     lines += [
         f"Machine: {machine['platform']}, {machine['cpus']} CPUs, torch {machine['torch']} with "
@@ -77,10 +81,13 @@ def report_markdown(results: dict[str, Any]) -> str:
         f"{scale['objects_per_category']} objects each "
         f"(split {scale['split_fractions']} by object), {scale['image_size']}x{scale['image_size']} views framed at "
         f"{DEFAULT_CROP_SCALE}, synthetic occlusion. Training elevations {protocol['elevations']}; Kato azimuth views "
-        f"{protocol['view_ids']} (view v is azimuth -15 v degrees; v mirrors (24 - v) mod 24). Held out: views "
-        f"{protocol['holdout_views']}, elevations {protocol['holdout_elevations']}, pairs {protocol['holdout_pairs']}. "
+        f"{protocol['view_ids']} (view v is azimuth -15 v degrees; v mirrors (24 - v) mod 24, its front/back twin is "
+        f"(12 - v) mod 24; held-out sets are closed under both). Held out: views "
+        f"{protocol['holdout_views']}, elevations {protocol['holdout_elevations']}, pairs {protocol['holdout_pairs']}, "
+        f"far views {protocol.get('farview', [])}. "
         "Train and val objects are seen at the training cameras only; "
-        "checkpoints and the best baseline are chosen on val.",
+        "checkpoints and the best baseline are chosen on val. "
+        f"Headline models trained with {scale.get('seeds', 1)} seeds, the others with one.",
         "",
         "| split | what it holds | cameras | instances | objects |",
         "|---|---|---:|---:|---:|",
@@ -100,27 +107,56 @@ def report_markdown(results: dict[str, Any]) -> str:
         f"{scale['instances']:,} "
         "training instances (a cross-view step counts both views), checkpoint chosen on val mIoU.",
         "",
-        "| model | what it is | active parameters | instances seen | steps | train time (s) | val mIoU |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| model | what it is | active parameters | instances seen | steps | seeds | train time (s), all seeds "
+        "| val mIoU |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, record in models.items():
         lines.append(
             f"| {name} | {record['description']} | {record['parameters']:,} | {record['instances']:,} "
-            f"| {record['steps']:,} "
+            f"| {record['steps']:,} | {len(record.get('runs', [None]))} "
             f"| {record['seconds']:.0f} | {_cell(record['val']['miou'])} |"
         )
     for metric, title in (
-        ("miou", "mIoU (%), mean over categories, 95% intervals over test objects"),
+        ("miou", "mIoU (%), mean over categories and seeds, 95% intervals over test objects and seeds"),
         ("hidden_miou", "mIoU of the hidden part (%): prediction minus visible against amodal minus visible"),
     ):
         lines += ["", f"## {title}", "", "| model | " + " | ".join(splits) + " |", "|---|" + "---:|" * len(splits)]
         for name in models:
             lines.append(f"| {name} | " + " | ".join(_cell(results["splits"][s][name][metric]) for s in splits) + " |")
+    several = [name for name in models if results["splits"][splits[0]][name].get("seeds", 1) > 1]
+    if several:
+        lines += ["", "## mIoU (%) of each seed", "", "| model | seed | " + " | ".join(splits) + " |"]
+        lines.append("|---|---:|" + "---:|" * len(splits))
+        for name in several:
+            for index, seed_run in enumerate(models[name]["runs"]):
+                cells = [f"{results['splits'][s][name]['miou_per_seed'][index]:.1f}" for s in splits]
+                lines.append(f"| {name} | {seed_run['seed']} | " + " | ".join(cells) + " |")
+    bands = results.get("occlusion_bands", [])
+    if bands:
+        lines += [
+            "",
+            "## mIoU (%) by occlusion band (share of the amodal mask hidden)",
+            "",
+            "| model | " + " | ".join(f"{s} {band}" for s in splits for band in bands) + " |",
+            "|---|" + "---:|" * (len(splits) * len(bands)),
+            "| instances | "
+            + " | ".join(
+                str(results["splits"][s][first]["occlusion_bands"][band]["instances"]) for s in splits for band in bands
+            )
+            + " |",
+        ]
+        for name in models:
+            cells = [
+                _cell(results["splits"][s][name]["occlusion_bands"][band]["miou"]) for s in splits for band in bands
+            ]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if results["differences"]:
         best = results["best_baseline"]
         lines += [
             "",
-            f"## A3D minus each baseline (mIoU points, paired 95% intervals); best baseline on val: **{best}**",
+            f"## Each 3D model minus each baseline (mIoU points, 95% intervals paired by instance and seed index "
+            f"over the seeds both have); best baseline on val: **{best}**",
             "",
             "| model | baseline | " + " | ".join(splits) + " |",
             "|---|---|" + "---:|" * len(splits),
@@ -136,14 +172,17 @@ def report_markdown(results: dict[str, Any]) -> str:
     for name, diagnostics in results["diagnostics"].items():
         lines += [
             "",
-            f"## {name}: viewpoint error after the per-category alignment fitted on val",
+            f"## {name}: viewpoint error (degrees; all seeds' instances) after the per-category alignment fitted on "
+            "each seed's val",
             "",
-            "| split | median azimuth error | median elevation error | median angle | within 30 degrees |",
-            "|---|---:|---:|---:|---:|",
+            "| split | median azimuth error | modulo 180 (front/back) | median elevation error | median angle "
+            "| within 30 degrees |",
+            "|---|---:|---:|---:|---:|---:|",
         ]
         for split, summary in diagnostics["viewpoint_errors"].items():
             lines.append(
-                f"| {split} | {summary['median_azimuth_error']:.0f} | {summary['median_elevation_error']:.0f} | "
+                f"| {split} | {summary['median_azimuth_error']:.0f} | {summary['median_azimuth_error_mod180']:.0f} "
+                f"| {summary['median_elevation_error']:.0f} | "
                 f"{summary['median_angle_error']:.0f} | {100 * summary['share_within']:.0f}% |"
             )
         shapes = diagnostics.get("shapes_3d")
@@ -200,16 +239,28 @@ def report_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def provenance_line(results: dict[str, Any]) -> str:
+    """The commit of this invocation and the commits every model was trained at."""
+    trained = sorted(
+        {run["commit"] for record in results["models"].values() for run in record.get("runs", []) if run.get("commit")}
+    )
+    dirty = " (with uncommitted changes)" if results.get("dirty") else ""
+    return (
+        f"Code: commit {results.get('commit')}{dirty}, source fingerprint {str(results.get('code'))[:12]}; "
+        f"models trained at commit(s) {', '.join(trained) or 'none'} with the same source fingerprint "
+        "(a rerun retrains what another code or settings made)."
+    )
+
+
 def what_it_shows(results: dict[str, Any]) -> list[str]:
     """Plain sentences, generated from the numbers, whichever way they come out."""
     sentences = []
-    differences = results["differences"].get(results["main_model"])
-    if differences:
-        best = results["best_baseline"]
+    best = results.get("best_baseline")
+    for name, differences in results["differences"].items():
         for split, by_metric in differences[best].items():
             interval = by_metric["miou"]
             sentences.append(
-                f"- {split}: A3D minus {best} = {_signed(interval)} mIoU points: A3D is {_verdict(interval)}."
+                f"- {split}: {name} minus {best} = {_signed(interval)} mIoU points: {name} is {_verdict(interval)}."
             )
     for name, diagnostics in results["diagnostics"].items():
         for label, row in diagnostics["novel_view"].items():
@@ -237,11 +288,8 @@ def _triple(interval: dict[str, float] | None) -> tuple[float, float, float]:
 
 def write_plots(results: dict[str, Any], out: Path) -> None:
     """Per-category bars with intervals per split; viewpoint-error histogram; novel-view IoU against the step."""
-    shown = [
-        m
-        for m in ("visible mask", results.get("best_baseline"), "A3D, 1 camera", results["main_model"])
-        if m in results["models"]
-    ]
+    candidates = ("visible mask", results.get("best_baseline"), results["main_model"], *(m.name for m in CAMERA_MODELS))
+    shown = [m for m in dict.fromkeys(candidates) if m in results["models"]]
     for split, by_model in results["splits"].items():
         series = {m: [_triple(by_model[m]["per_category"].get(c)) for c in results["categories"]] for m in shown}
         atomic_write_bytes(

@@ -23,7 +23,10 @@ class BenchmarkScale:
     """The data, the training budget and the sizes of one scale (:data:`SCALES`).
 
     ``instances`` is what every trained model sees: a model with cross-view consistency takes
-    ``instances / (2 * batch_size)`` steps, the others ``instances / batch_size``.
+    ``instances / (2 * batch_size)`` steps, the others ``instances / batch_size``. ``seeds``: how
+    many times each headline model (:attr:`ModelSpec.headline`) is trained, with seeds
+    ``seed, seed + 1, ...``; the others once. ``farview``: the far-view cameras
+    (:mod:`a3d_core.data.viewpoints`).
     """
 
     name: str
@@ -44,14 +47,23 @@ class BenchmarkScale:
     categories: tuple[str, ...] | None = None
     split_fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
     resamples: int = 2000
+    seeds: int = 1
+    farview: tuple[tuple[float, int], ...] = ()
 
 
 _PROTOCOL = dict(
     elevations=(0.0, 30.0),
     holdout_views=(4, 8),
     holdout_elevations=(60.0, -15.0),
-    holdout_pairs=((0.0, 10), (0.0, 11), (30.0, 1), (30.0, 2)),
+    holdout_pairs=((0.0, 1), (0.0, 2), (30.0, 3)),
+    farview=((0.0, 6), (0.0, 18), (-15.0, 6), (-15.0, 18), (70.0, 6), (70.0, 18)),
 )
+"""Training within 45 degrees of front and back (the side wedge, views 4-8 and 16-20, held out) at
+elevations 0 and 30. ``test_combination``: views 1, 2 at 0 and 3 at 30, with their mirrors and
+twins (each seen at the other elevation). ``test_farview``: the side at 0 and -15 and from above
+at 70, each at least 45 degrees from every training camera, mirror and twin."""
+_POWER = dict(objects_per_category=18, split_fractions=(0.385, 0.17, 0.445), seeds=3)
+"""7 train, 3 val and 8 test objects per category; the headline models trained with 3 seeds."""
 SCALES = {
     "tiny": BenchmarkScale(
         "tiny",
@@ -62,6 +74,7 @@ SCALES = {
         holdout_views=(3, 3),
         holdout_elevations=(60.0,),
         holdout_pairs=((0.0, 6),),
+        farview=((-15.0, 3), (-15.0, 21)),
         instances=32,
         batch_size=8,
         lr=1e-3,
@@ -72,14 +85,15 @@ SCALES = {
         categories=("car", "table"),
         split_fractions=(0.34, 0.33, 0.33),
         resamples=100,
+        seeds=2,
     ),
     "cpu": BenchmarkScale(
         "cpu",
         image_size=32,
-        objects_per_category=10,
         views=24,
         **_PROTOCOL,
-        instances=32_000,
+        **_POWER,
+        instances=12_800,
         batch_size=16,
         lr=1e-3,
         template_level=2,
@@ -90,9 +104,9 @@ SCALES = {
     "gpu": BenchmarkScale(
         "gpu",
         image_size=64,
-        objects_per_category=12,
         views=24,
         **_PROTOCOL,
+        **_POWER,
         instances=1_280_000,
         batch_size=64,
         lr=1e-4,
@@ -102,8 +116,9 @@ SCALES = {
         atoms_per_category=128,
     ),
 }
-"""tiny: runs in a test; cpu: the 2-core machine's scale; gpu: the paper's 64x64, 642 vertices,
-batch 64 and Adam 1e-4 (20,000 steps of the 2D models, 10,000 cross-view steps)."""
+"""tiny: runs in a test; cpu: the 2-core machine's scale, sized to train every model of
+:data:`MODELS` in about 2 hours (docs/viewpoints.md); gpu: the paper's 64x64, 642 vertices, batch
+64 and Adam 1e-4 (20,000 steps of the 2D models, 10,000 cross-view steps)."""
 
 
 def base_settings(scale: BenchmarkScale) -> ASMSettings:
@@ -149,6 +164,8 @@ class ModelSpec:
         trained: trained by pretraining (else built and fitted, or nothing to build).
         cross_view: cross-view consistency (paper 3.7).
         stage2: overrides of the scale's :func:`base_settings` (see :func:`override_settings`).
+        headline: trained with :attr:`BenchmarkScale.seeds` seeds (the models the benchmark's
+            question is about), else with one.
     """
 
     name: str
@@ -157,6 +174,7 @@ class ModelSpec:
     trained: bool = True
     cross_view: bool = False
     stage2: Mapping[str, Any] = field(default_factory=dict)
+    headline: bool = False
 
     @property
     def slug(self) -> str:
@@ -183,6 +201,34 @@ RETRIEVAL = ModelSpec(
     trained=False,
     stage2={"shapedict": ShapeDictSettings(atoms_per_category=0, mirrored=True, retrieval="all")},
 )
+ONE_CAMERA_A3D = ModelSpec(
+    "A3D, 1 camera",
+    "a3d",
+    "mesh + viewpoint + renderer + refine, the paper's single camera, symmetric meshes, cross-view",
+    cross_view=True,
+    stage2=ONE_CAMERA,
+    headline=True,
+)
+CAMERA_MODELS = (
+    ModelSpec(
+        "A3D, oracle camera (upper bound)",
+        "a3d",
+        "A3D, 1 camera, rendering at the TRUE camera in training and evaluation: an upper bound, not the "
+        "paper's method (cameras are not known at test time)",
+        cross_view=True,
+        stage2={**ONE_CAMERA, "viewpoint.camera": "oracle"},
+        headline=True,
+    ),
+    ModelSpec(
+        "A3D, camera-supervised",
+        "a3d",
+        "A3D, 1 camera, whose viewpoint estimator learns the training set's cameras and predicts them at test",
+        cross_view=True,
+        stage2={**ONE_CAMERA, "viewpoint.camera": "supervised"},
+        headline=True,
+    ),
+)
+"""The ceiling (labelled an upper bound) and the camera-supervised A3D (``ViewpointSettings.camera``)."""
 MODELS = (
     VISIBLE,
     RETRIEVAL,
@@ -190,14 +236,17 @@ MODELS = (
         "ShapeDict", "shapedict", "K-means atoms per category retrieved by the visible mask, then the edge refine"
     ),
     ModelSpec("2D", "2d", "the 2D mask decoder (fc to S/8, three upsampling stages), then the edge refine"),
-    ModelSpec("U-Net", "2d-unet", "a U-Net decoder with skips, about A3D's active parameters, then the edge refine"),
     ModelSpec(
-        "A3D, 1 camera",
-        "a3d",
-        "mesh + viewpoint + renderer + refine, the paper's single camera, symmetric meshes, cross-view",
-        cross_view=True,
-        stage2=ONE_CAMERA,
+        "U-Net",
+        "2d-unet",
+        "a U-Net decoder with skips, about A3D's active parameters, then the edge refine",
+        headline=True,
     ),
+    ONE_CAMERA_A3D,
+    *CAMERA_MODELS,
+)
+"""The models a run trains by default, sized to the cpu scale's time budget."""
+OPTIONAL_MODELS = (
     ModelSpec("A3D", "a3d", "a3d's defaults: 4 azimuth hypotheses, symmetric meshes, cross-view", cross_view=True),
     ModelSpec(
         "A3D, scored",
@@ -223,6 +272,9 @@ MODELS = (
         stage2={**VIEW_CYCLE, "refine.architecture": "unet"},
     ),
 )
+"""Run only when named (``--models``): the earlier A3D variants, beyond the cpu scale's budget."""
+ALL_MODELS = (*MODELS, *OPTIONAL_MODELS)
 BASELINES = ("retrieval", "ShapeDict", "2D", "U-Net")
 """The 2D baselines, of which the best on val is A3D's opponent."""
-MAIN_MODEL = "A3D"
+MAIN_MODEL = "A3D, 1 camera"
+"""The paper's A3D: what every baseline is set against in the report's sentences."""

@@ -3,18 +3,21 @@ and fitted) by the same code, resumable.
 
 Every trained model is pretrained by :func:`a3d_core.train.pretrain.pretrain` with the same flip
 augmentation, framing, optimiser and number of training instances (a cross-view step sees two
-views of each object: both count), its checkpoint chosen on ``val`` mIoU. Its record
-(``model.json``) keeps the stage-2 settings it trained with and the code's commit; a rerun reuses
-a finished model only when the settings agree (a record from before they were kept is reused as
-it is).
+views of each object: both count), its checkpoint chosen on ``val`` mIoU; a model is trained
+once per seed it has (:func:`model_seeds`), each in its own folder (:func:`run_folder`). Its
+record (``model.json``) and the dataset's (``data.json`` beside it) keep their provenance
+(:mod:`~a3d_core.experiments.viewpoints.provenance`): the code and the full settings (stage-2,
+training, scale, seed); a rerun reuses only what matches, and retrains (re-prepares) or, under
+the ``refuse`` policy, refuses what is stale, an interrupted run included.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import subprocess
+import shutil
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,19 +25,20 @@ from a3d_core.boxes import DEFAULT_CROP_SCALE
 from a3d_core.data.framing import FramedViews
 from a3d_core.data.prepare_shapenet import PrepareShapeNetConfig, prepare_shapenet
 from a3d_core.data.shapenet import ShapeNetAmodalDataset, read_shard_manifest
-from a3d_core.errors import InputError
+from a3d_core.experiments.viewpoints.provenance import check_stale, provenance, read_provenance, stale_reason
 from a3d_core.experiments.viewpoints.specs import BenchmarkScale, ModelSpec
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.model.asm import AmodalShapeModel, ASMSettings, build_stage2, load_stage2_from_checkpoint
-from a3d_core.train.checkpoint import describe_config_difference
 from a3d_core.train.loop import TrainSettings
 from a3d_core.train.pretrain import PretrainSettings, fit_to_training_masks, pretrain, stage2_settings
 
 Log = Callable[[str], None]
 
 
-def prepare_data(scale: BenchmarkScale, root: Path, seed: int, log: Log) -> Path:
-    """The scale's dataset under ``root`` (prepared once; reused when its manifest matches)."""
+def prepare_data(scale: BenchmarkScale, root: Path, seed: int, log: Log, stale: str = "redo") -> Path:
+    """The scale's dataset under ``root``, prepared once and reused while its record
+    (``<root>.json``) matches the code and the preparation settings; a stale one is prepared
+    again (or refused, ``stale="refuse"``)."""
     config = PrepareShapeNetConfig(
         out=root,
         categories=scale.categories,
@@ -46,24 +50,35 @@ def prepare_data(scale: BenchmarkScale, root: Path, seed: int, log: Log) -> Path
         holdout_views=scale.holdout_views,
         holdout_elevations=scale.holdout_elevations,
         holdout_pairs=scale.holdout_pairs,
+        farview=scale.farview,
         seed=seed,
         min_amodal_pixels=4 if scale.image_size < 32 else 10,
     )
+    record_path = root.with_name(f"{root.name}.json")
+    current = provenance(
+        {
+            "categories": scale.categories,
+            "objects_per_category": scale.objects_per_category,
+            "split_fractions": scale.split_fractions,
+            "image_size": scale.image_size,
+            "protocol": config.protocol.as_dict(),
+            "seed": seed,
+            "min_amodal_pixels": config.min_amodal_pixels,
+        }
+    )
     if root.exists():
-        manifest = read_shard_manifest(root)
-        if (
-            manifest.get("viewpoint_protocol") != config.protocol.as_dict()
-            or manifest.get("image_size") != scale.image_size
-        ):
-            raise InputError(f"{root}: a dataset of another protocol is in the way; remove it or use another --out")
-        log(f"data: reusing {root}")
-        return root
+        if not check_stale("the dataset", root, stale_reason(read_provenance(record_path), current), stale):
+            log(f"data: reusing {root}")
+            return root
+        log(f"data: {root} is stale, preparing it again")
+        shutil.rmtree(root)
     log(
         f"data: preparing {root} ({scale.objects_per_category} objects per category, "
         f"{len(config.protocol.cameras)} cameras)"
     )
     started = time.perf_counter()
     prepare_shapenet(config)
+    atomic_write_json(record_path, {"provenance": current}, indent=2)
     log(f"data: prepared in {time.perf_counter() - started:.0f} s")
     return root
 
@@ -111,28 +126,71 @@ def pretrain_settings(
     )
 
 
+def model_seeds(spec: ModelSpec, scale: BenchmarkScale, seed: int) -> list[int]:
+    """The training seeds of ``spec``: ``scale.seeds`` of them for a headline model, else one;
+    seed index ``k`` is ``seed + k`` (the same for every model, so differences pair by index)."""
+    return [seed + k for k in range(scale.seeds if spec.headline else 1)]
+
+
+def run_folder(out: Path, spec: ModelSpec, index: int) -> Path:
+    """The folder of ``spec``'s run of seed index ``index`` under the benchmark folder ``out``."""
+    return out / "runs" / spec.slug / f"seed-{index}"
+
+
+EVALUATION_ONLY = ("resamples", "seeds")
+"""Scale fields that do not change a trained model (left out of its provenance)."""
+
+
+def training_provenance(spec: ModelSpec, scale: BenchmarkScale, settings: PretrainSettings, stage2: dict) -> dict:
+    """The provenance of ``spec`` trained with ``settings``: the code, and the stage-2 settings,
+    training settings, scale and seed."""
+    return provenance(
+        {
+            "model": spec.name,
+            "kind": spec.kind,
+            "cross_view": spec.cross_view,
+            "stage2": stage2,
+            "train": asdict(settings.train),
+            "pretrain": {"flip": settings.flip, "framing": settings.framing, "val_instances": settings.val_instances},
+            "scale": {key: value for key, value in asdict(scale).items() if key not in EVALUATION_ONLY},
+            "seed": settings.train.seed,
+        }
+    )
+
+
 def train_model(
-    spec: ModelSpec, scale: BenchmarkScale, data: Path, run: Path, seed: int, device: str, log: Log
+    spec: ModelSpec,
+    scale: BenchmarkScale,
+    data: Path,
+    run: Path,
+    seed: int,
+    device: str,
+    log: Log,
+    stale: str = "redo",
 ) -> dict[str, Any]:
-    """Train ``spec`` (resuming an interrupted run) and return its record (``model.json``).
+    """Train ``spec`` with ``seed`` into ``run`` (resuming an interrupted run of the same code and
+    settings) and return its record (``model.json``, with its provenance). A finished or
+    interrupted run of other code or settings is retrained from scratch (``stale="redo"``).
 
     Raises:
-        InputError: ``run`` holds a finished model trained with other stage-2 settings.
+        InputError: ``run`` holds a stale run and ``stale`` is ``"refuse"``.
     """
     settings = pretrain_settings(spec, scale, data, run, seed, device)
     stage2 = stage2_settings(settings, int(read_shard_manifest(data)["image_size"])).to_dict()
-    record_path = run / "model.json"
-    if record_path.is_file():
-        record = json.loads(record_path.read_text())
-        recorded = record.get("stage2")
-        if recorded is not None and recorded != stage2:
-            raise InputError(
-                f"{run}: {spec.name} was trained with other stage-2 settings "
-                f"({describe_config_difference(recorded, stage2)}); remove the folder to retrain it"
-            )
-        return record
+    current = training_provenance(spec, scale, settings, stage2)
+    record_path, started_path = run / "model.json", run / "provenance.json"
+    if record_path.is_file() or (run / "last.pt").is_file():
+        recorded = read_provenance(record_path if record_path.is_file() else started_path)
+        if not check_stale(spec.name, run, stale_reason(recorded, current), stale):
+            if record_path.is_file():
+                return json.loads(record_path.read_text())
+        else:
+            log(f"train {spec.name}: {run} is stale, training it again")
+            shutil.rmtree(run)
+    settings = replace(settings, resume=(run / "last.pt").is_file())
+    atomic_write_json(started_path, {"provenance": current}, indent=2)
     steps = settings.train.steps
-    log(f"train {spec.name}: {steps} steps of {scale.batch_size}{' x 2 views' if spec.cross_view else ''}")
+    log(f"train {spec.name}, seed {seed}: {steps} steps of {scale.batch_size}{' x 2 views' if spec.cross_view else ''}")
     result = pretrain(settings)
     training = result.training
     record = {
@@ -146,7 +204,9 @@ def train_model(
         "checkpoint": str(result.evaluated_checkpoint),
         "cross_view": spec.cross_view,
         "stage2": stage2,
-        "commit": code_commit(),
+        "seed": seed,
+        "commit": current["commit"],
+        "provenance": current,
     }
     atomic_write_json(record_path, record, indent=2)
     log(
@@ -154,22 +214,6 @@ def train_model(
         f"best val mIoU {100 * (record['val_miou'] or 0):.1f} at step {record['best_step']}"
     )
     return record
-
-
-def code_commit() -> str | None:
-    """The git commit of the code that runs (``None`` outside a git checkout)."""
-    try:
-        completed = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return completed.stdout.strip() or None
 
 
 def training_seconds(run: Path, batch_size: int) -> float:
