@@ -36,6 +36,9 @@ def modal(
     image_size: int = typer.Option(
         64, "--image-size", min=8, help="Pair side in pixels (as the other pretraining data)."
     ),
+    max_images: Optional[int] = typer.Option(
+        None, "--max-images", min=1, help="Use only the first this many images (by id) that have instances."
+    ),
     split: str = typer.Option("0.7,0.1,0.2", "--split", help="TRAIN,VAL,TEST fractions of the IMAGES."),
     min_occlusion: float = typer.Option(0.1, "--min-occlusion", help="Lowest erased fraction of an instance."),
     max_occlusion: float = typer.Option(0.7, "--max-occlusion", help="Highest erased fraction of an instance."),
@@ -71,6 +74,7 @@ def modal(
                 eraser_front_prob,
             ),
             seed=seed,
+            max_images=max_images,
             overwrite=overwrite,
         )
     except ValueError as error:

@@ -98,21 +98,17 @@ class ModalPair:
 def touching_neighbours(masks: np.ndarray, index: int, box: Sequence[float]) -> np.ndarray:
     """The union ``(H, W)`` bool of the masks ``(N, H, W)`` other than ``index`` that touch mask
     ``index`` (overlap it or lie one pixel from it, 8-connected) inside ``box`` ``[x, y, w, h]``."""
-    own = masks[index].astype(bool)
+    x, y, w, h = (int(round(v)) for v in box)
+    rows, columns = slice(max(y - 1, 0), y + h + 1), slice(max(x - 1, 0), x + w + 1)
+    own = masks[index, rows, columns].astype(bool)
     grown = own.copy()
     grown[1:] |= own[:-1]
     grown[:-1] |= own[1:]
     grown[:, 1:] |= grown[:, :-1].copy()
     grown[:, :-1] |= grown[:, 1:].copy()
-    x, y, w, h = (int(round(v)) for v in box)
-    inside = np.zeros_like(own)
-    inside[max(y - 1, 0) : y + h + 1, max(x - 1, 0) : x + w + 1] = True
-    touching = grown & inside
-    union = np.zeros_like(own)
-    for other in range(len(masks)):
-        if other != index and (masks[other].astype(bool) & touching).any():
-            union |= masks[other].astype(bool)
-    return union
+    touches = (masks[:, rows, columns].astype(bool) & grown).reshape(len(masks), -1).any(axis=1)
+    touches[index] = False
+    return masks[touches].astype(bool).any(axis=0) if touches.any() else np.zeros(masks.shape[1:], bool)
 
 
 def build_pair(
@@ -157,6 +153,7 @@ class PrepareModalConfig:
     class_agnostic: one category, :data:`CLASS_AGNOSTIC` (else the file's categories that have instances).
     image_size: pairs are S x S.
     split_fractions: (train, val, test) fractions of the IMAGES.
+    max_images: read only the first this many images (by id) that have instances (None: all).
     min_modal_pixels: instances whose crop has fewer mask pixels are skipped.
     shard_instances: rows per shard file.
     """
@@ -168,6 +165,7 @@ class PrepareModalConfig:
     split_fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
     pairs: ModalPairSettings = field(default_factory=ModalPairSettings)
     seed: int = 0
+    max_images: int | None = None
     min_modal_pixels: int = 16
     shard_instances: int = 4096
     overwrite: bool = False
@@ -179,6 +177,8 @@ class PrepareModalConfig:
             raise ValueError(f"split_fractions must be three non-negative numbers summing to 1, got {fractions}")
         if fractions[0] <= 0:
             raise ValueError("the train fraction must be positive")
+        if self.max_images is not None and self.max_images < 1:
+            raise ValueError(f"max_images must be at least 1, got {self.max_images}")
         if self.image_size < 8 or self.min_modal_pixels < 1 or self.shard_instances < 1:
             raise ValueError("image_size must be at least 8, min_modal_pixels and shard_instances at least 1")
 
@@ -209,7 +209,8 @@ class PrepareModalResult:
 
 def split_images(image_ids: Sequence[int], fractions: Sequence[float], seed: int) -> dict[int, str]:
     """``{image id: split}``: the images shuffled (seeded) and cut by ``fractions``; each split
-    with a positive fraction gets at least one image when there are enough."""
+    with a positive fraction gets at least one image when there are enough (fewer images than
+    such splits all go to train)."""
     ordered = [
         int(i) for i in np.asarray(sorted(image_ids))[np.random.default_rng((seed, 25)).permutation(len(image_ids))]
     ]
@@ -218,8 +219,6 @@ def split_images(image_ids: Sequence[int], fractions: Sequence[float], seed: int
     if total >= sum(1 for f in fractions if f > 0):
         counts = [max(c, 1) if f > 0 else c for c, f in zip(counts, fractions)]
     counts[0] = total - counts[1] - counts[2]
-    if counts[0] < 1:
-        raise InputError(f"{total} images are too few for the split fractions {tuple(fractions)}")
     return {
         image: "val" if k < counts[1] else "test" if k < counts[1] + counts[2] else "train"
         for k, image in enumerate(ordered)
@@ -267,7 +266,8 @@ def read_instances(
         by_image.setdefault(image_id, []).append(annotation)
     instances: list[ModalInstance] = []
     size = config.image_size
-    for done, (image_id, entries) in enumerate(sorted(by_image.items())):
+    chosen = sorted(by_image.items())[: config.max_images]
+    for done, (image_id, entries) in enumerate(chosen):
         height, width = images[image_id]
         masks, kept = [], []
         for annotation in entries:
@@ -314,7 +314,7 @@ def read_instances(
             category = CLASS_AGNOSTIC if config.class_agnostic else names[annotation["category_id"]]
             instances.append(ModalInstance(int(annotation["id"]), image_id, category, modal, crops[1].numpy() & ~modal))
         if progress:
-            progress("read", done + 1, len(by_image))
+            progress("read", done + 1, len(chosen))
     return names_of(instances), instances, problems
 
 
