@@ -247,7 +247,10 @@ def read_instances(
             raise InputError(f"{path}: image entry {image.get('id')!r} lacks an integer height and width") from None
     problems: list[Problem] = []
     by_image: dict[int, list[dict[str, Any]]] = {}
-    for annotation in data["annotations"]:
+    for position, annotation in enumerate(data["annotations"]):
+        if not isinstance(annotation, dict) or not isinstance(annotation.get("id"), int):
+            problems.append(Problem(ProblemKind.MALFORMED, path, f"annotation #{position} has no integer 'id'"))
+            continue
         image_id = annotation.get("image_id")
         if image_id not in images:
             problems.append(Problem(ProblemKind.UNKNOWN_IMAGE, path, f"image {image_id!r}", annotation.get("id")))
@@ -374,7 +377,8 @@ def prepare_modal(config: PrepareModalConfig, progress: Progress | None = None) 
         raise InputError(f"{config.out}: already exists (pass --overwrite to replace it)")
     categories, instances, problems = read_instances(config, progress)
     if not instances:
-        raise InputError(f"{config.annotations}: no usable instance (see the problems: {len(problems)})")
+        skipped = f"; {len(problems)} entries skipped, first: {problems[0].describe()}" if problems else ""
+        raise InputError(f"{config.annotations}: no usable instance{skipped}")
     splits = split_images({i.image_id for i in instances}, config.split_fractions, config.seed)
     for instance in instances:
         instance.split = splits[instance.image_id]

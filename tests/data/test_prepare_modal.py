@@ -20,6 +20,7 @@ from a3d_core.data.prepare_modal import (
     touching_neighbours,
 )
 from a3d_core.data.shapenet import ShapeNetAmodalDataset
+from a3d_core.errors import InputError
 
 SIZE = 32
 
@@ -135,3 +136,11 @@ def test_prepare_writes_shards_pretraining_reads_with_problems_skipped(tmp_path:
     first = np.load(tmp_path / "agnostic" / "shards" / "train-00000.npz")
     second = np.load(tmp_path / "again" / "shards" / "train-00000.npz")
     assert np.array_equal(first["rgb"], second["rgb"]) and again.splits == result.splits
+
+
+def test_a_file_without_a_usable_instance_is_a_one_line_error(tmp_path: Path) -> None:
+    source = tmp_path / "bad.json"
+    image = {"id": 1, "height": 10, "width": 10}
+    source.write_text(json.dumps({"images": [image], "annotations": [{"image_id": 1}, 5], "categories": []}))
+    with pytest.raises(InputError, match=r"no usable instance; 2 entries skipped, first: .*annotation #0 has no"):
+        prepare_modal(PrepareModalConfig(source, tmp_path / "out"))
