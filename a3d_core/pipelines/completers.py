@@ -347,11 +347,13 @@ def fit_shapedict_completer(
 
 
 class DeocclusionCompleter(CheckpointCompleter):
-    """Deocclusion's baseline (Zhan et al., CVPR 2020, the paper's ref. 36): a class-agnostic 2D
+    """Deocclusion's baseline (Zhan et al., CVPR 2020, the paper's ref. 36): a class-agnostic
     completer trained on modal masks (``a3d prepare modal``), completing any category.
 
-    It is Deocclusion's training recipe on a3d's own 2D networks (``2d-unet`` is the closest to
-    PCNet-M's U-Net), not PCNet-M's weights or exact network. Each instance is given as it was
+    With a ``2d-unet`` checkpoint it is Deocclusion's training recipe on a3d's U-Net (the closest
+    to PCNet-M's), not PCNet-M's weights or exact network; any other class-agnostic kind trained
+    on modal pairs (``a3d``: its shape prior learnt from real silhouettes) is given its instances
+    the same way. Only the masks are returned, not a 3D kind's meshes. Each instance is given as it was
     trained (:mod:`a3d_core.data.prepare_modal`): its RGB is its masks ``(visible, eraser, 0)``,
     where the eraser is the union of the image's other instances' visible masks (the instances that
     may hide it; Deocclusion erases with the occluders its order graph finds, the completion
@@ -394,18 +396,18 @@ class DeocclusionCompleter(CheckpointCompleter):
 
 def load_deocclusion_completer(path: str | os.PathLike, device: str = "auto") -> DeocclusionCompleter:
     """The ``deocclusion`` completer of a checkpoint of ``a3d pretrain`` on ``a3d prepare modal
-    --class-agnostic`` data: one category, a 2D kind.
+    --class-agnostic`` data: one category, any kind (a ``2d-unet`` is Deocclusion's baseline; an
+    ``a3d`` one is A3D trained the Deocclusion way).
 
     Raises:
-        InputError: naming the file, when its network has several categories or a 3D shape prior.
+        InputError: naming the file, when its network has several categories.
     """
     loaded = load_checkpoint_completer(path, device=device)
     stage2 = loaded.stage2
-    if len(stage2.category_names) != 1 or stage2.is_3d:
+    if len(stage2.category_names) != 1:
         raise InputError(
-            f"{path}: the deocclusion completer needs a class-agnostic 2D network (`a3d pretrain --model 2d-unet` on "
-            f"`a3d prepare modal --class-agnostic` data), this one is {stage2.kind} with categories "
-            f"{', '.join(stage2.category_names)}"
+            f"{path}: the deocclusion completer needs a class-agnostic network (`a3d pretrain --model 2d-unet` on "
+            f"`a3d prepare modal --class-agnostic` data), this one has categories {', '.join(stage2.category_names)}"
         )
     return DeocclusionCompleter(
         stage2, loaded.settings, name=f"Deocclusion recipe ({stage2.kind}) of {Path(path).name}"

@@ -1,5 +1,5 @@
-"""The deocclusion completer: a class-agnostic 2D network trained on modal masks completes any category,
-each instance shown as it was trained ((visible, eraser, 0)); other checkpoints are refused."""
+"""The deocclusion completer: a class-agnostic network trained on modal masks completes any category,
+each instance shown as it was trained ((visible, eraser, 0)); networks with several categories are refused."""
 
 from __future__ import annotations
 
@@ -50,13 +50,16 @@ def test_any_category_is_completed_from_its_masks_with_the_others_as_eraser(tmp_
     assert torch.equal(again["amodal_masks"], got["amodal_masks"])
 
 
-@pytest.mark.parametrize("kind", ["two categories", "3d"])
-def test_checkpoints_that_are_not_class_agnostic_2d_are_refused(tmp_path: Path, kind: str) -> None:
-    if kind == "3d":
-        checkpoint = write_pretrain_checkpoint(tmp_path / "a3d.pt", ["object"])
-    else:
-        checkpoint = _write_unet_checkpoint(tmp_path / "two.pt", ["car", "chair"])
-    with pytest.raises(InputError, match="class-agnostic 2D network"):
+def test_a_class_agnostic_3d_network_completes_masks_and_several_categories_are_refused(tmp_path: Path) -> None:
+    completer = build_completer(
+        "deocclusion", CompleterRequest(checkpoint=write_pretrain_checkpoint(tmp_path / "a3d.pt", ["object"]))
+    )
+    visible = torch.zeros(1, 40, 48)
+    visible[0, 8:20, 6:20] = 1.0
+    got = completer.complete([torch.rand(3, 40, 48)], [torch.tensor([[4.0, 5.0, 30.0, 28.0]])], [visible], [["cup"]])
+    assert set(got[0]) == {"amodal_masks", "shape_labels"} and got[0]["amodal_masks"].shape == (1, 40, 48)
+    checkpoint = _write_unet_checkpoint(tmp_path / "two.pt", ["car", "chair"])
+    with pytest.raises(InputError, match="needs a class-agnostic network"):
         build_completer("deocclusion", CompleterRequest(checkpoint=checkpoint, device="cpu"))
     with pytest.raises(InputError, match="needs --checkpoint"):
         build_completer("deocclusion", CompleterRequest(device="cpu"))
