@@ -28,6 +28,12 @@ def modal(
     annotations: Path = typer.Option(
         ..., "--annotations", help="COCO-style instance file (polygons or RLE; modal masks, no amodal ones)."
     ),
+    images: Optional[Path] = typer.Option(
+        None,
+        "--images",
+        help="Folder the images' file_name are relative to: the erasers' pixels are pasted over the image. "
+        "Default: mask-only pairs (RGB = visible, eraser, 0).",
+    ),
     out: Optional[Path] = out_option(None, "Dataset folder to write (default: <data root>/modal)."),
     data_root: Optional[Path] = DataRootOption,
     class_agnostic: bool = typer.Option(
@@ -52,7 +58,7 @@ def modal(
     overwrite: bool = OverwriteOption,
     seed: int = SeedOption,
 ) -> None:
-    """Build completion pairs from modal instance masks (Deocclusion's recipe, mask-only).
+    """Build completion pairs from modal instance masks (Deocclusion's recipe; images optional).
 
     Each instance's own modal mask is the target; another instance's mask of the same split is
     placed over it as the eraser, behind the instance's real neighbours. Splits are by image.
@@ -66,6 +72,7 @@ def modal(
         config = PrepareModalConfig(
             annotations=annotations,
             out=out or resolve_root(data_root) / "modal",
+            images=images,
             class_agnostic=class_agnostic,
             image_size=image_size,
             split_fractions=parse_fractions(split),

@@ -28,10 +28,13 @@ views):
   behind** otherwise: the eraser keeps only its pixels off the instance, the input is the whole
   modal mask (the network learns not to grow into every adjacent eraser).
 
-Images are not read: the RGB of a pair is its masks, ``(visible, eraser, 0)`` in ``{0, 1}``
-(Deocclusion without images passes a zero RGB and the eraser as an extra channel; a3d's
-completers take RGB and the visible mask, so the eraser rides in the green channel).
-``clean_rgb`` is ``(modal, 0, 0)``. Splits are by IMAGE (seeded), never one image in two.
+Without images (the default) the RGB of a pair is its masks, ``(visible, eraser, 0)`` in
+``{0, 1}``, and ``clean_rgb`` is ``(modal, 0, 0)`` (Deocclusion without images passes a zero RGB
+and the eraser as an extra channel; a3d's completers take RGB and the visible mask, so the eraser
+rides in the green channel). With ``images`` the RGB is the instance's image crop with the
+eraser's own pixels pasted where the eraser is in front ("paste"; Deocclusion's PCNet-M zeroes the
+RGB under the eraser instead, "erase"), and ``clean_rgb`` the crop. Splits are by IMAGE (seeded),
+never one image in two.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ import numpy as np
 import torch
 
 from a3d_core import __version__
-from a3d_core.boxes import DEFAULT_CROP_SCALE, crop_masks, square_boxes
+from a3d_core.boxes import DEFAULT_CROP_SCALE, crop_images, crop_masks, square_boxes
 from a3d_core.data.canonical import FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME, decode_segmentation, read_json
 from a3d_core.data.occlusion import OcclusionGenerator, OcclusionSettings
 from a3d_core.data.problems import Problem, ProblemKind
@@ -54,6 +57,7 @@ from a3d_core.data.shapenet import STORAGE, write_shard
 from a3d_core.errors import InputError
 from a3d_core.geometry import KATO_DISTANCE, KATO_ELEVATION_DEG
 from a3d_core.io.atomic import atomic_directory, atomic_write_json
+from a3d_core.io.images import read_image
 
 SPLITS = ("train", "val", "test")
 CLASS_AGNOSTIC = "object"
@@ -118,6 +122,7 @@ def build_pair(
     rng: np.random.Generator,
     eraser_front: bool,
     exclude: Sequence[int] = (),
+    image: np.ndarray | None = None,
 ) -> ModalPair:
     """One Deocclusion pair from an instance's crop.
 
@@ -125,21 +130,28 @@ def build_pair(
         modal: ``(S, S)`` bool, the instance's modal mask (the target).
         neighbours: ``(S, S)`` bool, its touching real neighbours (:func:`touching_neighbours`):
             they stay in front of the eraser.
-        generator: places an eraser from its bank over ``modal``.
+        generator: places an eraser from its bank over ``modal`` (with the bank entry's pixels).
         rng: the pair's random generator.
         eraser_front: eraser in front of the instance (else behind it).
         exclude: bank entries not to use (the instance's own mask).
+        image: ``(3, S, S)`` float32 in [0, 1], the instance's image crop, or ``None`` (mask-only:
+            the RGB is ``(visible, eraser, 0)``). Given, the eraser's own pixels are pasted over it
+            where the eraser is in front of everything.
     """
     modal = np.asarray(modal, bool)
     size = modal.shape[0]
-    placed = generator(np.zeros((3, size, size), np.float32), modal, rng, exclude)
+    clean = np.zeros((3, size, size), np.float32) if image is None else np.asarray(image, np.float32)
+    placed = generator(clean, modal, rng, exclude)
     eraser = placed.occluder & ~np.asarray(neighbours, bool)
     if eraser_front:
         visible = modal & ~eraser
     else:
         eraser = eraser & ~modal
         visible = modal.copy()
-    rgb = np.stack([visible, eraser, np.zeros_like(modal)]).astype(np.float32)
+    if image is None:
+        rgb = np.stack([visible, eraser, np.zeros_like(modal)]).astype(np.float32)
+    else:
+        rgb = np.where(eraser[None], placed.rgb, clean).astype(np.float32)
     return ModalPair(rgb, visible, modal, eraser, 1.0 - float(visible.sum()) / float(modal.sum()))
 
 
@@ -150,6 +162,7 @@ class PrepareModalConfig:
     annotations: a COCO-style instance file (``images``, ``annotations``, ``categories``; polygon or
         RLE segmentations; no amodal masks).
     out: the dataset folder to write.
+    images: the folder the images' ``file_name`` are relative to (None: mask-only pairs).
     class_agnostic: one category, :data:`CLASS_AGNOSTIC` (else the file's categories that have instances).
     image_size: pairs are S x S.
     split_fractions: (train, val, test) fractions of the IMAGES.
@@ -160,6 +173,7 @@ class PrepareModalConfig:
 
     annotations: Path
     out: Path
+    images: Path | None = None
     class_agnostic: bool = False
     image_size: int = 64
     split_fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
@@ -172,6 +186,7 @@ class PrepareModalConfig:
 
     def __post_init__(self) -> None:
         self.annotations, self.out = Path(self.annotations), Path(self.out)
+        self.images = Path(self.images) if self.images is not None else None
         fractions = self.split_fractions
         if len(fractions) != 3 or min(fractions) < 0 or not math.isclose(sum(fractions), 1.0, abs_tol=1e-6):
             raise ValueError(f"split_fractions must be three non-negative numbers summing to 1, got {fractions}")
@@ -192,6 +207,7 @@ class ModalInstance:
     category: str
     modal: np.ndarray  # (S, S) bool
     neighbours: np.ndarray  # (S, S) bool
+    image: np.ndarray | None = None  # (3, S, S) float32 in [0, 1], with --images
     split: str = ""
 
 
@@ -239,12 +255,13 @@ def read_instances(
     ):
         raise InputError(f"{path}: not a COCO instance file (needs 'images' and 'annotations' lists)")
     names = {int(c["id"]): str(c["name"]) for c in data.get("categories", []) if "id" in c and "name" in c}
-    images = {}
+    images, file_names = {}, {}
     for image in data["images"]:
         try:
             images[int(image["id"])] = (int(image["height"]), int(image["width"]))
         except (KeyError, TypeError, ValueError):
             raise InputError(f"{path}: image entry {image.get('id')!r} lacks an integer height and width") from None
+        file_names[int(image["id"])] = str(image.get("file_name", ""))
     problems: list[Problem] = []
     by_image: dict[int, list[dict[str, Any]]] = {}
     for position, annotation in enumerate(data["annotations"]):
@@ -272,6 +289,11 @@ def read_instances(
     chosen = sorted(by_image.items())[: config.max_images]
     for done, (image_id, entries) in enumerate(chosen):
         height, width = images[image_id]
+        pixels = None
+        if config.images is not None:
+            pixels = _read_pixels(config.images / file_names[image_id], height, width, path, image_id, problems)
+            if pixels is None:
+                continue
         masks, kept = [], []
         for annotation in entries:
             try:
@@ -315,10 +337,30 @@ def read_instances(
                 )
                 continue
             category = CLASS_AGNOSTIC if config.class_agnostic else names[annotation["category_id"]]
-            instances.append(ModalInstance(int(annotation["id"]), image_id, category, modal, crops[1].numpy() & ~modal))
+            crop = None if pixels is None else crop_images(pixels[None], [square[:1]], size)[0].clamp(0, 1).numpy()
+            instances.append(
+                ModalInstance(int(annotation["id"]), image_id, category, modal, crops[1].numpy() & ~modal, crop)
+            )
         if progress:
             progress("read", done + 1, len(chosen))
     return names_of(instances), instances, problems
+
+
+def _read_pixels(
+    file: Path, height: int, width: int, annotations: Path, image_id: int, problems: list[Problem]
+) -> torch.Tensor | None:
+    """An image ``(3, H, W)`` float32 in [0, 1], or ``None`` with the problem recorded."""
+    try:
+        pixels = read_image(file)
+    except InputError as error:
+        kind = ProblemKind.MISSING_IMAGE if not file.is_file() else ProblemKind.UNREADABLE_IMAGE
+        problems.append(Problem(kind, annotations, str(error), None, image_id))
+        return None
+    if pixels.shape[:2] != (height, width):
+        detail = f"{file.name} is {pixels.shape[1]}x{pixels.shape[0]}, the file says {width}x{height}"
+        problems.append(Problem(ProblemKind.IMAGE_SIZE, annotations, detail, None, image_id))
+        return None
+    return torch.from_numpy(pixels).permute(2, 0, 1).float() / 255.0
 
 
 def names_of(instances: Sequence[ModalInstance]) -> list[str]:
@@ -332,14 +374,15 @@ def pair_split(
     """The pairs of one split's instances; erasers come from the split's own instances, each
     pair's draws from ``(seed, annotation id)``, so the result does not depend on order."""
     size = instances[0].modal.shape[0]
-    bank = [(np.zeros((3, size, size), np.float32), instance.modal) for instance in instances]
+    blank = np.zeros((3, size, size), np.float32)
+    bank = [(blank if instance.image is None else instance.image, instance.modal) for instance in instances]
     generator = OcclusionGenerator(settings.occlusion, bank)
     front_prob = settings.eraser_front_prob if split == "train" else 1.0
     pairs = []
     for k, instance in enumerate(instances):
         rng = np.random.default_rng((seed, 25, instance.annotation_id))
         front = bool(rng.random() < front_prob)
-        pairs.append(build_pair(instance.modal, instance.neighbours, generator, rng, front, exclude=[k]))
+        pairs.append(build_pair(instance.modal, instance.neighbours, generator, rng, front, [k], instance.image))
     return pairs
 
 
@@ -353,11 +396,16 @@ def _shard_arrays(
 ) -> dict[str, np.ndarray]:
     """Shard rows of ``instances`` (no camera: the Kato defaults are stored, never read)."""
     count = len(instances)
-    clean = np.zeros((count, 3, *instances[0].modal.shape), np.uint8)
-    clean[:, 0] = _as_uint8([i.modal for i in instances])
+    if instances[0].image is None:
+        rgb = _as_uint8([p.rgb for p in pairs]) * 255
+        clean = np.zeros((count, 3, *instances[0].modal.shape), np.uint8)
+        clean[:, 0] = _as_uint8([i.modal for i in instances]) * 255
+    else:
+        rgb = (np.stack([p.rgb for p in pairs]) * 255).round().astype(np.uint8)
+        clean = (np.stack([i.image for i in instances]) * 255).round().astype(np.uint8)
     return {
-        "rgb": _as_uint8([p.rgb for p in pairs]) * 255,
-        "clean_rgb": clean * 255,
+        "rgb": rgb,
+        "clean_rgb": clean,
         "visible": _as_uint8([p.visible for p in pairs]),
         "amodal": _as_uint8([p.modal for p in pairs]),
         "category": np.array([categories.index(i.category) for i in instances], np.int64),
@@ -375,6 +423,8 @@ def prepare_modal(config: PrepareModalConfig, progress: Progress | None = None) 
     started = time.perf_counter()
     if config.out.exists() and not config.overwrite:
         raise InputError(f"{config.out}: already exists (pass --overwrite to replace it)")
+    if config.images is not None and not config.images.is_dir():
+        raise InputError(f"{config.images}: image folder not found")
     categories, instances, problems = read_instances(config, progress)
     if not instances:
         skipped = f"; {len(problems)} entries skipped, first: {problems[0].describe()}" if problems else ""
@@ -396,7 +446,11 @@ def prepare_modal(config: PrepareModalConfig, progress: Progress | None = None) 
         "image_size": config.image_size,
         "view_ids": [0],
         "seed": config.seed,
-        "pairs": {"eraser_front_prob": config.pairs.eraser_front_prob, "occlusion": asdict(config.pairs.occlusion)},
+        "pairs": {
+            "rgb": "masks" if config.images is None else f"images:{config.images}",
+            "eraser_front_prob": config.pairs.eraser_front_prob,
+            "occlusion": asdict(config.pairs.occlusion),
+        },
         "canonical_json": False,
         "objects": [],
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 
@@ -144,3 +145,27 @@ def test_a_file_without_a_usable_instance_is_a_one_line_error(tmp_path: Path) ->
     source.write_text(json.dumps({"images": [image], "annotations": [{"image_id": 1}, 5], "categories": []}))
     with pytest.raises(InputError, match=r"no usable instance; 2 entries skipped, first: .*annotation #0 has no"):
         prepare_modal(PrepareModalConfig(source, tmp_path / "out"))
+
+
+def test_with_images_the_erasers_pixels_are_pasted_and_missing_images_skipped(tmp_path: Path) -> None:
+    source = _coco(tmp_path / "instances.json", images=10)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(1, 10):  # image 10 ("9.jpg") is missing
+        iio.imwrite(folder / f"{i - 1}.jpg", rng.integers(0, 256, (40, 48, 3), dtype=np.uint8), extension=".png")
+    result = prepare_modal(PrepareModalConfig(source, tmp_path / "out", images=folder, image_size=SIZE))
+    missing = [p for p in result.problems if p.image_id == 10]
+    assert len(missing) == 1 and missing[0].kind.value == "missing image"
+    shards = json.loads((tmp_path / "out" / "dataset.json").read_text())["shards"]
+    rows = np.load(tmp_path / "out" / shards["test"][0])
+    visible, hidden = rows["visible"].astype(bool), rows["amodal"].astype(bool) & ~rows["visible"].astype(bool)
+    assert hidden.any()
+    # the instance's own visible pixels are its image's; its hidden part shows the eraser's pixels
+    assert np.array_equal(
+        rows["rgb"].transpose(1, 0, 2, 3)[:, visible], rows["clean_rgb"].transpose(1, 0, 2, 3)[:, visible]
+    )
+    assert (rows["rgb"].transpose(1, 0, 2, 3)[:, hidden] != rows["clean_rgb"].transpose(1, 0, 2, 3)[:, hidden]).any()
+    assert len(np.unique(rows["clean_rgb"])) > 10  # real pixels, not masks
+    with pytest.raises(InputError, match="image folder not found"):
+        prepare_modal(PrepareModalConfig(source, tmp_path / "none", images=tmp_path / "absent"))
