@@ -88,7 +88,8 @@ class ModalPairSettings:
 
 @dataclass
 class ModalPair:
-    """One training pair, ``S x S``: ``rgb`` ``(3, S, S)`` float32 in {0, 1} (visible, eraser, 0);
+    """One training pair, ``S x S``: ``rgb`` ``(3, S, S)`` float32 in [0, 1] (mask-only: the masks
+    (visible, eraser, 0); with an image: the crop with the eraser's pixels pasted);
     ``visible``, ``modal`` (the target) and ``eraser`` ``(S, S)`` bool; ``occlusion_rate`` =
     ``1 - |visible| / |modal|``."""
 
