@@ -49,8 +49,8 @@ def pretrain(
     dataset: Optional[str] = typer.Option(
         None,
         "--dataset",
-        help="Dataset folder (or name under the data root) from `a3d prepare shapenet`. Default: shapenet under the "
-        "data root.",
+        help="Dataset folder (or name under the data root) from `a3d prepare shapenet` or `a3d prepare modal`. "
+        "Default: shapenet under the data root.",
     ),
     data: Optional[str] = DataAliasOption,
     data_root: Optional[Path] = DataRootOption,

@@ -24,7 +24,7 @@ def _parse_range(text: str | None) -> tuple[int, int] | None:
     return views[0], views[-1]
 
 
-def _parse_fractions(text: str) -> tuple[float, float, float]:
+def parse_fractions(text: str) -> tuple[float, float, float]:
     try:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
@@ -118,7 +118,7 @@ def shapenet(
             objects_per_category=objects_per_category,
             views=views,
             image_size=image_size,
-            split_fractions=_parse_fractions(split),
+            split_fractions=parse_fractions(split),
             elevations=parse_numbers(elevations, "--elevations"),
             holdout_views=_parse_range(holdout_views),
             holdout_elevations=parse_numbers(holdout_elevations, "--holdout-elevations"),

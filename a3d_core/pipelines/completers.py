@@ -19,7 +19,10 @@ runs one on the ground-truth visible masks of a dataset split (C2F-Seg's setting
   :mod:`a3d_core.model.shapedict`): per-category K-means atoms of the dataset's TRAINING amodal
   masks, cropped as stage 2 crops instances; each instance gets the atom of its category that
   best overlaps its visible mask, united with it, pasted back. Training-free: it needs the
-  dataset (``a3d evaluate --protocol completion``), not a checkpoint.
+  dataset (``a3d evaluate --protocol completion``), not a checkpoint;
+- ``deocclusion``: Deocclusion's baseline (the paper's ref. 36) as a3d trains it: a class-agnostic
+  2D network (``2d-unet``) pretrained on modal masks (``a3d prepare modal``), completing every
+  category with its one decoder (:class:`DeocclusionCompleter`; docs/modal.md).
 
 Every completion says which decoder completed each instance (``shape_labels``), and
 :class:`HandlingCounts` counts how a run's instances were handled: by their own category's
@@ -343,6 +346,83 @@ def fit_shapedict_completer(
     )
 
 
+class DeocclusionCompleter(CheckpointCompleter):
+    """Deocclusion's baseline (Zhan et al., CVPR 2020, the paper's ref. 36): a class-agnostic
+    completer trained on modal masks (``a3d prepare modal``), completing any category.
+
+    With a ``2d-unet`` checkpoint it is Deocclusion's training recipe on a3d's U-Net (the closest
+    to PCNet-M's), not PCNet-M's weights or exact network; any other class-agnostic kind trained
+    on modal pairs (``a3d``: its shape prior learnt from real silhouettes) is given its instances
+    the same way. Only the masks are returned, not a 3D kind's meshes. Each instance is given as it was
+    trained (:mod:`a3d_core.data.prepare_modal`): its RGB is its masks ``(visible, eraser, 0)``,
+    where the eraser is the union of the image's other instances' visible masks (the instances that
+    may hide it; Deocclusion erases with the occluders its order graph finds, the completion
+    protocol knows no order); the image's own pixels are not read.
+    """
+
+    def check_categories(self, names: Sequence[str]) -> None:
+        (only,) = self.stage2.category_names
+        self.decoders.update({name: only for name in names})
+
+    def complete(
+        self,
+        images: Sequence[torch.Tensor],
+        boxes: Sequence[torch.Tensor],
+        visible_masks: Sequence[torch.Tensor],
+        categories: Sequence[Sequence[str]],
+    ) -> list[dict[str, torch.Tensor]]:
+        encoded, single_boxes, single_masks, single_names, counts = [], [], [], [], []
+        for image_boxes, masks, names in zip(boxes, visible_masks, categories):
+            masks = masks.float()
+            everything = masks.sum(dim=0)
+            for k in range(len(masks)):
+                eraser = ((everything - masks[k]) > 0.5).float() * (1 - masks[k])
+                encoded.append(torch.stack([masks[k], eraser, torch.zeros_like(eraser)]))
+                single_boxes.append(image_boxes[k : k + 1])
+                single_masks.append(masks[k : k + 1])
+                single_names.append(names[k : k + 1])
+            counts.append(len(masks))
+        singles = super().complete(encoded, single_boxes, single_masks, single_names) if encoded else []
+        results, start = [], 0
+        for masks, count in zip(visible_masks, counts):
+            chosen = singles[start : start + count]
+            start += count
+            if not chosen:
+                results.append({"amodal_masks": masks.float(), "shape_labels": torch.zeros(0, dtype=torch.int64)})
+                continue
+            results.append({key: torch.cat([c[key] for c in chosen]) for key in ("amodal_masks", "shape_labels")})
+        return results
+
+
+def load_deocclusion_completer(path: str | os.PathLike, device: str = "auto") -> DeocclusionCompleter:
+    """The ``deocclusion`` completer of a checkpoint of ``a3d pretrain`` on ``a3d prepare modal
+    --class-agnostic`` data: one category, any kind (a ``2d-unet`` is Deocclusion's baseline; an
+    ``a3d`` one is A3D trained the Deocclusion way).
+
+    Raises:
+        InputError: naming the file, when its network has several categories.
+    """
+    loaded = load_checkpoint_completer(path, device=device)
+    stage2 = loaded.stage2
+    if len(stage2.category_names) != 1:
+        raise InputError(
+            f"{path}: the deocclusion completer needs a class-agnostic network (`a3d pretrain --model 2d-unet` on "
+            f"`a3d prepare modal --class-agnostic` data), this one has categories {', '.join(stage2.category_names)}"
+        )
+    return DeocclusionCompleter(
+        stage2, loaded.settings, name=f"Deocclusion recipe ({stage2.kind}) of {Path(path).name}"
+    )
+
+
+def _deocclusion(request: CompleterRequest) -> Completer:
+    if request.checkpoint is None:
+        raise InputError(
+            "the deocclusion completer needs --checkpoint FILE (from `a3d pretrain --model 2d-unet` on "
+            "`a3d prepare modal --class-agnostic` data)"
+        )
+    return load_deocclusion_completer(request.checkpoint, request.device)
+
+
 def _shapedict(request: CompleterRequest) -> Completer:
     if request.dataset is None:
         raise InputError(
@@ -362,6 +442,7 @@ COMPLETERS: dict[str, Callable[[CompleterRequest], Completer]] = {
     "checkpoint": _checkpoint,
     "visible": lambda request: VisibleCompleter(),
     "shapedict": _shapedict,
+    "deocclusion": _deocclusion,
 }
 """Completer name -> builder (see the module docstring)."""
 

@@ -114,7 +114,9 @@ def test_the_visible_baseline_returns_the_visible_masks_and_unknown_completers_a
     image, boxes, visible = _instances()
     baseline = VisibleCompleter().complete([image], [boxes], [visible], [["a", "b"]])[0]
     assert torch.equal(baseline["amodal_masks"], visible) and baseline["shape_labels"].tolist() == [0, 0]
-    with pytest.raises(InputError, match=r"unknown completer 'oracle' \(known: checkpoint, visible, shapedict\)"):
+    with pytest.raises(
+        InputError, match=r"unknown completer 'oracle' \(known: checkpoint, visible, shapedict, deocclusion\)"
+    ):
         build_completer("oracle", CompleterRequest())
     with pytest.raises(InputError, match=r"absent\.pt: checkpoint not found"):
         build_completer("checkpoint", CompleterRequest(checkpoint=Path("absent.pt")))
