@@ -349,6 +349,7 @@ def complete_instances(
     boxes: Sequence[torch.Tensor],
     visible_masks: Sequence[torch.Tensor],
     labels: Sequence[torch.Tensor],
+    uncompleted_visible_masks: Sequence[torch.Tensor] | None = None,
 ) -> list[dict[str, torch.Tensor]]:
     """:meth:`A3DNetwork.complete` with any stage 2 (a fine-tuned network's, or a pretrained one
     alone): crops as ``settings`` say (``crop_scale``, ``mask_threshold``, ``keep_visible``).
@@ -357,7 +358,9 @@ def complete_instances(
     (3.3, as at test time); each image's result adds ``shape_labels`` ``(K_b,)`` int64 in ``1..C``:
     the decoder that completed each instance. A stage 2 with ``occluder_input`` also gets each
     instance's occluder mask: the other instances' visible masks of its image
-    (:func:`other_instances_masks`), cropped like its own visible mask."""
+    (:func:`other_instances_masks`), cropped like its own visible mask, with those of
+    ``uncompleted_visible_masks`` (per image ``(M_b, H_b, W_b)``: instances not completed, e.g.
+    kept as their visible masks, which still hide the others)."""
     size = settings.stage2.image_size
     squares = [square_boxes(b.float(), settings.crop_scale) for b in boxes]
     counts = [len(b) for b in boxes]
@@ -371,7 +374,12 @@ def complete_instances(
         "shape_category": torch.cat(list(labels)).long() - 1,
     }
     if stage2.settings.occluder_input:
-        occluders = [crop_masks(other_instances_masks(m), s, size) for m, s in zip(binary, squares) if len(s)]
+        uncompleted = uncompleted_visible_masks or [m[:0] for m in visible_masks]
+        occluders = [
+            crop_masks(_occluders_in_image(m, (extra > settings.mask_threshold).float()), s, size)
+            for m, extra, s in zip(binary, uncompleted, squares)
+            if len(s)
+        ]
         batch["occluder"] = (torch.cat(occluders) >= 0.5).float()[:, None]
     predicted = stage2(batch)
     results = []
@@ -402,6 +410,15 @@ def other_instances_masks(visible_masks: torch.Tensor) -> torch.Tensor:
     binary = (visible_masks > 0).float()
     coverage = binary.sum(dim=0, keepdim=True)
     return (coverage - binary > 0).float()
+
+
+def _occluders_in_image(visible_masks: torch.Tensor, uncompleted_masks: torch.Tensor) -> torch.Tensor:
+    """The occluder masks ``(K, H, W)`` of an image's ``K`` completed instances (visible masks ``(K, H, W)``
+    {0, 1}): the others' visible masks and those of its uncompleted instances ``(M, H, W)`` {0, 1}."""
+    occluders = other_instances_masks(visible_masks)
+    if len(uncompleted_masks):
+        occluders = torch.maximum(occluders, uncompleted_masks.amax(dim=0, keepdim=True).to(occluders))
+    return occluders
 
 
 def _empty_completion(stage2: AmodalShapeModel, image: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from a3d_core.errors import InputError
-from a3d_core.model.a3d import A3DNetwork, A3DSettings, other_instances_masks
+from a3d_core.model.a3d import A3DNetwork, A3DSettings, complete_instances, other_instances_masks
 from a3d_core.model.asm import ASMSettings, build_stage2
 from a3d_core.model.losses import LossSettings
 from a3d_core.model.refine import RefineSettings
@@ -178,6 +178,19 @@ def test_complete_gives_each_instance_the_others_visible_masks_cropped_like_its_
     batch = stage2.batches[0]
     assert torch.equal(batch["visible"][:, 0], visible)
     assert torch.equal(batch["occluder"][:, 0], other_instances_masks(visible))
+
+
+def test_instances_left_uncompleted_still_hide_the_completed_ones():
+    """Instance 2 is kept as its visible mask (not completed): it is in the others' occluders."""
+    visible = _three_instances()
+    stage2 = RecordingStage2()
+    settings = _network(stage2).settings
+    boxes = torch.tensor([[0.0, 0.0, 32.0, 32.0]] * 2)
+    image = torch.rand(3, SIZE, SIZE)
+    complete_instances(stage2, settings, [image], [boxes], [visible[:2]], [torch.tensor([1, 2])], [visible[2:]])
+    assert torch.equal(stage2.batches[0]["occluder"][:, 0], other_instances_masks(visible)[:2])
+    complete_instances(stage2, settings, [image], [boxes], [visible[:2]], [torch.tensor([1, 2])])
+    assert torch.equal(stage2.batches[1]["occluder"][:, 0], visible[[1, 0]])
 
 
 def test_complete_builds_no_occluder_for_a_network_that_does_not_read_it():
