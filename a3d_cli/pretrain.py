@@ -135,6 +135,12 @@ def pretrain(
         help="The refine after the coarse mask: edge (the paper's three conv layers, 3.5) or unet (a small U-Net on "
         "the same inputs; not in the paper).",
     ),
+    occluder_input: bool = typer.Option(
+        False,
+        "--occluder-input/--no-occluder-input",
+        help="Every model part that reads the instance also reads the mask of the pasted occluders (a fifth input "
+        "channel; data prepared by `a3d prepare shapenet` stores it). Not in the paper.",
+    ),
     flip: bool = typer.Option(
         False,
         "--flip/--no-flip",
@@ -195,6 +201,7 @@ def pretrain(
             shapedict=ShapeDictSettings(atoms_per_category=shapedict_atoms),
             losses=LossSettings(view_cycle_camera=view_cycle, view_cycle_shape=view_cycle),
             refine=RefineSettings(architecture=refine.value),
+            occluder_input=occluder_input,
         )
         settings = PretrainSettings(
             data=resolve_dataset(dataset, data_root),

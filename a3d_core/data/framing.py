@@ -28,13 +28,14 @@ def frame_view(sample: Mapping[str, Any], scale: float) -> dict[str, Any]:
     """One view re-cropped at the square around its amodal box, ``scale`` times its longer side.
 
     Args:
-        sample: ``rgb`` ``(3, S, S)``, ``visible`` and ``amodal`` ``(1, S, S)`` in {0, 1}; other
-            entries are kept as they are.
+        sample: ``rgb`` ``(3, S, S)``, ``visible`` and ``amodal`` ``(1, S, S)`` in {0, 1}, and
+            optionally ``occluder`` ``(1, S, S)`` in {0, 1}; other entries are kept as they are.
         scale: crop side / the amodal box's longer side (``>= 1``).
 
     Returns:
         the sample with ``rgb`` ``(3, S, S)`` (zeros where the square leaves the view), and
-        ``visible``, ``amodal`` ``(1, S, S)`` re-binarised at 0.5. ``occlusion_rate`` is kept:
+        ``visible``, ``amodal`` (and ``occluder``) ``(1, S, S)`` cropped at the same square,
+        re-binarised at 0.5. ``occlusion_rate`` is kept:
         resampling changes the areas by at most a pixel's worth along the edges.
     """
     rgb, visible, amodal = sample["rgb"], sample["visible"], sample["amodal"]
@@ -45,10 +46,13 @@ def frame_view(sample: Mapping[str, Any], scale: float) -> dict[str, Any]:
         )
     size = rgb.shape[-1]
     square = square_boxes(mask_boxes_or_image(amodal[:1].float()), scale)
-    masks = crop_masks(torch.cat([visible[:1], amodal[:1]]).float(), square.expand(2, 4), size)
+    names = [name for name in ("visible", "amodal", "occluder") if name in sample]
+    stacked = torch.cat([sample[name][:1] for name in names]).float()
+    masks = crop_masks(stacked, square.expand(len(names), 4), size)
     framed = dict(sample)
     framed["rgb"] = crop_images(rgb[None].float(), [square], size)[0]
-    framed["visible"], framed["amodal"] = ((masks[i : i + 1] >= 0.5).float() for i in range(2))
+    for i, name in enumerate(names):
+        framed[name] = (masks[i : i + 1] >= 0.5).float()
     return framed
 
 

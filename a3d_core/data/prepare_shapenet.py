@@ -392,11 +392,13 @@ def _split_arrays(
         "elevation": np.full(count, KATO_ELEVATION_DEG, np.float32),
         "azimuth": np.zeros(count, np.float32),
         "distance": np.full(count, KATO_DISTANCE, np.float32),
+        "occluder": np.zeros((count, size, size), np.uint8),
     }
     for row, (index, spec, camera, clean, amodal, sample) in enumerate(entries):
         arrays["rgb"][row] = (sample.rgb * 255).round().astype(np.uint8)
         arrays["clean_rgb"][row] = clean
         arrays["visible"][row] = sample.visible
+        arrays["occluder"][row] = sample.occluder
         arrays["amodal"][row] = amodal
         arrays["category"][row] = categories.index(spec.category)
         arrays["object_index"][row] = index

@@ -21,6 +21,8 @@ Shard arrays (N samples, S x S images)::
     view_id         int64 (N,)          Kato view 0..23
     occlusion_rate  float32 (N,)
     elevation, azimuth, distance  float32 (N,)  degrees / units: metadata; the learned camera never reads them
+    occluder        uint8 (N, S, S)     {0, 1}: every pixel of the pasted occluders, over the object or
+                                        not (where it could be hidden); shards written before it lack it
 
 :class:`ShapeNetAmodalDataset` loads a split's shards once and serves training samples.
 """
@@ -62,6 +64,8 @@ SHARD_ARRAYS = {
     "azimuth": np.float32,
     "distance": np.float32,
 }
+OPTIONAL_SHARD_ARRAYS = {"occluder": np.uint8}
+"""Arrays added to the format later: written when given, read where a shard has them."""
 
 
 # ------------------------------------------------------------------------------ Kato's renders
@@ -109,28 +113,33 @@ def find_kato_files(root: str | os.PathLike) -> dict[str, dict[str, Path]]:
 
 # ------------------------------------------------------------------------------------ shards
 def write_shard(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> Path:
-    """Write one shard (the ``SHARD_ARRAYS``, compressed npz) atomically; checks dtypes and lengths."""
+    """Write one shard (the ``SHARD_ARRAYS``, and the ``OPTIONAL_SHARD_ARRAYS`` given, compressed npz)
+    atomically; checks dtypes and lengths."""
     from a3d_core.io.atomic import atomic_write_bytes
 
     missing = set(SHARD_ARRAYS) - set(arrays)
     if missing:
         raise ValueError(f"shard lacks arrays {sorted(missing)}")
-    lengths = {name: len(arrays[name]) for name in SHARD_ARRAYS}
+    formats = {**SHARD_ARRAYS, **{name: dtype for name, dtype in OPTIONAL_SHARD_ARRAYS.items() if name in arrays}}
+    lengths = {name: len(arrays[name]) for name in formats}
     if len(set(lengths.values())) != 1:
         raise ValueError(f"shard arrays differ in length: {lengths}")
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **{name: np.asarray(arrays[name], dtype=dtype) for name, dtype in SHARD_ARRAYS.items()})
+    np.savez_compressed(buffer, **{name: np.asarray(arrays[name], dtype=dtype) for name, dtype in formats.items()})
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def read_shard(path: str | os.PathLike, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-    """The arrays ``names`` (default: all) of one shard, checked against the format.
+def read_shard(
+    path: str | os.PathLike, names: Sequence[str] | None = None, optional: Sequence[str] = ()
+) -> dict[str, np.ndarray]:
+    """The arrays ``names`` (default: all ``SHARD_ARRAYS``) of one shard, and those of the
+    ``OPTIONAL_SHARD_ARRAYS`` named in ``optional`` that it has, checked against the format.
 
     Only the named arrays are decompressed. Raises :class:`InputError` naming the file.
     """
     path = Path(path)
     names = list(SHARD_ARRAYS) if names is None else list(names)
-    unknown = set(names) - set(SHARD_ARRAYS)
+    unknown = set(names) - set(SHARD_ARRAYS) | set(optional) - set(OPTIONAL_SHARD_ARRAYS)
     if unknown:
         raise ValueError(f"unknown shard arrays {sorted(unknown)}")
     if not path.is_file():
@@ -140,6 +149,7 @@ def read_shard(path: str | os.PathLike, names: Sequence[str] | None = None) -> d
             missing = set(names) - set(archive.files)
             if missing:
                 raise InputError(f"{path}: shard lacks arrays {sorted(missing)}")
+            names += [name for name in optional if name in archive.files]
             arrays = {name: archive[name] for name in names}
             count = len(archive["category"]) if "category" not in arrays else len(arrays["category"])
     except (OSError, ValueError, KeyError) as error:
@@ -152,10 +162,11 @@ def read_shard(path: str | os.PathLike, names: Sequence[str] | None = None) -> d
         "clean_rgb": (count, 3, size, size),
         "visible": (count, size, size),
         "amodal": (count, size, size),
+        "occluder": (count, size, size),
     }
     for name in names:
         shape = expected.get(name, (count,))
-        dtype = np.dtype(SHARD_ARRAYS[name])
+        dtype = np.dtype({**SHARD_ARRAYS, **OPTIONAL_SHARD_ARRAYS}[name])
         if arrays[name].shape != shape or arrays[name].dtype != dtype:
             raise InputError(
                 f"{path}: array {name!r} should be {dtype} {shape}, got {arrays[name].dtype} {arrays[name].shape}"
@@ -175,19 +186,21 @@ def read_shard_manifest(root: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_split_arrays(
-    root: str | os.PathLike, split: str, names: Sequence[str] | None = None
+    root: str | os.PathLike, split: str, names: Sequence[str] | None = None, optional: Sequence[str] = ()
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """``(manifest, arrays)``: a shard dataset's manifest and one split's shards concatenated
-    (only the arrays ``names``, default all)."""
+    (only the arrays ``names``, default all ``SHARD_ARRAYS``, and those of the optional arrays
+    ``optional`` that every shard of the split has)."""
     root = Path(root)
     manifest = read_shard_manifest(root)
     shards = manifest["shards"]
     if split not in shards:
         raise InputError(f"{root}: no split {split!r} (has {', '.join(shards) or 'none'})")
     names = list(SHARD_ARRAYS) if names is None else list(names)
-    parts = [read_shard(root / relative, names) for relative in shards[split]]
+    parts = [read_shard(root / relative, names, optional) for relative in shards[split]]
     if not parts:
         raise InputError(f"{root}: split {split!r} has no shards")
+    names += [name for name in optional if all(name in part for part in parts)]
     return manifest, {name: np.concatenate([p[name] for p in parts]) for name in names}
 
 
@@ -206,6 +219,13 @@ class ShapeNetAmodalDataset(Dataset):
         occlusion_rate  float32 scalar
         elevation       float32 scalar, degrees: the view's true camera (Kato's convention, as
         azimuth         float32 scalar, degrees   :class:`a3d_core.geometry.Viewpoint`)
+        occluder        float32 (1, S, S) in {0, 1}: the pasted occluders' pixels, the input of a
+                        network with ``ASMSettings.occluder_input``; only where the shards store it
+                        (or with ``occlusion``, which draws it)
+
+    Shards written before the occluder was stored (``ds.has_occluder`` False) give items without an
+    ``occluder`` entry rather than an all-zero one: an empty occluder would tell an occluder-aware
+    network that nothing hides an object that is hidden, and it refuses a batch without the entry.
 
     All shards of the split are loaded once at construction (uint8 in memory: 20 KiB a sample at
     64 x 64). The cameras are also kept as ``(N,)`` arrays for evaluation (``ds.elevation``,
@@ -222,7 +242,9 @@ class ShapeNetAmodalDataset(Dataset):
         self.split = split
         needed = ["amodal", "category", "object_index", "view_id", "elevation", "azimuth"]
         needed += ["clean_rgb"] if occlusion is not None else ["rgb", "visible", "occlusion_rate"]
-        manifest, arrays = load_split_arrays(self.root, split, needed)
+        optional = ["occluder"] if occlusion is None else []
+        manifest, arrays = load_split_arrays(self.root, split, needed, optional)
+        self.has_occluder = occlusion is not None or "occluder" in arrays
         self.categories: list[str] = [str(name) for name in manifest.get("categories", [])]
         self.image_size = int(manifest.get("image_size", arrays["amodal"].shape[-1]))
         self._arrays = arrays
@@ -253,11 +275,12 @@ class ShapeNetAmodalDataset(Dataset):
         if self.occlusion is not None:
             rng = np.random.default_rng((self.seed, self.epoch, index % len(self)))
             sample = self.occlusion(arrays["clean_rgb"][index].astype(np.float32) / 255.0, amodal, rng)
-            rgb, visible, rate = sample.rgb, sample.visible, sample.occlusion_rate
+            rgb, visible, rate, occluder = sample.rgb, sample.visible, sample.occlusion_rate, sample.occluder
         else:
             rgb = arrays["rgb"][index].astype(np.float32) / 255.0
             visible, rate = arrays["visible"][index].astype(bool), float(arrays["occlusion_rate"][index])
-        return {
+            occluder = arrays["occluder"][index] if self.has_occluder else None
+        item = {
             "rgb": torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)),
             "visible": torch.from_numpy(visible.astype(np.float32))[None],
             "amodal": torch.from_numpy(amodal.astype(np.float32))[None],
@@ -268,6 +291,9 @@ class ShapeNetAmodalDataset(Dataset):
             "elevation": torch.tensor(self.elevation[index], dtype=torch.float32),
             "azimuth": torch.tensor(self.azimuth[index], dtype=torch.float32),
         }
+        if occluder is not None:
+            item["occluder"] = torch.from_numpy(occluder.astype(np.float32))[None]
+        return item
 
 
 # ---------------------------------------------------------------------- canonical JSON export
@@ -339,6 +365,7 @@ def export_canonical(root: str | os.PathLike, out_dir: str | os.PathLike, overwr
 
 
 __all__ = [
+    "OPTIONAL_SHARD_ARRAYS",
     "STORAGE",
     "ShapeNetAmodalDataset",
     "canonical_split",

@@ -222,9 +222,15 @@ class A3DNetwork(nn.Module):
             boxes = target["boxes"][keep].float()
             if self.settings.jitter > 0:
                 boxes = jitter_boxes(boxes, tuple(image.shape[-2:]), self.settings.jitter)
+            occluders = self._occluders(target["masks"])
             parts.append(
                 self._training_crops(
-                    image, boxes, target["masks"][keep], target["amodal_masks"][keep], target["labels"][keep]
+                    image,
+                    boxes,
+                    target["masks"][keep],
+                    target["amodal_masks"][keep],
+                    target["labels"][keep],
+                    None if occluders is None else occluders[keep],
                 )
             )
         return parts
@@ -250,13 +256,24 @@ class A3DNetwork(nn.Module):
             if len(matched) == 0:
                 continue
             truth = best_truth[matched]
-            visible = (detected["masks"][matched, 0] > self.settings.mask_threshold).float()
+            detected_visible = (detected["masks"][:, 0] > self.settings.mask_threshold).float()
+            occluders = self._occluders(detected_visible)
             parts.append(
                 self._training_crops(
-                    image, detected["boxes"][matched], visible, target["amodal_masks"][truth], target["labels"][truth]
+                    image,
+                    detected["boxes"][matched],
+                    detected_visible[matched],
+                    target["amodal_masks"][truth],
+                    target["labels"][truth],
+                    None if occluders is None else occluders[matched],
                 )
             )
         return parts
+
+    def _occluders(self, visible_masks: torch.Tensor) -> torch.Tensor | None:
+        """Each instance's occluder mask ``(K, H, W)`` from all of an image's visible masks ``(K, H, W)``
+        (:func:`other_instances_masks`) when stage 2 reads it, else ``None``."""
+        return other_instances_masks(visible_masks) if self.stage2.settings.occluder_input else None
 
     def _training_crops(
         self,
@@ -265,15 +282,22 @@ class A3DNetwork(nn.Module):
         visible: torch.Tensor,
         amodal: torch.Tensor,
         labels: torch.Tensor,
+        occluders: torch.Tensor | None,
     ) -> dict[str, torch.Tensor]:
+        """Stage-2 training inputs of ``K`` instances of ``image`` ``(3, H, W)`` at ``boxes`` ``(K, 4)``:
+        ``visible``, ``amodal`` and (with occluder input) ``occluders`` ``(K, H, W)`` cropped like the
+        image to ``(K, 1, S, S)``, ``labels`` ``(K,)`` in ``1..C`` as ``category`` in ``0..C-1``."""
         size = self.settings.stage2.image_size
         squares = square_boxes(boxes, self.settings.crop_scale)
-        return {
+        crops = {
             "rgb": crop_images([image], [squares], size),
             "visible": (crop_masks(visible, squares, size) >= 0.5).float()[:, None],
             "amodal": (crop_masks(amodal, squares, size) >= 0.5).float()[:, None],
             "category": labels.long() - 1,
         }
+        if occluders is not None:
+            crops["occluder"] = (crop_masks(occluders, squares, size) >= 0.5).float()[:, None]
+        return crops
 
     def _detect(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
         detections = self.stage1(images)
@@ -325,26 +349,38 @@ def complete_instances(
     boxes: Sequence[torch.Tensor],
     visible_masks: Sequence[torch.Tensor],
     labels: Sequence[torch.Tensor],
+    uncompleted_visible_masks: Sequence[torch.Tensor] | None = None,
 ) -> list[dict[str, torch.Tensor]]:
     """:meth:`A3DNetwork.complete` with any stage 2 (a fine-tuned network's, or a pretrained one
     alone): crops as ``settings`` say (``crop_scale``, ``mask_threshold``, ``keep_visible``).
 
     A label ``0`` in ``labels`` leaves the instance's shape decoder to the classification branch
     (3.3, as at test time); each image's result adds ``shape_labels`` ``(K_b,)`` int64 in ``1..C``:
-    the decoder that completed each instance."""
+    the decoder that completed each instance. A stage 2 with ``occluder_input`` also gets each
+    instance's occluder mask: the other instances' visible masks of its image
+    (:func:`other_instances_masks`), cropped like its own visible mask, with those of
+    ``uncompleted_visible_masks`` (per image ``(M_b, H_b, W_b)``: instances not completed, e.g.
+    kept as their visible masks, which still hide the others)."""
     size = settings.stage2.image_size
     squares = [square_boxes(b.float(), settings.crop_scale) for b in boxes]
     counts = [len(b) for b in boxes]
     if sum(counts) == 0:
         return [_empty_completion(stage2, image) for image in images]
-    visible = torch.cat(
-        [crop_masks((m > settings.mask_threshold).float(), s, size) for m, s in zip(visible_masks, squares) if len(s)]
-    )
+    binary = [(m > settings.mask_threshold).float() for m in visible_masks]
+    visible = torch.cat([crop_masks(m, s, size) for m, s in zip(binary, squares) if len(s)])
     batch = {
         "rgb": crop_images([i for i, s in zip(images, squares) if len(s)], [s for s in squares if len(s)], size),
         "visible": (visible >= 0.5).float()[:, None],
         "shape_category": torch.cat(list(labels)).long() - 1,
     }
+    if stage2.settings.occluder_input:
+        uncompleted = uncompleted_visible_masks or [m[:0] for m in visible_masks]
+        occluders = [
+            crop_masks(_occluders_in_image(m, (extra > settings.mask_threshold).float()), s, size)
+            for m, extra, s in zip(binary, uncompleted, squares)
+            if len(s)
+        ]
+        batch["occluder"] = (torch.cat(occluders) >= 0.5).float()[:, None]
     predicted = stage2(batch)
     results = []
     for image, square, visible_of_image, crop_masks_of_image in zip(
@@ -360,6 +396,29 @@ def complete_instances(
         for result, vertices in zip(results, predicted["vertices"].split(counts)):
             result.update(vertices=vertices, faces=predicted["faces"])
     return results
+
+
+def other_instances_masks(visible_masks: torch.Tensor) -> torch.Tensor:
+    """What may hide each instance of an image: the union of the OTHER instances' visible masks.
+
+    Args:
+        visible_masks: ``(K, H, W)`` {0, 1}, the visible masks of all instances of one image.
+
+    Returns:
+        ``(K, H, W)`` float {0, 1}: row ``k`` is 1 where some instance other than ``k`` is visible.
+    """
+    binary = (visible_masks > 0).float()
+    coverage = binary.sum(dim=0, keepdim=True)
+    return (coverage - binary > 0).float()
+
+
+def _occluders_in_image(visible_masks: torch.Tensor, uncompleted_masks: torch.Tensor) -> torch.Tensor:
+    """The occluder masks ``(K, H, W)`` of an image's ``K`` completed instances (visible masks ``(K, H, W)``
+    {0, 1}): the others' visible masks and those of its uncompleted instances ``(M, H, W)`` {0, 1}."""
+    occluders = other_instances_masks(visible_masks)
+    if len(uncompleted_masks):
+        occluders = torch.maximum(occluders, uncompleted_masks.amax(dim=0, keepdim=True).to(occluders))
+    return occluders
 
 
 def _empty_completion(stage2: AmodalShapeModel, image: torch.Tensor) -> dict[str, torch.Tensor]:

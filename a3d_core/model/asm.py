@@ -11,12 +11,20 @@ goes through
    :class:`~a3d_core.model.shapedict.ShapeDictBranch`;
 3. the region-specific edge refine (3.5), unless switched off (ablation).
 
+Occluder input (not in the paper, ``ASMSettings.occluder_input``): every part that reads the
+instance input (the encoder, the viewpoint estimator, the U-Net decoder, the refine) also reads
+``M_i^o``, the mask of what may hide the instance, as a fifth channel ``[I_i^a, M_i^v, M_i^o]``:
+the pasted occluders in synthetic data, the other instances' visible masks in a scene
+(:func:`~a3d_core.model.a3d.other_instances_masks`). Off, the networks are the paper's.
+
 Contract (torchvision style)::
 
     model = build_stage2("a3d", category_names, ASMSettings(image_size=64))
     batch = {"rgb": (B, 3, S, S) float in [0, 1], "visible": (B, 1, S, S) {0, 1},
              "amodal": (B, 1, S, S) {0, 1} (training), "category": (B,) int64 (training),
-             optional cross-view: "rgb_pair", "visible_pair", "amodal_pair", "category_pair",
+             "occluder": (B, 1, S, S) {0, 1} (only with occluder_input),
+             optional cross-view: "rgb_pair", "visible_pair", "amodal_pair", "category_pair" (and
+             "occluder_pair" with occluder_input),
              the true camera (only the "supervised" and "oracle" camera sources read it):
              "elevation", "azimuth" (B,) float degrees, Kato's convention, "*_pair" with cross-view}
     model.train(); losses = model(batch)   # dict of already-weighted scalar terms; total = sum
@@ -94,6 +102,7 @@ from a3d_core.model.viewpoint import CameraAngles, ViewpointEstimator, Viewpoint
 
 KINDS = ("a3d", "a3d-no-refine", "2d", "2d-no-refine", "2d-unet", "shapedict", "shapedict-no-refine")
 PAIR_KEYS = ("rgb_pair", "visible_pair", "amodal_pair", "category_pair")
+OCCLUDER_KEY = "occluder"
 CAMERA_KEYS = ("elevation", "azimuth")
 CHECKPOINT_KEYS = ("model", "model_config", "category_names")
 
@@ -159,6 +168,9 @@ class ASMSettings:
         around the instance's amodal box, this many times the box's longer side
         (:mod:`a3d_core.data.framing`; the two-stage network's ``crop_scale``). ``None``: as the
         pretraining data came (Kato's renders: a fixed camera distance).
+    occluder_input: every part reading the instance input (encoder, viewpoint estimator, U-Net
+        decoder, refine) also reads the occluder mask, batch entry ``"occluder"`` ``(B, 1, S, S)``
+        (module docstring; not in the paper). ``False``: the paper's four-channel input.
     """
 
     image_size: int = 64
@@ -175,6 +187,7 @@ class ASMSettings:
     losses: LossSettings = field(default_factory=LossSettings)
     cross_view_weight: float = 0.0
     input_framing: float | None = None
+    occluder_input: bool = False
 
     def __post_init__(self) -> None:
         for name, settings_class in _NESTED_SETTINGS.items():
@@ -197,6 +210,11 @@ class ASMSettings:
             raise ValueError(
                 f"renderer.image_size {self.renderer.image_size} differs from image_size {self.image_size}"
             )
+
+    @property
+    def input_channels(self) -> int:
+        """Channels of the instance input: RGB and the visible mask, and the occluder mask with ``occluder_input``."""
+        return 5 if self.occluder_input else 4
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (tuples become lists); :meth:`from_dict` inverts it."""
@@ -225,7 +243,8 @@ class ASMSettings:
 class MeshMaskBranch(nn.Module):
     """A3D's coarse-mask branch: shape decoder + viewpoint estimator + soft silhouette renderer.
 
-    forward(features ``(B, D)``, inputs ``(B, 4, S, S)`` (RGB + visible mask), categories ``(B,)``)
+    forward(features ``(B, D)``, inputs ``(B, C, S, S)`` (RGB, visible mask, with ``occluder_input``
+    the occluder mask), categories ``(B,)``)
     -> :class:`~a3d_core.model.mask_branch.MaskBranchOutput` with the coarse mask ``(B, S, S)``,
     the vertices ``(B, V, 3)`` and the viewpoint (Viewpoint of B). With K > 1 azimuth hypotheses
     (``ViewpointSettings.azimuth_hypotheses``) the shape is rendered at all K, the hypothesis
@@ -377,12 +396,24 @@ class AmodalShapeModel(nn.Module):
     def forward(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         if self.training:
             rgb, visible, amodal = _image_inputs(batch, self.settings.image_size, ("rgb", "visible", "amodal"))
-            return self._losses(batch, rgb, visible, amodal)
+            return self._losses(batch, rgb, visible, amodal, self._occluder(batch, OCCLUDER_KEY))
         rgb, visible = _image_inputs(batch, self.settings.image_size, ("rgb", "visible"))
-        return self._predict(batch, rgb, visible)
+        return self._predict(batch, rgb, visible, self._occluder(batch, OCCLUDER_KEY))
 
-    def _predict(self, batch: Mapping[str, Any], rgb: torch.Tensor, visible: torch.Tensor) -> dict[str, Any]:
-        inputs = torch.cat([rgb, visible], dim=1)
+    def _occluder(self, batch: Mapping[str, Any], key: str) -> torch.Tensor | None:
+        """The occluder masks ``(B, 1, S, S)`` under ``key`` when the network reads them, else ``None``."""
+        if not self.settings.occluder_input:
+            return None
+        if key not in batch:
+            raise InputError(
+                f"occluder_input is on: the batch needs {key!r} (B, 1, S, S), the mask of what may hide each instance"
+            )
+        return _image_inputs(batch, self.settings.image_size, (key,))[0]
+
+    def _predict(
+        self, batch: Mapping[str, Any], rgb: torch.Tensor, visible: torch.Tensor, occluder: torch.Tensor | None
+    ) -> dict[str, Any]:
+        inputs = _network_inputs(rgb, visible, occluder)
         features = self.encoder(inputs)
         class_logits = self.classifier(features)
         category = class_logits.argmax(dim=1)
@@ -394,7 +425,7 @@ class AmodalShapeModel(nn.Module):
         angles = _camera_angles(batch, CAMERA_KEYS, rgb.shape[0], camera) if self._renders_at_true_camera else None
         branch = self._run_mask_branch(features, inputs, category, angles)
         coarse = branch.coarse_mask
-        final = coarse if self.refine is None else torch.sigmoid(self.refine(coarse, rgb, visible))
+        final = coarse if self.refine is None else torch.sigmoid(self.refine(coarse, rgb, visible, occluder))
         outputs = {"amodal_mask": final, "coarse_mask": coarse, "class_logits": class_logits, "category": category}
         if self.is_3d:
             outputs.update(vertices=branch.vertices, faces=self.mask_branch.faces, viewpoint=branch.viewpoint)
@@ -408,7 +439,7 @@ class AmodalShapeModel(nn.Module):
     def _run_mask_branch(
         self, features: torch.Tensor, inputs: torch.Tensor, category: torch.Tensor, angles: CameraAngles | None
     ) -> MaskBranchOutput:
-        """The coarse-mask branch on ``features`` ``(B, D)``, ``inputs`` ``(B, 4, S, S)`` and ``category``
+        """The coarse-mask branch on ``features`` ``(B, D)``, ``inputs`` ``(B, C, S, S)`` and ``category``
         ``(B,)``; the oracle camera source's 3D branch also gets the true camera ``angles`` (B)."""
         if self._renders_at_true_camera:
             return self.mask_branch(features, inputs, category, angles)
@@ -416,25 +447,30 @@ class AmodalShapeModel(nn.Module):
 
     # ---------------------------------------------------------------------------------- losses
     def _losses(
-        self, batch: Mapping[str, Any], rgb: torch.Tensor, visible: torch.Tensor, amodal: torch.Tensor
+        self,
+        batch: Mapping[str, Any],
+        rgb: torch.Tensor,
+        visible: torch.Tensor,
+        amodal: torch.Tensor,
+        occluder: torch.Tensor | None,
     ) -> dict[str, torch.Tensor]:
         """Every active loss term, weighted (paper 3.6, cross-view 3.7), one concern per method below."""
         angles = self._training_cameras(batch, rgb.shape[0])
-        rgb, visible, amodal, category = self._training_views(batch, rgb, visible, amodal)
-        inputs = torch.cat([rgb, visible], dim=1)
+        rgb, visible, amodal, occluder, category = self._training_views(batch, rgb, visible, amodal, occluder)
+        inputs = _network_inputs(rgb, visible, occluder)
         features = self.encoder(inputs)
         branch = self._run_mask_branch(features, inputs, category, angles)
         amodal_2d = amodal.squeeze(1)
         fit = None if branch.hypothesis_masks is None else closest_hypotheses(branch.hypothesis_masks, amodal_2d)
         losses = self._coarse_mask_terms(branch, amodal_2d, fit)
-        losses.update(self._refine_terms(branch.coarse_mask, rgb, visible, amodal_2d))
+        losses.update(self._refine_terms(branch.coarse_mask, rgb, visible, occluder, amodal_2d))
         losses.update(self._classification_terms(features, category))
         if self.is_3d:
             # The camera the mesh is trained at: with hypotheses, the one closest to the amodal mask.
             viewpoint = branch.viewpoint if fit is None else pick_hypotheses(branch.hypotheses, fit.closest)
             losses.update(self._mesh_regularizer_terms(branch.vertices))
             losses.update(self._cross_view_terms(branch.vertices, viewpoint, amodal_2d))
-            losses.update(self._view_cycle_terms(branch.vertices, viewpoint, rgb, visible, category))
+            losses.update(self._view_cycle_terms(branch.vertices, viewpoint, rgb, visible, occluder, category))
             losses.update(self._camera_supervision_terms(branch, angles))
         return losses
 
@@ -453,16 +489,22 @@ class AmodalShapeModel(nn.Module):
         return CameraAngles(*(torch.cat([view, other]) for view, other in zip(angles, pair)))
 
     def _training_views(
-        self, batch: Mapping[str, Any], rgb: torch.Tensor, visible: torch.Tensor, amodal: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The views a training step learns from: ``rgb`` ``(B, 3, S, S)``, ``visible`` and ``amodal``
-        ``(B, 1, S, S)`` and the categories ``(B,)``; with cross-view consistency (3.7) the pair
-        views are appended, so each tensor holds ``2B`` views ``[A; B]``."""
+        self,
+        batch: Mapping[str, Any],
+        rgb: torch.Tensor,
+        visible: torch.Tensor,
+        amodal: torch.Tensor,
+        occluder: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """The views a training step learns from: ``rgb`` ``(B, 3, S, S)``, ``visible``, ``amodal``
+        and ``occluder`` (``None`` without ``occluder_input``) ``(B, 1, S, S)`` and the categories
+        ``(B,)``; with cross-view consistency (3.7) the pair views are appended, so each tensor
+        holds ``2B`` views ``[A; B]``."""
         if "category" not in batch:
             raise InputError("a training batch needs 'category' (B,) int64")
         category = _categories(batch["category"], rgb.shape[0], len(self.category_names), "category")
         if not self.settings.cross_view_weight > 0:
-            return rgb, visible, amodal, category
+            return rgb, visible, amodal, occluder, category
         missing = [key for key in PAIR_KEYS if key not in batch]
         if missing:
             raise InputError(
@@ -474,10 +516,12 @@ class AmodalShapeModel(nn.Module):
         if rgb_pair.shape[0] != rgb.shape[0]:
             raise InputError(f"{rgb_pair.shape[0]} pair views for {rgb.shape[0]} views")
         category_pair = _categories(batch["category_pair"], rgb.shape[0], len(self.category_names), "category_pair")
+        occluder_pair = self._occluder(batch, f"{OCCLUDER_KEY}_pair")
         return (
             torch.cat([rgb, rgb_pair]),
             torch.cat([visible, visible_pair]),
             torch.cat([amodal, amodal_pair]),
+            None if occluder is None else torch.cat([occluder, occluder_pair]),
             torch.cat([category, category_pair]),
         )
 
@@ -501,14 +545,20 @@ class AmodalShapeModel(nn.Module):
         return terms
 
     def _refine_terms(
-        self, coarse: torch.Tensor, rgb: torch.Tensor, visible: torch.Tensor, amodal: torch.Tensor
+        self,
+        coarse: torch.Tensor,
+        rgb: torch.Tensor,
+        visible: torch.Tensor,
+        occluder: torch.Tensor | None,
+        amodal: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
         """``edge_refine`` (L_E, eq. 2) of the refined ``coarse`` mask ``(B, S, S)`` (read with ``rgb``
-        ``(B, 3, S, S)`` and ``visible`` ``(B, 1, S, S)``) against ``amodal`` ``(B, S, S)``."""
+        ``(B, 3, S, S)``, ``visible`` and ``occluder`` ``(B, 1, S, S)`` or ``None``) against ``amodal``
+        ``(B, S, S)``."""
         weights = self.settings.losses
         if self.refine is None or not weights.edge_refine:
             return {}
-        refined = self.refine(coarse, rgb, visible)
+        refined = self.refine(coarse, rgb, visible, occluder)
         loss = edge_refine_loss(refined, amodal, visible.squeeze(1), weights.edge_outside_visible)
         return {"edge_refine": weights.edge_refine * loss}
 
@@ -546,12 +596,14 @@ class AmodalShapeModel(nn.Module):
         viewpoint: Viewpoint,
         rgb: torch.Tensor,
         visible: torch.Tensor,
+        occluder: torch.Tensor | None,
         category: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
         """The view cycle's ``view_cycle_camera`` and ``view_cycle_shape`` (:mod:`a3d_core.model.view_cycle`):
         meshes ``(B, V, 3)`` rendered at random cameras, re-encoded; ``viewpoint`` (B) gives the
         cameras' distance, ``rgb`` ``(B, 3, S, S)`` and ``visible`` ``(B, 1, S, S)`` the colours,
-        ``category`` ``(B,)`` the shape decoder that rebuilds each mesh."""
+        ``category`` ``(B,)`` the shape decoder that rebuilds each mesh. With ``occluder``
+        ``(B, 1, S, S)`` (occluder input) a rendered view gets an empty occluder: nothing hides it."""
         branch, weights = self.mask_branch, self.settings.losses
         if not (weights.view_cycle_camera or weights.view_cycle_shape):
             return {}
@@ -559,6 +611,8 @@ class AmodalShapeModel(nn.Module):
         cameras = random_viewpoints(viewpoint, branch.viewpoint_estimator.settings.elevation_range_deg)
         with torch.no_grad():
             inputs = cycle_inputs(branch.render(meshes, cameras), rgb, visible)
+            if occluder is not None:
+                inputs = torch.cat([inputs, torch.zeros_like(occluder)], dim=1)
         terms = {}
         with running_statistics_frozen(self):
             if weights.view_cycle_camera:
@@ -600,6 +654,12 @@ def closest_hypotheses(masks: torch.Tensor, amodal: torch.Tensor) -> HypothesisF
     count = masks.shape[1]
     errors = 1.0 - soft_iou(masks.flatten(0, 1), amodal.repeat_interleave(count, dim=0)).view(-1, count)
     return HypothesisFit(errors, errors.detach().argmin(dim=1))
+
+
+def _network_inputs(rgb: torch.Tensor, visible: torch.Tensor, occluder: torch.Tensor | None) -> torch.Tensor:
+    """The instance input ``(B, 4, S, S)`` ``[rgb, visible]`` of ``rgb`` ``(B, 3, S, S)`` and ``visible``
+    ``(B, 1, S, S)``, or ``(B, 5, S, S)`` ``[rgb, visible, occluder]`` with ``occluder`` ``(B, 1, S, S)``."""
+    return torch.cat([rgb, visible] if occluder is None else [rgb, visible, occluder], dim=1)
 
 
 def _image_inputs(batch: Mapping[str, Any], size: int, keys: tuple[str, ...]) -> list[torch.Tensor]:
@@ -693,7 +753,8 @@ def build_stage2(kind: str, category_names: list[str], settings: ASMSettings | N
         raise ValueError(f"category_names must be a non-empty list of unique names, got {category_names}")
     settings = settings or ASMSettings()
     size = settings.image_size
-    encoder = Encoder(size, in_channels=4, settings=settings.encoder)
+    channels = settings.input_channels
+    encoder = Encoder(size, in_channels=channels, settings=settings.encoder)
     classifier = ClassificationBranch(encoder.feature_dim, category_names)
     if kind.startswith("a3d"):
         hypotheses = settings.viewpoint.azimuth_hypotheses
@@ -702,7 +763,7 @@ def build_stage2(kind: str, category_names: list[str], settings: ASMSettings | N
         template_vertices, faces = ico_sphere_template(settings.template_level, settings.template_radius)
         mask_branch: nn.Module = MeshMaskBranch(
             ShapeDecoder(category_names, template_vertices, faces, encoder.feature_dim, settings.shape),
-            ViewpointEstimator(size, in_channels=4, settings=settings.viewpoint),
+            ViewpointEstimator(size, in_channels=channels, settings=settings.viewpoint),
             SoftSilhouetteRenderer(settings.renderer),
         )
     else:
@@ -716,12 +777,12 @@ def build_stage2(kind: str, category_names: list[str], settings: ASMSettings | N
                 "'learned'"
             )
         if kind == "2d-unet":
-            mask_branch = UNetMaskDecoder(encoder.feature_dim, size, settings=settings.unet)
+            mask_branch = UNetMaskDecoder(encoder.feature_dim, size, in_channels=channels, settings=settings.unet)
         elif kind.startswith("shapedict"):
             mask_branch = ShapeDictBranch(len(category_names), size, settings.shapedict)
         else:
             mask_branch = MaskDecoder2D(encoder.feature_dim, size, settings.mask_decoder)
-    refine = None if kind.endswith("no-refine") else build_refine(settings.refine)
+    refine = None if kind.endswith("no-refine") else build_refine(settings.refine, settings.occluder_input)
     return AmodalShapeModel(kind, category_names, settings, encoder, classifier, mask_branch, refine)
 
 

@@ -1,7 +1,8 @@
 """The image encoder of 3D-ASM and its classification branch (paper 3.3).
 
 The encoder maps an instance input ``A_i = [I_i^a, M_i^v]`` (RGB crop of the amodal box and the
-visible mask, ``(B, 4, S, S)``) to a feature vector through five conv-bn-relu blocks and three
+visible mask, ``(B, 4, S, S)``; ``(B, 5, S, S)`` with the occluder mask when
+``ASMSettings.occluder_input`` is on) to a feature vector through five conv-bn-relu blocks and three
 fully connected layers. The same class serves the shape network and, as a separate instance,
 the viewpoint estimator (paper 3.4, after SMR).
 """

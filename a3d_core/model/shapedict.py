@@ -81,7 +81,8 @@ def overlap_scores(visible: torch.Tensor, atoms: torch.Tensor, eps: float = 1e-6
 class ShapeDictBranch(nn.Module):
     """The coarse-mask branch of ShapeDict; see the module docstring.
 
-    forward(features ``(B, D)``, inputs ``(B, 4, S, S)`` (RGB + visible), categories ``(B,)``)
+    forward(features ``(B, D)``, inputs ``(B, C, S, S)`` (RGB, visible, the occluder mask with
+    ``ASMSettings.occluder_input``), categories ``(B,)``)
     -> a :class:`~a3d_core.model.mask_branch.MaskBranchOutput` whose coarse mask ``(B, S, S)`` is
     max(best atom, visible mask), its only field. Before training call
     :meth:`fit` with the training amodal masks; the atoms are buffers, saved in checkpoints.

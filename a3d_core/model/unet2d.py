@@ -41,7 +41,8 @@ def _double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class UNetMaskDecoder(nn.Module):
-    """forward(features ``(B, D)``, inputs ``(B, 4, S, S)``, categories ``(B,)``) -> a
+    """forward(features ``(B, D)``, inputs ``(B, in_channels, S, S)`` (RGB, visible mask and, with
+    ``ASMSettings.occluder_input``, the occluder mask), categories ``(B,)``) -> a
     :class:`~a3d_core.model.mask_branch.MaskBranchOutput` with the coarse mask ``(B, S, S)`` only.
 
     Class-agnostic, like the plain 2D decoder; ``categories`` is accepted for the branch

@@ -144,7 +144,8 @@ def _inverse_sigmoid_fraction(value: float, low: float, high: float) -> float:
 
 
 class ViewpointEstimator(nn.Module):
-    """forward(inputs ``(B, 4, S, S)``) -> :class:`~a3d_core.geometry.Viewpoint` of ``B * K``
+    """forward(inputs ``(B, in_channels, S, S)``: RGB, visible mask and, with
+    ``ASMSettings.occluder_input``, the occluder mask) -> :class:`~a3d_core.geometry.Viewpoint` of ``B * K``
     (radians), instance-major: entry ``b * K + k`` is hypothesis k of instance b, whose azimuth
     is ``a_b + 2 pi k / K``; elevation and distance are shared by an instance's hypotheses.
     With K = 1 (the paper's single camera) that is one viewpoint per instance. :meth:`hypotheses`

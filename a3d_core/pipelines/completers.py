@@ -209,6 +209,7 @@ class CheckpointCompleter:
                 [b.to(device)[c] for b, c in zip(boxes, completed)],
                 [m[c] for m, c in zip(visible_masks, completed)],
                 [label[c] for label, c in zip(labels, completed)],
+                uncompleted_visible_masks=[m[~c] for m, c in zip(visible_masks, completed)],
             )
         return [_kept_visible(c, m, completion) for c, m, completion in zip(completed, visible_masks, completions)]
 

@@ -57,13 +57,15 @@ def read_visible_mask(path: str | os.PathLike) -> torch.Tensor:
 @dataclass
 class InstanceInput:
     """One instance ready for stage 2: rgb ``(3, S, S)``, visible ``(1, S, S)``, and, when it came
-    from a dataset, the ground-truth amodal mask ``(1, S, S)`` and category name."""
+    from a dataset, the ground-truth amodal mask ``(1, S, S)`` and category name. ``occluder``
+    ``(1, S, S)``: what may hide it (``ASMSettings.occluder_input``), ``None`` where unknown."""
 
     rgb: torch.Tensor
     visible: torch.Tensor
     source: str
     amodal: torch.Tensor | None = None
     category: str | None = None
+    occluder: torch.Tensor | None = None
 
 
 @dataclass
@@ -96,7 +98,8 @@ class MeshExportResult:
 
 
 def image_instance(image: str | os.PathLike, visible_mask: str | os.PathLike, size: int) -> InstanceInput:
-    """An instance from an image file (its whole area is the crop) and a same-sized visible-mask file."""
+    """An instance from an image file (its whole area is the crop) and a same-sized visible-mask file;
+    no other instance is given, so its occluder is empty (the union of no other visible masks)."""
     rgb, visible = read_rgb(image), read_visible_mask(visible_mask)
     if visible.shape != rgb.shape[1:]:
         raise InputError(
@@ -105,7 +108,7 @@ def image_instance(image: str | os.PathLike, visible_mask: str | os.PathLike, si
         )
     height, width = visible.shape
     rgb, masks = crop_instance(rgb, visible[None], (0.0, 0.0, float(width), float(height)), size)
-    return InstanceInput(rgb=rgb, visible=masks, source=f"{image} + {visible_mask}")
+    return InstanceInput(rgb=rgb, visible=masks, source=f"{image} + {visible_mask}", occluder=torch.zeros_like(masks))
 
 
 def dataset_instance(
@@ -113,7 +116,8 @@ def dataset_instance(
 ) -> InstanceInput:
     """Annotation ``index`` (0-based, in file order) of a canonical dataset split, cropped by ``crop``:
     ``amodal-box`` = the square around the ground-truth amodal box, ``framing`` (default 1) times
-    its longer side, ``full-image`` = the whole image. A ShapeNet-style shard dataset serves its
+    its longer side, ``full-image`` = the whole image. Its occluder is the union of the visible
+    masks of the image's other annotations, cropped alike. A ShapeNet-style shard dataset serves its
     sample ``index`` (:func:`shard_instance`), framed by ``framing`` when it is given."""
     if crop not in CROP_MODES:
         raise InputError(f"crop must be one of {', '.join(CROP_MODES)}, got {crop!r}")
@@ -137,24 +141,35 @@ def dataset_instance(
     image_path = dataset.image_path(entry)
     rgb = read_rgb(image_path)
     height, width = rgb.shape[1:]
+    others = [
+        other
+        for other in annotations.annotations
+        if other is not annotation and other.get("image_id") == annotation["image_id"] and "visible_mask" in other
+    ]
     try:
         visible = torch.from_numpy(decode_segmentation(annotation["visible_mask"], height, width)).float()
         amodal = torch.from_numpy(decode_segmentation(annotation["segmentation"], height, width)).float()
+        occluder = torch.zeros(height, width)
+        for other in others:
+            other_visible = torch.from_numpy(decode_segmentation(other["visible_mask"], height, width)).float()
+            occluder = torch.maximum(occluder, other_visible)
     except (KeyError, ValueError) as error:
         raise InputError(
-            f"{dataset.split_path(split)}: annotation {annotation.get('id')} has unreadable masks ({error})"
+            f"{dataset.split_path(split)}: annotation {annotation.get('id')} or another of its image has unreadable "
+            f"masks ({error})"
         ) from None
     box = (
         square_box(annotation["bbox"], framing or 1.0)
         if crop == "amodal-box"
         else (0.0, 0.0, float(width), float(height))
     )
-    rgb, masks = crop_instance(rgb, torch.stack([visible, amodal]), box, size)
+    rgb, masks = crop_instance(rgb, torch.stack([visible, amodal, occluder]), box, size)
     category = annotations.category_names.get(int(annotation["category_id"]))
     return InstanceInput(
         rgb=rgb,
         visible=masks[:1],
-        amodal=masks[1:],
+        amodal=masks[1:2],
+        occluder=masks[2:],
         category=category,
         source=f"{dataset.root} {split}[{index}] (annotation {annotation.get('id')}, {image_path.name})",
     )
@@ -171,13 +186,15 @@ def shard_instance(root: Path, index: int, split: str, size: int, framing: float
     if framing is not None:
         sample = frame_view(sample, framing)
     side = float(sample["rgb"].shape[-1])
+    stored = [sample["occluder"]] if "occluder" in sample else []
     rgb, masks = crop_instance(
-        sample["rgb"], torch.cat([sample["visible"], sample["amodal"]]), (0.0, 0.0, side, side), size
+        sample["rgb"], torch.cat([sample["visible"], sample["amodal"], *stored]), (0.0, 0.0, side, side), size
     )
     return InstanceInput(
         rgb=rgb,
         visible=masks[:1],
-        amodal=masks[1:],
+        amodal=masks[1:2],
+        occluder=masks[2:] if stored else None,
         category=samples.categories[int(sample["category"])],
         source=f"{root} {split}[{index}] (object {int(sample['object_index'])}, view {int(sample['view_id'])})",
     )
@@ -187,6 +204,13 @@ def predict_instance(model: AmodalShapeModel, instance: InstanceInput, category:
     """Run an eval-mode 3D model on one instance; ``category`` forces its shape decoder."""
     device = next(model.parameters()).device
     batch = {"rgb": instance.rgb[None].to(device), "visible": instance.visible[None].to(device)}
+    if model.settings.occluder_input:
+        if instance.occluder is None:
+            raise InputError(
+                f"{instance.source}: the model reads an occluder mask (occluder_input) and this sample stores none "
+                "(prepared before the occluder was stored: prepare the data again)"
+            )
+        batch["occluder"] = instance.occluder[None].to(device)
     if category is not None:
         if category not in model.category_names:
             raise InputError(f"--category {category!r}: the checkpoint knows {', '.join(model.category_names)}")

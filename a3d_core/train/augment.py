@@ -20,13 +20,15 @@ from a3d_core.data.viewpoints import mirror_view
 from a3d_core.train.distributed import set_dataset_epoch
 
 FLIPPED_IMAGES = ("rgb", "visible", "amodal")
+FLIPPED_OPTIONAL_IMAGES = ("occluder",)
 
 
 def flip_view(sample: dict[str, Any]) -> dict[str, Any]:
-    """``sample`` with its images ``(C, S, S)`` flipped left-right, its ``view_id`` mirrored and its
-    ``azimuth`` (degrees) negated: a view of the mirrored object."""
+    """``sample`` with its images ``(C, S, S)`` (and its ``occluder`` ``(1, S, S)`` if it has one)
+    flipped left-right, its ``view_id`` mirrored and its ``azimuth`` (degrees) negated: a view of
+    the mirrored object."""
     flipped = dict(sample)
-    for key in FLIPPED_IMAGES:
+    for key in FLIPPED_IMAGES + tuple(key for key in FLIPPED_OPTIONAL_IMAGES if key in sample):
         flipped[key] = torch.flip(sample[key], dims=(-1,))
     if "view_id" in sample:
         flipped["view_id"] = torch.as_tensor(mirror_view(int(sample["view_id"])), dtype=torch.int64)

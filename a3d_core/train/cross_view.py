@@ -4,8 +4,10 @@
 ``amodal``, ``category``; a ``object_index`` array over items) and adds to each item another
 view of the same object as ``rgb_pair``, ``visible_pair``, ``amodal_pair`` and
 ``category_pair`` (and ``elevation_pair``, ``azimuth_pair`` where the items carry their true
-camera, for the camera sources that read it). The network renders the shape seen in the first view with the viewpoint it
-predicts from the second and compares it with the second view's amodal mask.
+camera, for the camera sources that read it, and ``occluder_pair`` where they carry their
+occluder mask, for ``ASMSettings.occluder_input``). The network renders the shape seen in the
+first view with the viewpoint it predicts from the second and compares it with the second view's
+amodal mask.
 
 The partner of item ``i`` in epoch ``e`` is drawn from a generator seeded with
 ``(seed, e, i)``: the pairing is reproducible, independent of DataLoader workers and of the
@@ -24,7 +26,7 @@ from a3d_core.errors import InputError
 from a3d_core.train.distributed import set_dataset_epoch
 
 PAIRED_KEYS = ("rgb", "visible", "amodal", "category")
-PAIRED_CAMERA_KEYS = ("elevation", "azimuth")
+PAIRED_OPTIONAL_KEYS = ("elevation", "azimuth", "occluder")
 
 
 class CrossViewPairs(Dataset):
@@ -90,7 +92,7 @@ class CrossViewPairs(Dataset):
         partner = self.dataset[self.partner(index)]
         for key in PAIRED_KEYS:
             item[f"{key}_pair"] = partner[key]
-        for key in PAIRED_CAMERA_KEYS:
+        for key in PAIRED_OPTIONAL_KEYS:
             if key in partner:
                 item[f"{key}_pair"] = partner[key]
         return item

@@ -45,3 +45,15 @@ def test_framed_views_frame_every_item_and_read_the_dataset_attributes_through()
     assert torch.equal(framed[1]["amodal"], frame_view(_view(), 1.0)["amodal"])
     with pytest.raises(ValueError, match="framing scale"):
         FramedViews(Views(), 0.5)
+
+
+def test_the_occluder_is_framed_at_the_amodal_box_s_square_like_the_visible_mask():
+    view = _view()
+    view["occluder"] = torch.zeros(1, 16, 16)
+    view["occluder"][0, 6:12, 0:16] = 1  # a band over the hidden lower half, wider than the object
+    tight = frame_view(view, 1.0)
+    assert tight["occluder"].shape == (1, 16, 16) and set(tight["occluder"].unique().tolist()) == {0.0, 1.0}
+    # rows 6..9 of the square rows 2..9 are rows 8..15 of the crop; the band reaches past the box
+    assert mask_boxes_or_image(tight["occluder"]).tolist() == [[0.0, 8.0, 16.0, 16.0]]
+    assert torch.equal(tight["occluder"] * tight["amodal"], tight["amodal"] - tight["visible"])
+    assert "occluder" not in frame_view(_view(), 1.0)

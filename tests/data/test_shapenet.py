@@ -1,5 +1,6 @@
 """The prepared ShapeNet-style dataset: the Dataset contract, splits by object, new views, export, errors."""
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,7 @@ def test_dataset_contract(prepared):
             "occlusion_rate",
             "elevation",
             "azimuth",
+            "occluder",
         }
         assert item["rgb"].shape == (3, 32, 32) and item["rgb"].dtype == torch.float32
         assert item["visible"].shape == (1, 32, 32) and item["amodal"].shape == (1, 32, 32)
@@ -183,6 +185,28 @@ def test_shards_round_trip_and_reject_damage(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(InputError, match="junk.npz: not a readable npz shard"):
         read_shard(tmp_path / "junk.npz")
+
+
+def test_the_stored_occluder_hides_exactly_the_hidden_part_and_old_shards_load_without_it(prepared, tmp_path):
+    root, _ = prepared
+    ds = ShapeNetAmodalDataset(root, "train")
+    assert ds.has_occluder
+    for i in range(len(ds)):
+        item = ds[i]
+        occluder, visible, amodal = (item[key].bool() for key in ("occluder", "visible", "amodal"))
+        assert item["occluder"].shape == (1, 32, 32) and item["occluder"].dtype == torch.float32
+        assert torch.equal(amodal & ~visible, amodal & occluder)  # the hidden part is under the occluder
+        assert not (visible & occluder).any()
+    old = tmp_path / "old"
+    shutil.copytree(root, old)
+    for path in sorted((old / "shards").glob("*.npz")):
+        write_shard(path, {name: value for name, value in read_shard(path).items()})
+        assert "occluder" not in read_shard(path, optional=["occluder"])
+    before = ShapeNetAmodalDataset(old, "train")
+    assert not before.has_occluder and "occluder" not in before[0]
+    assert torch.equal(before[0]["visible"], ds[0]["visible"])
+    drawn = ShapeNetAmodalDataset(old, "train", occlusion=OcclusionGenerator())
+    assert drawn.has_occluder and drawn[0]["occluder"].shape == (1, 32, 32)
 
 
 def test_assign_splits_is_by_object_stratified_and_seeded():

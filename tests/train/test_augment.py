@@ -61,3 +61,22 @@ def test_cross_view_pairs_of_flipped_views_are_flipped_alike():
         for index in range(6):
             item = pairs[index]
             assert bool(item["amodal"][0, 0, 3] > 0) == bool(item["amodal_pair"][0, 0, 3] > 0)
+
+
+def test_flips_flip_the_occluder_with_the_view_and_pairs_carry_it():
+    class Occluded(Views):
+        def __getitem__(self, index):
+            item = super().__getitem__(index)
+            item["occluder"] = torch.zeros(1, 4, 4)
+            item["occluder"][0, :, 0] = index + 1  # the left column, marked by the view
+            return item
+
+    sample = Occluded()[2]
+    flipped = flip_view(sample)
+    assert torch.equal(flipped["occluder"], torch.flip(sample["occluder"], dims=(-1,)))
+    assert flipped["occluder"][0, :, 3].tolist() == [3, 3, 3, 3] and not flipped["occluder"][0, :, 0].any()
+    assert "occluder" not in flip_view(Views()[2])
+    pairs = CrossViewPairs(HorizontalFlips(Occluded(), probability=1.0))
+    item = pairs[0]
+    partner = pairs.partner(0)
+    assert torch.equal(item["occluder_pair"][0, :, 3], torch.full((4,), float(partner + 1)))

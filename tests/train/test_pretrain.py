@@ -216,6 +216,17 @@ def test_the_command_builds_the_stage2_settings_the_network_gets(tmp_path, monke
     assert network.refine.__class__.__name__ == "UNetRefine"
 
 
+def test_the_occluder_input_option_reaches_the_stage2_settings(tmp_path, monkeypatch):
+    settings_seen = []
+    monkeypatch.setattr(pretrain_module, "shapenet_components", recording_components(settings_seen))
+    (tmp_path / "data").mkdir()
+    arguments = ["pretrain", "--dataset", str(tmp_path / "data"), "--steps", "1", "--batch-size", "4"]
+    for out, flag in (("on", "--occluder-input"), ("off", "--no-occluder-input")):
+        result = CliRunner().invoke(app, [*arguments, "--out", str(tmp_path / out), flag])
+        assert result.exit_code == 0, result.output
+    assert [settings.occluder_input for settings in settings_seen] == [True, False]
+
+
 def test_the_dataset_and_runs_are_found_under_the_roots_given(tmp_path, monkeypatch):
     monkeypatch.setattr(pretrain_module, "shapenet_components", toy_components)
     (tmp_path / "datasets" / "toy").mkdir(parents=True)

@@ -112,3 +112,17 @@ def test_resuming_with_another_network_names_the_difference(shapes, tmp_path):
 
     with pytest.raises(TrainingError, match=r"last\.pt: checkpoint of another model or dataset \(model_config differs"):
         run(shapes, tmp_path / "run", steps=4, resume=True, stage2=tiny_asm(hidden=48))
+
+
+@pytest.mark.parametrize("model", ["a3d", "2d-unet"])
+def test_occluder_input_pretrains_on_the_stored_occluders_and_reloads(shapes, tmp_path, model):
+    """A tiny-scale smoke test: the stored occluders reach the network through framing and pairs."""
+    from dataclasses import replace
+
+    from a3d_core.model.unet2d import UNet2DSettings
+
+    stage2 = replace(tiny_asm(), occluder_input=True, unet=UNet2DSettings(widths=(4, 4, 8, 8)))
+    result = run(shapes, tmp_path / model, steps=2, stage2=stage2, model=model)
+    assert result.evaluations["test"].model.miou > 0.0
+    network = load_stage2_from_checkpoint(result.evaluated_checkpoint)
+    assert network.settings.occluder_input and network.encoder.convs[0][0].weight.shape[1] == 5

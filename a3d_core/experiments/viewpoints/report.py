@@ -347,7 +347,8 @@ def example_figure(
         if not picks:
             continue
         items = [dataset[i] for i in picks]
-        batch = {key: torch.stack([item[key] for item in items]).to(device) for key in ("rgb", "visible", "amodal")}
+        keys = [key for key in ("rgb", "visible", "amodal", "occluder") if key in items[0]]
+        batch = {key: torch.stack([item[key] for item in items]).to(device) for key in keys}
         for k, item in enumerate(items):
             pixels = (item["rgb"].permute(1, 2, 0) * 255).round().byte().numpy()
             name = dataset.categories[int(dataset.category_index[picks[k]])]

@@ -191,6 +191,7 @@ class ModelSpec:
 
 ONE_CAMERA = {"viewpoint.azimuth_hypotheses": 1}
 VIEW_CYCLE = {**ONE_CAMERA, "losses.view_cycle_camera": 1.0, "losses.view_cycle_shape": 1.0}
+OCCLUDER_INPUT = {"occluder_input": True}
 
 VISIBLE = ModelSpec("visible mask", "visible", "the visible mask itself as the amodal mask", trained=False)
 RETRIEVAL = ModelSpec(
@@ -270,6 +271,19 @@ OPTIONAL_MODELS = (
         "active parameters)",
         cross_view=True,
         stage2={**VIEW_CYCLE, "refine.architecture": "unet"},
+    ),
+    ModelSpec(
+        "U-Net, occluder input",
+        "2d-unet",
+        "the U-Net baseline also reading the mask of the pasted occluders (a fifth input channel)",
+        stage2=OCCLUDER_INPUT,
+    ),
+    ModelSpec(
+        "A3D, 1 camera, occluder input",
+        "a3d",
+        "A3D, 1 camera, whose encoder, viewpoint estimator and refine also read the mask of the pasted occluders",
+        cross_view=True,
+        stage2={**ONE_CAMERA, **OCCLUDER_INPUT},
     ),
 )
 """Run only when named (``--models``): the earlier A3D variants, beyond the cpu scale's budget."""
