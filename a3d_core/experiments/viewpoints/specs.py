@@ -171,7 +171,14 @@ class ModelSpec:
         return override_settings(base_settings(scale), self.stage2)
 
 
+# The settings each model was measured with, pinned where the stage-2 defaults have changed since
+# (now one camera, the view cycle and the U-Net refine): the edge refine, no view cycle, K hypotheses.
+EDGE_REFINE = {"refine.architecture": "edge"}
+NO_VIEW_CYCLE = {"losses.view_cycle_camera": 0.0, "losses.view_cycle_shape": 0.0}
+FOUR_HYPOTHESES = {"viewpoint.azimuth_hypotheses": 4}
 ONE_CAMERA = {"viewpoint.azimuth_hypotheses": 1}
+# The 2D baselines use no viewpoint, but their records hold the settings they were trained with.
+BASELINE_2D = {**EDGE_REFINE, **FOUR_HYPOTHESES}
 VIEW_CYCLE = {**ONE_CAMERA, "losses.view_cycle_camera": 1.0, "losses.view_cycle_shape": 1.0}
 
 VISIBLE = ModelSpec("visible mask", "visible", "the visible mask itself as the amodal mask", trained=False)
@@ -187,24 +194,40 @@ MODELS = (
     VISIBLE,
     RETRIEVAL,
     ModelSpec(
-        "ShapeDict", "shapedict", "K-means atoms per category retrieved by the visible mask, then the edge refine"
+        "ShapeDict",
+        "shapedict",
+        "K-means atoms per category retrieved by the visible mask, then the edge refine",
+        stage2=BASELINE_2D,
     ),
-    ModelSpec("2D", "2d", "the 2D mask decoder (fc to S/8, three upsampling stages), then the edge refine"),
-    ModelSpec("U-Net", "2d-unet", "a U-Net decoder with skips, about A3D's active parameters, then the edge refine"),
+    ModelSpec(
+        "2D", "2d", "the 2D mask decoder (fc to S/8, three upsampling stages), then the edge refine", stage2=BASELINE_2D
+    ),
+    ModelSpec(
+        "U-Net",
+        "2d-unet",
+        "a U-Net decoder with skips, about A3D's active parameters, then the edge refine",
+        stage2=BASELINE_2D,
+    ),
     ModelSpec(
         "A3D, 1 camera",
         "a3d",
         "mesh + viewpoint + renderer + refine, the paper's single camera, symmetric meshes, cross-view",
         cross_view=True,
-        stage2=ONE_CAMERA,
+        stage2={**ONE_CAMERA, **NO_VIEW_CYCLE, **EDGE_REFINE},
     ),
-    ModelSpec("A3D", "a3d", "a3d's defaults: 4 azimuth hypotheses, symmetric meshes, cross-view", cross_view=True),
+    ModelSpec(
+        "A3D",
+        "a3d",
+        "4 azimuth hypotheses (a3d's defaults before the view cycle and U-Net refine), symmetric meshes, cross-view",
+        cross_view=True,
+        stage2={**FOUR_HYPOTHESES, **NO_VIEW_CYCLE, **EDGE_REFINE},
+    ),
     ModelSpec(
         "A3D, scored",
         "a3d",
         "A3D whose viewpoint estimator scores its 4 hypotheses; one rendered in evaluation",
         cross_view=True,
-        stage2={"viewpoint.hypothesis_selection": "scores"},
+        stage2={**FOUR_HYPOTHESES, "viewpoint.hypothesis_selection": "scores", **NO_VIEW_CYCLE, **EDGE_REFINE},
     ),
     ModelSpec(
         "A3D, 1 camera, view cycle",
@@ -212,7 +235,7 @@ MODELS = (
         "A3D, 1 camera, plus the view cycle: meshes rendered at random cameras, re-encoded, must give back "
         "camera and mesh",
         cross_view=True,
-        stage2=VIEW_CYCLE,
+        stage2={**VIEW_CYCLE, **EDGE_REFINE},
     ),
     ModelSpec(
         "A3D, 1 camera, view cycle, U-Net refine",
