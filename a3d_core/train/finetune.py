@@ -219,9 +219,10 @@ def build_finetune_model(
     kind, stage2 = settings.stage2_kind, settings.stage2
     if settings.init is not None:
         source = load_stage2_from_checkpoint(settings.init)
-        # Cross-view pairs and the view cycle are pretraining's (paper 3.7: fine-tuning sees single crops).
-        losses = dataclasses.replace(source.settings.losses, view_cycle_camera=0.0, view_cycle_shape=0.0)
-        kind, stage2 = source.kind, dataclasses.replace(source.settings, cross_view_weight=0.0, losses=losses)
+        kind, stage2 = source.kind, source.settings
+    # Cross-view pairs and the view cycle are pretraining's (paper 3.7: fine-tuning sees single crops).
+    losses = dataclasses.replace(stage2.losses, view_cycle_camera=0.0, view_cycle_shape=0.0)
+    stage2 = dataclasses.replace(stage2, cross_view_weight=0.0, losses=losses)
     crop_scale = settings.crop_scale or stage2.input_framing or DEFAULT_CROP_SCALE
     try:
         stage2 = dataclasses.replace(stage2, input_framing=crop_scale)
