@@ -20,6 +20,7 @@ from a3d_core.model.asm import (
     transfer_pretrained,
 )
 from a3d_core.model.losses import LossSettings, soft_iou
+from a3d_core.model.refine import RefineSettings
 from a3d_core.model.viewpoint import ViewpointSettings
 from tests.model.conftest import CATEGORIES, SIZE, disc, make_batch, tiny_encoder, tiny_settings
 
@@ -336,10 +337,26 @@ def test_seeded_loss_regression():
         },
         "2d-unet": {"reconstruction": 0.809972, "edge_refine": 0.369135, "classification": 0.728455},
         "shapedict": {"reconstruction": 0.0, "edge_refine": 0.415919, "classification": 0.728455},
+        # 2026-12-06: the defaults (one camera, the view cycle, the U-Net refine) at tiny_settings' sizes
+        "a3d-defaults": {
+            "reconstruction": 0.442704,
+            "edge_refine": 0.441457,
+            "classification": 0.728455,
+            "laplacian": 0.001511,
+            "flatten": 0.000245,
+            "view_cycle_camera": 2.311497,
+            "view_cycle_shape": 0.000004,
+        },
+    }
+    variants = {
+        "a3d-scored": dict(viewpoint=scored()),
+        "a3d-defaults": dict(
+            viewpoint=ViewpointSettings(encoder=tiny_encoder()), refine=RefineSettings(), losses=LossSettings()
+        ),
     }
     for kind, values in expected.items():
         batch = make_batch(2)
-        model = seeded_model("a3d", viewpoint=scored()) if kind == "a3d-scored" else seeded_model(kind)
+        model = seeded_model("a3d", **variants[kind]) if kind in variants else seeded_model(kind)
         model.fit_to_masks(batch["amodal"][:, 0], batch["category"])
         with torch.no_grad():
             losses = model.train()(batch)
