@@ -88,7 +88,7 @@ def pretrain(
         True, "--symmetric/--asymmetric", help="Mirror-symmetric meshes (as CMR): each shape equals its mirror image."
     ),
     azimuth_hypotheses: int = typer.Option(
-        4,
+        ViewpointSettings.azimuth_hypotheses,
         "--azimuth-hypotheses",
         min=1,
         help="Turned cameras per instance; training learns from the one closest to the amodal mask, which lets the "
@@ -122,15 +122,16 @@ def pretrain(
         min=0,
         help="K-means atoms per category of --model shapedict*; 0: every training mask is an atom.",
     ),
-    view_cycle: float = typer.Option(
-        0.0,
+    view_cycle: Optional[float] = typer.Option(
+        None,
         "--view-cycle",
         min=0.0,
         help="Weight of the view cycle (a3d kinds; not in the paper): each mesh is rendered at a random camera and "
-        "re-encoded, and the viewpoint estimator must find that camera, the shape decoder that mesh. 0: off.",
+        "re-encoded, and the viewpoint estimator must find that camera, the shape decoder that mesh. 0: off. "
+        f"Default: {LossSettings.VIEW_CYCLE_WEIGHT:g} for a3d kinds, off for 2d.",
     ),
     refine: RefineArchitecture = typer.Option(
-        "edge",
+        RefineSettings.architecture,
         "--refine",
         help="The refine after the coarse mask: edge (the paper's three conv layers, 3.5) or unet (a small U-Net on "
         "the same inputs; not in the paper).",

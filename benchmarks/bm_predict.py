@@ -6,10 +6,11 @@ Run by hand: ``python benchmarks/bm_predict.py [--checkpoint runs/scenes/best.pt
 Without ``--checkpoint`` untrained networks are built (MobileNetV3-FPN stage 1, 64 x 64 stage-2
 crops, ico-sphere level 2) and stage 1 keeps its ``--detections`` best boxes per image whatever
 their score, so that stage 2 always has the same number of instances to complete. One row per
-way of choosing the camera, each network built from the same seed: a single azimuth (the paper's),
-4 azimuth hypotheses all rendered to pick one (``render``, the default) and 4 hypotheses scored by
-the viewpoint estimator with only the chosen one rendered (``scores``). The difference between
-the two throughput columns is the price of stage 2 (crop, encode, mesh, render, refine, paste).
+stage-2 variant, each network built from the same seed: the defaults (one azimuth, the U-Net
+refine), the paper's network (one azimuth, the edge refine), 4 azimuth hypotheses all rendered to
+pick one (``render``, the former default) and 4 hypotheses scored by the viewpoint estimator with
+only the chosen one rendered (``scores``). The difference between the two throughput columns is
+the price of stage 2 (crop, encode, mesh, render, refine, paste).
 """
 
 from __future__ import annotations
@@ -24,18 +25,29 @@ from rich.table import Table
 
 from a3d_core.model.a3d import A3DNetwork, A3DSettings, build_a3d, load_a3d_from_checkpoint
 from a3d_core.model.asm import ASMSettings
+from a3d_core.model.refine import RefineSettings
 from a3d_core.model.viewpoint import ViewpointSettings
 from a3d_core.runtime import resolve_device
 from a3d_core.train.finetune import small_stage1_settings
 
-CAMERA_VARIANTS = (
-    ("1 azimuth", 1, "render"),
-    ("4 hypotheses, render", 4, "render"),
-    ("4 hypotheses, scores", 4, "scores"),
+STAGE2_VARIANTS = (  # label, stage-2 settings beyond the benchmark's size (empty: the defaults)
+    ("the defaults", {}),
+    ("1 azimuth, edge refine (the paper's)", {"refine": RefineSettings(architecture="edge")}),
+    (
+        "4 hypotheses, render, edge refine (the former default)",
+        {"viewpoint": ViewpointSettings(azimuth_hypotheses=4), "refine": RefineSettings(architecture="edge")},
+    ),
+    (
+        "4 hypotheses, scores, edge refine",
+        {
+            "viewpoint": ViewpointSettings(azimuth_hypotheses=4, hypothesis_selection="scores"),
+            "refine": RefineSettings(architecture="edge"),
+        },
+    ),
 )
 
 
-def untrained_network(detections: int, min_size: int, viewpoint: ViewpointSettings) -> A3DNetwork:
+def untrained_network(detections: int, min_size: int, stage2: dict) -> A3DNetwork:
     stage1 = dataclasses.replace(
         small_stage1_settings(min_size=min_size, max_size=2 * min_size),
         box_score_thresh=0.0,
@@ -44,7 +56,7 @@ def untrained_network(detections: int, min_size: int, viewpoint: ViewpointSettin
     torch.manual_seed(0)
     return build_a3d(
         ["airplane", "car", "chair"],
-        A3DSettings(stage1=stage1, stage2=ASMSettings(image_size=64, template_level=2, viewpoint=viewpoint)),
+        A3DSettings(stage1=stage1, stage2=ASMSettings(image_size=64, template_level=2, **stage2)),
     )
 
 
@@ -79,20 +91,12 @@ def main() -> None:
         variants = [("checkpoint", load_a3d_from_checkpoint(args.checkpoint))]
     else:
         variants = [
-            (
-                label,
-                untrained_network(
-                    args.detections,
-                    args.min_size,
-                    ViewpointSettings(azimuth_hypotheses=k, hypothesis_selection=selection),
-                ),
-            )
-            for label, k, selection in CAMERA_VARIANTS
+            (label, untrained_network(args.detections, args.min_size, stage2)) for label, stage2 in STAGE2_VARIANTS
         ]
     generator = torch.Generator().manual_seed(0)
     images = [torch.rand(3, height, width, generator=generator).to(device) for _ in range(args.images)]
     table = Table()
-    for column in ("camera", "instances / image", "stage 1 alone (img/s)", "both stages (img/s)", "stage-2 share"):
+    for column in ("stage 2", "instances / image", "stage 1 alone (img/s)", "both stages (img/s)", "stage-2 share"):
         table.add_column(column, justify="right")
     for label, network in variants:
         network = network.to(device).eval()

@@ -4,17 +4,22 @@ For each configuration both backends render the same batch of deformed ico-spher
 Kato-style viewpoints, forward only and forward + backward (the loss is a weighted sum of the
 silhouettes, so every pixel sends a gradient). The grid varies one axis at a time around a base
 point (image size, template level, faces per pixel, batch size); the base point is the issue's
-target case: 64x64, level 3 (642 vertices), K = 50, batch 8.
+target case: 64x64, level 3 (642 vertices), K = 50, batch 8. The forward runs under
+``torch.no_grad``, where the ``fast`` backend aggregates the rasterizer's own distances (inference);
+``--inference`` times only that, at the sizes inference uses: crops of 32 and 64 pixels, levels 2
+and 3, the instances of one image (4) and of a 4-image batch of ``bm_predict.py`` (20).
 
-    python benchmarks/bm_render.py            # the full sweep (minutes on 2 CPU cores)
-    python benchmarks/bm_render.py --quick    # a small sweep (seconds)
-    python benchmarks/bm_render.py --target   # only the base case
+    python benchmarks/bm_render.py              # the full sweep (minutes on 2 CPU cores)
+    python benchmarks/bm_render.py --quick      # a small sweep (seconds)
+    python benchmarks/bm_render.py --target     # only the base case
+    python benchmarks/bm_render.py --inference  # forward only, no gradient, at inference sizes
     python benchmarks/bm_render.py --device cuda
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -42,6 +47,10 @@ FULL_BASE = Case(image_size=64, level=3, faces_per_pixel=50, batch=8)
 FULL_AXES = {"image_size": (32, 64, 128), "level": (2, 3, 4), "faces_per_pixel": (10, 50, 100), "batch": (1, 8, 32)}
 QUICK_BASE = Case(image_size=32, level=2, faces_per_pixel=50, batch=4)
 QUICK_AXES = {"image_size": (32, 64), "level": (2, 3), "faces_per_pixel": (50,), "batch": (4,)}
+INFERENCE_CASES = [
+    Case(image_size=size, level=level, faces_per_pixel=50, batch=batch)
+    for size, level, batch in itertools.product((32, 64), (2, 3), (4, 20))
+]
 
 
 def sweep(base: Case, axes: dict[str, tuple[int, ...]]) -> list[Case]:
@@ -82,8 +91,10 @@ def workloads(case: Case, backend: str, device: torch.device) -> dict[str, Calla
     return {"fwd": forward, "f+b": forward_backward}
 
 
-def measure(case: Case, device: torch.device, repeats: int, seconds_per_round: float) -> dict[tuple[str, str], float]:
-    """Meshes per second for each (backend, workload), from the best of its timings.
+def measure(
+    case: Case, device: torch.device, repeats: int, seconds_per_round: float, names: tuple[str, ...] = WORKLOADS
+) -> dict[tuple[str, str], float]:
+    """Meshes per second for each (backend, workload of ``names``), from the best of its timings.
 
     ``repeats`` rounds; in each, every workload is timed once, and again while it has used less
     than ``seconds_per_round`` (at most 10 times), so that cheap workloads get many tries. The
@@ -92,7 +103,10 @@ def measure(case: Case, device: torch.device, repeats: int, seconds_per_round: f
     """
     synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     runs = {
-        (backend, name): run for backend in BACKENDS_COMPARED for name, run in workloads(case, backend, device).items()
+        (backend, name): run
+        for backend in BACKENDS_COMPARED
+        for name, run in workloads(case, backend, device).items()
+        if name in names
     }
     best = {key: float("inf") for key in runs}
     for _ in range(repeats):
@@ -119,6 +133,7 @@ def main() -> None:
     grid = parser.add_mutually_exclusive_group()
     grid.add_argument("--quick", action="store_true", help="a small grid that runs in seconds")
     grid.add_argument("--target", action="store_true", help="only the target case (64x64, level 3, K 50, batch 8)")
+    grid.add_argument("--inference", action="store_true", help="forward only, no gradient, at inference sizes")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--repeats", type=int, default=3, help="timing rounds per case (the best time counts)")
@@ -132,8 +147,11 @@ def main() -> None:
     device = torch.device(args.device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    names = ("fwd",) if args.inference else WORKLOADS
     if args.target:
         cases = [FULL_BASE]
+    elif args.inference:
+        cases = INFERENCE_CASES
     else:
         cases = sweep(QUICK_BASE, QUICK_AXES) if args.quick else sweep(FULL_BASE, FULL_AXES)
 
@@ -145,22 +163,22 @@ def main() -> None:
     for column in ("image", "level (V)", "K", "batch"):
         table.add_column(column, justify="right")
     for backend in BACKENDS_COMPARED:
-        table.add_column(f"{backend} fwd", justify="right")
-        table.add_column(f"{backend} f+b", justify="right")
-    table.add_column("fast/p3d fwd", justify="right")
-    table.add_column("fast/p3d f+b", justify="right")
+        for name in names:
+            table.add_column(f"{backend} {name}", justify="right")
+    for name in names:
+        table.add_column(f"fast/p3d {name}", justify="right")
     warm_up(device)
     for case in cases:
         console.log(f"measuring {case}")
-        rates = measure(case, device, args.repeats, args.seconds_per_round)
+        rates = measure(case, device, args.repeats, args.seconds_per_round, names)
         vertices = ico_sphere_template(case.level)[0].shape[0]
         table.add_row(
             f"{case.image_size}",
             f"{case.level} ({vertices})",
             f"{case.faces_per_pixel}",
             f"{case.batch}",
-            *(f"{rates[backend, name]:.1f}" for backend in BACKENDS_COMPARED for name in WORKLOADS),
-            *(f"{rates['fast', name] / rates['pytorch3d', name]:.1f}x" for name in WORKLOADS),
+            *(f"{rates[backend, name]:.1f}" for backend in BACKENDS_COMPARED for name in names),
+            *(f"{rates['fast', name] / rates['pytorch3d', name]:.2f}x" for name in names),
         )
     console.print(table)
 

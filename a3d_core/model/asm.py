@@ -43,10 +43,15 @@ Cross-view consistency (3.7, optional, pretraining): with ``cross_view_weight > 
 besides the usual losses on both, the shape from view A is rendered with the viewpoint
 predicted from view B and must match B's amodal mask (and B's shape at A's viewpoint, A's mask).
 
-View cycle (not in the paper, optional): with ``losses.view_cycle_camera`` or
-``losses.view_cycle_shape`` > 0, each mesh is rendered at a random camera and re-encoded; the
+View cycle (not in the paper; on by default for the 3D kinds): with ``losses.view_cycle_camera``
+or ``losses.view_cycle_shape`` > 0, each mesh is rendered at a random camera and re-encoded; the
 viewpoint estimator must find that camera and the shape decoder that mesh
-(:mod:`a3d_core.model.view_cycle`).
+(:mod:`a3d_core.model.view_cycle`). Unset (``None``) view-cycle weights are resolved per kind when
+the network is built (:meth:`~a3d_core.model.losses.LossSettings.for_branch`); a 2D kind refuses
+explicit non-zero ones.
+
+Defaults (chosen on val, docs/stage2.md): one camera (the paper's), the view cycle and the U-Net
+refine in place of the paper's edge refine.
 
 Camera sources (not in the paper, ``ViewpointSettings.camera``, :mod:`a3d_core.model.viewpoint`):
 ``"supervised"`` adds ``camera_supervision``, the distance of the predicted camera from the true
@@ -65,7 +70,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple
 
@@ -120,7 +125,12 @@ _NESTED_SETTINGS = {
 
 # Settings added after checkpoints had been written, with the value those checkpoints were
 # trained with (the new defaults differ): a config without them gets these.
-_LEGACY_SETTINGS = {"shape": {"symmetric": False}, "viewpoint": {"azimuth_hypotheses": 1}}
+_LEGACY_SETTINGS = {
+    "shape": {"symmetric": False},
+    "viewpoint": {"azimuth_hypotheses": 1},
+    "refine": {"architecture": "edge"},
+    "losses": {"view_cycle_camera": 0.0, "view_cycle_shape": 0.0},
+}
 
 # Options retired because their pilots showed no gain (docs/stage2.md), each at the value that
 # switched it off; configs written before keep them at that value. RETIRED_AT is the last commit
@@ -744,6 +754,12 @@ def transfer_pretrained(
 
 
 # ------------------------------------------------------------------------------------ factories
+def settings_for_kind(kind: str, settings: ASMSettings) -> ASMSettings:
+    """``settings`` as a network of ``kind`` uses them: unset view-cycle weights on where a mesh
+    branch exists (the ``a3d`` kinds), off for the 2D kinds (:meth:`LossSettings.for_branch`)."""
+    return replace(settings, losses=settings.losses.for_branch(has_mesh=kind.startswith("a3d")))
+
+
 def build_stage2(kind: str, category_names: list[str], settings: ASMSettings | None = None) -> AmodalShapeModel:
     """Build a stage-2 network of ``kind`` (see ``KINDS``) for ``category_names``."""
     if kind not in KINDS:
@@ -751,7 +767,7 @@ def build_stage2(kind: str, category_names: list[str], settings: ASMSettings | N
     category_names = [str(name) for name in category_names]
     if not category_names or len(set(category_names)) != len(category_names):
         raise ValueError(f"category_names must be a non-empty list of unique names, got {category_names}")
-    settings = settings or ASMSettings()
+    settings = settings_for_kind(kind, settings or ASMSettings())
     size = settings.image_size
     channels = settings.input_channels
     encoder = Encoder(size, in_channels=channels, settings=settings.encoder)
@@ -770,7 +786,7 @@ def build_stage2(kind: str, category_names: list[str], settings: ASMSettings | N
         if settings.cross_view_weight > 0:
             raise ValueError("cross-view consistency needs the 3D branch; the 2D baselines take cross_view_weight=0")
         if settings.losses.view_cycle_camera or settings.losses.view_cycle_shape:
-            raise ValueError("the view cycle needs the 3D branch; the 2D baselines take view-cycle weights 0")
+            raise ValueError("the view cycle needs the 3D branch; the 2D baselines take view-cycle weights 0 or unset")
         if settings.viewpoint.camera != "learned":
             raise ValueError(
                 f"camera {settings.viewpoint.camera!r} is a camera of the 3D branch; the 2D baselines take camera "

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import torch
 import torch.nn.functional as F
@@ -26,9 +26,13 @@ class LossSettings:
     """Weights of every term (0 switches a term off); ``edge_outside_visible`` is eq. 2's lambda;
     ``hypothesis_score`` weighs the cross-entropy of scored azimuth hypotheses (not in the paper,
     :mod:`a3d_core.model.viewpoint`); ``view_cycle_camera`` and ``view_cycle_shape`` the view
-    cycle's two terms (not in the paper, :mod:`a3d_core.model.view_cycle`; 0: off);
-    ``camera_supervision`` the distance of the predicted camera from the true one, used only with
-    ``ViewpointSettings.camera="supervised"`` (not in the paper, :mod:`a3d_core.model.viewpoint`)."""
+    cycle's two terms (not in the paper, :mod:`a3d_core.model.view_cycle`; 0: off; ``None``: the
+    default, ``VIEW_CYCLE_WEIGHT`` where a mesh branch exists and 0 for the 2D kinds, resolved by
+    :meth:`for_branch` when a network is built); ``camera_supervision`` the distance of the
+    predicted camera from the true one, used only with ``ViewpointSettings.camera="supervised"``
+    (not in the paper, :mod:`a3d_core.model.viewpoint`)."""
+
+    VIEW_CYCLE_WEIGHT = 1.0
 
     reconstruction: float = 1.0
     edge_refine: float = 1.0
@@ -37,15 +41,27 @@ class LossSettings:
     flatten: float = 5e-4
     classification: float = 1.0
     hypothesis_score: float = 0.1
-    view_cycle_camera: float = 0.0
-    view_cycle_shape: float = 0.0
+    view_cycle_camera: float | None = None
+    view_cycle_shape: float | None = None
     camera_supervision: float = 1.0
 
     def __post_init__(self) -> None:
         for item in fields(self):
             value = getattr(self, item.name)
+            if value is None and item.name in ("view_cycle_camera", "view_cycle_shape"):
+                continue
             if not value >= 0.0 or value == float("inf"):
                 raise ValueError(f"loss weight {item.name} must be finite and non-negative, got {value}")
+
+    def for_branch(self, has_mesh: bool) -> "LossSettings":
+        """These weights with the view cycle's unset (``None``) weights resolved for a network with
+        (``has_mesh``) or without a mesh branch."""
+        default = self.VIEW_CYCLE_WEIGHT if has_mesh else 0.0
+        return replace(
+            self,
+            view_cycle_camera=default if self.view_cycle_camera is None else self.view_cycle_camera,
+            view_cycle_shape=default if self.view_cycle_shape is None else self.view_cycle_shape,
+        )
 
 
 def soft_iou(prediction: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

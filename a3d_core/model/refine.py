@@ -6,7 +6,7 @@ and a 1x1 convolution turns their features into per-pixel logits of the refined 
 (the ReLU of the last block would otherwise clip the logits at 0). Its loss (``losses.py``, L_E)
 weighs pixels inside the visible region more, where the image shows the true edge.
 
-:class:`UNetRefine` (``RefineSettings.architecture = "unet"``; not in the paper) reads the same
+:class:`UNetRefine` (``RefineSettings.architecture = "unet"``, the default; not in the paper) reads the same
 five channels with a small U-Net (:mod:`a3d_core.model.unet2d`): the paper's refine sees 7x7
 pixels around each output, too little to mend a coarse mask that is wrong by more than an edge.
 It asks whether a 3D coarse mask helps a strong 2D decoder; its default widths keep A3D's active
@@ -33,7 +33,7 @@ class RefineSettings:
     unet_widths: the U-Net refine's channels at ``S``, ``S/2``, ``S/4`` and ``S/8``."""
 
     hidden_channels: int = 32
-    architecture: str = "edge"
+    architecture: str = "unet"
     unet_widths: tuple[int, ...] = (16, 32, 64, 128)
 
     def __post_init__(self) -> None:

@@ -15,6 +15,12 @@ gradient, so this backend runs pytorch3d's rasterizer under ``torch.no_grad`` on
    selected faces (pytorch3d's ``sigmoid_alpha_blend``), computed as
    ``-expm1(sum_f logsigmoid(d / sigma))``.
 
+Where no gradient is needed (under ``torch.no_grad`` or ``torch.inference_mode``, or with no
+input that requires one: inference), recomputing the distances buys nothing; the rasterizer's own
+``dists`` are aggregated instead, exactly as pytorch3d's ``SoftSilhouetteShader`` does
+(:func:`soft_silhouettes_from_rasterizer`): pytorch3d's forward path, without building its
+``Meshes`` from a list or its shader's colour buffers.
+
 Every convention is pytorch3d's, so the two backends agree to float rounding: NDC has +X left
 and +Y up, pixel ``(row i, column j)`` of an ``H x W`` image has its centre at
 ``x = 1 - (2 j + 1) / W``, ``y = 1 - (2 i + 1) / H`` (square images), the inside test is "all
@@ -118,18 +124,19 @@ def signed_squared_distances(points: torch.Tensor, triangles: torch.Tensor) -> t
 @torch.no_grad()
 def nearest_faces(
     vertices_ndc: torch.Tensor, faces: torch.Tensor, image_size: int, blur_radius: float, faces_per_pixel: int
-) -> torch.Tensor:
-    """pytorch3d's choice of faces, without gradients: ``pix_to_face`` ``(B, H, W, K)``.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """pytorch3d's choice of faces, without gradients: ``pix_to_face`` and ``dists``, both ``(B, H, W, K)``.
 
-    ``vertices_ndc`` ``(B, V, 3)`` from :func:`project_to_ndc`; ``faces`` ``(F, 3)``. Entries
-    index the packed faces (``b * F + f``), nearest first in depth, -1 where fewer than K faces
-    lie within ``blur_radius`` (squared NDC distance) of the pixel centre. The settings are
-    ``MeshRasterizer``'s for the reference (naive rasterization, barycentric clipping for the
-    depth order as ``blur_radius > 0`` implies, no perspective correction, no culling).
+    ``vertices_ndc`` ``(B, V, 3)`` from :func:`project_to_ndc`; ``faces`` ``(F, 3)``. Entries of
+    ``pix_to_face`` index the packed faces (``b * F + f``), nearest first in depth, -1 where fewer
+    than K faces lie within ``blur_radius`` (squared NDC distance) of the pixel centre; ``dists``
+    are their signed squared distances (-1 where none). The settings are ``MeshRasterizer``'s for
+    the reference (naive rasterization, barycentric clipping for the depth order as
+    ``blur_radius > 0`` implies, no perspective correction, no culling).
     """
     batch = vertices_ndc.shape[0]
     meshes = Meshes(verts=vertices_ndc.detach(), faces=faces.expand(batch, -1, -1))
-    pix_to_face, _, _, _ = rasterize_meshes(
+    pix_to_face, _, _, dists = rasterize_meshes(
         meshes,
         image_size=image_size,
         blur_radius=blur_radius,
@@ -141,7 +148,14 @@ def nearest_faces(
         z_clip_value=None,
         cull_to_frustum=False,
     )
-    return pix_to_face
+    return pix_to_face, dists
+
+
+def soft_silhouettes_from_rasterizer(pix_to_face: torch.Tensor, dists: torch.Tensor, sigma: float) -> torch.Tensor:
+    """SoftRas silhouettes ``(B, H, W)`` from the rasterizer's ``pix_to_face`` and ``dists``
+    ``(B, H, W, K)``, without gradients: ``SoftSilhouetteShader``'s ``sigmoid_alpha_blend``."""
+    probabilities = torch.sigmoid(-dists / sigma) * (pix_to_face >= 0)
+    return 1.0 - torch.prod(1.0 - probabilities, dim=-1)
 
 
 def soft_silhouettes_of_selected_faces(
@@ -184,12 +198,18 @@ def render_silhouettes_fast(
 
     ``cameras`` holds B cameras. The batch is rendered in chunks of at most
     ``max(1, max_chunk_elements // (H * W * K))`` meshes, which bounds the rasterizer's
-    ``(chunk, H, W, K)`` buffers.
+    ``(chunk, H, W, K)`` buffers. Where no gradient is needed the rasterizer's distances are
+    aggregated (:func:`soft_silhouettes_from_rasterizer`), else they are recomputed in torch
+    (:func:`soft_silhouettes_of_selected_faces`).
     """
     vertices_ndc = project_to_ndc(vertices, cameras)
+    differentiable = torch.is_grad_enabled() and vertices_ndc.requires_grad
     meshes_per_chunk = max(1, max_chunk_elements // (image_size * image_size * faces_per_pixel))
     silhouettes = []
     for chunk in vertices_ndc.split(meshes_per_chunk):
-        pix_to_face = nearest_faces(chunk, faces, image_size, blur_radius, faces_per_pixel)
-        silhouettes.append(soft_silhouettes_of_selected_faces(chunk, faces, pix_to_face, sigma))
+        pix_to_face, dists = nearest_faces(chunk, faces, image_size, blur_radius, faces_per_pixel)
+        if differentiable:
+            silhouettes.append(soft_silhouettes_of_selected_faces(chunk, faces, pix_to_face, sigma))
+        else:
+            silhouettes.append(soft_silhouettes_from_rasterizer(pix_to_face, dists, sigma))
     return torch.cat(silhouettes)

@@ -69,7 +69,7 @@ class ViewpointSettings:
     initial_distance: float = KATO_DISTANCE
     head_init_std: float = 1e-3
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
-    azimuth_hypotheses: int = 4
+    azimuth_hypotheses: int = 1
     hypothesis_selection: str = "render"
     camera: str = "learned"
 

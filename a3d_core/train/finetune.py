@@ -224,12 +224,11 @@ def build_finetune_model(
                 f"{settings.init}: pretrained with the oracle camera (an upper bound that needs the true camera of "
                 "every instance); fine-tuning has no cameras: start from a 'learned' or 'supervised' pretraining"
             )
-        # Cross-view pairs, the view cycle and camera supervision are pretraining's (paper 3.7: fine-tuning sees
-        # single crops, without cameras); a camera-supervised estimator goes on predicting the camera.
-        losses = dataclasses.replace(
-            source.settings.losses, view_cycle_camera=0.0, view_cycle_shape=0.0, camera_supervision=0.0
-        )
-        kind, stage2 = source.kind, dataclasses.replace(source.settings, cross_view_weight=0.0, losses=losses)
+        kind, stage2 = source.kind, source.settings
+    # Cross-view pairs, the view cycle and camera supervision are pretraining's (paper 3.7: fine-tuning sees
+    # single crops, without cameras); a camera-supervised estimator goes on predicting the camera.
+    losses = dataclasses.replace(stage2.losses, view_cycle_camera=0.0, view_cycle_shape=0.0, camera_supervision=0.0)
+    stage2 = dataclasses.replace(stage2, cross_view_weight=0.0, losses=losses)
     crop_scale = settings.crop_scale or stage2.input_framing or DEFAULT_CROP_SCALE
     try:
         stage2 = dataclasses.replace(stage2, input_framing=crop_scale)

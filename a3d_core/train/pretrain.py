@@ -30,7 +30,7 @@ from a3d_core.data.shapenet import ShapeNetAmodalDataset, read_shard_manifest
 from a3d_core.errors import InputError
 from a3d_core.eval.instances import AmodalEvaluation, evaluate_amodal, evenly_spaced
 from a3d_core.io.atomic import atomic_write_json
-from a3d_core.model.asm import ASMSettings, build_stage2
+from a3d_core.model.asm import ASMSettings, build_stage2, settings_for_kind
 from a3d_core.progress import SILENT, ProgressReporter
 from a3d_core.runtime import seed_everything
 from a3d_core.train.augment import HorizontalFlips
@@ -145,15 +145,16 @@ class PretrainSettings:
 def stage2_settings(settings: PretrainSettings, image_size: int) -> ASMSettings:
     """``settings.stage2`` with what pretraining decides: the dataset's ``image_size`` (the
     renderer's too), the ``framing`` of the views as ``input_framing``, and the cross-view weight
-    (0 when cross-view is off)."""
+    (0 when cross-view is off), the view-cycle weights of its kind (:func:`settings_for_kind`)."""
     stage2 = settings.stage2
-    return dataclasses.replace(
+    chosen = dataclasses.replace(
         stage2,
         image_size=image_size,
         renderer=dataclasses.replace(stage2.renderer, image_size=image_size),
         input_framing=settings.framing,
         cross_view_weight=settings.cross_view_weight if settings.uses_cross_view else 0.0,
     )
+    return settings_for_kind(settings.stage2_kind, chosen)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,7 @@
-"""Tiny stage-2 settings and hand-made batches shared by the model tests (S = 32, level-1 sphere)."""
+"""Tiny stage-2 settings and hand-made batches shared by the model tests (S = 32, level-1 sphere).
+
+``tiny_settings`` pins what the tests were written against (4 azimuth hypotheses, the edge refine,
+no view cycle), so that they keep testing it when the defaults change."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import torch
 from a3d_core.model.asm import ASMSettings
 from a3d_core.model.baseline2d import MaskDecoder2DSettings
 from a3d_core.model.encoder import EncoderSettings
+from a3d_core.model.losses import LossSettings
 from a3d_core.model.refine import RefineSettings
 from a3d_core.model.render import SilhouetteRendererSettings
 from a3d_core.model.shape import ShapeDecoderSettings
@@ -27,9 +31,10 @@ def tiny_settings(**overrides) -> ASMSettings:
         template_level=1,
         encoder=tiny_encoder(),
         shape=ShapeDecoderSettings(hidden_dim=32),
-        viewpoint=ViewpointSettings(encoder=tiny_encoder()),
+        viewpoint=ViewpointSettings(encoder=tiny_encoder(), azimuth_hypotheses=4),
         renderer=SilhouetteRendererSettings(image_size=SIZE, faces_per_pixel=8),
-        refine=RefineSettings(hidden_channels=8),
+        refine=RefineSettings(hidden_channels=8, architecture="edge"),
+        losses=LossSettings(view_cycle_camera=0.0, view_cycle_shape=0.0),
         mask_decoder=MaskDecoder2DSettings(channels=(16, 8, 8, 8)),
     )
     values.update(overrides)

@@ -20,6 +20,7 @@ from a3d_core.model.asm import (
     transfer_pretrained,
 )
 from a3d_core.model.losses import LossSettings, soft_iou
+from a3d_core.model.refine import RefineSettings
 from a3d_core.model.viewpoint import ViewpointSettings
 from tests.model.conftest import CATEGORIES, SIZE, disc, make_batch, tiny_encoder, tiny_settings
 
@@ -220,7 +221,9 @@ def test_evaluation_uses_the_hypothesis_that_covers_the_visible_mask(batch):
 
 
 def scored(**viewpoint) -> ViewpointSettings:
-    return ViewpointSettings(encoder=tiny_encoder(), hypothesis_selection="scores", **viewpoint)
+    return ViewpointSettings(
+        **{"encoder": tiny_encoder(), "hypothesis_selection": "scores", "azimuth_hypotheses": 4, **viewpoint}
+    )
 
 
 def test_scored_hypotheses_learn_which_one_fits_and_evaluation_renders_only_that_one(batch):
@@ -334,10 +337,26 @@ def test_seeded_loss_regression():
         },
         "2d-unet": {"reconstruction": 0.809972, "edge_refine": 0.369135, "classification": 0.728455},
         "shapedict": {"reconstruction": 0.0, "edge_refine": 0.415919, "classification": 0.728455},
+        # 2026-12-06: the defaults (one camera, the view cycle, the U-Net refine) at tiny_settings' sizes
+        "a3d-defaults": {
+            "reconstruction": 0.442704,
+            "edge_refine": 0.441457,
+            "classification": 0.728455,
+            "laplacian": 0.001511,
+            "flatten": 0.000245,
+            "view_cycle_camera": 2.311497,
+            "view_cycle_shape": 0.000004,
+        },
+    }
+    variants = {
+        "a3d-scored": dict(viewpoint=scored()),
+        "a3d-defaults": dict(
+            viewpoint=ViewpointSettings(encoder=tiny_encoder()), refine=RefineSettings(), losses=LossSettings()
+        ),
     }
     for kind, values in expected.items():
         batch = make_batch(2)
-        model = seeded_model("a3d", viewpoint=scored()) if kind == "a3d-scored" else seeded_model(kind)
+        model = seeded_model("a3d", **variants[kind]) if kind in variants else seeded_model(kind)
         model.fit_to_masks(batch["amodal"][:, 0], batch["category"])
         with torch.no_grad():
             losses = model.train()(batch)
@@ -356,13 +375,31 @@ def test_config_is_json_and_rebuilds_the_same_architecture():
         build_stage2_from_config({**config, "settings": {**config["settings"], "colour": 1}})
 
 
-def test_configs_written_before_symmetry_and_hypotheses_rebuild_what_they_trained():
+def test_configs_written_before_symmetry_hypotheses_unet_refine_and_view_cycle_rebuild_what_they_trained():
     config = json.loads(json.dumps(build_stage2("a3d", CATEGORIES).config()))
     settings = build_stage2_from_config(config).settings
-    assert settings.shape.symmetric and settings.viewpoint.azimuth_hypotheses == 4  # the defaults now
-    del config["settings"]["shape"]["symmetric"], config["settings"]["viewpoint"]["azimuth_hypotheses"]
+    assert settings.shape.symmetric and settings.viewpoint.azimuth_hypotheses == 1  # the defaults now
+    assert settings.refine.architecture == "unet" and settings.losses.view_cycle_camera == 1.0
+    config["settings"]["viewpoint"]["azimuth_hypotheses"] = 4
+    assert build_stage2_from_config(config).settings.viewpoint.azimuth_hypotheses == 4  # a written value is kept
+    stored = config["settings"]
+    del stored["shape"]["symmetric"], stored["viewpoint"]["azimuth_hypotheses"], stored["refine"]["architecture"]
+    del stored["losses"]["view_cycle_camera"], stored["losses"]["view_cycle_shape"]
     settings = build_stage2_from_config(config).settings
     assert not settings.shape.symmetric and settings.viewpoint.azimuth_hypotheses == 1
+    assert settings.refine.architecture == "edge"
+    assert (settings.losses.view_cycle_camera, settings.losses.view_cycle_shape) == (0.0, 0.0)
+
+
+def test_default_view_cycle_weights_apply_where_a_mesh_branch_exists():
+    assert LossSettings().view_cycle_camera is None  # unset: resolved per kind
+    mesh = build_stage2("a3d", CATEGORIES, ASMSettings(image_size=32, template_level=1)).settings.losses
+    assert (mesh.view_cycle_camera, mesh.view_cycle_shape) == (LossSettings.VIEW_CYCLE_WEIGHT,) * 2
+    for kind in ("2d", "2d-unet", "shapedict"):
+        flat = build_stage2(kind, CATEGORIES, ASMSettings(image_size=32)).settings.losses
+        assert (flat.view_cycle_camera, flat.view_cycle_shape) == (0.0, 0.0), kind
+    explicit = ASMSettings(image_size=32, losses=LossSettings(view_cycle_camera=0.0, view_cycle_shape=0.5))
+    assert build_stage2("a3d", CATEGORIES, explicit).settings.losses.view_cycle_camera == 0.0
 
 
 def old_config_with_the_retired_options(template="sphere", instance_warmup=0.0, deformation=0.0) -> dict:

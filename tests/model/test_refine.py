@@ -32,7 +32,7 @@ def test_unet_refine_reaches_across_the_mask_where_the_edge_refine_cannot():
     rgb, visible = torch.rand(1, 3, 32, 32), torch.ones(1, 1, 32, 32)
     edge = EdgeRefine(RefineSettings(hidden_channels=4)).eval()
     unet = build_refine(RefineSettings(architecture="unet", unet_widths=(4, 4, 8, 8))).eval()
-    assert isinstance(unet, UNetRefine) and isinstance(build_refine(RefineSettings()), EdgeRefine)
+    assert isinstance(unet, UNetRefine) and isinstance(build_refine(RefineSettings(architecture="edge")), EdgeRefine)
     far = []
     for refine in (edge, unet):
         coarse = torch.rand(1, 32, 32, requires_grad=True)

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from a3d_core.geometry import Viewpoint, ico_sphere_template
+from a3d_core.model import render_fast
 from a3d_core.model.render import (
     SilhouetteRendererSettings,
     SoftSilhouetteRenderer,
@@ -232,6 +233,34 @@ def test_chunked_rendering_equals_unchunked():
     for silhouettes, gradient in results[:2]:
         assert torch.allclose(silhouettes, results[2][0], atol=1e-6)
         assert torch.allclose(gradient, results[2][1], atol=1e-6 * results[2][1].abs().max().item())
+
+
+@pytest.mark.parametrize("no_gradient", [torch.no_grad, torch.inference_mode, None])
+def test_a_forward_without_gradient_aggregates_the_rasterizer_distances_and_agrees(monkeypatch, no_gradient):
+    """Inference takes the rasterizer's own distances (pytorch3d's forward path): the same
+    silhouettes as the differentiable recomputation, which it does not run."""
+    generator = torch.Generator().manual_seed(8)
+    vertices, faces = deformed_spheres(3, level=2, generator=generator)
+    viewpoint = random_viewpoints(3, generator)
+    fast, reference = renderers(32, max_chunk_elements=2 * 32 * 32 * 50)
+    differentiable = fast(vertices.clone().requires_grad_(True), faces, viewpoint).detach()
+    ran = []
+    for name in ("soft_silhouettes_of_selected_faces", "soft_silhouettes_from_rasterizer"):
+        original = getattr(render_fast, name)
+        monkeypatch.setattr(render_fast, name, lambda *args, _f=original, _n=name: ran.append(_n) or _f(*args))
+    if no_gradient is None:  # grad mode on, but no input requires a gradient
+        silhouettes = fast(vertices, faces, viewpoint)
+    else:
+        with no_gradient():
+            silhouettes = fast(vertices.clone().requires_grad_(True), faces, viewpoint)
+    assert ran == ["soft_silhouettes_from_rasterizer"] * 2  # two chunks, neither recomputed
+    assert not silhouettes.requires_grad
+    assert torch.allclose(silhouettes, differentiable, atol=1e-5)
+    with torch.no_grad():
+        assert torch.allclose(silhouettes, reference(vertices, faces, viewpoint), atol=1e-6)
+    ran.clear()
+    fast(vertices.clone().requires_grad_(True), faces, viewpoint)
+    assert ran == ["soft_silhouettes_of_selected_faces"] * 2
 
 
 # --------------------------------------------------------------------------- analytic projection

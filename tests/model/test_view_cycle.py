@@ -133,7 +133,7 @@ def test_the_cycle_leaves_the_running_statistics_as_the_real_inputs_made_them():
 
 
 def test_scored_hypotheses_get_the_cycle_cross_entropy():
-    viewpoint = ViewpointSettings(encoder=tiny_encoder(), hypothesis_selection="scores")
+    viewpoint = ViewpointSettings(encoder=tiny_encoder(), hypothesis_selection="scores", azimuth_hypotheses=4)
     plain = seeded_model(viewpoint=viewpoint, losses=cycle_weights(shape=0.0)).train()
     torch.manual_seed(3)
     term = plain(make_batch(2))["view_cycle_camera"].item()

@@ -149,6 +149,11 @@ def test_pretraining_only_terms_are_off_in_the_fine_tuned_network(tmp_path: Path
     assert stage2.cross_view_weight == 0.0
     assert (stage2.losses.view_cycle_camera, stage2.losses.view_cycle_shape) == (0.0, 0.0)
     assert stage2.losses.reconstruction == cycle.reconstruction  # the paper's terms are kept
+    fresh = FinetuneSettings(
+        dataset=tmp_path, out=tmp_path / "fresh", stage1=tiny_stage1_settings(), stage2=ASMSettings(image_size=32)
+    )  # no init: the default view cycle is off in fine-tuning too
+    losses = build_finetune_model(fresh, ["car"])[0].stage2.settings.losses
+    assert (losses.view_cycle_camera, losses.view_cycle_shape) == (0.0, 0.0)
 
 
 def test_a_camera_supervised_prior_fine_tunes_without_its_term_and_an_oracle_one_is_refused(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from a3d_core.data.framing import FramedViews
 from a3d_core.data.prepare_shapenet import PrepareShapeNetConfig, prepare_shapenet
 from a3d_core.data.shapenet import ShapeNetAmodalDataset
 from a3d_core.errors import InputError
-from a3d_core.model.asm import ASMSettings, build_stage2
+from a3d_core.model.asm import ASMSettings, build_stage2, settings_for_kind
 from a3d_core.train import pretrain as pretrain_module
 from a3d_core.train.checkpoint import load_checkpoint
 from a3d_core.train.loop import TrainSettings
@@ -209,8 +209,9 @@ def test_the_command_builds_the_stage2_settings_the_network_gets(tmp_path, monke
         None,
         1.0,
     )
-    # the command's defaults are the library's
-    assert defaults == ASMSettings(image_size=8, input_framing=1.1, cross_view_weight=1.0)
+    # the command's defaults are the library's, as a network of the kind resolves them
+    assert defaults == settings_for_kind("a3d", ASMSettings(image_size=8, input_framing=1.1, cross_view_weight=1.0))
+    assert (defaults.losses.view_cycle_camera, defaults.refine.architecture) == (1.0, "unet")
     network = build_stage2("a3d", ["cube"], chosen)  # and the real network is built with them
     assert network.config()["settings"] == chosen.to_dict()
     assert network.refine.__class__.__name__ == "UNetRefine"

@@ -189,8 +189,17 @@ class ModelSpec:
         return override_settings(base_settings(scale), self.stage2)
 
 
+# The settings each model was measured with, pinned where the stage-2 defaults have changed since
+# (now one camera, the view cycle and the U-Net refine): the edge refine, no view cycle, K hypotheses.
+EDGE_REFINE = {"refine.architecture": "edge"}
+NO_VIEW_CYCLE = {"losses.view_cycle_camera": 0.0, "losses.view_cycle_shape": 0.0}
+FOUR_HYPOTHESES = {"viewpoint.azimuth_hypotheses": 4}
 ONE_CAMERA = {"viewpoint.azimuth_hypotheses": 1}
+# The 2D baselines use no viewpoint, but their records hold the settings they were trained with.
+BASELINE_2D = {**EDGE_REFINE, **FOUR_HYPOTHESES}
 VIEW_CYCLE = {**ONE_CAMERA, "losses.view_cycle_camera": 1.0, "losses.view_cycle_shape": 1.0}
+PAPER_A3D = {**ONE_CAMERA, **NO_VIEW_CYCLE, **EDGE_REFINE}
+"""The paper's A3D: one learned camera, the edge refine, no view cycle."""
 OCCLUDER_INPUT = {"occluder_input": True}
 
 VISIBLE = ModelSpec("visible mask", "visible", "the visible mask itself as the amodal mask", trained=False)
@@ -207,7 +216,7 @@ ONE_CAMERA_A3D = ModelSpec(
     "a3d",
     "mesh + viewpoint + renderer + refine, the paper's single camera, symmetric meshes, cross-view",
     cross_view=True,
-    stage2=ONE_CAMERA,
+    stage2=PAPER_A3D,
     headline=True,
 )
 CAMERA_MODELS = (
@@ -217,7 +226,7 @@ CAMERA_MODELS = (
         "A3D, 1 camera, rendering at the TRUE camera in training and evaluation: an upper bound, not the "
         "paper's method (cameras are not known at test time)",
         cross_view=True,
-        stage2={**ONE_CAMERA, "viewpoint.camera": "oracle"},
+        stage2={**PAPER_A3D, "viewpoint.camera": "oracle"},
         headline=True,
     ),
     ModelSpec(
@@ -225,7 +234,7 @@ CAMERA_MODELS = (
         "a3d",
         "A3D, 1 camera, whose viewpoint estimator learns the training set's cameras and predicts them at test",
         cross_view=True,
-        stage2={**ONE_CAMERA, "viewpoint.camera": "supervised"},
+        stage2={**PAPER_A3D, "viewpoint.camera": "supervised"},
         headline=True,
     ),
 )
@@ -234,13 +243,19 @@ MODELS = (
     VISIBLE,
     RETRIEVAL,
     ModelSpec(
-        "ShapeDict", "shapedict", "K-means atoms per category retrieved by the visible mask, then the edge refine"
+        "ShapeDict",
+        "shapedict",
+        "K-means atoms per category retrieved by the visible mask, then the edge refine",
+        stage2=BASELINE_2D,
     ),
-    ModelSpec("2D", "2d", "the 2D mask decoder (fc to S/8, three upsampling stages), then the edge refine"),
+    ModelSpec(
+        "2D", "2d", "the 2D mask decoder (fc to S/8, three upsampling stages), then the edge refine", stage2=BASELINE_2D
+    ),
     ModelSpec(
         "U-Net",
         "2d-unet",
         "a U-Net decoder with skips, about A3D's active parameters, then the edge refine",
+        stage2=BASELINE_2D,
         headline=True,
     ),
     ONE_CAMERA_A3D,
@@ -248,13 +263,19 @@ MODELS = (
 )
 """The models a run trains by default, sized to the cpu scale's time budget."""
 OPTIONAL_MODELS = (
-    ModelSpec("A3D", "a3d", "a3d's defaults: 4 azimuth hypotheses, symmetric meshes, cross-view", cross_view=True),
+    ModelSpec(
+        "A3D",
+        "a3d",
+        "4 azimuth hypotheses (a3d's defaults before the view cycle and U-Net refine), symmetric meshes, cross-view",
+        cross_view=True,
+        stage2={**FOUR_HYPOTHESES, **NO_VIEW_CYCLE, **EDGE_REFINE},
+    ),
     ModelSpec(
         "A3D, scored",
         "a3d",
         "A3D whose viewpoint estimator scores its 4 hypotheses; one rendered in evaluation",
         cross_view=True,
-        stage2={"viewpoint.hypothesis_selection": "scores"},
+        stage2={**FOUR_HYPOTHESES, "viewpoint.hypothesis_selection": "scores", **NO_VIEW_CYCLE, **EDGE_REFINE},
     ),
     ModelSpec(
         "A3D, 1 camera, view cycle",
@@ -262,7 +283,7 @@ OPTIONAL_MODELS = (
         "A3D, 1 camera, plus the view cycle: meshes rendered at random cameras, re-encoded, must give back "
         "camera and mesh",
         cross_view=True,
-        stage2=VIEW_CYCLE,
+        stage2={**VIEW_CYCLE, **EDGE_REFINE},
     ),
     ModelSpec(
         "A3D, 1 camera, view cycle, U-Net refine",
@@ -276,14 +297,14 @@ OPTIONAL_MODELS = (
         "U-Net, occluder input",
         "2d-unet",
         "the U-Net baseline also reading the mask of the pasted occluders (a fifth input channel)",
-        stage2=OCCLUDER_INPUT,
+        stage2={**BASELINE_2D, **OCCLUDER_INPUT},
     ),
     ModelSpec(
         "A3D, 1 camera, occluder input",
         "a3d",
         "A3D, 1 camera, whose encoder, viewpoint estimator and refine also read the mask of the pasted occluders",
         cross_view=True,
-        stage2={**ONE_CAMERA, **OCCLUDER_INPUT},
+        stage2={**PAPER_A3D, **OCCLUDER_INPUT},
     ),
 )
 """Run only when named (``--models``): the earlier A3D variants, beyond the cpu scale's budget."""
