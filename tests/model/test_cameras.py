@@ -42,7 +42,8 @@ def test_the_camera_source_is_validated():
     assert ViewpointSettings().camera == "learned"
     with pytest.raises(ValueError, match="camera must be one of"):
         ViewpointSettings(camera="true")
-    oracle = ViewpointSettings(camera="oracle")  # settable before the hypotheses (dotted overrides, in any order)
+    # Oracle with 4 hypotheses is a valid settings object (dotted overrides set them in any order); the build refuses.
+    oracle = ViewpointSettings(camera="oracle", azimuth_hypotheses=4)
     with pytest.raises(ValueError, match="oracle camera is the true one: it takes azimuth_hypotheses=1, got 4"):
         build_stage2("a3d", CATEGORIES, tiny_settings(viewpoint=oracle))
     for hypotheses in (1, 4):  # K hypotheses or one

@@ -64,7 +64,8 @@ def write_tiny_scenes(root: Path, train_images: int = 4, val_images: int = 2, se
 
 
 def tiny_stage2_settings() -> ASMSettings:
-    """The smallest stage 2 the tests use: 32 x 32 crops, a 42-vertex template, narrow encoders."""
+    """The smallest stage 2 the tests use: 32 x 32 crops, a 42-vertex template, narrow encoders, the
+    paper's three-layer edge refine (smaller than the default U-Net refine)."""
     encoder = {"channels": [8, 8, 16, 16, 16], "fc_dims": [32, 32, 32]}
     return ASMSettings(
         image_size=32,
@@ -72,7 +73,7 @@ def tiny_stage2_settings() -> ASMSettings:
         encoder=encoder,
         shape={"hidden_dim": 32},
         viewpoint={"encoder": encoder},
-        refine={"hidden_channels": 8},
+        refine={"hidden_channels": 8, "architecture": "edge"},
         renderer=None,
     )
 

@@ -28,7 +28,7 @@ def tiny_asm(hidden=32):
         shape=ShapeDecoderSettings(hidden_dim=hidden),
         viewpoint=ViewpointSettings(encoder=encoder),
         renderer=SilhouetteRendererSettings(faces_per_pixel=4),
-        refine=RefineSettings(hidden_channels=8),
+        refine=RefineSettings(hidden_channels=8, architecture="edge"),
     )
 
 

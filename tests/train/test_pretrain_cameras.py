@@ -91,7 +91,10 @@ def test_the_oracle_renders_at_the_true_camera_through_pretraining(shapes, tmp_p
 @pytest.mark.parametrize(
     "options, message",
     [
-        (["--camera", "oracle"], "the oracle camera is the true one: it takes azimuth_hypotheses=1, got 4"),
+        (
+            ["--camera", "oracle", "--azimuth-hypotheses", "4"],
+            "the oracle camera is the true one: it takes azimuth_hypotheses=1, got 4",
+        ),
         (["--camera", "supervised", "--model", "2d"], "--model 2d: camera 'supervised' is a camera of the 3D branch"),
     ],
 )
