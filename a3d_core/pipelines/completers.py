@@ -45,7 +45,7 @@ import torch
 from a3d_core.boxes import DEFAULT_CROP_SCALE, crop_masks, square_boxes
 from a3d_core.data.category_map import CategoryMap
 from a3d_core.errors import InputError
-from a3d_core.model.a3d import A3DSettings, complete_instances, load_a3d_from_checkpoint
+from a3d_core.model.a3d import A3DSettings, complete_instances, load_a3d_from_checkpoint, other_instances_masks
 from a3d_core.model.asm import AmodalShapeModel, ASMSettings, build_stage2, load_stage2_from_checkpoint
 from a3d_core.model.shapedict import ShapeDictSettings
 from a3d_core.runtime import resolve_device
@@ -375,10 +375,9 @@ class DeocclusionCompleter(CheckpointCompleter):
         encoded, single_boxes, single_masks, single_names, counts = [], [], [], [], []
         for image_boxes, masks, names in zip(boxes, visible_masks, categories):
             masks = masks.float()
-            everything = masks.sum(dim=0)
+            erasers = other_instances_masks(masks > 0.5) * (1 - masks)  # the others, off the instance itself
             for k in range(len(masks)):
-                eraser = ((everything - masks[k]) > 0.5).float() * (1 - masks[k])
-                encoded.append(torch.stack([masks[k], eraser, torch.zeros_like(eraser)]))
+                encoded.append(torch.stack([masks[k], erasers[k], torch.zeros_like(erasers[k])]))
                 single_boxes.append(image_boxes[k : k + 1])
                 single_masks.append(masks[k : k + 1])
                 single_names.append(names[k : k + 1])
