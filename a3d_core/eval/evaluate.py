@@ -59,12 +59,15 @@ class EvaluationSettings:
         kinds: any of ``amodal``, ``visible``, ``occluded``.
         occlusion_threshold: ground truth at or above this occlusion rate counts in occluded AP.
         require_visible: raise when predictions lack ``visible_mask`` (else visible is skipped).
+        occlusion_order: with amodal or occluded, also score the pairwise occlusion order where the
+            ground truth has an order annotation (a validation that reads AP alone leaves it out).
         device: ``auto``, ``cpu`` or ``cuda[:N]``.
     """
 
     kinds: tuple[str, ...] = KINDS
     occlusion_threshold: float = 0.15
     require_visible: bool = False
+    occlusion_order: bool = True
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -204,12 +207,13 @@ def evaluate_predictions(
             evaluation = evaluation or occluded_eval
         step("mIoU")
         result.segments = _segments(split, evaluation, ground_truth, detections, names, device)
-        step("occlusion order")
-        order = order_accuracy(split.images, split.annotations, predictions)
-        if isinstance(order, OrderAccuracy):
-            result.order = order
-        else:
-            result.skipped["order"] = order
+        if settings.occlusion_order:
+            step("occlusion order")
+            order = order_accuracy(split.images, split.annotations, predictions)
+            if isinstance(order, OrderAccuracy):
+                result.order = order
+            else:
+                result.skipped["order"] = order
 
     if "visible" in settings.kinds:
         missing = next(

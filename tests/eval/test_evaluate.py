@@ -50,6 +50,16 @@ def test_amodal_occluded_and_visible_by_hand():
     assert segments.category_mean == pytest.approx(((1 + 0.5) / 2 + 6 / 9) / 2)
 
 
+def test_the_occlusion_order_is_scored_only_when_asked():
+    scored = evaluate_predictions(tiny_split(), predictions(), EvaluationSettings(kinds=("amodal",)))
+    assert scored.order is not None or "order" in scored.skipped  # scored, or said why not
+    left_out = evaluate_predictions(
+        tiny_split(), predictions(), EvaluationSettings(kinds=("amodal",), occlusion_order=False)
+    )
+    assert left_out.order is None and "order" not in left_out.skipped
+    assert left_out.kinds["amodal"].stats == scored.kinds["amodal"].stats
+
+
 def test_best_match_takes_highest_iou_then_higher_score():
     # One ground truth, three detections in score order with IoU 0.4, 0.7, 0.7: the second wins.
     grouping = Grouping(
