@@ -39,7 +39,6 @@ never one image in two.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -54,6 +53,7 @@ from a3d_core.data.canonical import FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME, 
 from a3d_core.data.occlusion import OcclusionGenerator, OcclusionSettings
 from a3d_core.data.problems import Problem, ProblemKind
 from a3d_core.data.shapenet import STORAGE, write_shard
+from a3d_core.data.splits import check_split_fractions, split_counts
 from a3d_core.errors import InputError
 from a3d_core.geometry import KATO_DISTANCE, KATO_ELEVATION_DEG
 from a3d_core.io.atomic import atomic_directory, atomic_write_json
@@ -188,11 +188,7 @@ class PrepareModalConfig:
     def __post_init__(self) -> None:
         self.annotations, self.out = Path(self.annotations), Path(self.out)
         self.images = Path(self.images) if self.images is not None else None
-        fractions = self.split_fractions
-        if len(fractions) != 3 or min(fractions) < 0 or not math.isclose(sum(fractions), 1.0, abs_tol=1e-6):
-            raise ValueError(f"split_fractions must be three non-negative numbers summing to 1, got {fractions}")
-        if fractions[0] <= 0:
-            raise ValueError("the train fraction must be positive")
+        check_split_fractions(self.split_fractions)
         if self.max_images is not None and self.max_images < 1:
             raise ValueError(f"max_images must be at least 1, got {self.max_images}")
         if self.image_size < 8 or self.min_modal_pixels < 1 or self.shard_instances < 1:
@@ -231,11 +227,7 @@ def split_images(image_ids: Sequence[int], fractions: Sequence[float], seed: int
     ordered = [
         int(i) for i in np.asarray(sorted(image_ids))[np.random.default_rng((seed, 25)).permutation(len(image_ids))]
     ]
-    total = len(ordered)
-    counts = [int(math.floor(f * total)) for f in fractions]
-    if total >= sum(1 for f in fractions if f > 0):
-        counts = [max(c, 1) if f > 0 else c for c, f in zip(counts, fractions)]
-    counts[0] = total - counts[1] - counts[2]
+    counts = split_counts(len(ordered), fractions)
     return {
         image: "val" if k < counts[1] else "test" if k < counts[1] + counts[2] else "train"
         for k, image in enumerate(ordered)

@@ -17,7 +17,6 @@ as metadata only, never a training signal.
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,6 +33,7 @@ from a3d_core.data.occlusion import OcclusionGenerator, OcclusionSettings
 from a3d_core.data.render import MeshRenderer, RenderSettings
 from a3d_core.data.shapenet import STORAGE, canonical_split, find_kato_files, read_kato_npz, write_shard
 from a3d_core.data.shapes import CATEGORIES, generate_shape, to_pytorch3d
+from a3d_core.data.splits import check_split_fractions, split_counts
 from a3d_core.data.viewpoints import Camera, ViewProtocol, parse_view_range
 from a3d_core.errors import InputError
 from a3d_core.geometry import KATO_DISTANCE, KATO_ELEVATION_DEG, KATO_NUM_VIEWS, Viewpoint
@@ -98,16 +98,7 @@ class PrepareShapeNetConfig:
             raise ValueError(f"objects_per_category must be at least 1, got {self.objects_per_category}")
         if not 1 <= self.views <= KATO_NUM_VIEWS:
             raise ValueError(f"views must be in 1..{KATO_NUM_VIEWS}, got {self.views}")
-        if (
-            len(self.split_fractions) != 3
-            or min(self.split_fractions) < 0
-            or not math.isclose(sum(self.split_fractions), 1.0, abs_tol=1e-6)
-        ):
-            raise ValueError(
-                f"split_fractions must be three non-negative numbers summing to 1, got {self.split_fractions}"
-            )
-        if self.split_fractions[0] <= 0:
-            raise ValueError("the train fraction must be positive")
+        check_split_fractions(self.split_fractions)
         held_views: tuple[int, ...] = ()
         if self.holdout_views is not None:
             first, last = self.holdout_views
@@ -241,12 +232,7 @@ def assign_splits(objects: Sequence[ObjectSpec], fractions: Sequence[float], see
             if queue:
                 ordered.append(queue.pop(0))
     total = len(ordered)
-    counts = [int(math.floor(f * total)) for f in fractions]
-    enough = total >= sum(1 for f in fractions if f > 0)
-    for i, fraction in enumerate(fractions):
-        if fraction > 0 and counts[i] == 0 and enough:
-            counts[i] = 1
-    counts[0] = total - sum(counts[1:])
+    counts = split_counts(total, fractions)
     if counts[0] < 1:
         raise InputError(f"{total} objects are too few for the split fractions {tuple(fractions)}")
     # val and test take from the front of the interleaved order so that every category is represented
