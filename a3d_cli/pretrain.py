@@ -49,8 +49,9 @@ def pretrain(
     dataset: Optional[str] = typer.Option(
         None,
         "--dataset",
-        help="Dataset folder (or name under the data root) from `a3d prepare shapenet` or `a3d prepare modal`. "
-        "Default: shapenet under the data root.",
+        help="Dataset folder (or name under the data root) from `a3d prepare shapenet` or `a3d prepare modal`, "
+        "or a COCO-style instance file (.json) of ordinary masks: its class-agnostic Deocclusion pairs are "
+        "prepared into <out>/modal-pairs first. Default: shapenet under the data root.",
     ),
     data: Optional[str] = DataAliasOption,
     data_root: Optional[Path] = DataRootOption,
@@ -205,7 +206,7 @@ def pretrain(
             occluder_input=occluder_input,
         )
         settings = PretrainSettings(
-            data=resolve_dataset(dataset, data_root),
+            data=Path(dataset) if Path(dataset).is_file() else resolve_dataset(dataset, data_root),
             out=out,
             stage2_kind=model.value,
             stage2=stage2,

@@ -6,6 +6,10 @@ file or entry and the problem. The CLI prints that message on one line and exits
 traceback is reserved for bugs.
 """
 
+from __future__ import annotations
+
+from typing import Any, Mapping
+
 
 class A3DError(Exception):
     """An input or runtime problem with a message meant for the user."""
@@ -17,3 +21,12 @@ class InputError(A3DError, ValueError):
 
 class TrainingError(A3DError, RuntimeError):
     """A training run cannot go on (non-finite loss, mismatched checkpoint)."""
+
+
+def describe_config_difference(saved: Mapping[str, Any], current: Mapping[str, Any]) -> str:
+    """``"key: saved -> current"`` for each top-level entry that differs (for error messages)."""
+    keys = sorted(set(saved) | set(current))
+    differences = [
+        f"{key}: {saved.get(key)!r} -> {current.get(key)!r}" for key in keys if saved.get(key) != current.get(key)
+    ]
+    return "; ".join(differences)

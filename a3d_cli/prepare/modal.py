@@ -66,7 +66,7 @@ def modal(
     """
     from a3d_core.data.catalog import data_root as resolve_root
     from a3d_core.data.occlusion import OcclusionSettings
-    from a3d_core.data.prepare_modal import ERASER_ONLY, ModalPairSettings, PrepareModalConfig, prepare_modal
+    from a3d_core.data.prepare_modal import ERASER_ONLY, PHASES, ModalPairSettings, PrepareModalConfig, prepare_modal
 
     try:
         config = PrepareModalConfig(
@@ -86,9 +86,8 @@ def modal(
         )
     except ValueError as error:
         raise InputError(str(error)) from None
-    phases = {"read": ("reading masks", "image"), "pair": ("building pairs", "instance")}
     with ProgressDisplay(console) as display:
-        result = prepare_modal(config, progress=stage_callback(display, phases))
+        result = prepare_modal(config, progress=stage_callback(display, PHASES))
 
     table = Table(title=f"Modal completion pairs -> {result.out}")
     for column in ("split", "images", "instances", "mean occlusion"):

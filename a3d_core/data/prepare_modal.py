@@ -39,6 +39,7 @@ never one image in two.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -54,13 +55,15 @@ from a3d_core.data.occlusion import OcclusionGenerator, OcclusionSettings
 from a3d_core.data.problems import Problem, ProblemKind
 from a3d_core.data.shapenet import STORAGE, write_shard
 from a3d_core.data.splits import check_split_fractions, split_counts
-from a3d_core.errors import InputError
+from a3d_core.errors import InputError, describe_config_difference
 from a3d_core.geometry import KATO_DISTANCE, KATO_ELEVATION_DEG
 from a3d_core.io.atomic import atomic_directory, atomic_write_json
 from a3d_core.io.images import read_image
 
 SPLITS = ("train", "val", "test")
 CLASS_AGNOSTIC = "object"
+PHASES = {"read": ("reading masks", "image"), "pair": ("building pairs", "instance")}
+"""The stages :func:`prepare_modal` reports, as progress phases (:func:`~a3d_core.progress.stage_callback`)."""
 """The one category of a class-agnostic modal dataset."""
 ERASER_ONLY = (1.0, 0.0, 0.0, 0.0)
 """Occluder mix of :class:`OcclusionSettings`: other instances' masks only, as Deocclusion."""
@@ -193,6 +196,22 @@ class PrepareModalConfig:
             raise ValueError(f"max_images must be at least 1, got {self.max_images}")
         if self.image_size < 8 or self.min_modal_pixels < 1 or self.shard_instances < 1:
             raise ValueError("image_size must be at least 8, min_modal_pixels and shard_instances at least 1")
+
+    def recipe(self) -> dict[str, Any]:
+        """What decides the pairs (JSON-able; the manifest's ``prepared_with``): every field but
+        where they are written, how they are sharded and ``overwrite``."""
+        recipe = {
+            "annotations": str(self.annotations.resolve()),
+            "images": None if self.images is None else str(self.images.resolve()),
+            "class_agnostic": self.class_agnostic,
+            "image_size": self.image_size,
+            "split_fractions": list(self.split_fractions),
+            "pairs": asdict(self.pairs),
+            "seed": self.seed,
+            "max_images": self.max_images,
+            "min_modal_pixels": self.min_modal_pixels,
+        }
+        return json.loads(json.dumps(recipe))  # as read back from the manifest: lists, not tuples
 
 
 @dataclass
@@ -445,6 +464,7 @@ def prepare_modal(config: PrepareModalConfig, progress: Progress | None = None) 
             "occlusion": asdict(config.pairs.occlusion),
         },
         "canonical_json": False,
+        "prepared_with": config.recipe(),
         "objects": [],
     }
     summary: dict[str, tuple[int, int, float]] = {}
@@ -483,3 +503,28 @@ def prepare_modal(config: PrepareModalConfig, progress: Progress | None = None) 
             )
         atomic_write_json(staging / MANIFEST_NAME, manifest, indent=2)
     return PrepareModalResult(config.out, categories, summary, problems, time.perf_counter() - started)
+
+
+def prepared_modal_pairs(config: PrepareModalConfig, progress: Progress | None = None) -> Path:
+    """``config.out``, prepared by :func:`prepare_modal` unless it already holds these very pairs
+    (its manifest's ``prepared_with`` equals ``config.recipe()``): what ``a3d pretrain --dataset
+    FILE.json`` calls, so that a rerun or ``--resume`` reuses its pairs.
+
+    Raises:
+        InputError: ``config.out`` holds something else (other pairs, or no modal manifest), as
+            well as :func:`prepare_modal`'s errors.
+    """
+    manifest_path = config.out / MANIFEST_NAME
+    if not config.out.exists():
+        prepare_modal(config, progress)
+        return config.out
+    recorded = read_json(manifest_path).get("prepared_with") if manifest_path.is_file() else None
+    if recorded != config.recipe():
+        what = (
+            "no modal pairs"
+            if recorded is None
+            else f"other pairs ({describe_config_difference(recorded, config.recipe())})"
+        )
+        raise InputError(f"{config.out}: holds {what}; choose another output folder")
+    return config.out
+

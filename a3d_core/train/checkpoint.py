@@ -26,7 +26,7 @@ from typing import Any, Mapping
 
 import torch
 
-from a3d_core.errors import TrainingError
+from a3d_core.errors import TrainingError, describe_config_difference
 from a3d_core.io.atomic import atomic_torch_save
 from a3d_core.io.checkpoints import read_checkpoint
 
@@ -49,15 +49,6 @@ def load_checkpoint(path: str | Path, required_keys: tuple[str, ...] = REQUIRED_
             ``required_keys``.
     """
     return read_checkpoint(path, required_keys, "an a3d training checkpoint")
-
-
-def describe_config_difference(saved: Mapping[str, Any], current: Mapping[str, Any]) -> str:
-    """``"key: saved -> current"`` for each top-level entry that differs (for error messages)."""
-    keys = sorted(set(saved) | set(current))
-    differences = [
-        f"{key}: {saved.get(key)!r} -> {current.get(key)!r}" for key in keys if saved.get(key) != current.get(key)
-    ]
-    return "; ".join(differences)
 
 
 def load_model_state(model: torch.nn.Module, checkpoint: Mapping[str, Any], path: str | Path) -> None:

@@ -40,13 +40,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from a3d_core.errors import InputError, TrainingError
+from a3d_core.errors import InputError, TrainingError, describe_config_difference
 from a3d_core.progress import SILENT, ProgressReporter
 from a3d_core.runtime import move_to_device, resolve_device, seed_everything
 from a3d_core.train.checkpoint import (
     BEST_CHECKPOINT,
     LAST_CHECKPOINT,
-    describe_config_difference,
     load_checkpoint,
     load_model_state,
     save_checkpoint,

@@ -11,6 +11,11 @@ training, :mod:`a3d_core.data.viewpoints`).
 once per epoch by default, then evaluates the selected checkpoint (``best.pt``, chosen on
 ``val``; ``last.pt`` without a ``val`` split) on every test split, beside the visible-mask
 baseline on the same instances, and writes ``<out>/results.json``.
+
+The data may also be a COCO-style instance file of ordinary (modal) masks: its class-agnostic
+Deocclusion pairs (:mod:`a3d_core.data.prepare_modal`, ``a3d prepare modal --class-agnostic``'s
+defaults) are prepared into ``<out>/modal-pairs`` first, and the run trains on them: one command
+from a segmentation file to a completer of its shapes.
 """
 
 from __future__ import annotations
@@ -26,20 +31,22 @@ from torch.utils.data import Dataset
 
 from a3d_core.boxes import DEFAULT_CROP_SCALE
 from a3d_core.data.framing import FramedViews
+from a3d_core.data.prepare_modal import PHASES, PrepareModalConfig, prepared_modal_pairs
 from a3d_core.data.shapenet import ShapeNetAmodalDataset, read_shard_manifest
 from a3d_core.errors import InputError
 from a3d_core.eval.instances import AmodalEvaluation, evaluate_amodal, evenly_spaced
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.model.asm import ASMSettings, build_stage2, settings_for_kind
-from a3d_core.progress import SILENT, ProgressReporter
+from a3d_core.progress import SILENT, ProgressReporter, stage_callback
 from a3d_core.runtime import seed_everything
 from a3d_core.train.augment import HorizontalFlips
 from a3d_core.train.checkpoint import load_checkpoint, load_model_state
 from a3d_core.train.cross_view import CrossViewPairs
-from a3d_core.train.distributed import barrier, init_distributed, shutdown_distributed
+from a3d_core.train.distributed import DistributedContext, barrier, init_distributed, shutdown_distributed
 from a3d_core.train.loop import TrainResult, TrainSettings, train
 
 RESULTS_FILE = "results.json"
+MODAL_PAIRS_FOLDER = "modal-pairs"
 VALIDATION_SPLIT = "val"
 
 
@@ -84,7 +91,8 @@ class PretrainSettings:
     """What to pretrain, where.
 
     Attributes:
-        data: dataset folder written by ``a3d prepare shapenet``.
+        data: dataset folder written by ``a3d prepare shapenet`` or ``a3d prepare modal``, or a
+            COCO-style instance file (:func:`modal_pairs_of`).
         out: run folder (checkpoints, ``metrics.jsonl``, ``results.json``).
         stage2_kind: network kind (:data:`a3d_core.model.asm.KINDS`): ``a3d``, ``a3d-no-refine``
             (ablation), ``2d`` (2D baseline), ``2d-no-refine``, ``2d-unet``, ``shapedict``,
@@ -215,6 +223,10 @@ def pretrain(
         )
     context = init_distributed(settings.device)
     try:
+        annotations = None
+        if settings.data.is_file():
+            annotations = settings.data
+            settings = dataclasses.replace(settings, data=modal_pairs_of(settings, context, progress))
         splits = list(components.list_splits(settings.data))
         if "train" not in splits:
             raise InputError(f"{settings.data}: no train split (has {', '.join(splits) or 'none'})")
@@ -259,6 +271,7 @@ def pretrain(
         run_config = {
             "pretrain": {
                 "data": str(settings.data),
+                "annotations": None if annotations is None else str(annotations),
                 "model": settings.stage2_kind,
                 "cross_view": cross_view,
                 "framing": settings.framing,
@@ -309,6 +322,20 @@ def pretrain(
         return result
     finally:
         shutdown_distributed(context)
+
+
+def modal_pairs_of(settings: PretrainSettings, context: DistributedContext, progress: ProgressReporter) -> Path:
+    """The class-agnostic Deocclusion pairs of the instance file ``settings.data`` (Deocclusion's
+    setting: one ``object`` prior; the defaults of ``a3d prepare modal``, whose options choose
+    others), in ``<out>/modal-pairs``: prepared by the main process unless a rerun's are there."""
+    config = PrepareModalConfig(
+        annotations=settings.data, out=settings.out / MODAL_PAIRS_FOLDER, class_agnostic=True
+    )
+    if context.is_main:
+        prepared_modal_pairs(config, stage_callback(progress, PHASES))
+        progress.end()
+    barrier(context)
+    return config.out
 
 
 def fit_to_training_masks(model: nn.Module, train_set: Dataset, seed: int) -> None:

@@ -68,3 +68,35 @@ def test_any_completer_pretrains_on_it(tmp_path: Path, model: str) -> None:
     results = json.loads((tmp_path / model / "results.json").read_text())
     assert results["category_names"] == ["object"] and results["steps"] == 2
     assert results["evaluations"]["test"]["instances"] >= 5
+
+
+def _first_images(out: Path, count: int) -> Path:
+    """The fixture cut to its first ``count`` images that have instances (a quick instance file)."""
+    coco = json.loads(FIXTURE.read_text())
+    kept = sorted({a["image_id"] for a in coco["annotations"]})[:count]
+    coco["images"] = [i for i in coco["images"] if i["id"] in kept]
+    coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] in kept]
+    out.write_text(json.dumps(coco))
+    return out
+
+
+def test_pretrain_on_an_instance_file_prepares_class_agnostic_pairs_once(tmp_path: Path) -> None:
+    annotations = _first_images(tmp_path / "instances.json", 10)
+    run = tmp_path / "run"
+    arguments = ["pretrain", "--dataset", str(annotations), "--out", str(run), "--model", "2d-unet"]
+    arguments += ["--batch-size", "4", "--val-instances", "4", "--device", "cpu"]
+    first = runner.invoke(app, [*arguments, "--steps", "1"])
+    assert first.exit_code == 0, first.output
+    manifest_path = run / "modal-pairs" / "dataset.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["categories"] == ["object"]
+    assert manifest["prepared_with"]["annotations"] == str(annotations.resolve())
+    objects = {entry["image_id"] for entry in manifest["objects"]}
+    assert objects <= {i["id"] for i in json.loads(annotations.read_text())["images"]}
+    results = json.loads((run / "results.json").read_text())
+    assert results["category_names"] == ["object"] and results["evaluations"]["test"]["instances"] >= 1
+    written = manifest_path.stat().st_mtime_ns
+    resumed = runner.invoke(app, [*arguments, "--steps", "2", "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert manifest_path.stat().st_mtime_ns == written
+    assert json.loads((run / "results.json").read_text())["steps"] == 2

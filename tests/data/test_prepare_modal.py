@@ -3,6 +3,7 @@ eraser leaves, a real neighbour stays in front of the eraser, and no image is in
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from a3d_core.data.prepare_modal import (
     PrepareModalConfig,
     build_pair,
     prepare_modal,
+    prepared_modal_pairs,
     split_images,
     touching_neighbours,
 )
@@ -169,3 +171,17 @@ def test_with_images_the_erasers_pixels_are_pasted_and_missing_images_skipped(tm
     assert len(np.unique(rows["clean_rgb"])) > 10  # real pixels, not masks
     with pytest.raises(InputError, match="image folder not found"):
         prepare_modal(PrepareModalConfig(source, tmp_path / "none", images=tmp_path / "absent"))
+
+
+def test_prepared_pairs_are_reused_only_when_made_alike(tmp_path: Path) -> None:
+    annotations = _coco(tmp_path / "instances.json", images=4)
+    config = PrepareModalConfig(annotations, tmp_path / "pairs", image_size=16, split_fractions=(0.5, 0.25, 0.25))
+    assert prepared_modal_pairs(config) == config.out
+    written = (config.out / "dataset.json").stat().st_mtime_ns
+    assert prepared_modal_pairs(config) == config.out
+    assert (config.out / "dataset.json").stat().st_mtime_ns == written
+    with pytest.raises(InputError, match=r"pairs: holds other pairs \(seed: 0 -> 1\)"):
+        prepared_modal_pairs(dataclasses.replace(config, seed=1))
+    (tmp_path / "other").mkdir()
+    with pytest.raises(InputError, match="holds no modal pairs"):
+        prepared_modal_pairs(dataclasses.replace(config, out=tmp_path / "other"))

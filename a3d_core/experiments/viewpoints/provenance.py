@@ -17,8 +17,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Mapping
 
-from a3d_core.errors import InputError
-from a3d_core.train.checkpoint import describe_config_difference
+from a3d_core.errors import InputError, describe_config_difference
 
 PACKAGE = Path(__file__).resolve().parents[2]
 STALE_POLICIES = ("redo", "refuse")
