@@ -21,14 +21,25 @@ from a3d_core.experiments.viewpoints.evaluation import (
 )
 from a3d_core.experiments.viewpoints.specs import (
     CAMERA_MODELS,
+    DEOCCLUSION,
     MAIN_MODEL,
     MODELS,
+    ONE_CAMERA_A3D,
     OPTIONAL_MODELS,
     SCALES,
     base_settings,
     override_settings,
 )
-from a3d_core.experiments.viewpoints.training import load_model, model_seeds, run_folder, train_model, training_steps
+from a3d_core.experiments.viewpoints.training import (
+    load_model,
+    model_inputs,
+    model_seeds,
+    open_split,
+    run_folder,
+    train_model,
+    training_components,
+    training_steps,
+)
 from a3d_core.model.asm import ASMSettings, load_stage2_from_checkpoint
 from a3d_core.model.shapedict import ShapeDictSettings
 from a3d_core.model.viewpoint import ViewpointSettings
@@ -350,3 +361,23 @@ def test_the_benchmark_moves_each_model_once_and_leaves_its_mode(finished, monke
     for model, modes, moves in loaded:
         assert len(moves) == 1  # the driver's own .to(device)
         assert [module.training for module in model.modules()] == modes
+
+
+def test_deocclusion_learns_from_visible_masks_and_is_scored_on_mask_inputs(finished):
+    out, results = finished
+    data, spec = out / "data", DEOCCLUSION
+    views = open_split(data, "train")
+    pairs = training_components(spec, 0).open_split(data, "train")
+    for index in range(0, len(views), max(1, len(views) // 5)):
+        view, pair = views.dataset[index], pairs[index]  # unframed: pretraining frames both alike
+        assert torch.equal(pair["amodal"], view["visible"])  # the target is the visible mask
+        assert bool((pair["visible"] <= pair["amodal"]).all())
+    scored = model_inputs(spec, data, "test").dataset[0]  # unframed: framing resamples the RGB smoothly
+    reference = open_split(data, "test").dataset[0]
+    assert torch.equal(scored["rgb"][0], reference["visible"][0])
+    assert torch.equal(scored["rgb"][1], reference["occluder"][0])
+    assert torch.equal(scored["amodal"], reference["amodal"])
+    assert model_inputs(ONE_CAMERA_A3D, data, "test")[0]["rgb"].equal(reference["rgb"])
+    record = results["models"][spec.name]
+    assert record["instances"] == SCALES["tiny"].instances
+    assert json.loads((run_folder(out, spec, 0) / "model.json").read_text())["provenance"]["settings"]["targets"] == "modal"

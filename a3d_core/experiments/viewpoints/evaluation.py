@@ -37,7 +37,7 @@ from a3d_core.eval.viewpoint_diagnostics import (
 )
 from a3d_core.experiments.viewpoints.provenance import provenance, read_provenance, stale_reason
 from a3d_core.experiments.viewpoints.specs import ModelSpec
-from a3d_core.experiments.viewpoints.training import open_split
+from a3d_core.experiments.viewpoints.training import model_inputs, open_split
 from a3d_core.geometry import Viewpoint, ico_sphere_template
 from a3d_core.io.atomic import atomic_write_bytes, atomic_write_json
 from a3d_core.model.asm import AmodalShapeModel
@@ -80,6 +80,7 @@ def evaluate_model(
     current = provenance(
         {
             "kind": spec.kind,
+            "targets": spec.targets,
             "stage2": None if model is None else model.settings.to_dict(),
             "trained_by": trained_by,
         }
@@ -93,7 +94,7 @@ def evaluate_model(
     for split in splits:
         path = folder / f"{split}.npz"
         if not path.is_file():
-            dataset = open_split(data, split)
+            dataset = model_inputs(spec, data, split)
             table = (
                 visible_mask_table(dataset)
                 if model is None

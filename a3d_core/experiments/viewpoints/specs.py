@@ -153,6 +153,9 @@ def _replace_path(settings: Any, names: list[str], value: Any, path: str) -> Any
     return dataclasses.replace(settings, **{name: value})
 
 
+TARGETS = ("amodal", "modal")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """One model of the benchmark.
@@ -166,6 +169,10 @@ class ModelSpec:
         stage2: overrides of the scale's :func:`base_settings` (see :func:`override_settings`).
         headline: trained with :attr:`BenchmarkScale.seeds` seeds (the models the benchmark's
             question is about), else with one.
+        targets: what it learns from: ``amodal`` (the views' amodal masks, every model but one)
+            or ``modal`` (Deocclusion's recipe, :mod:`a3d_core.data.modal_views`: pairs made of
+            the training views' visible masks alone, chosen on val pairs alike, and given its
+            input as masks, ``(visible, occluder, 0)``, in evaluation).
     """
 
     name: str
@@ -175,6 +182,11 @@ class ModelSpec:
     cross_view: bool = False
     stage2: Mapping[str, Any] = field(default_factory=dict)
     headline: bool = False
+    targets: str = "amodal"
+
+    def __post_init__(self) -> None:
+        if self.targets not in TARGETS:
+            raise ValueError(f"{self.name}: targets must be one of {TARGETS}, got {self.targets!r}")
 
     @property
     def slug(self) -> str:
@@ -239,6 +251,16 @@ CAMERA_MODELS = (
     ),
 )
 """The ceiling (labelled an upper bound) and the camera-supervised A3D (``ViewpointSettings.camera``)."""
+DEOCCLUSION = ModelSpec(
+    "Deocclusion",
+    "2d-unet",
+    "the U-Net trained the Deocclusion way (Zhan et al., CVPR 2020; the paper's ref. 36): on pairs made of the "
+    "training views' VISIBLE masks, another view's visible mask erasing part of each, never an amodal mask; "
+    "given its input as masks (visible, occluder)",
+    stage2=BASELINE_2D,
+    targets="modal",
+)
+"""The paper's weakly supervised baseline (its Tables 1-3, first row) on the benchmark's views."""
 MODELS = (
     VISIBLE,
     RETRIEVAL,
@@ -258,6 +280,7 @@ MODELS = (
         stage2=BASELINE_2D,
         headline=True,
     ),
+    DEOCCLUSION,
     ONE_CAMERA_A3D,
     *CAMERA_MODELS,
 )

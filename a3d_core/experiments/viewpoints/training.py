@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from a3d_core.boxes import DEFAULT_CROP_SCALE
 from a3d_core.data.framing import FramedViews
+from a3d_core.data.modal_views import DeocclusionPairs, MaskOnlyViews
 from a3d_core.data.prepare_shapenet import PrepareShapeNetConfig, prepare_shapenet
 from a3d_core.data.shapenet import ShapeNetAmodalDataset, read_shard_manifest
 from a3d_core.experiments.viewpoints.provenance import check_stale, provenance, read_provenance, stale_reason
@@ -30,7 +31,14 @@ from a3d_core.experiments.viewpoints.specs import BenchmarkScale, ModelSpec
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.model.asm import AmodalShapeModel, ASMSettings, build_stage2, load_stage2_from_checkpoint
 from a3d_core.train.loop import TrainSettings
-from a3d_core.train.pretrain import PretrainSettings, fit_to_training_masks, pretrain, stage2_settings
+from a3d_core.train.pretrain import (
+    PretrainComponents,
+    PretrainSettings,
+    fit_to_training_masks,
+    pretrain,
+    shapenet_components,
+    stage2_settings,
+)
 
 Log = Callable[[str], None]
 
@@ -86,6 +94,28 @@ def prepare_data(scale: BenchmarkScale, root: Path, seed: int, log: Log, stale: 
 def open_split(root: Path, split: str) -> FramedViews:
     """A split as every model sees it: framed like the two-stage crops (``a3d pretrain``'s default)."""
     return FramedViews(ShapeNetAmodalDataset(root, split), DEFAULT_CROP_SCALE)
+
+
+def model_inputs(spec: ModelSpec, root: Path, split: str) -> FramedViews:
+    """A split as ``spec`` is scored on it: :func:`open_split`, its RGB made of masks for a model
+    trained on modal pairs (:class:`~a3d_core.data.modal_views.MaskOnlyViews`)."""
+    if spec.targets == "amodal":
+        return open_split(root, split)
+    return FramedViews(MaskOnlyViews(ShapeNetAmodalDataset(root, split)), DEFAULT_CROP_SCALE)
+
+
+def training_components(spec: ModelSpec, seed: int) -> PretrainComponents:
+    """What ``spec`` is pretrained from: the views as they are, or (``targets="modal"``) the
+    Deocclusion pairs of their visible masks, re-drawn each epoch on train, erased in front on val
+    (pretraining frames either at the target's box)."""
+    components = shapenet_components()
+    if spec.targets == "amodal":
+        return components
+
+    def open_pairs(root: Path, split: str) -> DeocclusionPairs:
+        return DeocclusionPairs(ShapeNetAmodalDataset(root, split), seed=seed, always_front=split != "train")
+
+    return replace(components, open_split=open_pairs)
 
 
 def training_steps(spec: ModelSpec, scale: BenchmarkScale) -> int:
@@ -148,6 +178,7 @@ def training_provenance(spec: ModelSpec, scale: BenchmarkScale, settings: Pretra
         {
             "model": spec.name,
             "kind": spec.kind,
+            "targets": spec.targets,
             "cross_view": spec.cross_view,
             "stage2": stage2,
             "train": asdict(settings.train),
@@ -191,7 +222,7 @@ def train_model(
     atomic_write_json(started_path, {"provenance": current}, indent=2)
     steps = settings.train.steps
     log(f"train {spec.name}, seed {seed}: {steps} steps of {scale.batch_size}{' x 2 views' if spec.cross_view else ''}")
-    result = pretrain(settings)
+    result = pretrain(settings, training_components(spec, seed))
     training = result.training
     record = {
         "name": spec.name,
