@@ -1,17 +1,20 @@
 """The modal study end to end at its tiny scale: every model on every test set with intervals over
 images and seeds, the paired differences, provenance, reuse, and runs of disjoint models side by side."""
 
+import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from a3d_core.errors import InputError
 from a3d_core.experiments.modal import evaluation as evaluation_module, training as training_module
 from a3d_core.experiments.modal.evaluation import Scores
-from a3d_core.experiments.modal.specs import MODELS, TEST_SETS, ModelSpec, select_models
+from a3d_core.experiments.modal.specs import MODELS, SCALES, TEST_SETS, ModelSpec, select_models
 from a3d_core.experiments.modal.study import StudySettings, run_modal_study
-from a3d_core.experiments.modal.training import run_folder
+from a3d_core.experiments.modal.training import prepare_data, run_folder
 from a3d_core.experiments.viewpoints.provenance import code_fingerprint
 from tests.shared_data import COCOAPI
 
@@ -85,6 +88,7 @@ def test_every_model_and_table_records_its_provenance(finished):
                 settings = record["provenance"]["settings"]
                 assert record["provenance"]["code"] == code and tables["settings"]["trained_by"] == record["provenance"]
                 assert (settings["kind"], settings["source"], settings["seed"]) == (spec.kind, spec.source, index)
+                assert set(settings["data"]) == ({"real", "library"} if spec.source == "both" else {spec.source})
                 assert settings["pretrain"]["cross_view"] is False and settings["pretrain"]["flip"] is True
                 assert record["instances"] == 32 and runs[index]["instances"] == 32  # the same budget for all
     for name in ("real", "library", "scenes"):
@@ -140,3 +144,25 @@ def test_models_are_chosen_by_slug_or_kind():
         StudySettings("tiny", "out", ANNOTATIONS, ["a3d-elsewhere"])
     with pytest.raises(InputError, match="--scale"):
         StudySettings("huge", "out", ANNOTATIONS)
+
+
+def test_scores_of_other_test_data_are_computed_again(finished, tmp_path, monkeypatch):
+    out, _ = finished
+    spec = ModelSpec("2d", "real")
+    record = json.loads((run_folder(out, spec, 0) / "model.json").read_text())
+    folder = tmp_path / "tables"
+    shutil.copytree(run_folder(out, spec, 0) / "tables", folder)
+    data = prepare_data(SCALES["tiny"], out / "data", ANNOTATIONS, 0, QUIET, prepare=False)
+    scored = []
+    fake = Scores(np.ones(2), np.zeros(2), np.arange(2))
+    monkeypatch.setattr(
+        evaluation_module, "score_views", lambda model, data, test_set, device: scored.append(test_set) or fake
+    )
+    monkeypatch.setattr(evaluation_module, "score_scenes", lambda completer, scenes: scored.append("scenes") or fake)
+    evaluation_module.evaluate_model(spec, record, data, folder, torch.device("cpu"))
+    assert scored == []  # the same code, model and data: reused
+    recipes = {**data.recipes, "scenes": {**data.recipes["scenes"], "val_images": 99}}
+    evaluation_module.evaluate_model(
+        spec, record, dataclasses.replace(data, recipes=recipes), folder, torch.device("cpu")
+    )
+    assert sorted(scored) == sorted(TEST_SETS)

@@ -94,10 +94,12 @@ def evaluate_model(
     spec: ModelSpec, record: dict[str, Any] | None, data: StudyData, folder: Path, device: torch.device
 ) -> dict[str, Scores]:
     """``test set -> Scores`` of one run of ``spec`` (``record``: its ``model.json``; ``None`` for
-    the visible mask), cached under ``folder`` with ``folder/provenance.json`` (the code and the
-    trained model's provenance); cached scores of other code or another model are computed again."""
+    the visible mask), cached under ``folder`` with ``folder/provenance.json`` (the code, the
+    trained model's provenance and the data's recipes); cached scores of other code, another model
+    or other test data are computed again."""
     folder.mkdir(parents=True, exist_ok=True)
-    current = provenance({"model": spec.name, "trained_by": None if record is None else record["provenance"]})
+    trained_by = None if record is None else record["provenance"]
+    current = provenance({"model": spec.name, "trained_by": trained_by, "data": data.recipes})
     provenance_path = folder / "provenance.json"
     if stale_reason(read_provenance(provenance_path), current) is not None:
         for stale in folder.glob("*.npz"):

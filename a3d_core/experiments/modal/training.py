@@ -37,9 +37,8 @@ from a3d_core.experiments.viewpoints.provenance import check_stale, provenance, 
 from a3d_core.experiments.viewpoints.training import training_seconds
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.model.asm import build_stage2
-from a3d_core.train import pretrain as pretraining
 from a3d_core.train.loop import TrainSettings
-from a3d_core.train.pretrain import PretrainComponents, PretrainSettings, pretrain
+from a3d_core.train.pretrain import PretrainComponents, PretrainSettings, pretrain, stage2_settings as chosen_stage2
 
 Log = Callable[[str], None]
 SPLITS = ("train", "val")
@@ -48,11 +47,12 @@ SPLITS = ("train", "val")
 
 @dataclass(frozen=True)
 class StudyData:
-    """The study's prepared datasets."""
+    """The study's prepared datasets, and what decided each (:func:`data_recipes`)."""
 
     real: Path
     library: Path
     scenes: Path
+    recipes: dict[str, dict[str, Any]]
 
 
 def data_recipes(scale: StudyScale, annotations: Path, seed: int) -> dict[str, dict[str, Any]]:
@@ -129,7 +129,8 @@ def prepare_data(
     """
     if not annotations.is_file():
         raise InputError(f"{annotations}: annotation file not found (give --annotations FILE.json)")
-    for name, recipe in data_recipes(scale, annotations, seed).items():
+    recipes = data_recipes(scale, annotations, seed)
+    for name, recipe in recipes.items():
         root = folder / name
         record_path = folder / f"{name}.json"
         current = provenance(recipe)
@@ -146,7 +147,7 @@ def prepare_data(
         _make(name, recipe, root)
         atomic_write_json(record_path, {"provenance": current}, indent=2)
         log(f"data: prepared {root} in {time.perf_counter() - started:.0f} s")
-    return StudyData(folder / "real", folder / "library", folder / "scenes")
+    return StudyData(folder / "real", folder / "library", folder / "scenes", recipes)
 
 
 def source_views(data: StudyData, source: str, split: str) -> ShapeNetAmodalDataset | ConcatViews:
@@ -215,14 +216,13 @@ def pretrain_settings(
     )
 
 
-EVALUATION_ONLY = ("resamples", "seeds", "scenes_images", "scene_categories", "name")
-"""Scale fields that do not change a trained model (left out of its provenance)."""
-
-
-def training_provenance(spec: ModelSpec, scale: StudyScale, settings: PretrainSettings) -> dict[str, Any]:
+def training_provenance(
+    spec: ModelSpec, scale: StudyScale, data: StudyData, settings: PretrainSettings
+) -> dict[str, Any]:
     """The provenance of ``spec`` trained with ``settings``: the code, the stage-2 and training
-    settings, the data it learns from, and the seed."""
-    stage2 = pretraining.stage2_settings(settings, scale.image_size)
+    settings, the recipes of the data it learns from, and the seed."""
+    stage2 = chosen_stage2(settings, scale.image_size)
+    sources = ("real", "library") if spec.source == "both" else (spec.source,)
     return provenance(
         {
             "model": spec.name,
@@ -231,7 +231,7 @@ def training_provenance(spec: ModelSpec, scale: StudyScale, settings: PretrainSe
             "stage2": stage2.to_dict(),
             "train": asdict(settings.train),
             "pretrain": {"flip": settings.flip, "framing": settings.framing, "cross_view": settings.cross_view},
-            "scale": {key: value for key, value in asdict(scale).items() if key not in EVALUATION_ONLY},
+            "data": {source: data.recipes[source] for source in sources},
             "seed": settings.train.seed,
         }
     )
@@ -251,7 +251,7 @@ def train_model(
     settings) and return its record (``model.json``, with its provenance); a run of other code or
     settings is retrained from scratch (``stale="redo"``) or refused (``"refuse"``: InputError)."""
     settings = pretrain_settings(spec, scale, data, run, seed, device)
-    current = training_provenance(spec, scale, settings)
+    current = training_provenance(spec, scale, data, settings)
     record_path, started_path = run / "model.json", run / "provenance.json"
     if record_path.is_file() or (run / "last.pt").is_file():
         recorded = read_provenance(record_path if record_path.is_file() else started_path)
