@@ -1,71 +1,76 @@
-"""Completion learned from modal masks, on held-out real masks: mIoU and mIoU_occ with 95% intervals over images.
+"""The modal study: class-agnostic completers trained on real modal masks, the built-in library, or both.
 
-Run by hand (docs/modal.md has the commands that made its table)::
-
-    python benchmarks/bm_modal.py --dataset DIR [--split test] NAME=RUN/best.pt [NAME=RUN/best.pt ...]
-
-``DIR`` is an ``a3d prepare modal`` dataset: its test split holds the test IMAGES' instances, each
-with a pasted eraser in front. Each checkpoint is scored on the instances framed as ``a3d pretrain``
-frames them (its ``input_framing``), beside the visible-mask baseline; mIoU_occ is the IoU of the
-hidden part (``prediction - visible`` against ``modal - visible``) over the instances with one.
-Intervals resample the IMAGES (:func:`a3d_core.eval.intervals.bootstrap_mean`), the unit the split
-is made of.
+Run by hand: ``python benchmarks/bm_modal.py --scale tiny|cpu [--out DIR] [--annotations FILE.json]
+[--data-only | --models SLUG,...] [--stale redo|refuse]``. It prepares the real masks' Deocclusion
+pairs (split by image), the built-in library and the built-in scenes, trains every kind on each
+source with the same instances and batch (the headline kinds with several seeds), scores each on
+the held-out real images, the scenes and the held-out library objects beside the visible mask,
+and writes ``DIR/report.md`` and ``results.json``. ``--data-only`` prepares the data and stops;
+``--models`` trains and scores those models only (slugs such as ``a3d-real``, or kinds), without
+a report, so that two processes with disjoint models share one folder; a run without it reuses
+everything made by the same code and settings and writes the report. The logic lives in
+:mod:`a3d_core.experiments.modal`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import shlex
+import sys
+import time
 from pathlib import Path
 
-import numpy as np
-import torch
-from rich.console import Console
-from rich.table import Table
+from a3d_core.errors import A3DError
+from a3d_core.experiments.modal.specs import MODELS, SCALES
+from a3d_core.experiments.modal.study import StudySettings, run_modal_study
+from a3d_core.experiments.viewpoints.provenance import STALE_POLICIES
 
-from a3d_core.data.framing import FramedViews
-from a3d_core.data.shapenet import ShapeNetAmodalDataset
-from a3d_core.eval.instances import score_instances
-from a3d_core.eval.intervals import bootstrap_mean
-from a3d_core.model.asm import load_stage2_from_checkpoint
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.shared_data import COCOAPI  # noqa: E402  (the fixture, found as the tests find it)
 
 
-def _cell(values: np.ndarray, images: np.ndarray) -> str:
-    kept = ~np.isnan(values)
-    interval = bootstrap_mean(values[kept], np.zeros(int(kept.sum()), np.int64), images[kept])
-    return f"{100 * interval.value:.1f} [{100 * interval.low:.1f}, {100 * interval.high:.1f}]"
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", type=Path, required=True)
-    parser.add_argument("--split", default="test")
-    parser.add_argument("checkpoints", nargs="+", help="NAME=PATH of a3d pretrain checkpoints")
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", choices=sorted(SCALES), default="cpu")
+    parser.add_argument("--out", type=Path, default=None, help="study folder (default: bench-modal-<scale>)")
+    parser.add_argument("--annotations", type=Path, default=COCOAPI / "instances_val2014_100.json")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--data-only", action="store_true", help="prepare the data and stop")
+    group.add_argument(
+        "--models",
+        default=None,
+        help=f"comma-separated slugs of {', '.join(m.slug for m in MODELS)}, or kinds (default: all, and the report)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="data, bootstrap and first training seed")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--stale", choices=STALE_POLICIES, default="redo")
     args = parser.parse_args()
-    manifest = json.loads((args.dataset / "dataset.json").read_text())
-    image_of = {entry["index"]: entry["image_id"] for entry in manifest["objects"]}
-    dataset = ShapeNetAmodalDataset(args.dataset, args.split)
-    images = np.array([image_of[int(i)] for i in dataset.object_index])
-    table = Table(title=f"{args.dataset.name}/{args.split}: {len(dataset)} instances, {len(set(images))} images")
-    for column in ("completer", "mIoU (%)", "mIoU_occ (%)"):
-        table.add_column(column)
-    rows = {}
-    for spec in args.checkpoints:
-        name, path = spec.split("=", 1)
-        model = load_stage2_from_checkpoint(path)
-        framing = model.settings.input_framing
-        scores = score_instances(model, FramedViews(dataset, framing) if framing else dataset, device="cpu")
-        if not rows:
-            visible = scores.visible_iou.numpy().astype(np.float64)
-            no_hidden = np.where(np.isnan(scores.hidden_iou.numpy()), np.nan, 0.0)
-            rows["visible mask"] = (_cell(visible, images), _cell(no_hidden, images))
-        iou, hidden = scores.iou.numpy().astype(np.float64), scores.hidden_iou.numpy().astype(np.float64)
-        rows[name] = (_cell(iou, images), _cell(hidden, images))
-    for name, cells in rows.items():
-        table.add_row(name, *cells)
-    Console(width=160).print(table)
+    out = args.out or Path(f"bench-modal-{args.scale}")
+    command = "python benchmarks/bm_modal.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    started = time.perf_counter()
+
+    def log(message: str) -> None:
+        print(f"[{time.perf_counter() - started:7.0f} s] {message}", flush=True)
+
+    try:
+        settings = StudySettings(
+            args.scale,
+            out,
+            args.annotations,
+            args.models.split(",") if args.models else None,
+            args.data_only,
+            args.seed,
+            args.device,
+            args.stale,
+        )
+        results = run_modal_study(settings, log=log, command=command.strip())
+    except A3DError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if results is not None:
+        print((out / "report.md").read_text())
+    return 0
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(1)
-    main()
+    sys.exit(main())

@@ -16,6 +16,14 @@ model (the viewpoint benchmark's ``Deocclusion`` row):
   masks is placed over it by :func:`~a3d_core.data.prepare_modal.build_pair` (the view's own
   occluder stays in front of the eraser, as a real neighbour does there); the target is the
   visible mask, the input what the eraser leaves, re-drawn every epoch as Deocclusion does.
+
+Two more let a class-agnostic completer learn from several sources at once (Deocclusion's
+PCNet-M is class-agnostic: one network for every category):
+
+* :class:`ClassAgnosticViews`: every item of category 0, the one category
+  :data:`~a3d_core.data.prepare_modal.CLASS_AGNOSTIC`;
+* :class:`ConcatViews`: two view datasets one after the other (e.g. real modal pairs and the
+  built-in library's views), their objects kept apart.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import torch
 from torch.utils.data import Dataset
 
 from a3d_core.data.occlusion import OcclusionGenerator
-from a3d_core.data.prepare_modal import ModalPairSettings, build_pair
+from a3d_core.data.prepare_modal import CLASS_AGNOSTIC, ModalPairSettings, build_pair
 
 
 def _require_occluder(dataset: Dataset) -> None:
@@ -119,4 +127,59 @@ class DeocclusionPairs(_ViewsWrapper):
         item["visible"] = torch.from_numpy(pair.visible.astype(np.float32))[None]  # (1, S, S)
         item["occluder"] = torch.from_numpy(pair.eraser.astype(np.float32))[None]  # (1, S, S)
         item["occlusion_rate"] = torch.tensor(pair.occlusion_rate, dtype=torch.float32)
+        return item
+
+
+class ClassAgnosticViews(_ViewsWrapper):
+    """``views`` with one category, :data:`~a3d_core.data.prepare_modal.CLASS_AGNOSTIC`: every
+    item's ``category`` is 0 (its other fields are kept)."""
+
+    categories = [CLASS_AGNOSTIC]
+
+    def __init__(self, views: Dataset) -> None:
+        self.views = views
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {**self.views[index], "category": torch.tensor(0, dtype=torch.int64)}
+
+
+METADATA = ("object_index", "view_id", "elevation", "azimuth")
+"""The per-item arrays of a view dataset that evaluation groups by (:mod:`a3d_core.eval.instances`)."""
+
+
+class ConcatViews(Dataset):
+    """``first``'s items, then ``second``'s, with the categories of ``first`` (give both the same
+    ones, e.g. both :class:`ClassAgnosticViews`).
+
+    ``second``'s object indices are shifted past ``first``'s largest, in its items and in the
+    ``object_index`` array, so that no object of one is taken for an object of the other (flips
+    and cross-view pairs are drawn per object); :data:`METADATA` arrays are concatenated;
+    ``has_occluder`` holds when both have the occluder.
+    """
+
+    def __init__(self, first: Dataset, second: Dataset) -> None:
+        if list(first.categories) != list(second.categories):
+            raise ValueError(
+                f"concatenated views need the same categories, got {first.categories} and {second.categories}"
+            )
+        self.first, self.second = first, second
+        self.categories = list(first.categories)
+        self.has_occluder = bool(getattr(first, "has_occluder", False) and getattr(second, "has_occluder", False))
+        first_objects = np.asarray(first.object_index, np.int64)
+        self.offset = int(first_objects.max()) + 1 if len(first_objects) else 0
+        for name in METADATA:
+            setattr(self, name, np.concatenate([np.asarray(getattr(first, name)), np.asarray(getattr(second, name))]))
+        self.object_index[len(first) :] += self.offset
+
+    def __len__(self) -> int:
+        return len(self.first) + len(self.second)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} views")
+        index %= len(self)
+        if index < len(self.first):
+            return self.first[index]
+        item = dict(self.second[index - len(self.first)])
+        item["object_index"] = item["object_index"] + self.offset
         return item

@@ -406,7 +406,8 @@ def _as_uint8(masks: Sequence[np.ndarray]) -> np.ndarray:
 def _shard_arrays(
     instances: Sequence[ModalInstance], pairs: Sequence[ModalPair], categories: list[str], first_index: int
 ) -> dict[str, np.ndarray]:
-    """Shard rows of ``instances`` (no camera: the Kato defaults are stored, never read)."""
+    """Shard rows of ``instances`` (no camera: the Kato defaults are stored, never read); ``occluder``
+    is each pair's eraser, as the pasted occluders of ``a3d prepare shapenet``'s views."""
     count = len(instances)
     if instances[0].image is None:
         rgb = _as_uint8([p.rgb for p in pairs]) * 255
@@ -420,6 +421,7 @@ def _shard_arrays(
         "clean_rgb": clean,
         "visible": _as_uint8([p.visible for p in pairs]),
         "amodal": _as_uint8([p.modal for p in pairs]),
+        "occluder": _as_uint8([p.eraser for p in pairs]),
         "category": np.array([categories.index(i.category) for i in instances], np.int64),
         "object_index": np.arange(first_index, first_index + count, dtype=np.int64),
         "view_id": np.zeros(count, np.int64),

@@ -7,19 +7,19 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from a3d_core.data.modal_views import DeocclusionPairs, MaskOnlyViews
+from a3d_core.data.modal_views import ClassAgnosticViews, ConcatViews, DeocclusionPairs, MaskOnlyViews
 from a3d_core.data.prepare_modal import ModalPairSettings
 
 SIZE = 24
 
 
 class FakeViews(Dataset):
-    """Views whose amodal mask is a box, hidden on its right by a pasted occluder."""
+    """Views whose amodal mask is a box, hidden on its right by a pasted occluder; view ``i`` is of
+    category ``i % 2`` of ``categories``."""
 
-    categories = ["thing"]
-
-    def __init__(self, count: int = 6, has_occluder: bool = True) -> None:
+    def __init__(self, count: int = 6, has_occluder: bool = True, categories: tuple = ("thing", "other")) -> None:
         self.has_occluder = has_occluder
+        self.categories = list(categories)
         self.items = []
         for i in range(count):
             amodal = torch.zeros(1, SIZE, SIZE)
@@ -27,11 +27,13 @@ class FakeViews(Dataset):
             occluder = torch.zeros(1, SIZE, SIZE)
             occluder[:, :, 12 + i :] = 1
             item = {"amodal": amodal, "visible": amodal * (1 - occluder), "rgb": torch.rand(3, SIZE, SIZE)}
-            item |= {"category": torch.tensor(0), "object_index": torch.tensor(i)}
+            item |= {"category": torch.tensor(i % 2), "object_index": torch.tensor(i)}
             if has_occluder:
                 item["occluder"] = occluder
             self.items.append(item)
         self.object_index = np.arange(count)
+        self.view_id = np.zeros(count, np.int64)
+        self.elevation = self.azimuth = np.full(count, 30.0)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -46,7 +48,7 @@ def test_mask_only_views_give_visible_and_occluder_as_the_rgb_and_keep_the_targe
     original = views[2]
     assert torch.equal(item["rgb"][0], original["visible"][0]) and torch.equal(item["rgb"][1], original["occluder"][0])
     assert not item["rgb"][2].any() and torch.equal(item["amodal"], original["amodal"])
-    assert MaskOnlyViews(views).categories == ["thing"]
+    assert MaskOnlyViews(views).categories == ["thing", "other"]
     with pytest.raises(ValueError, match="occluder"):
         MaskOnlyViews(FakeViews(has_occluder=False))
 
@@ -90,3 +92,27 @@ def test_a_mask_too_small_to_erase_is_served_whole() -> None:
     views.items[0] = {**views.items[0], "visible": tiny}
     item = DeocclusionPairs(views, always_front=True)[0]
     assert torch.equal(item["visible"], tiny) and torch.equal(item["amodal"], tiny) and not item["occluder"].any()
+
+
+def test_class_agnostic_views_put_every_item_in_the_one_category() -> None:
+    views = FakeViews()
+    agnostic = ClassAgnosticViews(MaskOnlyViews(views))
+    assert agnostic.categories == ["object"] and views.categories == ["thing", "other"]
+    assert [int(agnostic[i]["category"]) for i in range(6)] == [0] * 6
+    assert [int(views[i]["category"]) for i in range(6)] == [0, 1, 0, 1, 0, 1]  # the wrapped views are untouched
+    assert torch.equal(agnostic[3]["rgb"][1], views[3]["occluder"][0]) and agnostic.has_occluder
+
+
+def test_concatenated_views_keep_their_objects_apart() -> None:
+    first, second = ClassAgnosticViews(FakeViews(3)), ClassAgnosticViews(FakeViews(4, has_occluder=False))
+    both = ConcatViews(first, second)
+    assert len(both) == 7 and both.categories == ["object"] and not both.has_occluder
+    assert both.object_index.tolist() == [0, 1, 2, 3, 4, 5, 6] and first.object_index.tolist() == [0, 1, 2]
+    assert [int(both[i]["object_index"]) for i in range(7)] == both.object_index.tolist()
+    assert torch.equal(both[4]["amodal"], second[1]["amodal"]) and torch.equal(both[-1]["amodal"], second[3]["amodal"])
+    assert len(both.view_id) == len(both.elevation) == 7
+    assert ConcatViews(first, first).has_occluder
+    with pytest.raises(IndexError):
+        both[7]
+    with pytest.raises(ValueError, match="same categories"):
+        ConcatViews(first, FakeViews(2))

@@ -10,6 +10,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
+import torch
 
 from a3d_core.data.canonical import encode_mask
 from a3d_core.data.occlusion import OcclusionGenerator, OcclusionSettings
@@ -139,6 +140,19 @@ def test_prepare_writes_shards_pretraining_reads_with_problems_skipped(tmp_path:
     first = np.load(tmp_path / "agnostic" / "shards" / "train-00000.npz")
     second = np.load(tmp_path / "again" / "shards" / "train-00000.npz")
     assert np.array_equal(first["rgb"], second["rgb"]) and again.splits == result.splits
+
+
+def test_each_pairs_eraser_is_stored_as_its_occluder(tmp_path: Path) -> None:
+    source = _coco(tmp_path / "instances.json", images=10)
+    prepare_modal(PrepareModalConfig(source, tmp_path / "out", class_agnostic=True, image_size=SIZE))
+    for split in ("train", "test"):
+        rows = np.load(tmp_path / "out" / "shards" / f"{split}-00000.npz")
+        occluder = rows["occluder"].astype(bool)
+        assert occluder.any() and np.array_equal(occluder, rows["rgb"][:, 1] > 0)  # the eraser rides in green
+        hidden = rows["amodal"].astype(bool) & ~rows["visible"].astype(bool)
+        assert not (hidden & ~occluder).any()  # what is hidden, the eraser hides
+    views = ShapeNetAmodalDataset(tmp_path / "out", "test")
+    assert views.has_occluder and torch.equal(views[0]["occluder"][0], views[0]["rgb"][1])
 
 
 def test_a_file_without_a_usable_instance_is_a_one_line_error(tmp_path: Path) -> None:

@@ -34,13 +34,10 @@ refused (``stale="refuse"``). ``benchmarks/bm_viewpoints.py`` is its command.
 from __future__ import annotations
 
 import os
-import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
-
-import torch
 
 from a3d_core.data.shapenet import read_shard_manifest
 from a3d_core.data.viewpoints import PROTOCOL_SPLITS
@@ -57,7 +54,7 @@ from a3d_core.experiments.viewpoints.evaluation import (
     split_metrics,
     true_meshes,
 )
-from a3d_core.experiments.viewpoints.provenance import STALE_POLICIES, code_fingerprint, git_state
+from a3d_core.experiments.viewpoints.provenance import STALE_POLICIES, code_fingerprint, git_state, machine
 from a3d_core.experiments.viewpoints.report import EXAMPLES_PER_SPLIT, example_figure, report_markdown, write_plots
 from a3d_core.experiments.viewpoints.specs import (
     ALL_MODELS,
@@ -114,17 +111,6 @@ class BenchmarkSettings:
         return [m for m in ALL_MODELS if {m.name, m.slug} & set(self.models)]
 
 
-def _machine() -> dict[str, Any]:
-    return {
-        "platform": platform.platform(),
-        "processor": platform.machine(),
-        "cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-
-
 RUN_FIELDS = ("seed", "seconds", "best_step", "val_miou", "commit", "checkpoint")
 """What ``results.json`` keeps of each seed's run (``models.<name>.runs``)."""
 
@@ -147,7 +133,7 @@ def run_viewpoint_benchmark(settings: BenchmarkSettings, log: Log = print, comma
         "command": command,
         **git_state(),
         "code": code_fingerprint(),
-        "machine": _machine(),
+        "machine": machine(),
         "protocol": manifest["viewpoint_protocol"],
         "main_model": MAIN_MODEL,
         "meshes_per_object": MESHES_PER_OBJECT,

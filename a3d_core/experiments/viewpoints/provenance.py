@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import platform
 import subprocess
 from pathlib import Path
 from typing import Any, Mapping
+
+import torch
 
 from a3d_core.errors import InputError, describe_config_difference
 
@@ -42,6 +46,18 @@ def git_state() -> dict[str, Any]:
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
     return {"commit": commit or None, "dirty": dirty}
+
+
+def machine() -> dict[str, Any]:
+    """The machine results are made on: platform, CPUs, torch threads and version, the GPU."""
+    return {
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
 
 
 def _git(*arguments: str) -> str:
