@@ -169,6 +169,12 @@ def soft_silhouettes_from_rasterizer(pix_to_face: torch.Tensor, dists: torch.Ten
 # ``max_chunk_elements`` bounds both paths' memory alike.
 CANDIDATE_ELEMENTS = 4
 
+# A mesh whose faces' boxes hold more than ``H * W * F / CANDIDATE_COST`` (face, pixel) candidates
+# (faces spanning much of the image) is rasterized instead: evaluating a candidate in torch costs
+# a few of the CPU kernel's face tests (docs/renderer.md), and the kernel tests every face at
+# every pixel.
+CANDIDATE_COST = 4
+
 
 def soft_silhouettes_in_face_boxes(
     vertices_ndc: torch.Tensor,
@@ -184,21 +190,25 @@ def soft_silhouettes_in_face_boxes(
     ``vertices_ndc`` ``(B, V, 3)`` from :func:`project_to_ndc`; ``faces`` ``(F, 3)``. The
     rasterizer's choice of faces is every face within ``blur_radius`` of a pixel centre as long as
     there are at most ``faces_per_pixel`` of them, so those are aggregated directly (module
-    docstring); the meshes with a pixel of more, or with a non-finite vertex, are rasterized
-    (:func:`nearest_faces`). Meshes are evaluated in groups within ``max_chunk_elements``
-    (``CANDIDATE_ELEMENTS`` per candidate; at least one mesh per group).
+    docstring). Rasterized instead (:func:`nearest_faces`): the meshes with a pixel of more, with a
+    non-finite vertex, or cheaper to rasterize (``CANDIDATE_COST``). Meshes are evaluated in groups
+    within ``max_chunk_elements`` (``CANDIDATE_ELEMENTS`` per candidate; at least one mesh per group).
     """
     vertices_ndc = vertices_ndc.detach()
     boxes = _FaceBoxes.of(vertices_ndc, faces, image_size, blur_radius)
-    log_transmittance, crowding = [], []
-    candidate_budget = max(1, max_chunk_elements // CANDIDATE_ELEMENTS)
-    for start, stop in _mesh_ranges(boxes.pixel_counts.sum(dim=1).tolist(), candidate_budget):
-        chunk_log_transmittance, faces_at_pixel = boxes.log_transmittance(start, stop, sigma)
-        log_transmittance.append(chunk_log_transmittance)  # (chunk, S, S)
-        crowding.append(faces_at_pixel.flatten(1).amax(dim=1))  # (chunk,)
-    silhouettes = -torch.expm1(torch.cat(log_transmittance))  # (B, S, S)
+    candidates = boxes.pixel_counts.sum(dim=1)  # (B,)
     finite = torch.isfinite(vertices_ndc).flatten(1).all(dim=1)  # (B,)
-    rasterized = ((torch.cat(crowding) > faces_per_pixel) | ~finite).nonzero().flatten()  # (R,)
+    in_boxes = finite & (candidates * CANDIDATE_COST <= image_size * image_size * faces.shape[0])  # (B,)
+    silhouettes = vertices_ndc.new_empty(len(vertices_ndc), image_size, image_size)  # (B, S, S)
+    crowded = torch.zeros_like(in_boxes)  # (B,)
+    evaluated = in_boxes.nonzero().flatten()  # (E,)
+    candidate_budget = max(1, max_chunk_elements // CANDIDATE_ELEMENTS)
+    for start, stop in _mesh_ranges(candidates[evaluated].tolist(), candidate_budget):
+        group = evaluated[start:stop]  # (G,)
+        log_transmittance, faces_at_pixel = boxes.log_transmittance(group, sigma)  # (G, S, S) each
+        silhouettes[group] = -torch.expm1(log_transmittance)
+        crowded[group] = faces_at_pixel.flatten(1).amax(dim=1) > faces_per_pixel
+    rasterized = (~in_boxes | crowded).nonzero().flatten()  # (R,)
     meshes_per_chunk = max(1, max_chunk_elements // (image_size * image_size * faces_per_pixel))
     for first in range(0, len(rasterized), meshes_per_chunk):
         chunk = rasterized[first : first + meshes_per_chunk]  # (chunk,)
@@ -216,7 +226,8 @@ def _mesh_ranges(candidates: list[int], budget: int) -> list[tuple[int, int]]:
             ranges.append((start, index))
             start, total = index, 0
         total += count
-    ranges.append((start, len(candidates)))
+    if candidates:
+        ranges.append((start, len(candidates)))
     return ranges
 
 
@@ -258,16 +269,16 @@ class _FaceBoxes:
             blur_radius=torch.tensor(blur_radius, dtype=x.dtype),
         )
 
-    def log_transmittance(self, start: int, stop: int, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """Meshes ``start:stop``: ``sum_f log(1 - D_f(p))`` over the faces within the blur radius of
-        each pixel ``p`` ``(M, S, S)``, and how many faces those are ``(M, S, S)`` long."""
-        size, meshes = self.image_size, slice(start, stop)
-        counts = self.pixel_counts[meshes].flatten()  # (M F,)
+    def log_transmittance(self, meshes: torch.Tensor, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Of the meshes ``meshes`` ``(M,)`` long: ``sum_f log(1 - D_f(p))`` over the faces within the
+        blur radius of each pixel ``p`` ``(M, S, S)``, and how many faces those are ``(M, S, S)`` long."""
+        size = self.image_size
+        counts = self.pixel_counts.index_select(0, meshes).flatten()  # (M F,)
         face = torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts)  # (N,)
         offset = torch.arange(len(face), device=face.device) - (counts.cumsum(0) - counts).index_select(0, face)  # (N,)
 
         def at(term: torch.Tensor) -> torch.Tensor:
-            return term[meshes].flatten().index_select(0, face)  # (N,)
+            return term.index_select(0, meshes).flatten().index_select(0, face)  # (N,)
 
         columns = at(self.columns)  # (N,)
         column, row = at(self.first_column) + offset % columns, at(self.first_row) + offset // columns  # (N,) each
@@ -290,7 +301,7 @@ class _FaceBoxes:
         pixel = (((face // self.pixel_counts.shape[1]) * size + row) * size + column)[within]  # (P,)
         signed = torch.where(inside, -distance, distance)[within]  # (P,)
         # log(1 - sigmoid(-d / sigma)) = logsigmoid(d / sigma), as the differentiable path sums it.
-        total = torch.zeros((stop - start) * size * size, dtype=signed.dtype, device=signed.device)
+        total = torch.zeros(len(meshes) * size * size, dtype=signed.dtype, device=signed.device)
         total = total.index_add_(0, pixel, F.logsigmoid(signed / sigma))  # (M S S,)
         faces_at_pixel = torch.bincount(pixel, minlength=len(total))  # (M S S,)
         return total.view(-1, size, size), faces_at_pixel.view(-1, size, size)

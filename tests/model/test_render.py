@@ -340,6 +340,25 @@ def test_without_gradient_rasterizes_the_meshes_with_more_than_k_faces_at_a_pixe
     assert (silhouettes - expected).abs().max() < NO_GRADIENT_TOLERANCE
 
 
+def test_without_gradient_meshes_of_too_many_candidates_are_rasterized(monkeypatch):
+    generator = torch.Generator().manual_seed(13)
+    vertices, faces = deformed_spheres(3, level=2, generator=generator)
+    viewpoint = random_viewpoints(3, generator)
+    fast, reference = renderers(32)
+    rasterized = []
+    original = render_fast.nearest_faces
+    monkeypatch.setattr(
+        render_fast, "nearest_faces", lambda chunk, *args: rasterized.append(len(chunk)) or original(chunk, *args)
+    )
+    with torch.no_grad():
+        expected = reference(vertices, faces, viewpoint)
+        assert (fast(vertices, faces, viewpoint) - expected).abs().max() < NO_GRADIENT_TOLERANCE
+        assert rasterized == []
+        monkeypatch.setattr(render_fast, "CANDIDATE_COST", 32 * 32 * len(faces))  # at most one candidate a mesh
+        assert (fast(vertices, faces, viewpoint) - expected).abs().max() < NO_GRADIENT_TOLERANCE
+    assert rasterized == [3]
+
+
 def test_without_gradient_a_mesh_with_a_non_finite_vertex_renders_as_the_reference():
     generator = torch.Generator().manual_seed(11)
     vertices, faces = deformed_spheres(2, level=2, generator=generator)
