@@ -5,7 +5,7 @@ Kato-style viewpoints, forward only and forward + backward (the loss is a weight
 silhouettes, so every pixel sends a gradient). The grid varies one axis at a time around a base
 point (image size, template level, faces per pixel, batch size); the base point is the issue's
 target case: 64x64, level 3 (642 vertices), K = 50, batch 8. The forward runs under
-``torch.no_grad``, where the ``fast`` backend aggregates the rasterizer's own distances (inference);
+``torch.no_grad``, where the ``fast`` backend evaluates each face in its bounding box (inference);
 ``--inference`` times only that, at the sizes inference uses: crops of 32 and 64 pixels, levels 2
 and 3, the instances of one image (4) and of a 4-image batch of ``bm_predict.py`` (20).
 

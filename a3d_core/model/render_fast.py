@@ -16,10 +16,16 @@ gradient, so this backend runs pytorch3d's rasterizer under ``torch.no_grad`` on
    ``-expm1(sum_f logsigmoid(d / sigma))``.
 
 Where no gradient is needed (under ``torch.no_grad`` or ``torch.inference_mode``, or with no
-input that requires one: inference), recomputing the distances buys nothing; the rasterizer's own
-``dists`` are aggregated instead, exactly as pytorch3d's ``SoftSilhouetteShader`` does
-(:func:`soft_silhouettes_from_rasterizer`): pytorch3d's forward path, without building its
-``Meshes`` from a list or its shader's colour buffers.
+input that requires one: inference), the rasterizer is not run at all
+(:func:`soft_silhouettes_in_face_boxes`): its CPU kernel tests every face at every pixel, and the
+K-nearest selection matters only where more than K faces lie within the blur radius of a pixel.
+Each face is evaluated only at the pixel centres inside its bounding box grown by the blur radius,
+with the kernel's own tests and arithmetic (zero-area faces and faces reaching behind the camera
+skipped, the same barycentric inside test and squared distances), and every face found within the
+blur radius is aggregated; a mesh with a pixel of more than K such faces, or with a non-finite
+vertex, goes through the rasterizer and its own ``dists`` instead, aggregated as pytorch3d's
+``SoftSilhouetteShader`` does (:func:`soft_silhouettes_from_rasterizer`). Either way the
+silhouettes are the reference's to float rounding.
 
 Every convention is pytorch3d's, so the two backends agree to float rounding: NDC has +X left
 and +Y up, pixel ``(row i, column j)`` of an ``H x W`` image has its centre at
@@ -158,6 +164,203 @@ def soft_silhouettes_from_rasterizer(pix_to_face: torch.Tensor, dists: torch.Ten
     return 1.0 - torch.prod(1.0 - probabilities, dim=-1)
 
 
+# A (face, pixel) candidate of :func:`soft_silhouettes_in_face_boxes` holds about this many
+# rasterizer buffer elements' worth of temporaries (coordinates, distances, indices), so that
+# ``max_chunk_elements`` bounds both paths' memory alike.
+CANDIDATE_ELEMENTS = 4
+
+# A mesh whose faces' boxes hold more than ``H * W * F / CANDIDATE_COST`` (face, pixel) candidates
+# (faces spanning much of the image) is rasterized instead: evaluating a candidate in torch costs
+# a few of the CPU kernel's face tests (docs/renderer.md), and the kernel tests every face at
+# every pixel.
+CANDIDATE_COST = 4
+
+
+def soft_silhouettes_in_face_boxes(
+    vertices_ndc: torch.Tensor,
+    faces: torch.Tensor,
+    image_size: int,
+    sigma: float,
+    blur_radius: float,
+    faces_per_pixel: int,
+    max_chunk_elements: int,
+) -> torch.Tensor:
+    """SoftRas silhouettes ``(B, S, S)`` without gradients, each face evaluated in its bounding box (paper 3.4).
+
+    ``vertices_ndc`` ``(B, V, 3)`` from :func:`project_to_ndc`; ``faces`` ``(F, 3)``. The
+    rasterizer's choice of faces is every face within ``blur_radius`` of a pixel centre as long as
+    there are at most ``faces_per_pixel`` of them, so those are aggregated directly (module
+    docstring). Rasterized instead (:func:`nearest_faces`): the meshes with a pixel of more, with a
+    non-finite vertex, or cheaper to rasterize (``CANDIDATE_COST``). Meshes are evaluated in groups
+    within ``max_chunk_elements`` (``CANDIDATE_ELEMENTS`` per candidate; at least one mesh per group).
+    """
+    vertices_ndc = vertices_ndc.detach()
+    boxes = _FaceBoxes.of(vertices_ndc, faces, image_size, blur_radius)
+    candidates = boxes.pixel_counts.sum(dim=1)  # (B,)
+    finite = torch.isfinite(vertices_ndc).flatten(1).all(dim=1)  # (B,)
+    in_boxes = finite & (candidates * CANDIDATE_COST <= image_size * image_size * faces.shape[0])  # (B,)
+    silhouettes = vertices_ndc.new_empty(len(vertices_ndc), image_size, image_size)  # (B, S, S)
+    crowded = torch.zeros_like(in_boxes)  # (B,)
+    evaluated = in_boxes.nonzero().flatten()  # (E,)
+    candidate_budget = max(1, max_chunk_elements // CANDIDATE_ELEMENTS)
+    for start, stop in _mesh_ranges(candidates[evaluated].tolist(), candidate_budget):
+        group = evaluated[start:stop]  # (G,)
+        log_transmittance, faces_at_pixel = boxes.log_transmittance(group, sigma)  # (G, S, S) each
+        silhouettes[group] = -torch.expm1(log_transmittance)
+        crowded[group] = faces_at_pixel.flatten(1).amax(dim=1) > faces_per_pixel
+    rasterized = (~in_boxes | crowded).nonzero().flatten()  # (R,)
+    meshes_per_chunk = max(1, max_chunk_elements // (image_size * image_size * faces_per_pixel))
+    for first in range(0, len(rasterized), meshes_per_chunk):
+        chunk = rasterized[first : first + meshes_per_chunk]  # (chunk,)
+        pix_to_face, dists = nearest_faces(vertices_ndc[chunk], faces, image_size, blur_radius, faces_per_pixel)
+        silhouettes[chunk] = soft_silhouettes_from_rasterizer(pix_to_face, dists, sigma)
+    return silhouettes
+
+
+def _mesh_ranges(candidates: list[int], budget: int) -> list[tuple[int, int]]:
+    """Consecutive ``(start, stop)`` ranges of meshes with ``candidates`` each, at most ``budget``
+    per range unless one mesh alone has more."""
+    ranges, start, total = [], 0, 0
+    for index, count in enumerate(candidates):
+        if index > start and total + count > budget:
+            ranges.append((start, index))
+            start, total = index, 0
+        total += count
+    if candidates:
+        ranges.append((start, len(candidates)))
+    return ranges
+
+
+class _FaceBoxes:
+    """Each face's pixel-centre box and the per-face terms of pytorch3d's CPU kernel
+    (``RasterizeMeshesNaiveCpu``), every tensor ``(B, F)``, in the kernel's float32 arithmetic and
+    operand order so that its tests and distances come out the same."""
+
+    def __init__(self, **terms: torch.Tensor) -> None:
+        self.__dict__.update(terms)
+
+    @classmethod
+    def of(cls, vertices_ndc: torch.Tensor, faces: torch.Tensor, image_size: int, blur_radius: float) -> "_FaceBoxes":
+        """The boxes of the faces ``(F, 3)`` of meshes ``vertices_ndc`` ``(B, V, 3)`` on an
+        ``image_size`` square, grown by ``sqrt(blur_radius)`` as the kernel grows them."""
+        corners = vertices_ndc[:, faces.to(vertices_ndc.device)]  # (B, F, 3, 3)
+        x, y, z = corners.unbind(-1)  # (B, F, 3) each
+        (x0, x1, x2), (y0, y1, y2) = x.unbind(-1), y.unbind(-1)  # (B, F) each
+        area = (x0 - x1) * (y2 - y1) - (y0 - y1) * (x2 - x1)  # (B, F): EdgeFunctionForward(v0, v1, v2)
+        growth = torch.tensor(blur_radius, dtype=x.dtype).sqrt()  # () float32, as the kernel's sqrt
+        x_min, x_max = x.amin(-1) - growth, x.amax(-1) + growth  # (B, F)
+        y_min, y_max = y.amin(-1) - growth, y.amax(-1) + growth  # (B, F)
+        drawn = (area.abs() > PYTORCH3D_EPSILON) & (z.amin(-1) >= PYTORCH3D_EPSILON)  # (B, F)
+        drawn &= torch.isfinite(corners).flatten(2).all(dim=-1)
+        first_column, columns = _centre_span(x_min, x_max, image_size, drawn)  # (B, F) long each
+        first_row, rows = _centre_span(y_min, y_max, image_size, drawn)  # (B, F) long each
+        return cls(
+            box=(x_min, x_max, y_min, y_max),
+            first_column=first_column,
+            columns=columns,
+            first_row=first_row,
+            pixel_counts=columns * rows,  # (B, F) long
+            corners=(x0, y0, x1, y1, x2, y2),
+            # Barycentric denominators, EdgeFunctionForward(v2, v0, v1) + kEpsilon, and the edges
+            # v0-v1, v0-v2, v1-v2 of the distance as (start, direction, squared length).
+            doubled_area=(x2 - x0) * (y1 - y0) - (y2 - y0) * (x1 - x0) + PYTORCH3D_EPSILON,  # (B, F)
+            segments=[_segment(x0, y0, x1, y1), _segment(x0, y0, x2, y2), _segment(x1, y1, x2, y2)],
+            image_size=image_size,
+            blur_radius=torch.tensor(blur_radius, dtype=x.dtype),
+        )
+
+    def log_transmittance(self, meshes: torch.Tensor, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Of the meshes ``meshes`` ``(M,)`` long: ``sum_f log(1 - D_f(p))`` over the faces within the
+        blur radius of each pixel ``p`` ``(M, S, S)``, and how many faces those are ``(M, S, S)`` long."""
+        size = self.image_size
+        counts = self.pixel_counts.index_select(0, meshes).flatten()  # (M F,)
+        face = torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts)  # (N,)
+        offset = torch.arange(len(face), device=face.device) - (counts.cumsum(0) - counts).index_select(0, face)  # (N,)
+
+        def at(term: torch.Tensor) -> torch.Tensor:
+            return term.index_select(0, meshes).flatten().index_select(0, face)  # (N,)
+
+        columns = at(self.columns)  # (N,)
+        column, row = at(self.first_column) + offset % columns, at(self.first_row) + offset // columns  # (N,) each
+        centres = pixel_centres_ndc(size, size, face.device)  # (S, S, 2)
+        px, py = centres[0, :, 0].index_select(0, column), centres[:, 0, 1].index_select(0, row)  # (N,) each
+        x_min, x_max, y_min, y_max = (at(bound) for bound in self.box)
+        in_box = (px <= x_max) & (px >= x_min) & (py <= y_max) & (py >= y_min)  # (N,)
+        x0, y0, x1, y1, x2, y2 = (at(coordinate) for coordinate in self.corners)
+        doubled_area = at(self.doubled_area)
+        inside = (
+            (((px - x1) * (y2 - y1) - (py - y1) * (x2 - x1)) / doubled_area > 0)
+            & (((px - x2) * (y0 - y2) - (py - y2) * (x0 - x2)) / doubled_area > 0)
+            & (((px - x0) * (y1 - y0) - (py - y0) * (x1 - x0)) / doubled_area > 0)
+        )  # (N,): all three barycentric coordinates > 0
+        distance = None
+        for segment in self.segments:
+            to_segment = _squared_distance_to_segment(px, py, *(at(term) for term in segment))  # (N,)
+            distance = to_segment if distance is None else torch.minimum(distance, to_segment)
+        within = in_box & (inside | (distance < self.blur_radius))  # (N,)
+        pixel = (((face // self.pixel_counts.shape[1]) * size + row) * size + column)[within]  # (P,)
+        signed = torch.where(inside, -distance, distance)[within]  # (P,)
+        # log(1 - sigmoid(-d / sigma)) = logsigmoid(d / sigma), as the differentiable path sums it.
+        total = torch.zeros(len(meshes) * size * size, dtype=signed.dtype, device=signed.device)
+        total = total.index_add_(0, pixel, F.logsigmoid(signed / sigma))  # (M S S,)
+        faces_at_pixel = torch.bincount(pixel, minlength=len(total))  # (M S S,)
+        return total.view(-1, size, size), faces_at_pixel.view(-1, size, size)
+
+
+def _centre_span(
+    low: torch.Tensor, high: torch.Tensor, size: int, drawn: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first index and the number ``(B, F)`` long of the pixel centres ``1 - (2 i + 1) / size``
+    (decreasing in ``i``) in ``[low, high]`` ``(B, F)``, one more on each side against rounding
+    (the exact test is the kernel's); none where not ``drawn``."""
+    low, high = torch.where(drawn, low, 0.0), torch.where(drawn, high, 0.0)  # (B, F)
+    first = ((size * (1 - high) - 1) / 2).floor().clamp(0, size)  # (B, F)
+    last = ((size * (1 - low) - 1) / 2).ceil().clamp(-1, size - 1)  # (B, F)
+    count = (last - first + 1).clamp(min=0) * drawn  # (B, F)
+    return first.long(), count.long()
+
+
+def _segment(
+    start_x: torch.Tensor, start_y: torch.Tensor, end_x: torch.Tensor, end_y: torch.Tensor
+) -> tuple[torch.Tensor, ...]:
+    """An edge ``(B, F)`` per coordinate as ``PointLineDistanceForward`` reads it: start, end,
+    direction ``end - start`` and its squared length."""
+    direction_x, direction_y = end_x - start_x, end_y - start_y  # (B, F) each
+    return (
+        start_x,
+        start_y,
+        end_x,
+        end_y,
+        direction_x,
+        direction_y,
+        direction_x * direction_x + direction_y * direction_y,
+    )
+
+
+def _squared_distance_to_segment(
+    px: torch.Tensor,
+    py: torch.Tensor,
+    start_x: torch.Tensor,
+    start_y: torch.Tensor,
+    end_x: torch.Tensor,
+    end_y: torch.Tensor,
+    direction_x: torch.Tensor,
+    direction_y: torch.Tensor,
+    squared_length: torch.Tensor,
+) -> torch.Tensor:
+    """pytorch3d's ``PointLineDistanceForward`` ``(N,)`` of points ``(px, py)`` ``(N,)`` each: a
+    segment shorter than sqrt(1e-8) measures to its end point."""
+    along = (direction_x * (px - start_x) + direction_y * (py - start_y)) / squared_length  # (N,)
+    along = along.clamp(0.0, 1.0)
+    offset_x, offset_y = px - (start_x + along * direction_x), py - (start_y + along * direction_y)  # (N,) each
+    to_end_x, to_end_y = px - end_x, py - end_y  # (N,) each
+    return torch.where(
+        squared_length <= PYTORCH3D_EPSILON,
+        to_end_x * to_end_x + to_end_y * to_end_y,
+        offset_x * offset_x + offset_y * offset_y,
+    )
+
+
 def soft_silhouettes_of_selected_faces(
     vertices_ndc: torch.Tensor, faces: torch.Tensor, pix_to_face: torch.Tensor, sigma: float
 ) -> torch.Tensor:
@@ -196,20 +399,20 @@ def render_silhouettes_fast(
 ) -> torch.Tensor:
     """Soft silhouettes ``(B, H, W)`` of meshes ``vertices`` ``(B, V, 3)`` sharing ``faces`` ``(F, 3)``.
 
-    ``cameras`` holds B cameras. The batch is rendered in chunks of at most
-    ``max(1, max_chunk_elements // (H * W * K))`` meshes, which bounds the rasterizer's
-    ``(chunk, H, W, K)`` buffers. Where no gradient is needed the rasterizer's distances are
-    aggregated (:func:`soft_silhouettes_from_rasterizer`), else they are recomputed in torch
-    (:func:`soft_silhouettes_of_selected_faces`).
+    ``cameras`` holds B cameras. Where no gradient is needed the faces are evaluated in their
+    bounding boxes (:func:`soft_silhouettes_in_face_boxes`); else the batch is rasterized in
+    chunks of at most ``max(1, max_chunk_elements // (H * W * K))`` meshes, which bounds the
+    rasterizer's ``(chunk, H, W, K)`` buffers, and the distances of the selected faces are
+    recomputed in torch (:func:`soft_silhouettes_of_selected_faces`).
     """
     vertices_ndc = project_to_ndc(vertices, cameras)
-    differentiable = torch.is_grad_enabled() and vertices_ndc.requires_grad
+    if not (torch.is_grad_enabled() and vertices_ndc.requires_grad):
+        return soft_silhouettes_in_face_boxes(
+            vertices_ndc, faces, image_size, sigma, blur_radius, faces_per_pixel, max_chunk_elements
+        )
     meshes_per_chunk = max(1, max_chunk_elements // (image_size * image_size * faces_per_pixel))
     silhouettes = []
     for chunk in vertices_ndc.split(meshes_per_chunk):
-        pix_to_face, dists = nearest_faces(chunk, faces, image_size, blur_radius, faces_per_pixel)
-        if differentiable:
-            silhouettes.append(soft_silhouettes_of_selected_faces(chunk, faces, pix_to_face, sigma))
-        else:
-            silhouettes.append(soft_silhouettes_from_rasterizer(pix_to_face, dists, sigma))
+        pix_to_face, _ = nearest_faces(chunk, faces, image_size, blur_radius, faces_per_pixel)
+        silhouettes.append(soft_silhouettes_of_selected_faces(chunk, faces, pix_to_face, sigma))
     return torch.cat(silhouettes)

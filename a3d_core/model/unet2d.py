@@ -84,9 +84,13 @@ def unet_maps(
     down: nn.ModuleList, up: nn.ModuleList, inputs: torch.Tensor, bottleneck: torch.Tensor | None = None
 ) -> torch.Tensor:
     """U-Net feature maps ``(B, widths[0], S, S)`` of ``inputs`` ``(B, C, S, S)``; ``bottleneck``
-    ``(B, widths[-1])``, if given, is added to the deepest maps before their ReLU."""
+    ``(B, widths[-1])``, if given, is added to the deepest maps before their ReLU.
+
+    The maps are laid out channels-last (NHWC), which oneDNN's CPU convolutions run without
+    reordering each block's input; the values are those of the default layout to float rounding.
+    """
     skips = []
-    maps = inputs
+    maps = inputs.contiguous(memory_format=torch.channels_last)  # (B, C, S, S), NHWC strides
     for level, block in enumerate(down):
         maps = block(maps if level == 0 else F.max_pool2d(maps, 2))
         skips.append(maps)

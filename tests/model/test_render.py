@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from a3d_core.geometry import Viewpoint, ico_sphere_template
+from a3d_core.geometry import Viewpoint, ico_sphere_template, look_at_cameras, soft_blur_radius
 from a3d_core.model import render_fast
 from a3d_core.model.render import (
     SilhouetteRendererSettings,
@@ -24,6 +24,8 @@ from tests.shared_data import MESHES
 # checkout (or beside the folder holding a worktree).
 MESH_DIR = MESHES if MESHES.is_dir() else None
 SILHOUETTE_TOLERANCE = 1e-3
+# Without gradients the fast backend aggregates the reference's own distances: only rounding differs.
+NO_GRADIENT_TOLERANCE = 1e-6
 
 
 def renderers(
@@ -236,16 +238,16 @@ def test_chunked_rendering_equals_unchunked():
 
 
 @pytest.mark.parametrize("no_gradient", [torch.no_grad, torch.inference_mode, None])
-def test_a_forward_without_gradient_aggregates_the_rasterizer_distances_and_agrees(monkeypatch, no_gradient):
-    """Inference takes the rasterizer's own distances (pytorch3d's forward path): the same
-    silhouettes as the differentiable recomputation, which it does not run."""
+def test_a_forward_without_gradient_evaluates_faces_in_their_boxes_and_agrees(monkeypatch, no_gradient):
+    """Inference neither rasterizes nor recomputes distances for a backward: each face is evaluated
+    in its bounding box, with the reference's silhouettes and the differentiable path's."""
     generator = torch.Generator().manual_seed(8)
     vertices, faces = deformed_spheres(3, level=2, generator=generator)
     viewpoint = random_viewpoints(3, generator)
     fast, reference = renderers(32, max_chunk_elements=2 * 32 * 32 * 50)
     differentiable = fast(vertices.clone().requires_grad_(True), faces, viewpoint).detach()
     ran = []
-    for name in ("soft_silhouettes_of_selected_faces", "soft_silhouettes_from_rasterizer"):
+    for name in ("soft_silhouettes_of_selected_faces", "nearest_faces"):
         original = getattr(render_fast, name)
         monkeypatch.setattr(render_fast, name, lambda *args, _f=original, _n=name: ran.append(_n) or _f(*args))
     if no_gradient is None:  # grad mode on, but no input requires a gradient
@@ -253,14 +255,131 @@ def test_a_forward_without_gradient_aggregates_the_rasterizer_distances_and_agre
     else:
         with no_gradient():
             silhouettes = fast(vertices.clone().requires_grad_(True), faces, viewpoint)
-    assert ran == ["soft_silhouettes_from_rasterizer"] * 2  # two chunks, neither recomputed
+    assert ran == []
     assert not silhouettes.requires_grad
     assert torch.allclose(silhouettes, differentiable, atol=1e-5)
     with torch.no_grad():
-        assert torch.allclose(silhouettes, reference(vertices, faces, viewpoint), atol=1e-6)
-    ran.clear()
+        assert (silhouettes - reference(vertices, faces, viewpoint)).abs().max() < NO_GRADIENT_TOLERANCE
     fast(vertices.clone().requires_grad_(True), faces, viewpoint)
-    assert ran == ["soft_silhouettes_of_selected_faces"] * 2
+    assert ran == ["nearest_faces", "soft_silhouettes_of_selected_faces"] * 2
+
+
+def shifted_spheres(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    vertices, faces = deformed_spheres(2, level=2, generator=generator)
+    return vertices + torch.tensor([[[0.7, 0.0, 0.0]], [[0.0, -0.8, 0.3]]]), faces
+
+
+def collapsed_spheres(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Deformed spheres with some faces of zero area (vertices merged), which the rasterizer skips."""
+    vertices, faces = deformed_spheres(2, level=2, generator=generator)
+    vertices[:, faces[:40, 1]] = vertices[:, faces[:40, 0]]
+    return vertices, faces
+
+
+NO_GRADIENT_CASES = {  # name: (meshes of a generator, image size, camera distance)
+    "level 1 at 64": (lambda g: deformed_spheres(3, level=1, generator=g), 64, 2.732),
+    "level 2 at 64": (lambda g: deformed_spheres(3, level=2, generator=g), 64, 2.732),
+    "level 3 at 32": (lambda g: deformed_spheres(3, level=3, generator=g), 32, 2.732),
+    "level 2 at 17": (lambda g: deformed_spheres(3, level=2, generator=g), 17, 2.732),
+    "partly outside the image": (shifted_spheres, 32, 2.732),
+    "faces 0.1 from the eye": (lambda g: deformed_spheres(1, level=2, generator=g), 32, 0.75),
+    "the eye inside the mesh": (lambda g: deformed_spheres(1, level=2, generator=g), 32, 0.4),
+    "faces of zero area": (collapsed_spheres, 32, 2.732),
+}
+
+
+@pytest.mark.parametrize("case", NO_GRADIENT_CASES)
+def test_without_gradient_matches_reference(case):
+    meshes, image_size, distance = NO_GRADIENT_CASES[case]
+    generator = torch.Generator().manual_seed(9)
+    vertices, faces = meshes(generator)
+    viewpoint = random_viewpoints(len(vertices), generator, distance)
+    fast, reference = renderers(image_size)
+    with torch.no_grad():
+        silhouettes, expected = fast(vertices, faces, viewpoint), reference(vertices, faces, viewpoint)
+    assert expected.amax() > 0.5, "degenerate case: nothing rendered"
+    assert (silhouettes - expected).abs().max() < NO_GRADIENT_TOLERANCE
+
+
+@pytest.mark.parametrize("mesh_path", ["teapot.obj", "cow/cow.obj"])
+def test_without_gradient_matches_reference_on_real_meshes(mesh_path):
+    if MESH_DIR is None:
+        pytest.skip("shared/data/meshes not found beside the checkout")
+    vertices, faces = normalised_mesh(MESH_DIR / mesh_path)
+    viewpoint = random_viewpoints(1, torch.Generator().manual_seed(3), distance=1.5)
+    fast, reference = renderers(64)
+    with torch.no_grad():
+        silhouettes, expected = fast(vertices[None], faces, viewpoint), reference(vertices[None], faces, viewpoint)
+    assert (silhouettes - expected).abs().max() < NO_GRADIENT_TOLERANCE
+
+
+def test_without_gradient_rasterizes_the_meshes_with_more_than_k_faces_at_a_pixel(monkeypatch):
+    """Where more than K faces lie within the blur radius of a pixel the rasterizer keeps the K
+    nearest: those meshes, and only those, are rasterized, as the reference renders them."""
+    generator = torch.Generator().manual_seed(10)
+    vertices, faces = deformed_spheres(4, level=2, generator=generator)
+    vertices[1::2] *= 0.15  # small: many faces at a pixel
+    viewpoint = random_viewpoints(4, generator)
+    faces_per_pixel = 20
+    fast, reference = renderers(32, faces_per_pixel=faces_per_pixel)
+    cameras = look_at_cameras(viewpoint, fov_degrees=fast.settings.fov_degrees)
+    vertices_ndc = render_fast.project_to_ndc(vertices, cameras)
+    pix_to_face, _ = render_fast.nearest_faces(
+        vertices_ndc, faces, 32, soft_blur_radius(fast.settings.sigma), faces_per_pixel + 1
+    )
+    crowded = (pix_to_face[..., -1] >= 0).flatten(1).any(dim=1)
+    assert 0 < int(crowded.sum()) < 4, "the case needs crowded and uncrowded meshes"
+    rasterized = []
+    original = render_fast.nearest_faces
+    monkeypatch.setattr(
+        render_fast, "nearest_faces", lambda chunk, *args: rasterized.append(len(chunk)) or original(chunk, *args)
+    )
+    with torch.no_grad():
+        silhouettes, expected = fast(vertices, faces, viewpoint), reference(vertices, faces, viewpoint)
+    assert sum(rasterized) == int(crowded.sum())
+    assert (silhouettes - expected).abs().max() < NO_GRADIENT_TOLERANCE
+
+
+def test_without_gradient_meshes_of_too_many_candidates_are_rasterized(monkeypatch):
+    generator = torch.Generator().manual_seed(13)
+    vertices, faces = deformed_spheres(3, level=2, generator=generator)
+    viewpoint = random_viewpoints(3, generator)
+    fast, reference = renderers(32)
+    rasterized = []
+    original = render_fast.nearest_faces
+    monkeypatch.setattr(
+        render_fast, "nearest_faces", lambda chunk, *args: rasterized.append(len(chunk)) or original(chunk, *args)
+    )
+    with torch.no_grad():
+        expected = reference(vertices, faces, viewpoint)
+        assert (fast(vertices, faces, viewpoint) - expected).abs().max() < NO_GRADIENT_TOLERANCE
+        assert rasterized == []
+        monkeypatch.setattr(render_fast, "CANDIDATE_COST", 32 * 32 * len(faces))  # at most one candidate a mesh
+        assert (fast(vertices, faces, viewpoint) - expected).abs().max() < NO_GRADIENT_TOLERANCE
+    assert rasterized == [3]
+
+
+def test_without_gradient_a_mesh_with_a_non_finite_vertex_renders_as_the_reference():
+    generator = torch.Generator().manual_seed(11)
+    vertices, faces = deformed_spheres(2, level=2, generator=generator)
+    vertices[1, 5] = float("nan")
+    viewpoint = random_viewpoints(2, generator)
+    fast, reference = renderers(32)
+    with torch.no_grad():
+        silhouettes, expected = fast(vertices, faces, viewpoint), reference(vertices, faces, viewpoint)
+    assert torch.equal(silhouettes.isnan(), expected.isnan())
+    assert (silhouettes - expected).nan_to_num().abs().max() < NO_GRADIENT_TOLERANCE
+
+
+def test_without_gradient_groups_of_meshes_equal_one_group():
+    generator = torch.Generator().manual_seed(12)
+    vertices, faces = deformed_spheres(3, level=2, generator=generator)
+    viewpoint = random_viewpoints(3, generator)
+    with torch.no_grad():
+        one_per_group, one_group = (
+            renderers(32, max_chunk_elements=budget)[0](vertices, faces, viewpoint) for budget in (1, 10**9)
+        )
+    assert torch.equal(one_per_group, one_group)
 
 
 # --------------------------------------------------------------------------- analytic projection
