@@ -529,4 +529,3 @@ def prepared_modal_pairs(config: PrepareModalConfig, progress: Progress | None =
         )
         raise InputError(f"{config.out}: holds {what}; choose another output folder")
     return config.out
-

@@ -328,9 +328,7 @@ def modal_pairs_of(settings: PretrainSettings, context: DistributedContext, prog
     """The class-agnostic Deocclusion pairs of the instance file ``settings.data`` (Deocclusion's
     setting: one ``object`` prior; the defaults of ``a3d prepare modal``, whose options choose
     others), in ``<out>/modal-pairs``: prepared by the main process unless a rerun's are there."""
-    config = PrepareModalConfig(
-        annotations=settings.data, out=settings.out / MODAL_PAIRS_FOLDER, class_agnostic=True
-    )
+    config = PrepareModalConfig(annotations=settings.data, out=settings.out / MODAL_PAIRS_FOLDER, class_agnostic=True)
     if context.is_main:
         prepared_modal_pairs(config, stage_callback(progress, PHASES))
         progress.end()

@@ -380,4 +380,5 @@ def test_deocclusion_learns_from_visible_masks_and_is_scored_on_mask_inputs(fini
     assert model_inputs(ONE_CAMERA_A3D, data, "test").dataset[0]["rgb"].equal(reference["rgb"])
     record = results["models"][spec.name]
     assert record["instances"] == SCALES["tiny"].instances
-    assert json.loads((run_folder(out, spec, 0) / "model.json").read_text())["provenance"]["settings"]["targets"] == "modal"
+    trained = json.loads((run_folder(out, spec, 0) / "model.json").read_text())
+    assert trained["provenance"]["settings"]["targets"] == "modal"

@@ -16,7 +16,6 @@ a rerun reuses what matches and redoes (or, ``stale="refuse"``, refuses) what is
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import time
@@ -33,7 +32,15 @@ from a3d_core.data.prepare_shapenet import PrepareShapeNetConfig, prepare_shapen
 from a3d_core.data.shapenet import ShapeNetAmodalDataset
 from a3d_core.errors import InputError
 from a3d_core.experiments.modal.specs import ModelSpec, StudyScale, stage2_settings
-from a3d_core.experiments.viewpoints.provenance import check_stale, provenance, read_provenance, stale_reason
+from a3d_core.experiments.viewpoints.provenance import (
+    RUN_RECORD,
+    RUN_STARTED,
+    check_stale,
+    finished_run,
+    provenance,
+    read_provenance,
+    stale_reason,
+)
 from a3d_core.experiments.viewpoints.training import training_seconds
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.model.asm import build_stage2
@@ -252,18 +259,12 @@ def train_model(
     settings is retrained from scratch (``stale="redo"``) or refused (``"refuse"``: InputError)."""
     settings = pretrain_settings(spec, scale, data, run, seed, device)
     current = training_provenance(spec, scale, data, settings)
-    record_path, started_path = run / "model.json", run / "provenance.json"
-    if record_path.is_file() or (run / "last.pt").is_file():
-        recorded = read_provenance(record_path if record_path.is_file() else started_path)
-        if not check_stale(spec.name, run, stale_reason(recorded, current), stale):
-            if record_path.is_file():
-                return json.loads(record_path.read_text())
-        else:
-            log(f"train {spec.name}: {run} is stale, training it again")
-            shutil.rmtree(run)
+    record = finished_run(spec.name, run, current, stale, log)
+    if record is not None:
+        return record
     settings.resume = (run / "last.pt").is_file()
     run.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(started_path, {"provenance": current}, indent=2)
+    atomic_write_json(run / RUN_STARTED, {"provenance": current}, indent=2)
     log(f"train {spec.name}, seed {seed}: {settings.train.steps} steps of {scale.batch_size}")
     result = pretrain(settings, training_components(data, spec.source))
     training = result.training
@@ -279,6 +280,6 @@ def train_model(
         "commit": current["commit"],
         "provenance": current,
     }
-    atomic_write_json(record_path, record, indent=2)
+    atomic_write_json(run / RUN_RECORD, record, indent=2)
     log(f"train {spec.name}: done in {record['seconds']:.0f} s, best val mIoU {100 * (record['val_miou'] or 0):.1f}")
     return record

@@ -15,9 +15,10 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -90,6 +91,28 @@ def read_provenance(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     return json.loads(path.read_text()).get("provenance")
+
+
+RUN_RECORD = "model.json"
+RUN_STARTED = "provenance.json"
+"""A trained run's record, written when it finishes, and its provenance, written when it starts
+(so that an interrupted run resumes only under the same code and settings)."""
+
+
+def finished_run(
+    what: str, run: Path, current: Mapping[str, Any], policy: str, log: Callable[[str], None]
+) -> dict[str, Any] | None:
+    """The record (``run/model.json``) of a finished run made as ``current`` says, or ``None``
+    when there is none to reuse: an interrupted run of the same provenance is left to resume, a
+    stale one, finished or not, is removed (``redo``, logged) or refused (``refuse``)."""
+    record_path = run / RUN_RECORD
+    if record_path.is_file() or (run / "last.pt").is_file():
+        recorded = read_provenance(record_path if record_path.is_file() else run / RUN_STARTED)
+        if not check_stale(what, run, stale_reason(recorded, current), policy):
+            return json.loads(record_path.read_text()) if record_path.is_file() else None
+        log(f"train {what}: {run} is stale, training it again")
+        shutil.rmtree(run)
+    return None
 
 
 def check_stale(what: str, folder: Path, reason: str | None, policy: str) -> bool:

@@ -26,7 +26,15 @@ from a3d_core.data.framing import FramedViews
 from a3d_core.data.modal_views import DeocclusionPairs, MaskOnlyViews
 from a3d_core.data.prepare_shapenet import PrepareShapeNetConfig, prepare_shapenet
 from a3d_core.data.shapenet import ShapeNetAmodalDataset, read_shard_manifest
-from a3d_core.experiments.viewpoints.provenance import check_stale, provenance, read_provenance, stale_reason
+from a3d_core.experiments.viewpoints.provenance import (
+    RUN_RECORD,
+    RUN_STARTED,
+    check_stale,
+    finished_run,
+    provenance,
+    read_provenance,
+    stale_reason,
+)
 from a3d_core.experiments.viewpoints.specs import BenchmarkScale, ModelSpec
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.model.asm import AmodalShapeModel, ASMSettings, build_stage2, load_stage2_from_checkpoint
@@ -209,17 +217,11 @@ def train_model(
     settings = pretrain_settings(spec, scale, data, run, seed, device)
     stage2 = stage2_settings(settings, int(read_shard_manifest(data)["image_size"])).to_dict()
     current = training_provenance(spec, scale, settings, stage2)
-    record_path, started_path = run / "model.json", run / "provenance.json"
-    if record_path.is_file() or (run / "last.pt").is_file():
-        recorded = read_provenance(record_path if record_path.is_file() else started_path)
-        if not check_stale(spec.name, run, stale_reason(recorded, current), stale):
-            if record_path.is_file():
-                return json.loads(record_path.read_text())
-        else:
-            log(f"train {spec.name}: {run} is stale, training it again")
-            shutil.rmtree(run)
+    record = finished_run(spec.name, run, current, stale, log)
+    if record is not None:
+        return record
     settings = replace(settings, resume=(run / "last.pt").is_file())
-    atomic_write_json(started_path, {"provenance": current}, indent=2)
+    atomic_write_json(run / RUN_STARTED, {"provenance": current}, indent=2)
     steps = settings.train.steps
     log(f"train {spec.name}, seed {seed}: {steps} steps of {scale.batch_size}{' x 2 views' if spec.cross_view else ''}")
     result = pretrain(settings, training_components(spec, seed))
@@ -239,7 +241,7 @@ def train_model(
         "commit": current["commit"],
         "provenance": current,
     }
-    atomic_write_json(record_path, record, indent=2)
+    atomic_write_json(run / RUN_RECORD, record, indent=2)
     log(
         f"train {spec.name}: done in {record['seconds']:.0f} s, "
         f"best val mIoU {100 * (record['val_miou'] or 0):.1f} at step {record['best_step']}"
