@@ -28,7 +28,6 @@ PCNet-M is class-agnostic: one network for every category):
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -104,10 +103,8 @@ class DeocclusionPairs(_ViewsWrapper):
 
     def _erasable(self, pixels: int) -> bool:
         """Whether some whole number of a mask's ``pixels`` lies in the erased-rate range."""
-        occlusion = self.settings.occlusion
-        return pixels > 0 and math.ceil(occlusion.min_rate * pixels - 1e-9) <= math.floor(
-            occlusion.highest_rate * pixels + 1e-9
-        )
+        low, high = self.settings.occlusion.covered_pixel_range(pixels)
+        return pixels > 0 and low <= high
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         item = dict(self.views[index])

@@ -70,6 +70,11 @@ class OcclusionSettings:
     def highest_rate(self) -> float:
         return min(self.max_rate, 1.0 - self.min_visible_fraction)
 
+    def covered_pixel_range(self, area: int) -> tuple[int, int]:
+        """``(low, high)``: the whole numbers of a mask's ``area`` pixels that hide it at a rate in
+        ``[min_rate, highest_rate]``; empty (``low > high``) for a mask too small to occlude so."""
+        return math.ceil(self.min_rate * area - 1e-9), math.floor(self.highest_rate * area + 1e-9)
+
 
 @dataclass
 class OccludedSample:
@@ -229,8 +234,7 @@ class OcclusionGenerator:
     def _half_plane(self, amodal: np.ndarray, target: float, rng: np.random.Generator, size: int):
         """A wall covering exactly ``round(target * area)`` amodal pixels (clipped to the allowed range)."""
         area = int(amodal.sum())
-        low = math.ceil(self.settings.min_rate * area - 1e-9)
-        high = math.floor(self.settings.highest_rate * area + 1e-9)
+        low, high = self.settings.covered_pixel_range(area)
         if low > high:
             raise ValueError(
                 f"an amodal mask of {area} pixels cannot be occluded at a rate in "

@@ -41,10 +41,9 @@ from a3d_core.experiments.viewpoints.provenance import (
     read_provenance,
     stale_reason,
 )
-from a3d_core.experiments.viewpoints.training import training_seconds
+from a3d_core.experiments.viewpoints.training import study_train_settings, training_seconds
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.model.asm import build_stage2
-from a3d_core.train.loop import TrainSettings
 from a3d_core.train.pretrain import PretrainComponents, PretrainSettings, pretrain, stage2_settings as chosen_stage2
 
 Log = Callable[[str], None]
@@ -197,23 +196,12 @@ def pretrain_settings(
     """How ``spec`` is pretrained at ``scale`` into ``run``: ``scale.instances`` instances, flips,
     no cross-view, chosen on all of val."""
     steps = max(1, math.ceil(scale.instances / scale.batch_size))
-    every = max(1, steps // scale.validations)
     return PretrainSettings(
         data=data.real.parent,
         out=run,
         stage2_kind=spec.kind,
         stage2=stage2_settings(scale),
-        train=TrainSettings(
-            lr=scale.lr,
-            batch_size=scale.batch_size,
-            epochs=None,
-            steps=steps,
-            seed=seed,
-            val_every=every,
-            checkpoint_every=every,
-            progress=False,
-            tensorboard=False,
-        ),
+        train=study_train_settings(scale.lr, scale.batch_size, steps, seed, scale.validations),
         cross_view=False,
         framing=DEFAULT_CROP_SCALE,
         flip=True,

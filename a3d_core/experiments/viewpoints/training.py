@@ -136,17 +136,8 @@ def pretrain_settings(
     spec: ModelSpec, scale: BenchmarkScale, data: Path, run: Path, seed: int, device: str
 ) -> PretrainSettings:
     """How ``spec`` is pretrained at ``scale`` into ``run`` (resuming an interrupted run)."""
-    steps = training_steps(spec, scale)
-    train_settings = TrainSettings(
-        lr=scale.lr,
-        batch_size=scale.batch_size,
-        epochs=None,
-        steps=steps,
-        seed=seed,
-        val_every=max(1, steps // scale.validations),
-        checkpoint_every=max(1, steps // scale.validations),
-        progress=False,
-        tensorboard=False,
+    train_settings = study_train_settings(
+        scale.lr, scale.batch_size, training_steps(spec, scale), seed, scale.validations
     )
     return PretrainSettings(
         data=data,
@@ -161,6 +152,23 @@ def pretrain_settings(
         resume=(run / "last.pt").is_file(),
         val_instances=scale.val_instances,
         evaluate_tests=False,
+    )
+
+
+def study_train_settings(lr: float, batch_size: int, steps: int, seed: int, validations: int) -> TrainSettings:
+    """A study's training loop: ``steps`` Adam steps of ``batch_size``, validated and checkpointed
+    ``validations`` times, quietly (the study logs its own lines)."""
+    every = max(1, steps // validations)
+    return TrainSettings(
+        lr=lr,
+        batch_size=batch_size,
+        epochs=None,
+        steps=steps,
+        seed=seed,
+        val_every=every,
+        checkpoint_every=every,
+        progress=False,
+        tensorboard=False,
     )
 
 
