@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from a3d_cli.common import console, user_errors
-from a3d_cli.options import DeviceOption, OverwriteOption, SeedOption, out_option
+from a3d_cli.options import DeviceOption, Kind, OverwriteOption, SeedOption, model_option, out_option
 from a3d_cli.progress import ProgressDisplay
 
 if TYPE_CHECKING:
@@ -25,17 +25,19 @@ def demo(
     overwrite: bool = OverwriteOption,
     device: str = DeviceOption,
     seed: int = SeedOption,
+    model: Kind = model_option("Pretrained, then fine-tuned as the two-stage network's stage 2 (meshes: a3d only)."),
 ) -> None:
     """Run the whole pipeline at a small scale on the built-in data, into a browsable folder.
 
     prepare shapenet -> pretrain the 3D shape prior -> prepare scenes -> fine-tune both stages -> evaluate (amodal AP, mIoU, beside the visible-mask baseline) -> complete the ground-truth instances (panels, meshes and turntables) -> predict (panels). OUT/index.md opens with summary.png: the most occluded val instances, completed, beside the ground truth. About a quarter of an hour on two CPU cores; open OUT/index.md.
     """  # noqa: E501 (typer's help keeps the line breaks of a paragraph: one line each, the terminal wraps them)
+    from dataclasses import replace
+
     from a3d_core.pipelines.demo import FULL, QUICK, run_demo  # imports every stage: only when the command runs
 
+    plan = replace(QUICK if quick else FULL, stage2_kind=model.value)
     with ProgressDisplay(console, transient=False) as display:
-        result = run_demo(
-            out, QUICK if quick else FULL, seed=seed, device=device, overwrite=overwrite, progress=display
-        )
+        result = run_demo(out, plan, seed=seed, device=device, overwrite=overwrite, progress=display)
     console.print(summary_table(result))
     console.print(f"open {result.index}", highlight=False)
 

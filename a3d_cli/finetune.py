@@ -9,10 +9,10 @@ import typer
 from rich.table import Table
 
 from a3d_cli.common import announce, console, default_run_folder, fail, user_errors
-from a3d_cli.options import DataRootOption, DeviceOption, RunsRootOption, SeedOption, choices
+from a3d_cli.options import DataRootOption, DeviceOption, Kind, RunsRootOption, SeedOption, choices, model_option
 from a3d_cli.progress import ProgressDisplay
 from a3d_core.errors import InputError
-from a3d_core.model.asm import KINDS, ASMSettings
+from a3d_core.model.asm import ASMSettings
 from a3d_core.model.stage1 import BACKBONES, NORMS, SMALL_ANCHOR_SIZES
 from a3d_core.train.checkpoint import LAST_CHECKPOINT
 from a3d_core.train.loop import AMP_MODES, TrainSettings
@@ -21,7 +21,6 @@ from a3d_core.train.run_folders import PRETRAINING, dataset_name, newest_run, re
 if TYPE_CHECKING:
     from a3d_core.train.finetune import FinetuneResult
 
-Kind = choices("Kind", KINDS)
 Backbone = choices("Backbone", BACKBONES)
 Norm = choices("Norm", NORMS)
 AmpMode = choices("AmpMode", AMP_MODES)
@@ -91,7 +90,7 @@ def finetune(
         "--anchor-sizes",
         help="Five increasing anchor sides in pixels of the resized image (paper: 32,64,128,256,512 at 800 pixels).",
     ),
-    model: Kind = typer.Option("a3d", "--model", help="Stage-2 kind without --init (with --init: the checkpoint's)."),
+    model: Kind = model_option("Without --init only (with --init: the checkpoint's)."),
     image_size: int = typer.Option(
         64, "--image-size", min=8, help="Stage-2 crop side S without --init (with --init: the checkpoint's)."
     ),

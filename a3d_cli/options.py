@@ -15,6 +15,7 @@ from typing import Any, Iterable, TypeVar
 
 import typer
 
+from a3d_core.model.asm import DEFAULT_KIND, KINDS
 from a3d_core.pipelines.completers import UNKNOWN_CATEGORY
 
 DataRootOption = typer.Option(
@@ -60,6 +61,20 @@ def given_once(value: T | None, alias_value: T | None, name: str, alias: str) ->
 def dataset_or_alias(dataset: str | None, data: str | None) -> str | None:
     """``--dataset``, or the hidden old name ``--data`` where a command had it; both at once is an error."""
     return given_once(dataset, data, "--dataset", "--data")
+
+
+Kind = choices("Kind", KINDS)
+KIND_HELP = (
+    "Stage 2: a3d (mesh + viewpoint + renderer + edge refine, the paper's), a3d-no-refine (ablation), 2d (2D mask "
+    "decoder baseline), 2d-no-refine, 2d-unet (U-Net decoder, about A3D's active parameters), shapedict (K-means "
+    "dictionary of training masks retrieved by the visible mask, then the edge refine), shapedict-no-refine."
+)
+
+
+def model_option(meaning: str = "") -> Any:
+    """``--model``: the stage-2 kind, :data:`~a3d_core.model.asm.DEFAULT_KIND` unless given; ``meaning``
+    (appended to the help) says what the command does with it."""
+    return typer.Option(DEFAULT_KIND, "--model", help=f"{KIND_HELP} {meaning}".strip())
 
 
 UnknownCategory = choices("UnknownCategory", UNKNOWN_CATEGORY)

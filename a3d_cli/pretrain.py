@@ -13,15 +13,17 @@ from a3d_cli.options import (
     DataAliasOption,
     DataRootOption,
     DeviceOption,
+    Kind,
     RunsRootOption,
     SeedOption,
     choices,
     dataset_or_alias,
+    model_option,
 )
 from a3d_cli.progress import ProgressDisplay
 from a3d_core.data.catalog import resolve_dataset
 from a3d_core.errors import InputError
-from a3d_core.model.asm import KINDS, ASMSettings
+from a3d_core.model.asm import ASMSettings
 from a3d_core.model.losses import LossSettings
 from a3d_core.model.refine import REFINE_ARCHITECTURES, RefineSettings
 from a3d_core.model.shape import ShapeDecoderSettings
@@ -32,16 +34,10 @@ from a3d_core.train.pretrain import PretrainResult, PretrainSettings, pretrain a
 
 DEFAULT_DATASET = "shapenet"
 RUN_NAME = "pretrain"
-Kind = choices("Kind", KINDS)
 HypothesisSelection = choices("HypothesisSelection", HYPOTHESIS_SELECTIONS)
 Camera = choices("Camera", CAMERAS)
 RefineArchitecture = choices("RefineArchitecture", REFINE_ARCHITECTURES)
 AmpMode = choices("AmpMode", AMP_MODES)
-MODEL_HELP = (
-    "a3d (mesh + viewpoint + renderer + edge refine), a3d-no-refine (ablation), 2d (2D mask decoder baseline), "
-    "2d-no-refine, 2d-unet (U-Net decoder, about A3D's active parameters), shapedict (K-means dictionary of "
-    "training masks retrieved by the visible mask, then the edge refine), shapedict-no-refine."
-)
 
 
 @user_errors
@@ -62,7 +58,7 @@ def pretrain(
         "pretrain-2, -3, ... when it holds a run (with --resume: the latest).",
     ),
     runs_root: Optional[Path] = RunsRootOption,
-    model: Kind = typer.Option("a3d", "--model", help=MODEL_HELP),
+    model: Kind = model_option(),
     epochs: int = typer.Option(
         10, "--epochs", min=1, help="Passes over the training split (ignored when --steps is given)."
     ),

@@ -74,6 +74,36 @@ def hidden_part_iou(prediction: torch.Tensor, visible: torch.Tensor, amodal: tor
     return torch.where(hidden.flatten(1).any(1), ious, torch.full_like(ious, math.nan))
 
 
+class CompletedInstances:
+    """Per-instance scores of a completion of ground-truth instances in their images: an
+    ``on_image(image, target, completion)`` callback of
+    :func:`~a3d_core.pipelines.evaluate.complete_ground_truth` (the completion protocol). Each
+    instance keeps its amodal IoU, its hidden-part IoU (:func:`hidden_part_iou`, NaN where nothing
+    is hidden) and its image id, the unit intervals resample."""
+
+    def __init__(self) -> None:
+        self._iou: list[torch.Tensor] = []
+        self._hidden: list[torch.Tensor] = []
+        self._image: list[torch.Tensor] = []
+
+    def __call__(self, image: torch.Tensor, target: dict[str, Any], completion: dict[str, torch.Tensor]) -> None:
+        amodal, visible = target["amodal_masks"].float(), target["masks"].float()  # (K, H, W) each
+        predicted = completion["amodal_masks"].cpu().float()  # (K, H, W)
+        self._iou.append(paired_mask_iou(predicted, amodal))
+        self._hidden.append(hidden_part_iou(predicted, visible, amodal))
+        self._image.append(torch.full((len(amodal),), int(target["image_id"])))
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(iou, hidden_iou, image_id)``, each ``(N,)`` (float64, float64, int64), in completion order."""
+        if not self._iou:
+            return np.zeros(0), np.zeros(0), np.zeros(0, np.int64)
+        return (
+            torch.cat(self._iou).double().numpy(),
+            torch.cat(self._hidden).double().numpy(),
+            torch.cat(self._image).long().numpy(),
+        )
+
+
 def _metadata(dataset: Dataset, name: str) -> np.ndarray:
     """An ``(N,)`` metadata array of ``dataset`` (read through wrappers and subsets)."""
     indices = None

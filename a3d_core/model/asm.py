@@ -106,6 +106,11 @@ from a3d_core.model.view_cycle import (
 from a3d_core.model.viewpoint import CameraAngles, ViewpointEstimator, ViewpointSettings, pick_hypotheses
 
 KINDS = ("a3d", "a3d-no-refine", "2d", "2d-no-refine", "2d-unet", "shapedict", "shapedict-no-refine")
+MESH_KINDS = ("a3d", "a3d-no-refine")
+"""The kinds whose coarse mask is a rendered mesh (paper 3.3-3.4): they predict meshes and cameras."""
+DEFAULT_KIND = "a3d"
+"""The stage-2 kind that ``a3d pretrain``, ``a3d finetune`` and ``a3d demo`` train unless told
+otherwise: the best completer a3d has, chosen on val in the two-stage setting (docs/twostage.md)."""
 PAIR_KEYS = ("rgb_pair", "visible_pair", "amodal_pair", "category_pair")
 OCCLUDER_KEY = "occluder"
 CAMERA_KEYS = ("elevation", "azimuth")
@@ -757,7 +762,7 @@ def transfer_pretrained(
 def settings_for_kind(kind: str, settings: ASMSettings) -> ASMSettings:
     """``settings`` as a network of ``kind`` uses them: unset view-cycle weights on where a mesh
     branch exists (the ``a3d`` kinds), off for the 2D kinds (:meth:`LossSettings.for_branch`)."""
-    return replace(settings, losses=settings.losses.for_branch(has_mesh=kind.startswith("a3d")))
+    return replace(settings, losses=settings.losses.for_branch(has_mesh=kind in MESH_KINDS))
 
 
 def build_stage2(kind: str, category_names: list[str], settings: ASMSettings | None = None) -> AmodalShapeModel:
@@ -772,7 +777,7 @@ def build_stage2(kind: str, category_names: list[str], settings: ASMSettings | N
     channels = settings.input_channels
     encoder = Encoder(size, in_channels=channels, settings=settings.encoder)
     classifier = ClassificationBranch(encoder.feature_dim, category_names)
-    if kind.startswith("a3d"):
+    if kind in MESH_KINDS:
         hypotheses = settings.viewpoint.azimuth_hypotheses
         if settings.viewpoint.camera == "oracle" and hypotheses != 1:
             raise ValueError(f"the oracle camera is the true one: it takes azimuth_hypotheses=1, got {hypotheses}")

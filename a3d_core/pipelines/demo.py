@@ -60,7 +60,7 @@ from a3d_core.io.atomic import atomic_write_json, atomic_write_text
 from a3d_core.io.images import write_png
 from a3d_core.io.meshes import render_turntable, write_gif, write_obj
 from a3d_core.io.panels import figure_of_rows, instance_figure, instance_row
-from a3d_core.model.asm import ASMSettings
+from a3d_core.model.asm import DEFAULT_KIND, MESH_KINDS, ASMSettings
 from a3d_core.pipelines.complete import CompleteSettings, complete_images
 from a3d_core.pipelines.completers import VisibleCompleter, load_checkpoint_completer
 from a3d_core.pipelines.evaluate import evaluate_checkpoint, evaluate_completion
@@ -138,6 +138,86 @@ class DemoPlan:
     meshes: int = 3
     turntable_frames: int = 16
     turntable_size: int = 96
+    stage2_kind: str = DEFAULT_KIND
+
+    def shapenet_config(self, out: Path, seed: int, preview: Path | None = None) -> PrepareShapeNetConfig:
+        """Step 1: the pretraining views."""
+        return PrepareShapeNetConfig(
+            out=out,
+            objects_per_category=self.objects_per_category,
+            views=self.views,
+            image_size=self.image_size,
+            categories=self.categories,
+            seed=seed,
+            preview=preview,
+        )
+
+    def pretrain_settings(self, data: Path, out: Path, seed: int, device: str) -> PretrainSettings:
+        """Step 2: stage 2 (``stage2_kind``) pretrained on the views in ``data``."""
+        return PretrainSettings(
+            data=data,
+            out=out,
+            stage2_kind=self.stage2_kind,
+            train=TrainSettings(
+                batch_size=self.pretrain_batch,
+                epochs=None,
+                steps=self.pretrain_steps,
+                seed=seed,
+                val_every=self.pretrain_steps,
+                tensorboard=False,
+            ),
+            stage2=ASMSettings(template_level=self.template_level),
+            cross_view=self.cross_view,
+            device=device,
+            val_instances=64,
+        )
+
+    def scenes_request(self, out: Path, seed: int, preview: Path | None = None) -> ScenesRequest:
+        """Step 3: the multi-object scenes (train and val)."""
+        return ScenesRequest(
+            train_images=self.train_scenes,
+            val_images=self.val_scenes,
+            categories=self.categories,
+            scene=SceneSettings(
+                width=self.scene_width,
+                height=self.scene_height,
+                objects_min=self.scene_objects[0],
+                objects_max=self.scene_objects[1],
+            ),
+            pool=ObjectPoolSettings(
+                train_objects=self.scene_objects_per_category, val_objects=self.scene_objects_per_category
+            ),
+            seed=seed,
+            out_dir=out,
+            preview_path=preview,
+        )
+
+    def finetune_settings(
+        self, dataset: Path, out: Path, init: Path | None, seed: int, device: str
+    ) -> FinetuneSettings:
+        """Step 4: both stages fine-tuned on the scenes in ``dataset``, stage 2 from ``init``; the
+        checkpoint is chosen by the full pipeline's amodal AP on the val scenes."""
+        return FinetuneSettings(
+            dataset=dataset,
+            out=out,
+            init=init,
+            stage1=small_stage1_settings(self.stage1_backbone, self.stage1_min_size, 2 * self.stage1_min_size),
+            stage1_lr=self.stage1_lr,
+            stage2_kind=self.stage2_kind,
+            jitter=self.finetune_jitter,
+            train=TrainSettings(
+                lr=self.finetune_lr,
+                batch_size=self.finetune_batch,
+                epochs=None,
+                steps=self.finetune_steps,
+                seed=seed,
+                val_every=self.finetune_val_every,
+                tensorboard=False,
+                best_metric="ap",
+            ),
+            val_images=self.val_scenes,
+            device=device,
+        )
 
 
 FULL = DemoPlan()
@@ -244,40 +324,15 @@ def run_demo(
     timed(
         "prepare shapenet",
         lambda reporter: prepare_shapenet(
-            PrepareShapeNetConfig(
-                out=shapenet_dir,
-                objects_per_category=plan.objects_per_category,
-                views=plan.views,
-                image_size=plan.image_size,
-                categories=plan.categories,
-                seed=seed,
-                preview=out / "previews" / "shapenet.png",
-            ),
+            plan.shapenet_config(shapenet_dir, seed, out / "previews" / "shapenet.png"),
             stage_callback(reporter, view_phases),
         ),
     )
 
-    pretrain_train = TrainSettings(
-        batch_size=plan.pretrain_batch,
-        epochs=None,
-        steps=plan.pretrain_steps,
-        seed=seed,
-        val_every=plan.pretrain_steps,
-        tensorboard=False,
-    )
     pretrained = timed(
         "pretrain",
         lambda reporter: pretrain(
-            PretrainSettings(
-                data=shapenet_dir,
-                out=out / "runs" / "pretrain",
-                train=pretrain_train,
-                stage2=ASMSettings(template_level=plan.template_level),
-                cross_view=plan.cross_view,
-                device=device,
-                val_instances=64,
-            ),
-            progress=reporter,
+            plan.pretrain_settings(shapenet_dir, out / "runs" / "pretrain", seed, device), progress=reporter
         ),
     )
 
@@ -289,52 +344,14 @@ def run_demo(
     timed(
         "prepare scenes",
         lambda reporter: prepare_scenes(
-            ScenesRequest(
-                train_images=plan.train_scenes,
-                val_images=plan.val_scenes,
-                categories=plan.categories,
-                scene=SceneSettings(
-                    width=plan.scene_width,
-                    height=plan.scene_height,
-                    objects_min=plan.scene_objects[0],
-                    objects_max=plan.scene_objects[1],
-                ),
-                pool=ObjectPoolSettings(
-                    train_objects=plan.scene_objects_per_category, val_objects=plan.scene_objects_per_category
-                ),
-                seed=seed,
-                out_dir=scenes_dir,
-                preview_path=out / "previews" / "scenes.png",
-            ),
+            plan.scenes_request(scenes_dir, seed, out / "previews" / "scenes.png"),
             stage_callback(reporter, scene_phases),
         ),
-    )
-
-    init = pretrained.evaluated_checkpoint
-    finetune_train = TrainSettings(
-        lr=plan.finetune_lr,
-        batch_size=plan.finetune_batch,
-        epochs=None,
-        steps=plan.finetune_steps,
-        seed=seed,
-        val_every=plan.finetune_val_every,
-        tensorboard=False,
-        best_metric="ap",
     )
     finetuned = timed(
         "finetune",
         lambda reporter: finetune(
-            FinetuneSettings(
-                dataset=scenes_dir,
-                out=out / "runs" / "scenes",
-                init=init,
-                stage1=small_stage1_settings(plan.stage1_backbone, plan.stage1_min_size, 2 * plan.stage1_min_size),
-                stage1_lr=plan.stage1_lr,
-                jitter=plan.finetune_jitter,
-                train=finetune_train,
-                val_images=plan.val_scenes,
-                device=device,
-            ),
+            plan.finetune_settings(scenes_dir, out / "runs" / "scenes", pretrained.evaluated_checkpoint, seed, device),
             progress=reporter,
         ),
     )
@@ -353,7 +370,7 @@ def run_demo(
         ),
     )
     baseline = visible_baseline(scenes_dir, "val", evaluated.prediction.predictions_file)
-    result.metrics = {"model": _headline(evaluated.evaluation), "visible_baseline": _headline(baseline)}
+    result.metrics = {"model": headline_metrics(evaluated.evaluation), "visible_baseline": headline_metrics(baseline)}
     oracle, result.summary, result.completions, result.meshes = timed(
         "complete ground truth",
         lambda reporter: ground_truth_completion(checkpoint, scenes_dir, out, plan, device, reporter),
@@ -372,7 +389,7 @@ def run_demo(
                 checkpoint=checkpoint,
                 score_threshold=plan.predict_score_threshold,
                 device=device,
-                meshes=True,
+                meshes=plan.stage2_kind in MESH_KINDS,
                 overlay_scale=plan.overlay_scale,
             ),
             count_callback(reporter, "overlays, masks and meshes of val images", "image"),
@@ -465,8 +482,8 @@ def ground_truth_completion(
         progress=count_callback(progress, "stage 2 on the ground-truth val instances", "image"),
     )
     metrics = {
-        "stage2_on_ground_truth": _headline(completed),
-        "ground_truth_visible": _headline(evaluate_completion(dataset, VisibleCompleter(), "val", settings)),
+        "stage2_on_ground_truth": headline_metrics(completed),
+        "ground_truth_visible": headline_metrics(evaluate_completion(dataset, VisibleCompleter(), "val", settings)),
     }
     summary = (
         write_png(out / "summary.png", figure_of_rows([row for _, row in most_occluded], ground_truth=True))
@@ -507,7 +524,8 @@ def ground_truth_completion(
     return metrics, summary, drawn, meshes
 
 
-def _headline(result: EvaluationResult) -> dict[str, float]:
+def headline_metrics(result: EvaluationResult) -> dict[str, float]:
+    """AP, AP50, AP75 of the amodal masks, mIoU and mIoU_occ (fractions; -1 where not measured)."""
     stats = result.kinds["amodal"].stats
     segments = result.segments
     return {

@@ -41,7 +41,13 @@ from a3d_core.eval.evaluate import EvaluationSettings, evaluate_predictions
 from a3d_core.eval.predictions import detections_to_results
 from a3d_core.io.atomic import atomic_write_json
 from a3d_core.model.a3d import A3DNetwork, A3DSettings, build_a3d
-from a3d_core.model.asm import AmodalShapeModel, ASMSettings, load_stage2_from_checkpoint, transfer_pretrained
+from a3d_core.model.asm import (
+    DEFAULT_KIND,
+    AmodalShapeModel,
+    ASMSettings,
+    load_stage2_from_checkpoint,
+    transfer_pretrained,
+)
 from a3d_core.model.stage1 import SMALL_ANCHOR_SIZES, Stage1Settings, load_backbone_weights, load_detector_weights
 from a3d_core.progress import SILENT, ProgressReporter
 from a3d_core.train.distributed import barrier, init_distributed, shutdown_distributed
@@ -118,7 +124,7 @@ class FinetuneSettings:
     backbone_weights: Path | None = None
     detector_weights: Path | None = None
     stage1_lr: float | None = None
-    stage2_kind: str = "a3d"
+    stage2_kind: str = DEFAULT_KIND
     stage2: ASMSettings = field(default_factory=lambda: ASMSettings(image_size=64, template_level=2))
     crop_scale: float | None = None
     jitter: float = 0.1

@@ -36,7 +36,7 @@ from a3d_core.data.shapenet import ShapeNetAmodalDataset, read_shard_manifest
 from a3d_core.errors import InputError
 from a3d_core.eval.instances import AmodalEvaluation, evaluate_amodal, evenly_spaced
 from a3d_core.io.atomic import atomic_write_json
-from a3d_core.model.asm import ASMSettings, build_stage2, settings_for_kind
+from a3d_core.model.asm import DEFAULT_KIND, MESH_KINDS, ASMSettings, build_stage2, settings_for_kind
 from a3d_core.progress import SILENT, ProgressReporter, stage_callback
 from a3d_core.runtime import seed_everything
 from a3d_core.train.augment import HorizontalFlips
@@ -121,7 +121,7 @@ class PretrainSettings:
 
     data: Path
     out: Path
-    stage2_kind: str = "a3d"
+    stage2_kind: str = DEFAULT_KIND
     stage2: ASMSettings = field(default_factory=ASMSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
     cross_view: bool | None = None
@@ -147,7 +147,7 @@ class PretrainSettings:
 
     @property
     def uses_cross_view(self) -> bool:
-        return self.stage2_kind.startswith("a3d") if self.cross_view is None else self.cross_view
+        return self.stage2_kind in MESH_KINDS if self.cross_view is None else self.cross_view
 
 
 def stage2_settings(settings: PretrainSettings, image_size: int) -> ASMSettings:

@@ -25,9 +25,8 @@ import torch
 
 from a3d_core.data.detection import AmodalDetectionDataset
 from a3d_core.data.shapenet import read_shard_manifest
-from a3d_core.eval.instances import collect_instances, hidden_part_iou, visible_mask_table
+from a3d_core.eval.instances import CompletedInstances, collect_instances, visible_mask_table
 from a3d_core.eval.intervals import Interval, bootstrap_difference, bootstrap_mean, seed_mean
-from a3d_core.eval.miou import paired_mask_iou
 from a3d_core.experiments.modal.specs import TEST_SETS, ModelSpec
 from a3d_core.experiments.modal.training import StudyData, framed_views
 from a3d_core.experiments.viewpoints.provenance import provenance, read_provenance, stale_reason
@@ -75,19 +74,11 @@ def score_views(model: torch.nn.Module | None, data: StudyData, test_set: str, d
     return Scores(table.iou, table.hidden_iou, view_units(data, test_set))
 
 
-def score_scenes(completer: Completer, scenes: Path) -> Scores:
-    """``completer`` on every ground-truth instance of the scenes' :data:`SCENES_SPLIT`, in its image."""
-    ious, hidden, units = [], [], []
-
-    def on_image(image: torch.Tensor, target: dict[str, Any], completion: dict[str, torch.Tensor]) -> None:
-        amodal, visible = target["amodal_masks"].float(), target["masks"].float()  # (K, H, W) each
-        predicted = completion["amodal_masks"].cpu().float()  # (K, H, W)
-        ious.append(paired_mask_iou(predicted, amodal))
-        hidden.append(hidden_part_iou(predicted, visible, amodal))
-        units.append(torch.full((len(amodal),), int(target["image_id"])))
-
-    complete_ground_truth(completer, AmodalDetectionDataset(scenes, SCENES_SPLIT), on_image=on_image)
-    return Scores(torch.cat(ious).double().numpy(), torch.cat(hidden).double().numpy(), torch.cat(units).long().numpy())
+def score_scenes(completer: Completer, scenes: Path, split: str = SCENES_SPLIT) -> Scores:
+    """``completer`` on every ground-truth instance of the scenes' ``split``, in its image."""
+    instances = CompletedInstances()
+    complete_ground_truth(completer, AmodalDetectionDataset(scenes, split), on_image=instances)
+    return Scores(*instances.arrays())
 
 
 def evaluate_model(
