@@ -29,7 +29,7 @@ def demo(
 ) -> None:
     """Run the whole pipeline at a small scale on the built-in data, into a browsable folder.
 
-    prepare shapenet -> pretrain the 3D shape prior -> prepare scenes -> fine-tune both stages -> evaluate (amodal AP, mIoU, beside the visible-mask baseline) -> complete the ground-truth instances (panels, meshes and turntables) -> predict (panels). OUT/index.md opens with summary.png: the most occluded val instances, completed, beside the ground truth. About a quarter of an hour on two CPU cores; open OUT/index.md.
+    prepare shapenet -> pretrain stage 2 (--model; a3d: the paper's 3D shape prior) -> prepare scenes -> fine-tune both stages -> evaluate (amodal AP, mIoU, beside the visible-mask baseline) -> complete the ground-truth instances (panels; with a3d, meshes and turntables) -> predict (panels). OUT/index.md opens with summary.png: the most occluded val instances, completed, beside the ground truth. About a quarter of an hour on two CPU cores; open OUT/index.md.
     """  # noqa: E501 (typer's help keeps the line breaks of a paragraph: one line each, the terminal wraps them)
     from dataclasses import replace
 
@@ -51,7 +51,7 @@ def summary_table(result: DemoResult) -> Table:
         table.add_row(name, f"{seconds:.0f}", f"{result.cpu_seconds[name]:.0f}")
     table.add_section()
     labels = {
-        "model": "A3D (detections)",
+        "model": "two-stage (detections)",
         "visible_baseline": "visible as amodal (detections)",
         "stage2_on_ground_truth": "stage 2 on GT boxes",
         "ground_truth_visible": "GT visible as amodal",

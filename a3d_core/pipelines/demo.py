@@ -1,16 +1,17 @@
-"""``a3d demo``: the whole A3D pipeline at a small scale, on the built-in data, into one browsable folder.
+"""``a3d demo``: the whole two-stage pipeline at a small scale, on the built-in data, into one browsable folder.
 
 Steps (each is the pure function behind an ``a3d`` command, with small settings from a
 :class:`DemoPlan`):
 
 1. ``prepare shapenet``: built-in shape-library objects rendered at Kato's views, synthetically occluded;
-2. ``pretrain``: the 3D shape prior (stage 2) learns from those 2D masks alone (paper 3.7);
+2. ``pretrain``: stage 2 (``DemoPlan.stage2_kind``, a3d's default kind; ``a3d``: the paper's 3D shape
+   prior) learns from those 2D masks alone (paper 3.7);
 3. ``prepare scenes``: multi-object scenes of other objects of the same categories, with exact amodal ground truth;
 4. ``finetune``: both stages on the scenes, stage 2 initialised from the prior by category name;
 5. ``evaluate``: amodal AP and mIoU on the scenes' val split, beside the visible-mask baseline
    (the same detections with their visible masks as amodal masks: what completion gains);
 6. stage 2 alone on the ground-truth boxes and visible masks of the val split: ``evaluate
-   --protocol completion`` measures the completion by the 3D prior without detection errors
+   --protocol completion`` measures stage 2's completion without detection errors
    (beside the visible-mask baseline), draws it and exports the meshes (OBJ) and turntables (GIF)
    of a few occluded instances, and ``complete`` completes the ground truth of a few val images
    handed over as a segmenter's visible-mask results;
@@ -426,7 +427,8 @@ def ground_truth_completion(
     input | visible mask | completed amodal mask | ground truth; none without instances), the
     panels of the first ``plan.predict_images`` images in ``out/completion`` and, in
     ``out/meshes``, the reconstructed mesh (OBJ) and turntable (GIF) of the first ``plan.meshes``
-    instances at least :data:`MESH_MIN_OCCLUSION` occluded: the 3D prior behind each completion.
+    instances at least :data:`MESH_MIN_OCCLUSION` occluded: the 3D prior behind each completion
+    (none when stage 2 is a 2D kind, which reconstructs no mesh).
     ``a3d complete`` then completes the ground truth of those first images, handed over as a
     segmenter's visible-mask results (``out/completion/visible.json``), into ``out/complete``.
     ``progress`` receives the phase of completing the val images.
@@ -544,7 +546,7 @@ def evaluation_markdown(metrics: dict[str, dict[str, float]]) -> str:
     labels = {
         "stage2_on_ground_truth": "stage 2 on ground-truth boxes + visible masks (completion protocol)",
         "ground_truth_visible": "ground-truth visible mask as amodal mask",
-        "model": "A3D, full pipeline (stage-1 detections)",
+        "model": "two-stage network, full pipeline (stage-1 detections)",
         "visible_baseline": "same detections, visible mask as amodal mask",
     }
     for key, label in labels.items():
@@ -586,7 +588,10 @@ def index_markdown(result: DemoResult, plan: DemoPlan) -> str:
     )
     completions = "\n".join(f"![{path.stem}]({path.relative_to(out).as_posix()})" for path in result.completions)
     meshes = (
-        f"No val instance is at least {MESH_MIN_OCCLUSION:.0%} occluded."
+        f"Stage 2 is `{plan.stage2_kind}`, a 2D completer: it reconstructs no meshes. `a3d demo --model a3d` "
+        "trains the paper's 3D shape prior instead and exports them here."
+        if plan.stage2_kind not in MESH_KINDS
+        else f"No val instance is at least {MESH_MIN_OCCLUSION:.0%} occluded."
         if not result.meshes
         else "\n".join(
             f"- [{path.name}]({path.relative_to(out).as_posix()})"
@@ -596,7 +601,8 @@ def index_markdown(result: DemoResult, plan: DemoPlan) -> str:
     )
     return f"""# a3d demo
 
-The whole A3D pipeline at a small scale on the built-in data (categories: {", ".join(plan.categories)}).
+The whole two-stage pipeline at a small scale on the built-in data (categories: {", ".join(plan.categories)};
+stage 2: `{plan.stage2_kind}`).
 Total time: {result.total_seconds:.0f} s.
 
 {summary}
@@ -604,7 +610,7 @@ Total time: {result.total_seconds:.0f} s.
 
 {evaluation_markdown(result.metrics)}
 The first two rows give stage 2 the ground-truth boxes and visible masks (`a3d evaluate
---protocol completion`, C2F-Seg's setting): they measure the completion by the 3D prior alone,
+--protocol completion`, C2F-Seg's setting): they measure stage 2's completion alone,
 against the visible masks taken as amodal masks. The last two rows run the whole pipeline from
 stage-1 detections, with and without completion. A stage 1 trained from scratch for minutes on a
 CPU detects poorly; start it from `--detector-weights` or `--backbone-weights` and train longer
@@ -614,7 +620,7 @@ for real use, or hand the visible masks of any segmenter to `a3d complete`.
 
 ![pretraining views](previews/shapenet.png)
 
-## 2. The 3D shape prior (`a3d pretrain`)
+## 2. Stage 2 pretrained on the views (`a3d pretrain --model {plan.stage2_kind}`)
 
 Run folder: `runs/pretrain/` (checkpoints, `metrics.jsonl`, `results.json`).
 

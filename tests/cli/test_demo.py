@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -13,7 +14,7 @@ from a3d_cli.main import app
 
 def test_demo_quick_writes_a_browsable_folder(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    result = CliRunner().invoke(app, ["demo", "--quick", "--out", str(out), "--device", "cpu"])
+    result = CliRunner().invoke(app, ["demo", "--quick", "--out", str(out), "--device", "cpu", "--model", "a3d"])
     assert result.exit_code == 0, result.output
 
     index = (out / "index.md").read_text()
@@ -59,3 +60,17 @@ def test_demo_quick_writes_a_browsable_folder(tmp_path: Path) -> None:
 
     again = CliRunner().invoke(app, ["demo", "--quick", "--out", str(out), "--device", "cpu"])
     assert again.exit_code == 1 and "--overwrite" in again.output
+
+
+def test_demo_with_a_2d_stage2_trains_that_kind_and_exports_no_meshes(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", "--quick", "--out", str(out), "--device", "cpu", "--model", "2d-unet"])
+    assert result.exit_code == 0, result.output
+    pretrained = torch.load(out / "runs" / "pretrain" / "last.pt", weights_only=True)
+    assert pretrained["model_config"]["kind"] == "2d-unet"
+    finetuned = torch.load(out / "runs" / "scenes" / "last.pt", weights_only=True)
+    assert finetuned["model_config"]["settings"]["stage2_kind"] == "2d-unet"
+    assert not any((out / "meshes").iterdir())
+    index = (out / "index.md").read_text()
+    assert "stage 2: `2d-unet`" in index and "reconstructs no meshes" in index
+    assert len(json.loads((out / "complete" / "predictions.json").read_text())) > 0

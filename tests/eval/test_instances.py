@@ -12,7 +12,13 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 
 from a3d_core.errors import InputError
-from a3d_core.eval.instances import collect_instances, evaluate_amodal, evenly_spaced, score_instances
+from a3d_core.eval.instances import (
+    CompletedInstances,
+    collect_instances,
+    evaluate_amodal,
+    evenly_spaced,
+    score_instances,
+)
 
 
 class Squares(Dataset):
@@ -87,3 +93,30 @@ def test_metadata_is_read_through_subsets_and_empty_splits_are_refused() -> None
         evaluate_amodal(LeftColumn(), Subset(Squares(), []), ["cube"], split="test", device=torch.device("cpu"))
     with pytest.raises(InputError, match="no instances to evaluate"):
         collect_instances(LeftColumn(), Subset(Squares(), []))
+
+
+def test_completed_instances_score_each_instance_against_counted_pixels() -> None:
+    amodal = torch.zeros(2, 4, 4)
+    amodal[0, :2] = 1  # 8 pixels
+    amodal[1, :, :1] = 1  # 4 pixels
+    visible = amodal.clone()
+    visible[0, 1] = 0  # row 1 of the first instance is hidden (4 pixels); the second is all visible
+    predicted = torch.zeros(2, 4, 4)
+    predicted[0, :3] = 0.9  # 12 pixels: all 8 of the amodal mask, 4 beyond it
+    predicted[1, :2, :1] = 0.7  # 2 of its 4 pixels
+    instances = CompletedInstances()
+    instances(
+        torch.zeros(3, 4, 4), {"amodal_masks": amodal, "masks": visible, "image_id": 7}, {"amodal_masks": predicted}
+    )
+    instances(
+        torch.zeros(3, 4, 4),
+        {"amodal_masks": amodal[:1], "masks": visible[:1], "image_id": 9},
+        {"amodal_masks": amodal[:1]},
+    )
+    iou, hidden, image = instances.arrays()
+    np.testing.assert_allclose(iou, [8 / 12, 2 / 4, 1.0])
+    # hidden part: predicted minus visible (row 1 and row 2: 8 pixels) against the 4 hidden pixels
+    np.testing.assert_allclose(hidden[[0, 2]], [4 / 8, 1.0])
+    assert math.isnan(hidden[1])  # nothing of the second instance is hidden
+    assert image.tolist() == [7, 7, 9]
+    assert all(len(array) == 0 for array in CompletedInstances().arrays())
