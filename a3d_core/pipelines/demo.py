@@ -108,6 +108,12 @@ class DemoPlan:
         predict_score_threshold: detections shown in the overlays score at least this.
         overlay_scale: overlays are drawn this many times larger than the scenes.
         turntable_frames, turntable_size: the GIFs.
+        stage2_kind: the stage-2 kind pretrained and fine-tuned (``a3d demo --model``); meshes
+            are exported for the mesh kinds (:data:`~a3d_core.model.asm.MESH_KINDS`) only.
+
+    Each step's settings come from a method (:meth:`shapenet_config`, :meth:`pretrain_settings`,
+    :meth:`scenes_request`, :meth:`finetune_settings`), so that a study can train exactly as the
+    demo does (:mod:`a3d_core.experiments.twostage`).
     """
 
     categories: tuple[str, ...] = ("airplane", "car", "chair")
