@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from a3d_core.errors import InputError
-from a3d_core.experiments.twostage.study import VISIBLE, StudySettings, run_twostage_study
+from a3d_core.experiments.twostage.specs import VISIBLE
+from a3d_core.experiments.twostage.study import StudySettings, run_twostage_study
 from a3d_core.pipelines.demo import QUICK
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from a3d_core.experiments.twostage.study import SPLITS, VISIBLE
+from a3d_core.experiments.twostage.specs import SPLITS
 
 
 def _interval(entry: dict[str, float]) -> str:
@@ -92,6 +92,4 @@ def report_markdown(results: dict[str, Any]) -> str:
         f"({_interval(val)} on val). Its test scores above were not used for the choice.",
         "",
     ]
-    if VISIBLE not in results["models"]:
-        lines.pop()
     return "\n".join(lines)

@@ -36,6 +36,8 @@ from a3d_core.eval.evaluate import EvaluationSettings
 from a3d_core.eval.instances import CompletedInstances
 from a3d_core.eval.intervals import DEFAULT_RESAMPLES
 from a3d_core.experiments.modal.evaluation import Scores, paired_difference, set_metrics
+from a3d_core.experiments.twostage.report import report_markdown
+from a3d_core.experiments.twostage.specs import SPLITS, VISIBLE
 from a3d_core.experiments.viewpoints.provenance import (
     RUN_RECORD,
     RUN_STARTED,
@@ -58,10 +60,6 @@ from a3d_core.train.finetune import finetune
 from a3d_core.train.pretrain import pretrain
 
 Log = Callable[[str], None]
-SPLITS = ("val", "test")
-"""The scenes scored: ``val`` chooses the kind, ``test`` is scored once per model."""
-VISIBLE = "visible mask"
-"""The no-completion baseline: the ground-truth (completion) or detected (pipeline) visible mask as the amodal mask."""
 
 
 @dataclass(frozen=True)
@@ -234,8 +232,6 @@ def score_split(
 
 def run_twostage_study(settings: StudySettings, log: Log = print, command: str = "") -> dict[str, Any]:
     """Run the study into ``settings.out`` (see the module docstring); returns ``results.json``'s content."""
-    from a3d_core.experiments.twostage.report import report_markdown
-
     started = time.perf_counter()
     data = prepare_data(settings, log)
     runs: dict[str, list[dict[str, Any]]] = {}
