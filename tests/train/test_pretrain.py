@@ -189,7 +189,7 @@ def test_the_command_builds_the_stage2_settings_the_network_gets(tmp_path, monke
     settings_seen = []
     monkeypatch.setattr(pretrain_module, "shapenet_components", recording_components(settings_seen))
     (tmp_path / "data").mkdir()
-    base = ["pretrain", "--dataset", str(tmp_path / "data"), "--steps", "1", "--batch-size", "4"]
+    base = ["pretrain", "--model", "a3d", "--dataset", str(tmp_path / "data"), "--steps", "1", "--batch-size", "4"]
     options = ["--asymmetric", "--azimuth-hypotheses", "1", "--template-level", "1", "--view-cycle", "0.5"]
     options += ["--refine", "unet", "--hypothesis-selection", "scores", "--shapedict-atoms", "3", "--framing", "0"]
     result = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "run"), *options])

@@ -50,7 +50,19 @@ def shapes(tmp_path_factory):
 
 
 def pretrain_command(shapes, out, *options):
-    arguments = ["pretrain", "--dataset", str(shapes), "--out", str(out), "--steps", "2", "--batch-size", "4"]
+    arguments = [
+        "pretrain",
+        "--model",
+        "a3d",
+        "--dataset",
+        str(shapes),
+        "--out",
+        str(out),
+        "--steps",
+        "2",
+        "--batch-size",
+        "4",
+    ]
     arguments += ["--template-level", "0", "--val-instances", "4", "--device", "cpu", *options]
     return CliRunner().invoke(app, arguments, env={"COLUMNS": "200"})
 
