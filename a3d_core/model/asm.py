@@ -108,9 +108,11 @@ from a3d_core.model.viewpoint import CameraAngles, ViewpointEstimator, Viewpoint
 KINDS = ("a3d", "a3d-no-refine", "2d", "2d-no-refine", "2d-unet", "shapedict", "shapedict-no-refine")
 MESH_KINDS = ("a3d", "a3d-no-refine")
 """The kinds whose coarse mask is a rendered mesh (paper 3.3-3.4): they predict meshes and cameras."""
-DEFAULT_KIND = "a3d"
+DEFAULT_KIND = "2d-unet"
 """The stage-2 kind that ``a3d pretrain``, ``a3d finetune`` and ``a3d demo`` train unless told
-otherwise: the best completer a3d has, chosen on val in the two-stage setting (docs/twostage.md)."""
+otherwise: the best completer a3d has, chosen on val in the two-stage setting by
+``benchmarks/bm_twostage.py`` (docs/twostage.md, "Which stage 2 by default"). ``"a3d"`` is the
+paper's 3D shape prior (3.3-3.6), the only kind that reconstructs meshes."""
 PAIR_KEYS = ("rgb_pair", "visible_pair", "amodal_pair", "category_pair")
 OCCLUDER_KEY = "occluder"
 CAMERA_KEYS = ("elevation", "azimuth")
